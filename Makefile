@@ -1,0 +1,36 @@
+# Thin wrapper: the build lives in CMakeLists.txt, the tests in ctest, the benchmark in bench/.
+BUILD     ?= build
+SANITIZE  ?= 0
+JOBS      ?= $(shell nproc)
+ifeq ($(SANITIZE),1)
+BUILD     := build-asan
+endif
+
+.PHONY: all deps build run test bench install clean format
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTORII_SANITIZE=$(SANITIZE) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/torii -c conf/torii.toml
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 600
+
+bench: build
+	@bash bench/run.sh
+
+install: build
+	cmake --install $(BUILD) --prefix $(or $(PREFIX),/usr/local)
+
+format:
+	clang-format -i $$(git ls-files '*.cc' '*.h' '*.c')
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,58 @@
+// RAII owners for libevent handles: each is a unique_ptr whose deleter is the handle's free
+// function, so no path can leak or double-free one.
+#pragma once
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include <memory>
+
+namespace torii {
+
+struct EventBaseDeleter {
+    void operator()(event_base *b) const { event_base_free(b); }
+};
+struct EventDeleter {
+    void operator()(event *e) const { event_free(e); }
+};
+struct EvbufferDeleter {
+    void operator()(evbuffer *b) const { evbuffer_free(b); }
+};
+
+using EventBasePtr = std::unique_ptr<event_base, EventBaseDeleter>;
+using EventPtr = std::unique_ptr<event, EventDeleter>;
+using EvbufferPtr = std::unique_ptr<evbuffer, EvbufferDeleter>;
+
+inline EvbufferPtr make_evbuffer() { return EvbufferPtr(evbuffer_new()); }
+
+inline timeval to_timeval(int64_t ms) {
+    timeval tv;
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    return tv;
+}
+
+// An owned file descriptor.
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) : fd_(fd) {}
+    UniqueFd(UniqueFd &&o) noexcept : fd_(o.release()) {}
+    UniqueFd &operator=(UniqueFd &&o) noexcept {
+        reset(o.release());
+        return *this;
+    }
+    ~UniqueFd() { reset(); }
+    int get() const { return fd_; }
+    int release() {
+        int fd = fd_;
+        fd_ = -1;
+        return fd;
+    }
+    void reset(int fd = -1);
+
+private:
+    int fd_ = -1;
+};
+
+}  // namespace torii

@@ -1,0 +1,163 @@
+#include "core/base/socket_address.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <cstring>
+
+namespace torii {
+
+namespace {
+
+Error address_error(std::string_view text, std::string_view why) {
+    return make_error("invalid address \"" + std::string(text) + "\": " + std::string(why));
+}
+
+// "8080" -> 8080; anything but 1..65535 written as plain digits is refused.
+bool parse_port(std::string_view text, uint16_t &port) {
+    if (text.empty() || text.size() > 5) return false;
+    unsigned value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return false;
+        value = value * 10 + (c - '0');
+    }
+    if (value < 1 || value > 65535) return false;
+    port = static_cast<uint16_t>(value);
+    return true;
+}
+
+SocketAddress make_v4(in_addr addr, uint16_t port) {
+    SocketAddress out;
+    auto *sin = reinterpret_cast<sockaddr_in *>(&out.storage);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    sin->sin_addr = addr;
+    out.length = sizeof(sockaddr_in);
+    return out;
+}
+
+void set_port(SocketAddress &address, uint16_t port) {
+    if (address.family() == AF_INET) {
+        reinterpret_cast<sockaddr_in *>(&address.storage)->sin_port = htons(port);
+    } else if (address.family() == AF_INET6) {
+        reinterpret_cast<sockaddr_in6 *>(&address.storage)->sin6_port = htons(port);
+    }
+}
+
+// getaddrinfo for a host without port. Numeric-only for bracketed IPv6 (so a scope id such as
+// "fe80::1%eth0" works); names are resolved, which is acceptable because addresses are parsed
+// at config load, never on the request path.
+Result<SocketAddress> resolve(std::string_view text, const std::string &host, bool numeric) {
+    addrinfo hints{};
+    hints.ai_family = numeric ? AF_INET6 : AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = numeric ? AI_NUMERICHOST : 0;
+    addrinfo *list = nullptr;
+    int rc = getaddrinfo(host.c_str(), nullptr, &hints, &list);
+    if (rc != 0) {
+        if (numeric) return address_error(text, "bad IPv6 address");
+        return address_error(text, "cannot resolve \"" + host + "\": " + gai_strerror(rc));
+    }
+    // Prefer IPv4: "localhost" may list ::1 first, while clients, health checks and tests
+    // mostly dial 127.0.0.1.
+    const addrinfo *chosen = nullptr;
+    for (const addrinfo *ai = list; ai; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET) {
+            chosen = ai;
+            break;
+        }
+        if (ai->ai_family == AF_INET6 && !chosen) chosen = ai;
+    }
+    if (!chosen) {
+        freeaddrinfo(list);
+        return address_error(text, "no IPv4 or IPv6 address for \"" + host + "\"");
+    }
+    SocketAddress out = SocketAddress::from_sockaddr(chosen->ai_addr, chosen->ai_addrlen);
+    freeaddrinfo(list);
+    return out;
+}
+
+}  // namespace
+
+uint16_t SocketAddress::port() const {
+    if (family() == AF_INET) {
+        return ntohs(reinterpret_cast<const sockaddr_in *>(&storage)->sin_port);
+    }
+    if (family() == AF_INET6) {
+        return ntohs(reinterpret_cast<const sockaddr_in6 *>(&storage)->sin6_port);
+    }
+    return 0;
+}
+
+std::string SocketAddress::host_string() const {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (family() == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in *>(&storage)->sin_addr, buf,
+                  sizeof buf);
+    } else if (family() == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6 *>(&storage)->sin6_addr, buf,
+                  sizeof buf);
+    }
+    return buf;
+}
+
+std::string SocketAddress::to_string() const {
+    if (family() == AF_INET) return host_string() + ":" + std::to_string(port());
+    if (family() == AF_INET6) return "[" + host_string() + "]:" + std::to_string(port());
+    return {};
+}
+
+SocketAddress SocketAddress::from_sockaddr(const sockaddr *sa, socklen_t len) {
+    SocketAddress out;
+    if (!sa || len == 0) return out;
+    if (len > sizeof(out.storage)) len = sizeof(out.storage);
+    std::memcpy(&out.storage, sa, len);
+    out.length = len;
+    return out;
+}
+
+Result<SocketAddress> SocketAddress::parse(std::string_view text) {
+    if (text.empty()) return address_error(text, "empty");
+
+    std::string_view host;
+    std::string_view port_text;
+    bool bracketed = false;
+    if (text.front() == '[') {
+        size_t close = text.find(']');
+        if (close == std::string_view::npos) return address_error(text, "missing \"]\"");
+        host = text.substr(1, close - 1);
+        std::string_view rest = text.substr(close + 1);
+        if (rest.empty() || rest.front() != ':') {
+            return address_error(text, "missing port (use [::1]:8080)");
+        }
+        port_text = rest.substr(1);
+        bracketed = true;
+    } else {
+        size_t colon = text.rfind(':');
+        if (colon == std::string_view::npos) {
+            return address_error(text, "missing port (use 127.0.0.1:8080)");
+        }
+        host = text.substr(0, colon);
+        port_text = text.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos) {
+            return address_error(text, "IPv6 addresses go in brackets, e.g. [::1]:8080");
+        }
+    }
+
+    uint16_t port;
+    if (!parse_port(port_text, port)) return address_error(text, "port must be 1..65535");
+    if (host.empty()) return address_error(text, "missing host (use *:8080 for any)");
+
+    if (!bracketed) {
+        if (host == "*") return make_v4(in_addr{htonl(INADDR_ANY)}, port);
+        in_addr v4;
+        std::string host_z(host);
+        if (inet_pton(AF_INET, host_z.c_str(), &v4) == 1) return make_v4(v4, port);
+    }
+    Result<SocketAddress> resolved = resolve(text, std::string(host), bracketed);
+    if (!resolved) return resolved;
+    set_port(*resolved, port);
+    return resolved;
+}
+
+}  // namespace torii

@@ -1,0 +1,31 @@
+// An IPv4 or IPv6 address with port, parsed from "127.0.0.1:8080", "[::1]:8080", "*:8080" or
+// "localhost:8080" (resolved once, at config load, never on the request path).
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <string>
+#include <string_view>
+
+#include "core/base/result.h"
+
+namespace torii {
+
+struct SocketAddress {
+    sockaddr_storage storage{};
+    socklen_t length = 0;
+
+    const sockaddr *sa() const { return reinterpret_cast<const sockaddr *>(&storage); }
+    int family() const { return storage.ss_family; }
+    uint16_t port() const;
+    // "127.0.0.1:8080" / "[::1]:8080"
+    std::string to_string() const;
+    // Just the host part, no brackets: "127.0.0.1" / "::1"
+    std::string host_string() const;
+
+    static Result<SocketAddress> parse(std::string_view text);
+    static SocketAddress from_sockaddr(const sockaddr *sa, socklen_t len);
+};
+
+}  // namespace torii

@@ -1,0 +1,187 @@
+// The loaded configuration: plain, immutable data built once by config_loader.cc from the
+// TOML file (SPEC section 2). Runtime code holds it through shared_ptr<const Config>; a reload
+// builds a new one and each request keeps the snapshot it started with.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/base/socket_address.h"
+#include "core/base/units.h"
+
+namespace toml {
+inline namespace v3 {
+class table;
+}
+}  // namespace toml
+
+namespace torii {
+
+// Where a key stood in the config file, for errors reported after load (plugins, reload).
+struct SourcePos {
+    std::string file;
+    uint32_t line = 0;
+    uint32_t column = 0;
+    // "conf/torii.toml:14:1"
+    std::string to_string() const;
+};
+
+struct MainConfig {
+    int workers = 1;  // "auto" resolves to the number of cores at load
+    std::string pid_file;           // absolute, or empty for none
+    std::string error_log = "stderr";  // absolute path or "stderr"
+    std::string access_log = "off";    // absolute path or "off"
+    std::string log_level = "info";    // debug | info | notice | warn | error
+    Millis shutdown_timeout = 30'000;
+    std::string plugin_dir;  // absolute
+};
+
+// One `[[plugin]]` entry: a .so to load, in run order.
+struct PluginDecl {
+    std::string name;
+    std::string path;  // absolute: `path` if given, else <plugin_dir>/<name>.so
+    SourcePos pos;
+};
+
+// A plugin switched on (or off) for a server or location, with its own TOML table.
+struct PluginUse {
+    std::string name;
+    bool enabled = true;
+    const toml::table *table = nullptr;  // owned by Config::document
+    SourcePos pos;
+};
+
+struct AdminConfig {
+    SocketAddress listen;
+};
+
+enum class UpstreamProtocol { http1, h2, h2c, tcp };
+
+struct TargetConfig {
+    std::string address;  // as written: "127.0.0.1:9001"
+    SocketAddress sockaddr;
+    int weight = 1;
+};
+
+struct UpstreamTlsConfig {
+    bool enabled = false;
+    std::string sni;
+    bool verify = true;
+    std::string ca;  // absolute
+};
+
+struct DiscoveryConfig {
+    std::string type;  // "" (none) | "dns" | "file"
+    std::string name;
+    int port = 0;
+    Millis interval = 5'000;
+    std::string path;  // absolute
+};
+
+struct HealthConfig {
+    bool enabled = false;  // true when [upstream.X.health] is present
+    std::string type = "http";  // http | tcp
+    std::string path = "/health";
+    Millis interval = 1'000;
+    Millis timeout = 500;
+    int healthy = 2;
+    int unhealthy = 2;
+    int max_fails = 1;
+    Millis fail_timeout = 10'000;
+};
+
+struct UpstreamConfig {
+    std::string name;
+    std::string balancer = "round_robin";
+    std::string hash_key;
+    UpstreamProtocol protocol = UpstreamProtocol::http1;
+    std::vector<TargetConfig> targets;
+    int keepalive = 64;
+    Millis connect_timeout = 2'000;
+    Millis read_timeout = 60'000;
+    Millis send_timeout = 60'000;  // extension: nginx proxy_send_timeout
+    int retries = 1;
+    UpstreamTlsConfig tls;
+    DiscoveryConfig discovery;
+    HealthConfig health;
+    SourcePos pos;
+};
+
+struct HeaderPair {
+    std::string name;
+    std::string value;
+};
+
+// `return = { status = 200, body = "...", headers = { ... } }`: answer without an upstream.
+struct ReturnAction {
+    int status = 200;
+    std::string body;
+    std::vector<HeaderPair> headers;
+};
+
+enum class MatchType { prefix, exact, regex };
+
+struct LocationConfig {
+    std::string path;
+    MatchType match = MatchType::prefix;
+    std::string upstream;  // name, checked to exist at load; empty with `return`
+    bool strip_prefix = false;
+    std::optional<ReturnAction> return_action;
+    std::vector<PluginUse> plugins;  // as written in this location
+    SourcePos pos;
+};
+
+struct ServerTlsConfig {
+    std::string cert;  // absolute
+    std::string key;   // absolute
+    std::vector<std::string> alpn = {"h2", "http/1.1"};
+};
+
+enum class ServerProtocol { http, tcp };
+
+struct ServerConfig {
+    std::vector<SocketAddress> listen;
+    std::vector<std::string> listen_text;  // as written, for messages
+    ServerProtocol protocol = ServerProtocol::http;
+    std::vector<std::string> server_name = {"*"};
+    std::optional<ServerTlsConfig> tls;
+    uint64_t client_max_body_size = 1024 * 1024;  // nginx's default
+    uint64_t client_max_header_size = 32 * 1024;  // extension: whole request head limit (431)
+    Millis client_header_timeout = 60'000;
+    Millis client_body_timeout = 60'000;  // extension: gap between body reads
+    Millis send_timeout = 60'000;         // extension: gap between writes to the client
+    Millis keepalive_timeout = 75'000;
+    int keepalive_requests = 1000;        // extension: requests per client connection
+    std::string upstream;                 // tcp servers only
+    std::vector<PluginUse> plugins;       // server-wide
+    std::vector<LocationConfig> locations;
+    SourcePos pos;
+};
+
+struct Config {
+    std::string file;  // as given on the command line
+    std::string dir;   // absolute folder of the file: base for relative paths
+    std::shared_ptr<toml::table> document;  // keeps PluginUse::table alive
+    MainConfig main;
+    std::vector<PluginDecl> plugins;
+    std::optional<AdminConfig> admin;
+    std::map<std::string, UpstreamConfig> upstreams;
+    std::vector<ServerConfig> servers;
+
+    const UpstreamConfig *find_upstream(const std::string &name) const {
+        auto it = upstreams.find(name);
+        return it == upstreams.end() ? nullptr : &it->second;
+    }
+};
+
+// Parses and validates FILE. Errors read "FILE:LINE:COL: what", naming the key.
+Result<std::shared_ptr<const Config>> load_config(const std::string &file);
+// The same from text in memory; `file` is used for messages and relative paths.
+Result<std::shared_ptr<const Config>> load_config_from_string(const std::string &text,
+                                                              const std::string &file);
+
+}  // namespace torii

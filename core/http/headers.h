@@ -1,0 +1,55 @@
+// An ordered list of header fields. Names and values are views into memory owned by the
+// message (its request arena); the list never owns bytes. Lookups are case-insensitive, as
+// HTTP field names are; duplicates are kept in order, as received.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+namespace torii {
+
+struct Header {
+    std::string_view name;
+    std::string_view value;
+};
+
+bool iequals(std::string_view a, std::string_view b);
+// True when the comma-separated list `value` holds `token` (case-insensitive), e.g.
+// has_token("keep-alive, Upgrade", "upgrade").
+bool has_token(std::string_view value, std::string_view token);
+
+class HeaderList {
+public:
+    using iterator = std::vector<Header>::iterator;
+    using const_iterator = std::vector<Header>::const_iterator;
+
+    void add(std::string_view name, std::string_view value) { items_.push_back({name, value}); }
+    // The first value of `name`, or an empty view with found=false.
+    std::string_view get(std::string_view name, bool *found = nullptr) const;
+    bool contains(std::string_view name) const;
+    // Removes every field called `name`; returns how many.
+    size_t remove(std::string_view name);
+    // Replaces every field called `name` with one (added at the end when absent).
+    void set(std::string_view name, std::string_view value);
+
+    size_t size() const { return items_.size(); }
+    bool empty() const { return items_.empty(); }
+    void clear() { items_.clear(); }
+    void reserve(size_t n) { items_.reserve(n); }
+    const Header &operator[](size_t i) const { return items_[i]; }
+    iterator begin() { return items_.begin(); }
+    iterator end() { return items_.end(); }
+    const_iterator begin() const { return items_.begin(); }
+    const_iterator end() const { return items_.end(); }
+    template <typename Pred>
+    size_t remove_if(Pred pred) {
+        size_t before = items_.size();
+        std::erase_if(items_, pred);
+        return before - items_.size();
+    }
+
+private:
+    std::vector<Header> items_;
+};
+
+}  // namespace torii

@@ -1,0 +1,246 @@
+#include "core/http/http1_parser.h"
+
+#include <cstring>
+
+namespace torii {
+
+const llhttp_settings_t Http1Parser::settings_ = [] {
+    llhttp_settings_t s;
+    llhttp_settings_init(&s);
+    s.on_message_begin = on_message_begin;
+    s.on_url = on_url;
+    s.on_status = on_status;
+    s.on_header_field = on_header_field;
+    s.on_header_value = on_header_value;
+    s.on_header_value_complete = on_header_value_complete;
+    s.on_headers_complete = on_headers_complete;
+    s.on_body = on_body;
+    s.on_message_complete = on_message_complete;
+    return s;
+}();
+
+static Http1Parser *self(llhttp_t *p) { return static_cast<Http1Parser *>(p->data); }
+
+Http1Parser::Http1Parser(Kind kind) : kind_(kind) {
+    llhttp_init(&parser_, kind == Kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
+    parser_.data = this;
+}
+
+void Http1Parser::reset() {
+    llhttp_init(&parser_, kind_ == Kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
+    parser_.data = this;
+    state_ = State::idle;
+    head_pending_ = complete_pending_ = resumed_ = false;
+}
+
+void Http1Parser::begin_request(RequestHead *req, Arena *arena, uint64_t max_head_size) {
+    req_ = req;
+    arena_ = arena;
+    max_head_size_ = max_head_size;
+    state_ = State::idle;
+}
+
+void Http1Parser::begin_response(ResponseHead *resp, Arena *arena, bool request_was_head) {
+    resp_ = resp;
+    arena_ = arena;
+    request_was_head_ = request_was_head;
+    state_ = State::idle;
+}
+
+int Http1Parser::fail(int status, const char *reason) {
+    error_status_ = status;
+    error_reason_ = reason;
+    return HPE_USER;
+}
+
+int Http1Parser::count_head_bytes(size_t len) {
+    head_bytes_ += len;
+    if (head_bytes_ > max_head_size_) return fail(431, "request header section too large");
+    return 0;
+}
+
+void Http1Parser::consume_to(const char *pos) {
+    if (pos > cursor_) {
+        evbuffer_drain(in_, static_cast<size_t>(pos - cursor_));
+        cursor_ = pos;
+    }
+}
+
+int Http1Parser::on_message_begin(llhttp_t *p) {
+    Http1Parser *s = self(p);
+    if (s->kind_ == Kind::request ? !s->req_ : !s->resp_) return s->fail(500, "no message");
+    s->state_ = State::head;
+    s->head_bytes_ = 0;
+    s->body_bytes_ = 0;
+    s->field_ = s->value_ = {};
+    s->in_value_ = false;
+    s->fields_ = s->kind_ == Kind::request ? &s->req_->headers : &s->resp_->headers;
+    return 0;
+}
+
+int Http1Parser::on_url(llhttp_t *p, const char *at, size_t len) {
+    Http1Parser *s = self(p);
+    if (int rc = s->count_head_bytes(len)) return rc;
+    s->arena_->append(s->req_->target, at, len);
+    return 0;
+}
+
+int Http1Parser::on_status(llhttp_t *p, const char *at, size_t len) {
+    Http1Parser *s = self(p);
+    if (int rc = s->count_head_bytes(len)) return rc;
+    s->arena_->append(s->resp_->reason, at, len);
+    return 0;
+}
+
+int Http1Parser::on_header_field(llhttp_t *p, const char *at, size_t len) {
+    Http1Parser *s = self(p);
+    if (int rc = s->count_head_bytes(len)) return rc;
+    s->arena_->append(s->field_, at, len);
+    return 0;
+}
+
+int Http1Parser::on_header_value(llhttp_t *p, const char *at, size_t len) {
+    Http1Parser *s = self(p);
+    if (int rc = s->count_head_bytes(len)) return rc;
+    s->arena_->append(s->value_, at, len);
+    return 0;
+}
+
+int Http1Parser::on_header_value_complete(llhttp_t *p) {
+    Http1Parser *s = self(p);
+    if (s->fields_->size() >= 256) return s->fail(431, "too many header fields");
+    // Empty views are fine; give an empty value a non-null pointer for printf-style users.
+    s->fields_->add(s->field_, s->value_.data() ? s->value_ : std::string_view("", 0));
+    s->head_bytes_ += 4;  // ": " and CRLF count toward the limit as they do on the wire
+    s->field_ = s->value_ = {};
+    return 0;
+}
+
+int Http1Parser::on_headers_complete(llhttp_t *p) {
+    Http1Parser *s = self(p);
+    s->state_ = State::body;
+    s->head_pending_ = true;
+    bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
+    bool chunked = (p->flags & F_CHUNKED) != 0;
+    if (s->kind_ == Kind::request) {
+        RequestHead *r = s->req_;
+        r->method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
+        r->version = (p->http_major == 1 && p->http_minor == 0) ? HttpVersion::http10
+                                                                 : HttpVersion::http11;
+        r->content_length = has_length ? static_cast<int64_t>(p->content_length) : -1;
+        r->chunked = chunked;
+        r->authority = r->headers.get("host");
+        std::string_view expect = r->headers.get("expect");
+        r->expect_continue = iequals(expect, "100-continue");
+        r->upgrade = p->upgrade != 0;
+        if (r->target.empty()) return s->fail(400, "empty request target");
+        if (r->version == HttpVersion::http11 && !r->headers.contains("host"))
+            return s->fail(400, "missing Host header");
+        // Trailers (after a chunked body) go to their own list.
+        s->fields_ = &r->trailers;
+        return HPE_PAUSED;
+    }
+    ResponseHead *r = s->resp_;
+    r->status = p->status_code;
+    r->content_length = has_length ? static_cast<int64_t>(p->content_length) : -1;
+    r->chunked = chunked;
+    r->no_body = s->request_was_head_ || r->status < 200 || r->status == 204 || r->status == 304;
+    s->fields_ = &r->trailers;
+    // A response without a body still reports head_complete first, then message_complete:
+    // returning 1 tells llhttp not to expect a body, and on_message_complete pauses next.
+    if (r->no_body && r->status != 101) return 1;
+    return HPE_PAUSED;
+}
+
+int Http1Parser::on_body(llhttp_t *p, const char *at, size_t len) {
+    Http1Parser *s = self(p);
+    if (!s->body_out_) return s->fail(500, "body before the owner was ready");
+    s->consume_to(at);  // framing before the data (chunk size line, CRLF)
+    evbuffer_remove_buffer(s->in_, s->body_out_, len);
+    s->cursor_ = at + len;
+    s->body_bytes_ += len;
+    return 0;
+}
+
+int Http1Parser::on_message_complete(llhttp_t *p) {
+    Http1Parser *s = self(p);
+    s->state_ = State::done;
+    s->complete_pending_ = true;
+    // The next message must wait until the owner has finished this one (pipelining).
+    if (s->kind_ == Kind::request) s->req_ = nullptr;
+    else s->resp_ = nullptr;
+    return HPE_PAUSED;
+}
+
+ParseEvent Http1Parser::feed(evbuffer *in, evbuffer *body_out, size_t body_limit) {
+    body_out_ = body_out;
+    for (;;) {
+        if (head_pending_) {
+            head_pending_ = false;
+            return ParseEvent::head_complete;
+        }
+        if (complete_pending_) {
+            complete_pending_ = false;
+            return parser_.upgrade ? ParseEvent::upgrade : ParseEvent::message_complete;
+        }
+        if (state_ == State::done) return ParseEvent::need_more;  // owner must begin_*()
+        size_t avail = evbuffer_get_length(in);
+        evbuffer_iovec v;
+        if (avail == 0) {
+            // After a pause, llhttp may still have steps that consume no input (a message
+            // without body completes right after its head): run them with an empty span.
+            if (!resumed_) return ParseEvent::need_more;
+            v.iov_base = const_cast<char *>("");
+            v.iov_len = 0;
+        } else {
+            if (state_ == State::body && body_out && evbuffer_get_length(body_out) >= body_limit)
+                return ParseEvent::body_full;
+            if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) return ParseEvent::need_more;
+        }
+        resumed_ = false;
+        const char *base = static_cast<const char *>(v.iov_base);
+        in_ = in;
+        cursor_ = base;
+        llhttp_errno_t err = llhttp_execute(&parser_, base, v.iov_len);
+        const char *stop = err == HPE_OK ? base + v.iov_len : llhttp_get_error_pos(&parser_);
+        if (err == HPE_OK || err == HPE_PAUSED) {
+            consume_to(stop);
+            if (err == HPE_PAUSED) {
+                llhttp_resume(&parser_);
+                resumed_ = true;
+            }
+            continue;
+        }
+        if (err == HPE_PAUSED_UPGRADE) {
+            // Bytes after the head belong to the tunnel; the owner takes them from `in`.
+            consume_to(stop);
+            complete_pending_ = false;
+            return ParseEvent::upgrade;
+        }
+        if (err != HPE_USER) {
+            error_status_ = 400;
+            error_reason_ = llhttp_get_error_reason(&parser_);
+            if (!error_reason_) error_reason_ = llhttp_errno_name(err);
+        }
+        return ParseEvent::error;
+    }
+}
+
+ParseEvent Http1Parser::finish() {
+    if (state_ != State::body) {
+        if (state_ == State::idle || state_ == State::done) return ParseEvent::need_more;
+        error_status_ = 502;
+        error_reason_ = "connection closed in the middle of a message head";
+        return ParseEvent::error;
+    }
+    llhttp_errno_t err = llhttp_finish(&parser_);
+    if ((err == HPE_OK || err == HPE_PAUSED) && complete_pending_) {
+        complete_pending_ = false;
+        return ParseEvent::message_complete;
+    }
+    error_status_ = 502;
+    error_reason_ = "connection closed before the message body ended";
+    return ParseEvent::error;
+}
+
+}  // namespace torii

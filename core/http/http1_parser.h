@@ -1,0 +1,106 @@
+// llhttp glue for both directions of HTTP/1.x: requests from clients (server side) and
+// responses from upstreams (client side). It fills a RequestHead / ResponseHead with views
+// into an Arena, and moves body bytes from the socket's input evbuffer to a body evbuffer
+// without copying them (evbuffer_remove_buffer relinks whole chains). Framing bytes (chunk
+// sizes, CRLFs) are validated by llhttp and dropped: the writer re-frames for the other side.
+//
+// feed() stops at each event the owner must act on: the end of the head (so it can route
+// before any body byte moves) and the end of the message (so a pipelined request waits for
+// the previous response).
+#pragma once
+
+#include <event2/buffer.h>
+#include <llhttp.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "core/base/arena.h"
+#include "core/http/message.h"
+
+namespace torii {
+
+enum class ParseEvent {
+    need_more,         // input exhausted; call again when more arrives
+    head_complete,     // the head is in head(); body bytes follow
+    message_complete,  // the message (body and trailers) is complete
+    body_full,         // body_out holds body_limit bytes: drain it, then call again
+    upgrade,           // a 101 / CONNECT: bytes after the head belong to the tunnel
+    error,             // malformed: error_status() and error_reason() say why
+};
+
+class Http1Parser {
+public:
+    enum class Kind { request, response };
+
+    explicit Http1Parser(Kind kind);
+    Http1Parser(const Http1Parser &) = delete;
+    Http1Parser &operator=(const Http1Parser &) = delete;
+
+    // Forgets everything, for a fresh connection (a retry on another upstream).
+    void reset();
+
+    // Starts a new message whose head is written to `req` (request kind) or `resp`
+    // (response kind), with strings in `arena`.
+    void begin_request(RequestHead *req, Arena *arena, uint64_t max_head_size);
+    void begin_response(ResponseHead *resp, Arena *arena, bool request_was_head);
+
+    // Parses from `in` and moves body bytes to `body_out` (may be null until the owner has
+    // seen head_complete, which always comes first). Body bytes stop moving once
+    // `body_limit` bytes are buffered in body_out: the owner resumes when it drained them.
+    ParseEvent feed(evbuffer *in, evbuffer *body_out, size_t body_limit = SIZE_MAX);
+    // The peer closed: completes a read-until-close body, or returns error.
+    ParseEvent finish();
+
+    bool keep_alive() const { return llhttp_should_keep_alive(&parser_) != 0; }
+    bool message_needs_eof() const { return llhttp_message_needs_eof(&parser_) != 0; }
+    bool in_head() const { return state_ == State::head; }
+    bool in_body() const { return state_ == State::body; }
+    uint64_t body_bytes() const { return body_bytes_; }
+    int error_status() const { return error_status_; }
+    const char *error_reason() const { return error_reason_; }
+
+private:
+    enum class State { idle, head, body, done };
+    static const llhttp_settings_t settings_;
+
+    static int on_message_begin(llhttp_t *p);
+    static int on_url(llhttp_t *p, const char *at, size_t len);
+    static int on_status(llhttp_t *p, const char *at, size_t len);
+    static int on_header_field(llhttp_t *p, const char *at, size_t len);
+    static int on_header_value(llhttp_t *p, const char *at, size_t len);
+    static int on_header_value_complete(llhttp_t *p);
+    static int on_headers_complete(llhttp_t *p);
+    static int on_body(llhttp_t *p, const char *at, size_t len);
+    static int on_message_complete(llhttp_t *p);
+
+    int count_head_bytes(size_t len);
+    int fail(int status, const char *reason);
+    void consume_to(const char *pos);
+
+    llhttp_t parser_;
+    Kind kind_;
+    State state_ = State::idle;
+    bool head_pending_ = false;      // head_complete not yet returned
+    bool complete_pending_ = false;  // message_complete not yet returned
+    bool resumed_ = false;           // llhttp was resumed from a pause since the last execute
+    RequestHead *req_ = nullptr;
+    ResponseHead *resp_ = nullptr;
+    Arena *arena_ = nullptr;
+    HeaderList *fields_ = nullptr;  // headers, then trailers
+    std::string_view field_, value_;
+    bool in_value_ = false;
+    bool request_was_head_ = false;
+    uint64_t head_bytes_ = 0;
+    uint64_t max_head_size_ = UINT64_MAX;
+    uint64_t body_bytes_ = 0;
+    int error_status_ = 400;
+    const char *error_reason_ = "";
+
+    // Per feed() call: the evbuffer being parsed and how far its first chunk is consumed.
+    evbuffer *in_ = nullptr;
+    evbuffer *body_out_ = nullptr;
+    const char *cursor_ = nullptr;
+};
+
+}  // namespace torii

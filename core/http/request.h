@@ -1,0 +1,108 @@
+// One request/response exchange, whatever the protocol. The protocol side (an HTTP/1.1
+// connection today, an HTTP/2 stream later) implements Downstream; the side that produces
+// the response (proxy, `return`, admin) implements RequestHandler. Neither knows the
+// other's protocol: this is the table h2o calls h2o_conn_callbacks_t.
+//
+// Lifetime: the Downstream owns the Request and reuses it for the next request on the
+// connection. The handler is owned by the Request and freed through Worker::defer_delete
+// after the exchange, so it may finish the response from inside its own callbacks; it must
+// not touch the Request after calling send_end() or send_abort().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "core/base/arena.h"
+#include "core/base/libevent_ptr.h"
+#include "core/base/deletable.h"
+#include "core/base/socket_address.h"
+#include "core/http/message.h"
+
+namespace torii {
+
+struct Request;
+struct LocationConfig;
+class HttpServer;
+
+// Produces the response. Every callback is noexcept and may run the exchange to its end.
+class RequestHandler : public Deletable {
+public:
+    // More body bytes are in req.body, or req.body_done became true.
+    virtual void on_request_body(Request &) noexcept {}
+    // The client took the queued output (after Downstream::watch_output_drain).
+    virtual void on_response_drained(Request &) noexcept {}
+    // The client went away or timed out: release everything; nothing more can be sent.
+    virtual void on_request_abort(Request &) noexcept {}
+};
+
+// The protocol side. send_* queue bytes toward the client; flush happens in send_body,
+// send_end and flush().
+class Downstream {
+public:
+    // Frames the head for the wire (adds Content-Length / chunked / Connection as needed).
+    virtual void send_head(Request &req) noexcept = 0;  // sends req.response
+    virtual void send_body(Request &req, evbuffer *data) noexcept = 0;  // moves all of data
+    virtual void send_end(Request &req, const HeaderList *trailers) noexcept = 0;
+    // The response broke after its head was sent: the client must see a truncated message.
+    virtual void send_abort(Request &req) noexcept = 0;
+    // Interim "100 Continue": the handler is ready for the body.
+    virtual void send_continue(Request &req) noexcept = 0;
+    // Backpressure: stop producing while this is true, call watch_output_drain and wait
+    // for on_response_drained.
+    virtual bool output_full(const Request &req) const noexcept = 0;
+    virtual void watch_output_drain(Request &req) noexcept = 0;
+    // The handler consumed req.body: read more of it from the client.
+    virtual void resume_body(Request &req) noexcept = 0;
+
+protected:
+    ~Downstream() = default;
+};
+
+enum class RequestState : uint8_t {
+    head,       // head parsed, routing and phases run
+    handling,   // a handler produces the response
+    responded,  // send_end or send_abort done
+};
+
+struct Request {
+    Arena arena;
+    RequestHead input;  // as received; stays untouched for logs and retries
+    // Working copies that routing and plugins rewrite (strip_prefix, path rewrite).
+    std::string_view path;
+    std::string_view query;
+    ResponseHead response;  // what is (being) sent to the client
+
+    Downstream *downstream = nullptr;
+    const HttpServer *server = nullptr;
+    const LocationConfig *location = nullptr;
+    std::unique_ptr<RequestHandler> handler;
+
+    // Request body received but not yet taken by the handler; bounded by the downstream,
+    // which stops reading while it holds more than a high watermark.
+    EvbufferPtr body = make_evbuffer();
+    bool body_done = false;
+    uint64_t body_received = 0;
+
+    SocketAddress remote;
+    std::string_view remote_addr;  // text form, owned by the connection
+    bool tls = false;
+
+    RequestState state = RequestState::head;
+    bool head_sent = false;
+    uint64_t bytes_sent = 0;  // body bytes toward the client
+    uint64_t start_ms = 0;    // monotonic, for $request_time
+    std::string_view upstream_addr;  // the target that answered, for logs
+
+    // Prepares the object for the next request on the same connection.
+    void reset();
+};
+
+// Responds from torii itself (errors, `return`, admin): head, body and end in one go.
+// Adds Content-Type when given and Content-Length; with a non-empty body.
+void respond(Request &req, int status, std::string_view body,
+             std::string_view content_type = "text/plain");
+// A status with the standard one-line body, e.g. "502 Bad Gateway\n".
+void respond_error(Request &req, int status);
+
+}  // namespace torii

@@ -1,0 +1,106 @@
+// A non-blocking TCP socket with an input and an output evbuffer. Unlike a bufferevent it
+// writes as soon as asked (one writev, and a write event only when the kernel pushes back)
+// and keeps one persistent read event, so a keep-alive exchange costs no epoll_ctl calls.
+//
+// Events go to a Handler. Handlers never destroy the Socket inside a callback: owners
+// are freed through Worker::defer_delete once the callback has returned.
+#pragma once
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include <cstddef>
+
+#include "core/base/libevent_ptr.h"
+#include "core/base/socket_address.h"
+
+namespace torii {
+
+class Socket;
+
+class SocketHandler {
+public:
+    // New bytes in input(), or the peer closed (eof()) — both may be true at once.
+    virtual void on_socket_read(Socket &s) = 0;
+    // Output fell to the low watermark after having been above it (see watch_drain).
+    virtual void on_socket_drained(Socket &s) = 0;
+    // Connection reset, write failure or failed connect; errno-style code.
+    virtual void on_socket_error(Socket &s, int err) = 0;
+    // A connect() finished successfully.
+    virtual void on_socket_connected(Socket &) {}
+    // No byte arrived within the read timeout, or the output made no progress within the
+    // write timeout (which also bounds a connect).
+    virtual void on_socket_timeout(Socket &s, bool reading) = 0;
+
+protected:
+    ~SocketHandler() = default;
+};
+
+class Socket {
+public:
+    // Takes ownership of an accepted, non-blocking fd.
+    Socket(event_base *base, int fd, SocketHandler *handler);
+    ~Socket();
+    Socket(const Socket &) = delete;
+    Socket &operator=(const Socket &) = delete;
+
+    // Starts a non-blocking connect; the result arrives as on_socket_connected/_error.
+    // Returns nullptr with *err set when the socket cannot even be created.
+    static Socket *connect(event_base *base, const SocketAddress &addr, SocketHandler *handler,
+                           int *err);
+
+    void set_handler(SocketHandler *handler) { handler_ = handler; }
+    evbuffer *input() { return input_.get(); }
+    evbuffer *output() { return output_.get(); }
+    int fd() const { return fd_.get(); }
+    bool eof() const { return eof_; }
+    bool connected() const { return !connecting_; }
+
+    // Writes what the output holds; arms the write event only for what did not fit. Never
+    // calls the handler: a write error or a drain notice arrives later from the loop.
+    void flush();
+    size_t pending_output() const { return evbuffer_get_length(output_.get()); }
+    // Ask for on_socket_drained once the output has shrunk to `low` bytes.
+    void watch_drain(size_t low);
+
+    // Timeouts in milliseconds, 0 for none. The read timeout restarts with every read; the
+    // write timeout with every write that made progress, and covers a pending connect.
+    void set_read_timeout(int64_t ms);
+    void set_write_timeout(int64_t ms);
+
+    void pause_read();
+    void resume_read();
+    bool read_paused() const { return read_paused_; }
+    // Half-close: no more output. Used for lingering close after an early error response.
+    void shutdown_write();
+
+private:
+    static void on_read_cb(evutil_socket_t, short, void *ctx);
+    static void on_write_cb(evutil_socket_t, short, void *ctx);
+    void do_read();
+    void do_write(bool from_event);
+    void notify_later();
+    void do_finish_connect();
+    void add_read_event();
+    void add_write_event();
+
+    UniqueFd fd_;
+    SocketHandler *handler_;
+    EvbufferPtr input_;
+    EvbufferPtr output_;
+    EventPtr read_ev_;
+    EventPtr write_ev_;
+    size_t read_size_ = 16 * 1024;  // grows while reads fill it (bulk transfers)
+    size_t drain_low_ = 0;
+    int64_t read_timeout_ms_ = 0;
+    int64_t write_timeout_ms_ = 0;
+    bool watching_drain_ = false;
+    bool write_armed_ = false;
+    bool read_paused_ = false;
+    bool eof_ = false;
+    bool connecting_ = false;
+    bool failed_ = false;
+    int write_error_ = 0;
+};
+
+}  // namespace torii

@@ -1,0 +1,144 @@
+#include "core/process/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+
+#include "core/base/log.h"
+#include "core/config/config.h"
+#include "core/net/listener.h"
+#include "core/server/access_log.h"
+#include "core/worker/worker.h"
+
+namespace torii {
+
+int check_config(const std::string &file) {
+    auto config = load_config(file);
+    if (!config) {
+        fprintf(stderr, "%s\n", config.error().c_str());
+        return 1;
+    }
+    printf("ok\n");
+    return 0;
+}
+
+static int read_pid(const std::string &path, std::string *error) {
+    std::ifstream in(path);
+    long pid = 0;
+    if (!(in >> pid) || pid <= 0) {
+        *error = "cannot read a pid from \"" + path + "\"";
+        return -1;
+    }
+    return static_cast<int>(pid);
+}
+
+int signal_running(const std::string &file, const std::string &name) {
+    static const std::map<std::string, int> signals = {
+        {"reload", SIGHUP}, {"stop", SIGTERM}, {"quit", SIGQUIT}, {"reopen", SIGUSR1}};
+    auto it = signals.find(name);
+    if (it == signals.end()) {
+        fprintf(stderr, "torii: unknown signal \"%s\" (use reload, stop, quit or reopen)\n",
+                name.c_str());
+        return 2;
+    }
+    auto config = load_config(file);
+    if (!config) {
+        fprintf(stderr, "%s\n", config.error().c_str());
+        return 1;
+    }
+    const std::string &pid_file = config.value()->main.pid_file;
+    if (pid_file.empty()) {
+        fprintf(stderr, "torii: %s sets no pid_file\n", file.c_str());
+        return 1;
+    }
+    std::string error;
+    int pid = read_pid(pid_file, &error);
+    if (pid < 0) {
+        fprintf(stderr, "torii: %s\n", error.c_str());
+        return 1;
+    }
+    if (kill(pid, it->second) != 0) {
+        fprintf(stderr, "torii: kill(%d, %s): %s\n", pid, name.c_str(), strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static bool write_pid_file(const std::string &path) {
+    if (path.empty()) return true;
+    FILE *f = fopen(path.c_str(), "w");
+    if (!f) {
+        fprintf(stderr, "torii: cannot write pid_file \"%s\": %s\n", path.c_str(), strerror(errno));
+        return false;
+    }
+    fprintf(f, "%d\n", static_cast<int>(getpid()));
+    fclose(f);
+    return true;
+}
+
+int run_foreground(const std::string &file) {
+    auto loaded = load_config(file);
+    if (!loaded) {
+        fprintf(stderr, "%s\n", loaded.error().c_str());
+        return 1;
+    }
+    std::shared_ptr<const Config> config = loaded.value();
+    const MainConfig &main = config->main;
+
+    LogLevel level = LogLevel::info;
+    Log::parse_level(main.log_level, &level);
+    std::string error;
+    if (!Log::open(main.error_log, level, &error)) {
+        fprintf(stderr, "torii: %s\n", error.c_str());
+        return 1;
+    }
+    if (!access_log_open(main.access_log, &error)) {
+        log_error("%s", error.c_str());
+        return 1;
+    }
+
+    // Open every listening socket before anything runs, so a taken port fails the start.
+    std::vector<ListenSocket> sockets;
+    std::map<std::string, bool> opened;
+    auto open_one = [&](const SocketAddress &addr, bool admin) -> bool {
+        std::string key = addr.to_string();
+        if (opened.count(key)) return true;
+        auto fd = open_listen_socket(addr);
+        if (!fd) {
+            log_error("%s", fd.error().c_str());
+            fprintf(stderr, "torii: %s\n", fd.error().c_str());
+            return false;
+        }
+        opened[key] = true;
+        sockets.push_back({key, fd.value(), admin});
+        return true;
+    };
+    for (const ServerConfig &server : config->servers) {
+        if (server.protocol != ServerProtocol::http) continue;
+        for (const SocketAddress &addr : server.listen)
+            if (!open_one(addr, false)) return 1;
+    }
+    if (config->admin && !open_one(config->admin->listen, true)) return 1;
+
+    Worker worker(config, sockets, file);
+    auto ok = worker.init();
+    if (!ok) {
+        log_error("%s", ok.error().c_str());
+        fprintf(stderr, "torii: %s\n", ok.error().c_str());
+        return 1;
+    }
+    if (!write_pid_file(main.pid_file)) return 1;
+    log_notice("torii %s started, config %s", TORII_VERSION, file.c_str());
+    int rc = worker.run();
+    if (!main.pid_file.empty()) unlink(main.pid_file.c_str());
+    log_notice("torii stopped");
+    return rc;
+}
+
+}  // namespace torii

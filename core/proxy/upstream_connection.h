@@ -1,0 +1,39 @@
+// One TCP connection to an upstream target. While a request uses it, the proxy session is
+// the socket's handler; while it waits in the keep-alive pool, the connection handles its
+// own socket: any byte or EOF from an idle upstream means it is closing, so it leaves the
+// pool (nginx's ngx_http_upstream_keepalive_close_handler).
+#pragma once
+
+#include <memory>
+
+#include "core/base/deletable.h"
+#include "core/net/socket.h"
+
+namespace torii {
+
+class UpstreamRuntime;
+
+class UpstreamConnection final : public SocketHandler, public Deletable {
+public:
+    UpstreamConnection(UpstreamRuntime &upstream, int target, Socket *sock);
+    ~UpstreamConnection() override;
+
+    Socket &socket() { return *sock_; }
+    int target() const { return target_; }
+    uint32_t requests = 0;  // exchanges completed on this connection
+
+    // Entering the pool: take the socket's events back and arm the idle timeout.
+    void park(int64_t idle_timeout_ms);
+
+private:
+    void on_socket_read(Socket &s) override;
+    void on_socket_drained(Socket &) override {}
+    void on_socket_error(Socket &s, int err) override;
+    void on_socket_timeout(Socket &s, bool reading) override;
+
+    UpstreamRuntime &upstream_;
+    int target_;
+    std::unique_ptr<Socket> sock_;
+};
+
+}  // namespace torii

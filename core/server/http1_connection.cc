@@ -1,0 +1,445 @@
+#include "core/server/http1_connection.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "core/base/log.h"
+#include "core/http/http1_writer.h"
+#include "core/server/access_log.h"
+#include "core/worker/worker.h"
+
+namespace torii {
+
+// Body bytes held between the client and the handler before reading pauses.
+static constexpr size_t kBodyHigh = 256 * 1024;
+// Response bytes queued toward the client before the handler is asked to wait.
+static constexpr size_t kOutputHigh = 256 * 1024;
+static constexpr size_t kOutputLow = 64 * 1024;
+// How long a closing connection keeps reading what the client still sends, so that the
+// client sees our response instead of a reset (nginx's lingering close).
+static constexpr int64_t kLingerMs = 2000;
+
+Http1Connection::Http1Connection(Worker &worker, int fd, const SocketAddress &peer,
+                                 const ServerGroup &group)
+    : worker_(worker),
+      group_(group),
+      limits_(group.servers.front()->config()),
+      sock_(std::make_unique<Socket>(worker.base(), fd, this)) {
+    timer_.reset(evtimer_new(worker.base(), on_timer_cb, this));
+    resume_ev_.reset(event_new(worker.base(), -1, 0, on_resume_cb, this));
+    std::string text = peer.host_string();
+    snprintf(remote_text_, sizeof remote_text_, "%s", text.c_str());
+    req_.remote = peer;
+    req_.remote_addr = remote_text_;
+    req_.downstream = this;
+}
+
+Http1Connection::~Http1Connection() = default;
+
+void Http1Connection::start() {
+    // The first request gets client_header_timeout from the moment of accept.
+    set_state(State::idle);
+    arm_timer(limits_.client_header_timeout);
+}
+
+void Http1Connection::set_state(State next) { state_ = next; }
+
+void Http1Connection::arm_timer(int64_t ms) {
+    timeval tv = to_timeval(ms);
+    evtimer_add(timer_.get(), &tv);
+}
+
+void Http1Connection::on_timer_cb(evutil_socket_t, short, void *ctx) {
+    auto *c = static_cast<Http1Connection *>(ctx);
+    switch (c->state_) {
+        case State::idle:          // keepalive_timeout
+        case State::reading_head:  // client_header_timeout: a slow or silent client
+            if (c->state_ == State::reading_head)
+                log_info("client %s: request head not received within client_header_timeout",
+                         c->remote_text_);
+            c->do_close();
+            break;
+        case State::closing:  // the client does not take the rest of the output
+        case State::lingering:
+            c->do_close();
+            break;
+        case State::active:
+        case State::closed:
+            break;
+    }
+}
+
+void Http1Connection::on_resume_cb(evutil_socket_t, short, void *ctx) {
+    static_cast<Http1Connection *>(ctx)->do_process_input();
+}
+
+void Http1Connection::on_socket_read(Socket &) {
+    if (state_ == State::lingering) {
+        evbuffer_drain(sock_->input(), evbuffer_get_length(sock_->input()));
+        if (sock_->eof()) do_close();
+        return;
+    }
+    do_process_input();
+}
+
+void Http1Connection::do_process_input() {
+    for (;;) {
+        if (state_ != State::idle && state_ != State::reading_head && state_ != State::active)
+            return;
+        if (!head_started_) {
+            parser_.begin_request(&req_.input, &req_.arena, limits_.client_max_header_size);
+            head_started_ = true;
+        }
+        uint64_t body_before = req_.body_received;
+        ParseEvent ev = parser_.feed(sock_->input(), req_.body.get(), kBodyHigh);
+        if (state_ == State::active) req_.body_received = parser_.body_bytes();
+        switch (ev) {
+            case ParseEvent::head_complete:
+                do_dispatch();
+                continue;
+            case ParseEvent::message_complete:
+            case ParseEvent::upgrade:
+                if (ev == ParseEvent::upgrade) close_after_ = true;  // tunnels come with #websocket
+                req_.body_done = true;
+                do_notify_body();
+                if (state_ == State::active && response_done_) do_finish_request();
+                return;
+            case ParseEvent::body_full:
+                if (req_.body_received != body_before) do_notify_body();
+                if (state_ == State::active && evbuffer_get_length(req_.body.get()) >= kBodyHigh)
+                    sock_->pause_read();
+                else if (state_ == State::active)
+                    continue;  // the handler took the body at once
+                return;
+            case ParseEvent::error:
+                do_parse_error();
+                return;
+            case ParseEvent::need_more:
+                break;
+        }
+        // need_more
+        if (state_ == State::idle && parser_.in_head()) {
+            set_state(State::reading_head);
+            arm_timer(limits_.client_header_timeout);
+        }
+        if (state_ == State::active && req_.body_received != body_before) do_notify_body();
+        if (sock_->eof()) {
+            if (state_ == State::idle || state_ == State::reading_head) {
+                do_close();
+            } else if (state_ == State::active && !req_.body_done) {
+                log_info("client %s closed the connection while sending the request body",
+                         remote_text_);
+                do_close();
+            } else if (state_ == State::active) {
+                close_after_ = true;  // half-closed: finish the response, then close
+            }
+        }
+        return;
+    }
+}
+
+void Http1Connection::do_notify_body() {
+    if (state_ != State::active) return;
+    uint64_t limit = req_.server ? req_.server->config().client_max_body_size
+                                 : limits_.client_max_body_size;
+    if (limit > 0 && req_.body_received > limit) {
+        log_info("client %s: request body over client_max_body_size (%llu)", remote_text_,
+                 static_cast<unsigned long long>(limit));
+        close_after_ = true;
+        if (req_.handler) {
+            req_.handler->on_request_abort(req_);
+            worker_.defer_delete(std::move(req_.handler));
+        }
+        if (!req_.head_sent && req_.state != RequestState::responded) respond_error(req_, 413);
+        else do_close();
+        return;
+    }
+    if (response_done_) {  // answered already: the rest of the body is dropped
+        evbuffer_drain(req_.body.get(), evbuffer_get_length(req_.body.get()));
+        return;
+    }
+    if (req_.handler) req_.handler->on_request_body(req_);
+}
+
+void Http1Connection::do_dispatch() {
+    evtimer_del(timer_.get());
+    set_state(State::active);
+    ++requests_;
+    worker_.stats().requests++;
+    req_.start_ms = Worker::now_ms();
+    req_.state = RequestState::head;
+    keep_alive_ = parser_.keep_alive() && requests_ < static_cast<uint32_t>(limits_.keepalive_requests) &&
+                  !worker_.stopping();
+    req_.input.scheme = "http";
+
+    // Absolute-form targets ("http://host/path") carry the authority themselves.
+    std::string_view target = req_.input.target;
+    if (target.front() != '/') {
+        size_t scheme_end = target.find("://");
+        if (target == "*" && req_.input.method == "OPTIONS") {
+            target = "/";
+        } else if (scheme_end == std::string_view::npos) {
+            close_after_ = true;
+            respond_error(req_, 400);
+            return;
+        } else {
+            size_t path_start = target.find('/', scheme_end + 3);
+            req_.input.authority = target.substr(scheme_end + 3, path_start - scheme_end - 3);
+            target = path_start == std::string_view::npos ? "/" : target.substr(path_start);
+            req_.input.target = target;
+        }
+    }
+    size_t q = target.find('?');
+    req_.path = target.substr(0, q);
+    req_.query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+
+    HttpServer *server = group_.find(req_.input.authority);
+    req_.server = server;
+    const ServerConfig &cfg = server->config();
+    if (req_.input.content_length >= 0 && cfg.client_max_body_size > 0 &&
+        static_cast<uint64_t>(req_.input.content_length) > cfg.client_max_body_size) {
+        log_info("client %s: Content-Length %lld over client_max_body_size", remote_text_,
+                 static_cast<long long>(req_.input.content_length));
+        close_after_ = true;
+        respond_error(req_, 413);
+        return;
+    }
+    if (req_.input.has_body()) sock_->set_read_timeout(cfg.client_body_timeout);
+    sock_->set_write_timeout(cfg.send_timeout);
+    req_.state = RequestState::handling;
+    server->handle(req_);
+}
+
+void Http1Connection::do_parse_error() {
+    int status = parser_.error_status();
+    log_info("client %s: bad request (%d): %s", remote_text_, status, parser_.error_reason());
+    keep_alive_ = false;
+    close_after_ = true;
+    if (state_ == State::active && (req_.head_sent || req_.state == RequestState::responded)) {
+        // The response already started: all we can do is stop.
+        if (req_.handler) req_.handler->on_request_abort(req_);
+        do_close();
+        return;
+    }
+    if (req_.handler) {
+        req_.handler->on_request_abort(req_);
+        worker_.defer_delete(std::move(req_.handler));
+    }
+    evtimer_del(timer_.get());
+    set_state(State::active);
+    if (req_.input.method.empty()) req_.input.method = "GET";
+    req_.body_done = true;  // nothing more will be read
+    respond_error(req_, status);
+}
+
+// ---- Downstream: the response ----
+
+void Http1Connection::send_head(Request &req) noexcept {
+    ResponseHead &r = req.response;
+    HeaderList &h = r.headers;
+    bool head_request = req.input.method == "HEAD";
+    bool bodiless_status = r.status < 200 || r.status == 204 || r.status == 304;
+    chunked_out_ = false;
+    if (r.content_length >= 0 && !bodiless_status) {
+        char *num = req.arena.alloc(24);
+        int n = snprintf(num, 24, "%lld", static_cast<long long>(r.content_length));
+        h.add("Content-Length", std::string_view(num, static_cast<size_t>(n)));
+    } else if (!r.no_body && !head_request && !bodiless_status) {
+        if (req.input.version == HttpVersion::http11) {
+            h.add("Transfer-Encoding", "chunked");
+            chunked_out_ = true;
+        } else {
+            keep_alive_ = false;  // HTTP/1.0: the body ends when the connection does
+        }
+    }
+    if (!keep_alive_ || close_after_) h.add("Connection", "close");
+    else if (req.input.version == HttpVersion::http10) h.add("Connection", "keep-alive");
+    write_response_head(sock_->output(), req.input.version, r.status, r.reason, h);
+    req.head_sent = true;
+}
+
+void Http1Connection::send_body(Request &req, evbuffer *data) noexcept {
+    size_t n = evbuffer_get_length(data);
+    if (n == 0) return;
+    req.bytes_sent += n;
+    if (chunked_out_) write_chunk(sock_->output(), data);
+    else evbuffer_add_buffer(sock_->output(), data);
+    sock_->flush();
+}
+
+void Http1Connection::send_end(Request &req, const HeaderList *trailers) noexcept {
+    if (chunked_out_) write_last_chunk(sock_->output(), trailers);
+    req.state = RequestState::responded;
+    response_done_ = true;
+    sock_->flush();
+    if (state_ != State::active) return;
+    // The exchange ends when both sides have: the request ends with llhttp's
+    // message_complete (do_process_input finishes it then).
+    if (req_.body_done || close_after_) {
+        do_finish_request();
+        return;
+    }
+    if (req_.input.expect_continue && !continue_sent_) {
+        // The client waits for "100 Continue" that will not come: do not wait for its body.
+        close_after_ = true;
+        do_finish_request();
+        return;
+    }
+    // Answered before the body ended (e.g. a `return`): read and drop the rest of it so the
+    // connection stays usable, as nginx's discard_body does.
+    evbuffer_drain(req_.body.get(), evbuffer_get_length(req_.body.get()));
+    sock_->resume_read();
+    if (evbuffer_get_length(sock_->input()) > 0) event_active(resume_ev_.get(), 0, 0);
+}
+
+void Http1Connection::send_abort(Request &req) noexcept {
+    req.state = RequestState::responded;
+    response_done_ = true;
+    keep_alive_ = false;
+    close_after_ = true;
+    do_log();
+    if (req_.handler) worker_.defer_delete(std::move(req_.handler));
+    // Send what is queued: a truncated body is how HTTP/1 says the response broke.
+    set_state(State::closing);
+    sock_->pause_read();
+    if (sock_->pending_output() == 0) {
+        do_close();
+        return;
+    }
+    sock_->watch_drain(0);
+    arm_timer(limits_.send_timeout);
+}
+
+void Http1Connection::send_continue(Request &req) noexcept {
+    if (req.input.version != HttpVersion::http11 || req.head_sent) return;
+    evbuffer_add(sock_->output(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    continue_sent_ = true;
+    sock_->flush();
+}
+
+bool Http1Connection::output_full(const Request &) const noexcept {
+    return sock_->pending_output() >= kOutputHigh;
+}
+
+void Http1Connection::watch_output_drain(Request &) noexcept {
+    drain_for_handler_ = true;
+    sock_->watch_drain(kOutputLow);
+}
+
+void Http1Connection::resume_body(Request &) noexcept {
+    if (state_ != State::active || req_.body_done) return;
+    if (evbuffer_get_length(req_.body.get()) >= kBodyHigh) return;
+    sock_->resume_read();
+    // Input may already hold body bytes that were left unparsed while the buffer was full.
+    if (evbuffer_get_length(sock_->input()) > 0) event_active(resume_ev_.get(), 0, 0);
+}
+
+void Http1Connection::on_socket_drained(Socket &) {
+    if (state_ == State::closing) {
+        do_close_after_flush();
+        return;
+    }
+    if (state_ == State::active && drain_for_handler_ && req_.handler) {
+        drain_for_handler_ = false;
+        req_.handler->on_response_drained(req_);
+    }
+}
+
+void Http1Connection::on_socket_error(Socket &, int err) {
+    if (state_ == State::active)
+        log_info("client %s: connection error: %s", remote_text_, strerror(err));
+    do_close();
+}
+
+void Http1Connection::on_socket_timeout(Socket &, bool reading) {
+    if (state_ == State::active && reading && !req_.head_sent &&
+        req_.state != RequestState::responded) {
+        log_info("client %s: request body not received within client_body_timeout", remote_text_);
+        close_after_ = true;
+        if (req_.handler) {
+            req_.handler->on_request_abort(req_);
+            worker_.defer_delete(std::move(req_.handler));
+        }
+        req_.body_done = true;
+        respond_error(req_, 408);
+        return;
+    }
+    log_info("client %s: %s timed out", remote_text_, reading ? "read" : "send");
+    do_close();
+}
+
+// ---- end of an exchange ----
+
+void Http1Connection::do_log() { access_log_write(req_); }
+
+void Http1Connection::do_finish_request() {
+    do_log();
+    if (req_.handler) worker_.defer_delete(std::move(req_.handler));
+    bool reuse = keep_alive_ && !close_after_ && req_.body_done && !sock_->eof() &&
+                 !worker_.stopping();
+    if (!reuse) {
+        do_close_after_flush();
+        return;
+    }
+    req_.reset();
+    head_started_ = false;
+    response_done_ = false;
+    chunked_out_ = false;
+    continue_sent_ = false;
+    drain_for_handler_ = false;
+    set_state(State::idle);
+    sock_->set_read_timeout(0);
+    arm_timer(limits_.keepalive_timeout);
+    sock_->resume_read();
+    // A pipelined request may already be waiting; parse it outside this call stack.
+    if (evbuffer_get_length(sock_->input()) > 0) event_active(resume_ev_.get(), 0, 0);
+}
+
+void Http1Connection::do_close_after_flush() {
+    if (state_ == State::closed) return;
+    set_state(State::closing);
+    if (sock_->pending_output() > 0) {
+        sock_->pause_read();
+        sock_->watch_drain(0);
+        arm_timer(limits_.send_timeout);
+        return;
+    }
+    // Everything is sent. If the client may still be sending (an unread body, or bytes
+    // already waiting), close the write side and read for a moment so our response is not
+    // destroyed by a reset.
+    bool client_may_send = !req_.body_done || evbuffer_get_length(sock_->input()) > 0;
+    if (client_may_send && !sock_->eof()) {
+        set_state(State::lingering);
+        sock_->shutdown_write();
+        evbuffer_drain(sock_->input(), evbuffer_get_length(sock_->input()));
+        sock_->set_read_timeout(0);
+        sock_->resume_read();
+        arm_timer(kLingerMs);
+        return;
+    }
+    do_close();
+}
+
+void Http1Connection::do_close() {
+    if (state_ == State::closed) return;
+    bool in_flight = req_.handler && req_.state != RequestState::responded;
+    set_state(State::closed);
+    evtimer_del(timer_.get());
+    event_del(resume_ev_.get());
+    sock_->pause_read();
+    if (in_flight) {
+        req_.handler->on_request_abort(req_);
+        if (!req_.response.status) req_.response.status = 499;  // nginx: client closed request
+        do_log();
+    }
+    if (req_.handler) worker_.defer_delete(std::move(req_.handler));
+    worker_.remove_connection(this);
+    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+}
+
+void Http1Connection::shutdown_gracefully() {
+    keep_alive_ = false;
+    if (state_ == State::idle) do_close();
+}
+
+}  // namespace torii

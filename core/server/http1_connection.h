@@ -1,0 +1,93 @@
+// A client connection speaking HTTP/1.x: reads request heads with Http1Parser, hands each
+// request to its server, frames the response (Content-Length, chunked, or close-delimited
+// for HTTP/1.0), and keeps the connection alive between requests. Pipelined requests wait in
+// the input buffer until the previous response has been sent, so answers stay in order.
+#pragma once
+
+#include <list>
+#include <memory>
+
+#include "core/base/deletable.h"
+#include "core/base/libevent_ptr.h"
+#include "core/http/http1_parser.h"
+#include "core/http/request.h"
+#include "core/net/socket.h"
+#include "core/server/http_server.h"
+
+namespace torii {
+
+class Worker;
+
+class Http1Connection final : public SocketHandler, public Downstream, public Deletable {
+public:
+    Http1Connection(Worker &worker, int fd, const SocketAddress &peer, const ServerGroup &group);
+    ~Http1Connection() override;
+
+    void start();
+    // Worker stopping gracefully: close now if idle, else after the current response.
+    void shutdown_gracefully();
+    bool idle() const { return state_ == State::idle; }
+
+    std::list<Http1Connection *>::iterator registry_pos;  // the Worker's list
+
+private:
+    enum class State {
+        idle,          // between requests: waiting for a first byte (keepalive_timeout)
+        reading_head,  // part of a head arrived (client_header_timeout runs)
+        active,        // a request is being handled: body in and/or response out
+        closing,       // flushing the last bytes, then close
+        lingering,     // response sent, write side shut: reading what the client still sends
+        closed,        // waiting for deferred deletion
+    };
+
+    // SocketHandler
+    void on_socket_read(Socket &s) override;
+    void on_socket_drained(Socket &s) override;
+    void on_socket_error(Socket &s, int err) override;
+    void on_socket_timeout(Socket &s, bool reading) override;
+
+    // Downstream
+    void send_head(Request &req) noexcept override;
+    void send_body(Request &req, evbuffer *data) noexcept override;
+    void send_end(Request &req, const HeaderList *trailers) noexcept override;
+    void send_abort(Request &req) noexcept override;
+    void send_continue(Request &req) noexcept override;
+    bool output_full(const Request &req) const noexcept override;
+    void watch_output_drain(Request &req) noexcept override;
+    void resume_body(Request &req) noexcept override;
+
+    static void on_timer_cb(evutil_socket_t, short, void *ctx);
+    static void on_resume_cb(evutil_socket_t, short, void *ctx);
+
+    void set_state(State next);
+    void arm_timer(int64_t ms);
+    void do_process_input();
+    void do_dispatch();
+    void do_notify_body();
+    void do_parse_error();
+    void do_finish_request();
+    void do_close_after_flush();
+    void do_close();
+    void do_log();
+
+    Worker &worker_;
+    const ServerGroup &group_;
+    const ServerConfig &limits_;  // the default server's: used before Host is known
+    std::unique_ptr<Socket> sock_;
+    Http1Parser parser_{Http1Parser::Kind::request};
+    Request req_;
+    State state_ = State::idle;
+    EventPtr timer_;
+    EventPtr resume_ev_;
+    char remote_text_[64];
+    uint32_t requests_ = 0;
+    bool head_started_ = false;   // begin_request() called for the current request
+    bool keep_alive_ = true;
+    bool close_after_ = false;    // this response is the last on the connection
+    bool chunked_out_ = false;
+    bool response_done_ = false;
+    bool continue_sent_ = false;
+    bool drain_for_handler_ = false;
+};
+
+}  // namespace torii

@@ -1,0 +1,213 @@
+#include "core/worker/worker.h"
+
+#include <signal.h>
+
+#include <cstring>
+
+#include "core/base/log.h"
+#include "core/proxy/upstream.h"
+#include "core/server/access_log.h"
+#include "core/server/http1_connection.h"
+#include "core/server/virtual_server.h"
+#include "modules/admin/admin_server.h"
+
+namespace torii {
+
+static constexpr const char *kAdminGroup = "admin";
+
+Worker::Worker(std::shared_ptr<const Config> config, std::vector<ListenSocket> listen_sockets,
+               std::string config_path)
+    : config_(std::move(config)),
+      listen_sockets_(std::move(listen_sockets)),
+      config_path_(std::move(config_path)) {
+    event_config *cfg = event_config_new();
+    // Coalesce event_add/event_del made within one loop iteration into one epoll_ctl.
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    base_.reset(event_base_new_with_config(cfg));
+    event_config_free(cfg);
+    graveyard_ev_.reset(event_new(base_.get(), -1, 0, on_graveyard_cb, this));
+    current_ = this;
+}
+
+Worker::~Worker() {
+    // Connections first (they reference servers and upstreams), then the rest.
+    while (!connections_.empty()) {
+        Http1Connection *c = connections_.front();
+        connections_.pop_front();
+        delete c;
+    }
+    graveyard_.clear();
+    listeners_.clear();
+    servers_.clear();
+    upstreams_.clear();
+    signal_events_.clear();
+    shutdown_tick_.reset();
+    graveyard_ev_.reset();
+    if (current_ == this) current_ = nullptr;
+}
+
+uint64_t Worker::now_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
+}
+
+std::string_view Worker::http_date() {
+    time_t now = ::time(nullptr);
+    if (now != date_second_) {
+        date_second_ = now;
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(date_, sizeof date_, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    }
+    return date_;
+}
+
+UpstreamRuntime *Worker::upstream(const std::string &name) {
+    auto it = upstreams_.find(name);
+    return it == upstreams_.end() ? nullptr : it->second.get();
+}
+
+Result<void> Worker::init() {
+    started_at_ = ::time(nullptr);
+    for (const auto &[name, up] : config_->upstreams)
+        upstreams_.emplace(name, std::make_unique<UpstreamRuntime>(up));
+
+    for (const ServerConfig &sc : config_->servers) {
+        if (sc.protocol != ServerProtocol::http) {
+            log_warn("%s: tcp servers are not served yet; skipped", sc.pos.to_string().c_str());
+            continue;
+        }
+        auto server = VirtualServer::build(sc, *this);
+        if (!server) return make_error(server.error());
+        HttpServer *raw = server.value().get();
+        servers_.push_back(std::move(server.value()));
+        for (const SocketAddress &addr : sc.listen) {
+            auto &group = groups_[addr.to_string()];
+            if (!group) group = std::make_unique<ServerGroup>();
+            group->servers.push_back(raw);
+        }
+    }
+    if (config_->admin) {
+        servers_.push_back(std::make_unique<AdminServer>(*this));
+        auto &group = groups_[kAdminGroup];
+        group = std::make_unique<ServerGroup>();
+        group->servers.push_back(servers_.back().get());
+    }
+    for (const ListenSocket &ls : listen_sockets_) {
+        auto it = groups_.find(ls.admin ? std::string(kAdminGroup) : ls.address);
+        if (it == groups_.end()) return make_error("no server for listen socket " + ls.address);
+        add_listener(ls.fd, it->second.get());
+    }
+
+    // Signals: the master (issue #6) will own reload; a worker stops on its own signals.
+    for (int signo : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP}) {
+        EventPtr ev(evsignal_new(base_.get(), signo, on_signal_cb, this));
+        evsignal_add(ev.get(), nullptr);
+        signal_events_.push_back(std::move(ev));
+    }
+    signal(SIGPIPE, SIG_IGN);
+    // Flush the buffered access log once a second.
+    shutdown_tick_.reset(event_new(base_.get(), -1, EV_PERSIST, on_shutdown_tick_cb, this));
+    timeval one_second{1, 0};
+    event_add(shutdown_tick_.get(), &one_second);
+    return {};
+}
+
+void Worker::add_listener(int fd, ServerGroup *group) {
+    listeners_.push_back(std::make_unique<Listener>(
+        base_.get(), fd, [this, group](int cfd, const SocketAddress &peer) {
+            auto *c = new Http1Connection(*this, cfd, peer, *group);
+            add_connection(c);
+            stats_.connections_accepted++;
+            c->start();
+        }));
+}
+
+void Worker::add_connection(Http1Connection *c) {
+    connections_.push_front(c);
+    c->registry_pos = connections_.begin();
+    stats_.connections_active++;
+}
+
+void Worker::remove_connection(Http1Connection *c) {
+    connections_.erase(c->registry_pos);
+    stats_.connections_active--;
+    if (stopping_) check_drained();
+}
+
+void Worker::defer_delete(std::unique_ptr<Deletable> obj) {
+    if (!obj) return;
+    if (graveyard_.empty()) event_active(graveyard_ev_.get(), 0, 0);
+    graveyard_.push_back(std::move(obj));
+}
+
+void Worker::on_graveyard_cb(evutil_socket_t, short, void *ctx) {
+    auto *w = static_cast<Worker *>(ctx);
+    // Destructors may queue more (a session frees its upstream connection): loop until empty.
+    while (!w->graveyard_.empty()) {
+        std::vector<std::unique_ptr<Deletable>> batch;
+        batch.swap(w->graveyard_);
+        batch.clear();
+    }
+}
+
+void Worker::on_signal_cb(evutil_socket_t sig, short, void *ctx) {
+    auto *w = static_cast<Worker *>(ctx);
+    switch (sig) {
+        case SIGTERM:
+        case SIGINT:
+            log_notice("signal %d: fast stop", static_cast<int>(sig));
+            w->stop(false);
+            break;
+        case SIGQUIT:
+            log_notice("SIGQUIT: graceful stop");
+            w->stop(true);
+            break;
+        case SIGUSR1:
+            log_notice("SIGUSR1: reopening log files");
+            Log::reopen();
+            access_log_reopen();
+            break;
+        case SIGHUP:
+            log_warn("SIGHUP: reload needs the master process (not in this build); ignored");
+            break;
+    }
+}
+
+void Worker::stop(bool graceful) {
+    access_log_flush();
+    if (!graceful) {
+        event_base_loopbreak(base_.get());
+        return;
+    }
+    stopping_ = true;
+    for (auto &l : listeners_) l->pause();
+    shutdown_deadline_ms_ = now_ms() + static_cast<uint64_t>(config_->main.shutdown_timeout);
+    // Idle keep-alive connections close now; busy ones close after their response.
+    std::vector<Http1Connection *> snapshot(connections_.begin(), connections_.end());
+    for (Http1Connection *c : snapshot) c->shutdown_gracefully();
+    check_drained();
+}
+
+void Worker::check_drained() {
+    if (connections_.empty()) event_base_loopexit(base_.get(), nullptr);
+}
+
+void Worker::on_shutdown_tick_cb(evutil_socket_t, short, void *ctx) {
+    auto *w = static_cast<Worker *>(ctx);
+    access_log_flush();
+    if (w->stopping_ && now_ms() >= w->shutdown_deadline_ms_) {
+        log_notice("shutdown_timeout reached with %zu connections open; closing them",
+                   w->connections_.size());
+        event_base_loopbreak(w->base_.get());
+    }
+}
+
+int Worker::run() {
+    event_base_dispatch(base_.get());
+    access_log_flush();
+    return 0;
+}
+
+}  // namespace torii

@@ -1,0 +1,106 @@
+// A worker: one single-threaded libevent loop that accepts on the listening sockets it was
+// handed, serves connections and proxies to upstreams. Everything a request touches at
+// runtime (servers, routers, upstream pools) is built here from the immutable Config.
+//
+// The process model (core/process/) decides how many workers run and hands each its
+// listening fds; a worker never opens listening sockets itself.
+#pragma once
+
+#include <ctime>
+#include <list>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/base/deletable.h"
+#include "core/base/libevent_ptr.h"
+#include "core/base/result.h"
+#include "core/config/config.h"
+#include "core/net/listener.h"
+#include "core/server/http_server.h"
+
+namespace torii {
+
+class Http1Connection;
+class UpstreamRuntime;
+
+// A listening socket opened by the process model: the address as the config wrote it and
+// the fd every worker accepts on.
+struct ListenSocket {
+    std::string address;  // "127.0.0.1:8080"
+    int fd = -1;
+    bool admin = false;   // the [admin] listener rather than a [[server]] one
+};
+
+struct WorkerStats {
+    uint64_t connections_accepted = 0;
+    uint64_t connections_active = 0;
+    uint64_t requests = 0;
+};
+
+class Worker {
+public:
+    Worker(std::shared_ptr<const Config> config, std::vector<ListenSocket> listen_sockets,
+           std::string config_path);
+    ~Worker();
+    Worker(const Worker &) = delete;
+    Worker &operator=(const Worker &) = delete;
+
+    // Builds servers, routers and upstreams; fails on what config load could not check.
+    Result<void> init();
+    // Runs the loop until stopped; returns the process exit code.
+    int run();
+    // graceful: stop accepting, let in-flight exchanges finish up to shutdown_timeout.
+    void stop(bool graceful);
+
+    static Worker &current() { return *current_; }
+    event_base *base() const { return base_.get(); }
+    const Config &config() const { return *config_; }
+    const std::string &config_path() const { return config_path_; }
+    WorkerStats &stats() { return stats_; }
+    bool stopping() const { return stopping_; }
+
+    // Frees `obj` after the current callback returns.
+    void defer_delete(std::unique_ptr<Deletable> obj);
+    // Monotonic milliseconds, cheap enough for every request.
+    static uint64_t now_ms();
+    // "Sun, 22 Nov 2026 10:00:00 GMT", recomputed at most once a second.
+    std::string_view http_date();
+    time_t started_at() const { return started_at_; }
+
+    void add_connection(Http1Connection *c);
+    void remove_connection(Http1Connection *c);
+    UpstreamRuntime *upstream(const std::string &name);
+
+private:
+    static void on_graveyard_cb(evutil_socket_t, short, void *ctx);
+    static void on_signal_cb(evutil_socket_t sig, short, void *ctx);
+    static void on_shutdown_tick_cb(evutil_socket_t, short, void *ctx);
+    void add_listener(int fd, ServerGroup *group);
+    void check_drained();
+
+    static inline Worker *current_ = nullptr;
+
+    std::shared_ptr<const Config> config_;
+    std::vector<ListenSocket> listen_sockets_;
+    std::string config_path_;
+    EventBasePtr base_;
+    std::vector<std::unique_ptr<HttpServer>> servers_;
+    std::map<std::string, std::unique_ptr<ServerGroup>> groups_;  // by listen address
+    std::map<std::string, std::unique_ptr<UpstreamRuntime>> upstreams_;
+    std::vector<std::unique_ptr<Listener>> listeners_;
+    std::list<Http1Connection *> connections_;
+    std::vector<std::unique_ptr<Deletable>> graveyard_;
+    EventPtr graveyard_ev_;
+    std::vector<EventPtr> signal_events_;
+    EventPtr shutdown_tick_;
+    uint64_t shutdown_deadline_ms_ = 0;
+    WorkerStats stats_;
+    bool stopping_ = false;
+    time_t started_at_ = 0;
+    time_t date_second_ = 0;
+    char date_[40] = {};
+};
+
+}  // namespace torii

@@ -1,0 +1,81 @@
+#include "modules/admin/admin_server.h"
+
+#include <unistd.h>
+
+#include <ctime>
+#include <string>
+
+#include "core/http/request.h"
+#include "core/worker/worker.h"
+
+namespace torii {
+
+const ServerConfig &AdminServer::limits() {
+    static const ServerConfig config = [] {
+        ServerConfig c;
+        c.client_max_body_size = 64 * 1024;
+        c.client_header_timeout = 10'000;
+        c.keepalive_timeout = 30'000;
+        return c;
+    }();
+    return config;
+}
+
+AdminServer::AdminServer(Worker &worker) : HttpServer(limits()), worker_(worker) {}
+
+static void append_json_string(std::string &out, std::string_view s) {
+    out += '"';
+    for (char c : s) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char esc[8];
+                    snprintf(esc, sizeof esc, "\\u%04x", c);
+                    out += esc;
+                } else {
+                    out += c;
+                }
+        }
+    }
+    out += '"';
+}
+
+void AdminServer::handle(Request &req) noexcept {
+    if (req.path == "/status") {
+        if (req.input.method != "GET" && req.input.method != "HEAD") {
+            respond_error(req, 405);
+            return;
+        }
+        do_status(req);
+        return;
+    }
+    respond_error(req, 404);
+}
+
+void AdminServer::do_status(Request &req) {
+    const WorkerStats &st = worker_.stats();
+    std::string body;
+    body.reserve(256);
+    body += "{\"version\":";
+    append_json_string(body, TORII_VERSION);
+    char num[160];
+    snprintf(num, sizeof num, ",\"uptime\":%lld,\"pid\":%d,\"config\":",
+             static_cast<long long>(::time(nullptr) - worker_.started_at()),
+             static_cast<int>(getpid()));
+    body += num;
+    append_json_string(body, worker_.config_path());
+    snprintf(num, sizeof num,
+             ",\"connections\":{\"active\":%llu,\"accepted\":%llu},\"requests\":%llu}\n",
+             static_cast<unsigned long long>(st.connections_active),
+             static_cast<unsigned long long>(st.connections_accepted),
+             static_cast<unsigned long long>(st.requests));
+    body += num;
+    respond(req, 200, body, "application/json");
+}
+
+}  // namespace torii
