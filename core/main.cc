@@ -44,12 +44,24 @@ int main(int argc, char **argv) {
     int opt;
     while ((opt = getopt(argc, argv, "c:ts:vh")) != -1) {
         switch (opt) {
-            case 'c': config_file = optarg; break;
-            case 't': test_only = true; break;
-            case 's': signal_name = optarg; break;
-            case 'v': print_versions(); return 0;
-            case 'h': usage(stdout); return 0;
-            default: usage(stderr); return 2;
+            case 'c':
+                config_file = optarg;
+                break;
+            case 't':
+                test_only = true;
+                break;
+            case 's':
+                signal_name = optarg;
+                break;
+            case 'v':
+                print_versions();
+                return 0;
+            case 'h':
+                usage(stdout);
+                return 0;
+            default:
+                usage(stderr);
+                return 2;
         }
     }
     if (optind < argc) {

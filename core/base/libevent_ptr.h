@@ -23,7 +23,9 @@ using EventBasePtr = std::unique_ptr<event_base, EventBaseDeleter>;
 using EventPtr = std::unique_ptr<event, EventDeleter>;
 using EvbufferPtr = std::unique_ptr<evbuffer, EvbufferDeleter>;
 
-inline EvbufferPtr make_evbuffer() { return EvbufferPtr(evbuffer_new()); }
+inline EvbufferPtr make_evbuffer() {
+    return EvbufferPtr(evbuffer_new());
+}
 
 inline timeval to_timeval(int64_t ms) {
     timeval tv;

@@ -18,12 +18,18 @@ void UniqueFd::reset(int fd) {
 
 static const char *level_name(LogLevel level) {
     switch (level) {
-        case LogLevel::debug: return "debug";
-        case LogLevel::info: return "info";
-        case LogLevel::notice: return "notice";
-        case LogLevel::warn: return "warn";
-        case LogLevel::error: return "error";
-        case LogLevel::crit: return "crit";
+        case LogLevel::debug:
+            return "debug";
+        case LogLevel::info:
+            return "info";
+        case LogLevel::notice:
+            return "notice";
+        case LogLevel::warn:
+            return "warn";
+        case LogLevel::error:
+            return "error";
+        case LogLevel::crit:
+            return "crit";
     }
     return "?";
 }

@@ -27,8 +27,8 @@ private:
     static inline std::string path_;
 };
 
-#define TORII_LOG(level, ...)                                                  \
-    do {                                                                       \
+#define TORII_LOG(level, ...)                                                      \
+    do {                                                                           \
         if (::torii::Log::enabled(level)) ::torii::Log::write(level, __VA_ARGS__); \
     } while (0)
 #define log_debug(...) TORII_LOG(::torii::LogLevel::debug, __VA_ARGS__)

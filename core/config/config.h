@@ -31,8 +31,8 @@ struct SourcePos {
 };
 
 struct MainConfig {
-    int workers = 1;  // "auto" resolves to the number of cores at load
-    std::string pid_file;           // absolute, or empty for none
+    int workers = 1;                   // "auto" resolves to the number of cores at load
+    std::string pid_file;              // absolute, or empty for none
     std::string error_log = "stderr";  // absolute path or "stderr"
     std::string access_log = "off";    // absolute path or "off"
     std::string log_level = "info";    // debug | info | notice | warn | error
@@ -83,7 +83,7 @@ struct DiscoveryConfig {
 };
 
 struct HealthConfig {
-    bool enabled = false;  // true when [upstream.X.health] is present
+    bool enabled = false;       // true when [upstream.X.health] is present
     std::string type = "http";  // http | tcp
     std::string path = "/health";
     Millis interval = 1'000;
@@ -155,16 +155,16 @@ struct ServerConfig {
     Millis client_body_timeout = 60'000;  // extension: gap between body reads
     Millis send_timeout = 60'000;         // extension: gap between writes to the client
     Millis keepalive_timeout = 75'000;
-    int keepalive_requests = 1000;        // extension: requests per client connection
-    std::string upstream;                 // tcp servers only
-    std::vector<PluginUse> plugins;       // server-wide
+    int keepalive_requests = 1000;   // extension: requests per client connection
+    std::string upstream;            // tcp servers only
+    std::vector<PluginUse> plugins;  // server-wide
     std::vector<LocationConfig> locations;
     SourcePos pos;
 };
 
 struct Config {
-    std::string file;  // as given on the command line
-    std::string dir;   // absolute folder of the file: base for relative paths
+    std::string file;                       // as given on the command line
+    std::string dir;                        // absolute folder of the file: base for relative paths
     std::shared_ptr<toml::table> document;  // keeps PluginUse::table alive
     MainConfig main;
     std::vector<PluginDecl> plugins;

@@ -4,7 +4,9 @@
 
 namespace torii {
 
-static inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c | 0x20) : c; }
+static inline char lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? char(c | 0x20) : c;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
@@ -15,8 +17,10 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 static std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
     return s;
 }
 

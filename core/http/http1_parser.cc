@@ -19,7 +19,9 @@ const llhttp_settings_t Http1Parser::settings_ = [] {
     return s;
 }();
 
-static Http1Parser *self(llhttp_t *p) { return static_cast<Http1Parser *>(p->data); }
+static Http1Parser *self(llhttp_t *p) {
+    return static_cast<Http1Parser *>(p->data);
+}
 
 Http1Parser::Http1Parser(Kind kind) : kind_(kind) {
     llhttp_init(&parser_, kind == Kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
@@ -125,8 +127,8 @@ int Http1Parser::on_headers_complete(llhttp_t *p) {
     if (s->kind_ == Kind::request) {
         RequestHead *r = s->req_;
         r->method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
-        r->version = (p->http_major == 1 && p->http_minor == 0) ? HttpVersion::http10
-                                                                 : HttpVersion::http11;
+        r->version =
+            (p->http_major == 1 && p->http_minor == 0) ? HttpVersion::http10 : HttpVersion::http11;
         r->content_length = has_length ? static_cast<int64_t>(p->content_length) : -1;
         r->chunked = chunked;
         r->authority = r->headers.get("host");
@@ -167,8 +169,10 @@ int Http1Parser::on_message_complete(llhttp_t *p) {
     s->state_ = State::done;
     s->complete_pending_ = true;
     // The next message must wait until the owner has finished this one (pipelining).
-    if (s->kind_ == Kind::request) s->req_ = nullptr;
-    else s->resp_ = nullptr;
+    if (s->kind_ == Kind::request)
+        s->req_ = nullptr;
+    else
+        s->resp_ = nullptr;
     return HPE_PAUSED;
 }
 

@@ -44,8 +44,8 @@ struct ResponseHead {
     HeaderList headers;
     HeaderList trailers;
     int64_t content_length = -1;  // -1: unknown, the body ends with the stream
-    bool chunked = false;        // as received from an HTTP/1 upstream
-    bool no_body = false;        // HEAD, 1xx, 204, 304: no body whatever the headers say
+    bool chunked = false;         // as received from an HTTP/1 upstream
+    bool no_body = false;         // HEAD, 1xx, 204, 304: no body whatever the headers say
 };
 
 }  // namespace torii

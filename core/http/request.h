@@ -41,7 +41,7 @@ public:
 class Downstream {
 public:
     // Frames the head for the wire (adds Content-Length / chunked / Connection as needed).
-    virtual void send_head(Request &req) noexcept = 0;  // sends req.response
+    virtual void send_head(Request &req) noexcept = 0;                  // sends req.response
     virtual void send_body(Request &req, evbuffer *data) noexcept = 0;  // moves all of data
     virtual void send_end(Request &req, const HeaderList *trailers) noexcept = 0;
     // The response broke after its head was sent: the client must see a truncated message.
@@ -90,8 +90,8 @@ struct Request {
 
     RequestState state = RequestState::head;
     bool head_sent = false;
-    uint64_t bytes_sent = 0;  // body bytes toward the client
-    uint64_t start_ms = 0;    // monotonic, for $request_time
+    uint64_t bytes_sent = 0;         // body bytes toward the client
+    uint64_t start_ms = 0;           // monotonic, for $request_time
     std::string_view upstream_addr;  // the target that answered, for logs
 
     // Prepares the object for the next request on the same connection.

@@ -30,7 +30,9 @@ Listener::Listener(event_base *base, int fd, AcceptFn on_accept)
     resume();
 }
 
-Listener::~Listener() { ev_.reset(); }
+Listener::~Listener() {
+    ev_.reset();
+}
 
 void Listener::pause() {
     if (paused_) return;
@@ -53,8 +55,8 @@ void Listener::do_accept() {
     for (int i = 0; i < 64; ++i) {
         sockaddr_storage ss;
         socklen_t len = sizeof ss;
-        int fd = ::accept4(fd_, reinterpret_cast<sockaddr *>(&ss), &len,
-                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd =
+            ::accept4(fd_, reinterpret_cast<sockaddr *>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
             if (errno == EMFILE || errno == ENFILE) {

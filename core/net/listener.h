@@ -25,7 +25,7 @@ public:
     Listener(const Listener &) = delete;
     Listener &operator=(const Listener &) = delete;
 
-    void pause();   // graceful stop: leave the queue to other workers / the next generation
+    void pause();  // graceful stop: leave the queue to other workers / the next generation
     void resume();
     int fd() const { return fd_; }
 

@@ -219,6 +219,8 @@ void Socket::resume_read() {
     add_read_event();
 }
 
-void Socket::shutdown_write() { ::shutdown(fd_.get(), SHUT_WR); }
+void Socket::shutdown_write() {
+    ::shutdown(fd_.get(), SHUT_WR);
+}
 
 }  // namespace torii

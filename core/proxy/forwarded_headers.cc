@@ -6,14 +6,22 @@ namespace torii {
 
 bool is_hop_by_hop(std::string_view n) {
     switch (n.size()) {
-        case 2: return iequals(n, "te");
-        case 7: return iequals(n, "upgrade");  // Trailer stays: trailers are passed on
-        case 10: return iequals(n, "connection") || iequals(n, "keep-alive");
-        case 16: return iequals(n, "proxy-connection");
-        case 17: return iequals(n, "transfer-encoding");
-        case 18: return iequals(n, "proxy-authenticate");
-        case 19: return iequals(n, "proxy-authorization");
-        default: return false;
+        case 2:
+            return iequals(n, "te");
+        case 7:
+            return iequals(n, "upgrade");  // Trailer stays: trailers are passed on
+        case 10:
+            return iequals(n, "connection") || iequals(n, "keep-alive");
+        case 16:
+            return iequals(n, "proxy-connection");
+        case 17:
+            return iequals(n, "transfer-encoding");
+        case 18:
+            return iequals(n, "proxy-authenticate");
+        case 19:
+            return iequals(n, "proxy-authorization");
+        default:
+            return false;
     }
 }
 

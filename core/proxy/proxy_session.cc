@@ -41,7 +41,8 @@ void ProxySession::start() noexcept {
         chunked_up_ = true;
     }
     // The upstream sees the working path (after strip_prefix or rewrites) and the query.
-    if (req_.path.data() == in.target.data() && req_.path.size() + (req_.query.empty() ? 0 : req_.query.size() + 1) == in.target.size()) {
+    if (req_.path.data() == in.target.data() &&
+        req_.path.size() + (req_.query.empty() ? 0 : req_.query.size() + 1) == in.target.size()) {
         target_uri_ = in.target;
     } else {
         size_t n = req_.path.size() + (req_.query.empty() ? 0 : 1 + req_.query.size());
@@ -118,8 +119,10 @@ void ProxySession::do_send_body() {
     Socket &s = conn_->socket();
     evbuffer *body = req_.body.get();
     if (evbuffer_get_length(body) > 0 && s.pending_output() < kUpstreamOutputHigh) {
-        if (chunked_up_) write_chunk(s.output(), body);
-        else evbuffer_add_buffer(s.output(), body);
+        if (chunked_up_)
+            write_chunk(s.output(), body);
+        else
+            evbuffer_add_buffer(s.output(), body);
         body_forwarded_ = true;
         req_.downstream->resume_body(req_);
     }
@@ -130,7 +133,8 @@ void ProxySession::do_send_body() {
         s.set_read_timeout(upstream_.config().read_timeout);
     }
     s.flush();
-    if (!request_sent_ && s.pending_output() >= kUpstreamOutputHigh) s.watch_drain(kUpstreamOutputLow);
+    if (!request_sent_ && s.pending_output() >= kUpstreamOutputHigh)
+        s.watch_drain(kUpstreamOutputLow);
 }
 
 void ProxySession::on_request_body(Request &) noexcept {
@@ -192,7 +196,8 @@ void ProxySession::do_read_response() {
         }
         break;
     }
-    if (evbuffer_get_length(response_body_.get()) > 0) req_.downstream->send_body(req_, response_body_.get());
+    if (evbuffer_get_length(response_body_.get()) > 0)
+        req_.downstream->send_body(req_, response_body_.get());
     if (s.eof()) {
         ParseEvent ev = parser_.finish();
         if (ev == ParseEvent::message_complete) {
@@ -264,8 +269,8 @@ void ProxySession::do_attempt_failed(int status, bool connecting, const char *wh
         do_attempt();
         return;
     }
-    bool may_retry = body_safe && (connecting || idempotent()) &&
-                     attempts_ <= upstream_.config().retries;
+    bool may_retry =
+        body_safe && (connecting || idempotent()) && attempts_ <= upstream_.config().retries;
     if (may_retry) {
         do_attempt();
         return;
@@ -276,8 +281,10 @@ void ProxySession::do_attempt_failed(int status, bool connecting, const char *wh
 void ProxySession::do_fail(int status) {
     state_ = State::done;
     do_drop_connection();
-    if (req_.head_sent) req_.downstream->send_abort(req_);
-    else respond_error(req_, status);
+    if (req_.head_sent)
+        req_.downstream->send_abort(req_);
+    else
+        respond_error(req_, status);
 }
 
 void ProxySession::on_socket_error(Socket &, int err) {
@@ -298,8 +305,9 @@ void ProxySession::on_socket_timeout(Socket &, bool reading) {
     if (state_ == State::connecting) {
         do_attempt_failed(504, true, "timed out while connecting");
     } else if (!head_received_) {
-        do_attempt_failed(504, false, reading ? "timed out waiting for the response"
-                                              : "timed out sending the request");
+        do_attempt_failed(
+            504, false,
+            reading ? "timed out waiting for the response" : "timed out sending the request");
     } else {
         log_warn("upstream %s: timed out in the middle of the response",
                  std::string(req_.upstream_addr).c_str());

@@ -66,17 +66,17 @@ private:
     HeaderList request_headers_;   // built once, sent on every attempt
     std::string_view target_uri_;  // path?query for the upstream
     EvbufferPtr response_body_ = make_evbuffer();
-    uint64_t tried_ = 0;           // bitmask of targets tried
+    uint64_t tried_ = 0;  // bitmask of targets tried
     int target_ = -1;
     int attempts_ = 0;
-    int last_status_ = 502;        // what the last failed attempt would answer
+    int last_status_ = 502;  // what the last failed attempt would answer
     bool stale_retry_used_ = false;
     bool reused_ = false;          // the connection came from the keep-alive pool
     bool chunked_up_ = false;      // request body re-framed as chunked
     bool body_forwarded_ = false;  // some request body reached the upstream socket
     bool request_sent_ = false;    // head and whole body are in the upstream output
     bool head_received_ = false;
-    bool interim_ = false;         // parsing a 1xx interim response, which is dropped
+    bool interim_ = false;  // parsing a 1xx interim response, which is dropped
 };
 
 }  // namespace torii

@@ -10,7 +10,8 @@ static constexpr int64_t kIdleTimeoutMs = 60'000;
 
 UpstreamRuntime::UpstreamRuntime(const UpstreamConfig &config) : config_(config) {
     targets_.resize(config.targets.size());
-    for (size_t i = 0; i < targets_.size(); ++i) targets_[i].config = &config.targets[i];
+    for (size_t i = 0; i < targets_.size(); ++i)
+        targets_[i].config = &config.targets[i];
 }
 
 UpstreamRuntime::~UpstreamRuntime() = default;
@@ -81,6 +82,8 @@ void UpstreamRuntime::report_failure(int target) {
     }
 }
 
-void UpstreamRuntime::report_success(int target) { targets_[target].fails = 0; }
+void UpstreamRuntime::report_success(int target) {
+    targets_[target].fails = 0;
+}
 
 }  // namespace torii

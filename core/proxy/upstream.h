@@ -19,9 +19,9 @@ class UpstreamConnection;
 struct TargetState {
     const TargetConfig *config = nullptr;
     uint32_t in_flight = 0;
-    uint32_t fails = 0;            // failures since fail_window_start_ms
+    uint32_t fails = 0;  // failures since fail_window_start_ms
     uint64_t fail_window_start_ms = 0;
-    uint64_t down_until_ms = 0;    // passive health: skipped until then
+    uint64_t down_until_ms = 0;  // passive health: skipped until then
     // Idle keep-alive connections, oldest first; reused from the back (warmest).
     std::vector<std::unique_ptr<UpstreamConnection>> idle;
 };

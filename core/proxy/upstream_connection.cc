@@ -16,8 +16,14 @@ void UpstreamConnection::park(int64_t idle_timeout_ms) {
     sock_->resume_read();
 }
 
-void UpstreamConnection::on_socket_read(Socket &) { upstream_.drop_idle(this); }
-void UpstreamConnection::on_socket_error(Socket &, int) { upstream_.drop_idle(this); }
-void UpstreamConnection::on_socket_timeout(Socket &, bool) { upstream_.drop_idle(this); }
+void UpstreamConnection::on_socket_read(Socket &) {
+    upstream_.drop_idle(this);
+}
+void UpstreamConnection::on_socket_error(Socket &, int) {
+    upstream_.drop_idle(this);
+}
+void UpstreamConnection::on_socket_timeout(Socket &, bool) {
+    upstream_.drop_idle(this);
+}
 
 }  // namespace torii

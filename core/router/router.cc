@@ -8,7 +8,8 @@
 namespace torii {
 
 Router::~Router() {
-    for (Regex &r : regexes_) pcre2_code_free(r.code);
+    for (Regex &r : regexes_)
+        pcre2_code_free(r.code);
     if (match_data_) pcre2_match_data_free(match_data_);
 }
 
@@ -16,14 +17,17 @@ Result<std::unique_ptr<Router>> Router::build(const std::vector<LocationConfig> 
     auto router = std::make_unique<Router>();
     for (const LocationConfig &loc : locations) {
         switch (loc.match) {
-            case MatchType::exact: router->exact_.emplace(loc.path, &loc); break;
-            case MatchType::prefix: router->prefixes_.push_back(&loc); break;
+            case MatchType::exact:
+                router->exact_.emplace(loc.path, &loc);
+                break;
+            case MatchType::prefix:
+                router->prefixes_.push_back(&loc);
+                break;
             case MatchType::regex: {
                 int err;
                 PCRE2_SIZE offset;
-                pcre2_code *code =
-                    pcre2_compile(reinterpret_cast<PCRE2_SPTR>(loc.path.data()), loc.path.size(),
-                                  0, &err, &offset, nullptr);
+                pcre2_code *code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(loc.path.data()),
+                                                 loc.path.size(), 0, &err, &offset, nullptr);
                 if (!code) {
                     PCRE2_UCHAR msg[160];
                     pcre2_get_error_message(err, msg, sizeof msg);

@@ -42,7 +42,9 @@ void Http1Connection::start() {
     arm_timer(limits_.client_header_timeout);
 }
 
-void Http1Connection::set_state(State next) { state_ = next; }
+void Http1Connection::set_state(State next) {
+    state_ = next;
+}
 
 void Http1Connection::arm_timer(int64_t ms) {
     timeval tv = to_timeval(ms);
@@ -140,8 +142,8 @@ void Http1Connection::do_process_input() {
 
 void Http1Connection::do_notify_body() {
     if (state_ != State::active) return;
-    uint64_t limit = req_.server ? req_.server->config().client_max_body_size
-                                 : limits_.client_max_body_size;
+    uint64_t limit =
+        req_.server ? req_.server->config().client_max_body_size : limits_.client_max_body_size;
     if (limit > 0 && req_.body_received > limit) {
         log_info("client %s: request body over client_max_body_size (%llu)", remote_text_,
                  static_cast<unsigned long long>(limit));
@@ -150,8 +152,10 @@ void Http1Connection::do_notify_body() {
             req_.handler->on_request_abort(req_);
             worker_.defer_delete(std::move(req_.handler));
         }
-        if (!req_.head_sent && req_.state != RequestState::responded) respond_error(req_, 413);
-        else do_close();
+        if (!req_.head_sent && req_.state != RequestState::responded)
+            respond_error(req_, 413);
+        else
+            do_close();
         return;
     }
     if (response_done_) {  // answered already: the rest of the body is dropped
@@ -168,7 +172,8 @@ void Http1Connection::do_dispatch() {
     worker_.stats().requests++;
     req_.start_ms = Worker::now_ms();
     req_.state = RequestState::head;
-    keep_alive_ = parser_.keep_alive() && requests_ < static_cast<uint32_t>(limits_.keepalive_requests) &&
+    keep_alive_ = parser_.keep_alive() &&
+                  requests_ < static_cast<uint32_t>(limits_.keepalive_requests) &&
                   !worker_.stopping();
     req_.input.scheme = "http";
 
@@ -252,8 +257,10 @@ void Http1Connection::send_head(Request &req) noexcept {
             keep_alive_ = false;  // HTTP/1.0: the body ends when the connection does
         }
     }
-    if (!keep_alive_ || close_after_) h.add("Connection", "close");
-    else if (req.input.version == HttpVersion::http10) h.add("Connection", "keep-alive");
+    if (!keep_alive_ || close_after_)
+        h.add("Connection", "close");
+    else if (req.input.version == HttpVersion::http10)
+        h.add("Connection", "keep-alive");
     write_response_head(sock_->output(), req.input.version, r.status, r.reason, h);
     req.head_sent = true;
 }
@@ -262,8 +269,10 @@ void Http1Connection::send_body(Request &req, evbuffer *data) noexcept {
     size_t n = evbuffer_get_length(data);
     if (n == 0) return;
     req.bytes_sent += n;
-    if (chunked_out_) write_chunk(sock_->output(), data);
-    else evbuffer_add_buffer(sock_->output(), data);
+    if (chunked_out_)
+        write_chunk(sock_->output(), data);
+    else
+        evbuffer_add_buffer(sock_->output(), data);
     sock_->flush();
 }
 
@@ -370,13 +379,15 @@ void Http1Connection::on_socket_timeout(Socket &, bool reading) {
 
 // ---- end of an exchange ----
 
-void Http1Connection::do_log() { access_log_write(req_); }
+void Http1Connection::do_log() {
+    access_log_write(req_);
+}
 
 void Http1Connection::do_finish_request() {
     do_log();
     if (req_.handler) worker_.defer_delete(std::move(req_.handler));
-    bool reuse = keep_alive_ && !close_after_ && req_.body_done && !sock_->eof() &&
-                 !worker_.stopping();
+    bool reuse =
+        keep_alive_ && !close_after_ && req_.body_done && !sock_->eof() && !worker_.stopping();
     if (!reuse) {
         do_close_after_flush();
         return;

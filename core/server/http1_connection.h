@@ -81,9 +81,9 @@ private:
     EventPtr resume_ev_;
     char remote_text_[64];
     uint32_t requests_ = 0;
-    bool head_started_ = false;   // begin_request() called for the current request
+    bool head_started_ = false;  // begin_request() called for the current request
     bool keep_alive_ = true;
-    bool close_after_ = false;    // this response is the last on the connection
+    bool close_after_ = false;  // this response is the last on the connection
     bool chunked_out_ = false;
     bool response_done_ = false;
     bool continue_sent_ = false;

@@ -19,7 +19,8 @@ bool HttpServer::matches_name(std::string_view host) const {
         if (name == "*") return true;
         if (name.starts_with("*.")) {
             std::string_view suffix = std::string_view(name).substr(1);  // ".example.com"
-            if (host.size() > suffix.size() && iequals(host.substr(host.size() - suffix.size()), suffix))
+            if (host.size() > suffix.size() &&
+                iequals(host.substr(host.size() - suffix.size()), suffix))
                 return true;
         } else if (name.starts_with(".")) {
             if (iequals(host, std::string_view(name).substr(1))) return true;
@@ -37,7 +38,8 @@ HttpServer *ServerGroup::find(std::string_view host) const {
     // Exact and wildcard names first; a catch-all "*" only when nothing more specific fits.
     HttpServer *catch_all = nullptr;
     for (HttpServer *s : servers) {
-        bool wildcard_only = s->config().server_name.size() == 1 && s->config().server_name[0] == "*";
+        bool wildcard_only =
+            s->config().server_name.size() == 1 && s->config().server_name[0] == "*";
         if (wildcard_only) {
             if (!catch_all) catch_all = s;
             continue;

@@ -25,7 +25,8 @@ Result<std::unique_ptr<VirtualServer>> VirtualServer::build(const ServerConfig &
         if (!loc.upstream.empty()) {
             u = worker.upstream(loc.upstream);
             if (!u)
-                return make_error(loc.pos.to_string() + ": unknown upstream \"" + loc.upstream + "\"");
+                return make_error(loc.pos.to_string() + ": unknown upstream \"" + loc.upstream +
+                                  "\"");
         }
         upstreams.push_back(u);
     }
@@ -58,7 +59,8 @@ void VirtualServer::handle(Request &req) noexcept {
         req.response = ResponseHead{};
         req.response.status = ret.status;
         req.response.headers.add("Server", "torii");
-        for (const HeaderPair &h : ret.headers) req.response.headers.add(h.name, h.value);
+        for (const HeaderPair &h : ret.headers)
+            req.response.headers.add(h.name, h.value);
         if (!ret.body.empty() && !req.response.headers.contains("content-type"))
             req.response.headers.add("Content-Type", "text/plain");
         req.response.content_length = static_cast<int64_t>(ret.body.size());

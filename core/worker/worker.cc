@@ -182,11 +182,13 @@ void Worker::stop(bool graceful) {
         return;
     }
     stopping_ = true;
-    for (auto &l : listeners_) l->pause();
+    for (auto &l : listeners_)
+        l->pause();
     shutdown_deadline_ms_ = now_ms() + static_cast<uint64_t>(config_->main.shutdown_timeout);
     // Idle keep-alive connections close now; busy ones close after their response.
     std::vector<Http1Connection *> snapshot(connections_.begin(), connections_.end());
-    for (Http1Connection *c : snapshot) c->shutdown_gracefully();
+    for (Http1Connection *c : snapshot)
+        c->shutdown_gracefully();
     check_drained();
 }
 

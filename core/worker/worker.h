@@ -30,7 +30,7 @@ class UpstreamRuntime;
 struct ListenSocket {
     std::string address;  // "127.0.0.1:8080"
     int fd = -1;
-    bool admin = false;   // the [admin] listener rather than a [[server]] one
+    bool admin = false;  // the [admin] listener rather than a [[server]] one
 };
 
 struct WorkerStats {

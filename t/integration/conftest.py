@@ -52,6 +52,30 @@ class Procs:
             except Exception as e:  # keep stopping the others
                 print("teardown: stopping %r failed: %s" % (x, e))
 
+    def sanitizer_reports(self):
+        """ASan/UBSan/LSan findings torii printed (the sanitizer build of the suite)."""
+        found = []
+        for t in self.toriis():
+            log = t.log()
+            for marker in SANITIZER_MARKERS:
+                at = log.find(marker)
+                if at >= 0:
+                    found.append("%s:\n%s" % (t.workdir, log[max(0, at - 200):at + 3000]))
+                    break
+        return found
+
+
+# What the sanitizers print; any of these in torii's stderr fails the test that ran it.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def _stop_and_check(p):
+    p.stop_all()
+    reports = p.sanitizer_reports()
+    if reports:
+        pytest.fail("sanitizer findings in torii's stderr:\n" + "\n".join(reports),
+                    pytrace=False)
+
 
 _active = []  # Procs alive now, for attaching torii's log to failure reports
 
@@ -64,7 +88,7 @@ def procs(tmp_path):
         yield p
     finally:
         _active.remove(p)
-        p.stop_all()
+        _stop_and_check(p)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +99,7 @@ def module_procs(tmp_path_factory):
         yield p
     finally:
         _active.remove(p)
-        p.stop_all()
+        _stop_and_check(p)
 
 
 @pytest.hookimpl(hookwrapper=True)

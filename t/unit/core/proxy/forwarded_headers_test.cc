@@ -1,0 +1,51 @@
+#include <doctest/doctest.h>
+
+#include "core/proxy/forwarded_headers.h"
+
+using namespace torii;
+
+TEST_CASE("upstream request heads drop hop-by-hop fields and record the hop") {
+    Request req;
+    req.remote_addr = "10.0.0.9";
+    req.input.scheme = "http";
+    req.input.authority = "example.com";
+    HeaderList &h = req.input.headers;
+    h.add("Host", "example.com");
+    h.add("Connection", "keep-alive, X-Hop");
+    h.add("X-Hop", "1");
+    h.add("Keep-Alive", "300");
+    h.add("Proxy-Connection", "x");
+    h.add("TE", "trailers");
+    h.add("Upgrade", "h2c");
+    h.add("X-Forwarded-For", "1.2.3.4");
+    h.add("Via", "1.0 edge");
+    h.add("Content-Length", "3");
+    h.add("Accept", "*/*");
+    HeaderList out;
+    build_upstream_request_headers(req, out);
+    for (const char *gone : {"connection", "x-hop", "keep-alive", "proxy-connection", "te",
+                             "upgrade", "content-length"})
+        CHECK_MESSAGE(!out.contains(gone), gone);
+    CHECK(out.get("host") == "example.com");
+    CHECK(out.get("accept") == "*/*");
+    CHECK(out.get("x-forwarded-for") == "1.2.3.4, 10.0.0.9");
+    CHECK(out.get("x-real-ip") == "10.0.0.9");
+    CHECK(out.get("x-forwarded-proto") == "http");
+    CHECK(out.get("via") == "1.0 edge, 1.1 torii");
+}
+
+TEST_CASE("response heads keep end-to-end fields only") {
+    HeaderList from;
+    from.add("Connection", "close, X-Secret");
+    from.add("X-Secret", "s");
+    from.add("Keep-Alive", "timeout=5");
+    from.add("Transfer-Encoding", "chunked");
+    from.add("Content-Length", "10");
+    from.add("Trailer", "X-Checksum");
+    from.add("X-End", "kept");
+    HeaderList to;
+    copy_response_headers(from, to);
+    CHECK(to.size() == 2);
+    CHECK(to.get("trailer") == "X-Checksum");
+    CHECK(to.get("x-end") == "kept");
+}
