@@ -108,6 +108,7 @@ struct UpstreamConfig {
     UpstreamTlsConfig tls;
     DiscoveryConfig discovery;
     HealthConfig health;
+    const toml::table *table = nullptr;  // the whole [upstream.X] table, for its balancer
     SourcePos pos;
 };
 

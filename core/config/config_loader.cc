@@ -243,6 +243,7 @@ UpstreamConfig Loader::read_upstream(const std::string &name, const Section &s) 
     UpstreamConfig up;
     up.name = name;
     up.pos = s.pos();
+    up.table = &s.table();
 
     s.read("hash_key", up.hash_key);
     if (s.read("balancer", up.balancer)) {

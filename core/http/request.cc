@@ -1,13 +1,27 @@
 #include "core/http/request.h"
 
+#include "core/base/log.h"
 #include "core/http/http1_writer.h"
+#include "core/plugin/phase_runner.h"
 
 namespace torii {
 
 void Request::reset() {
     input = RequestHead{};
     path = query = {};
+    headers.clear();
     response = ResponseHead{};
+    consumer = {};
+    chain = nullptr;
+    server_chain = nullptr;
+    plugin_ctx = nullptr;
+    phase = -1;
+    phase_pos = 0;
+    pause_token = 0;
+    phase_owner = nullptr;
+    resumed_early = false;
+    resumed_action = 0;
+    plugin_response = PluginResponse{};
     server = nullptr;
     location = nullptr;
     evbuffer_drain(body.get(), evbuffer_get_length(body.get()));
@@ -22,6 +36,34 @@ void Request::reset() {
     // remote / remote_addr / tls belong to the connection and stay.
 }
 
+bool start_response(Request &req) {
+    if (req.chain && req.phase != TORII_PHASE_RESPONSE) {
+        PhaseResult r = run_phase(req, TORII_PHASE_RESPONSE, nullptr);
+        if (r == PhaseResult::respond) return false;
+        if (r == PhaseResult::error) log_error("response phase failed; sending the response as is");
+    }
+    req.downstream->send_head(req);
+    return true;
+}
+
+void send_plugin_response(Request &req) {
+    PluginResponse pr = std::move(req.plugin_response);
+    req.plugin_response = PluginResponse{};
+    req.response = ResponseHead{};
+    req.response.status = pr.status;
+    req.response.headers = std::move(pr.headers);
+    if (!req.response.headers.contains("server")) req.response.headers.add("Server", "torii");
+    req.response.content_length = static_cast<int64_t>(pr.body.size());
+    // A plugin's own answer does not pass the response phase again.
+    req.downstream->send_head(req);
+    if (!pr.body.empty() && req.input.method != "HEAD") {
+        EvbufferPtr buf = make_evbuffer();
+        evbuffer_add(buf.get(), pr.body.data(), pr.body.size());
+        req.downstream->send_body(req, buf.get());
+    }
+    req.downstream->send_end(req, nullptr);
+}
+
 void respond(Request &req, int status, std::string_view body, std::string_view content_type) {
     req.response = ResponseHead{};
     req.response.status = status;
@@ -29,7 +71,10 @@ void respond(Request &req, int status, std::string_view body, std::string_view c
     if (!body.empty() && !content_type.empty())
         req.response.headers.add("Content-Type", content_type);
     req.response.content_length = static_cast<int64_t>(body.size());
-    req.downstream->send_head(req);
+    if (!start_response(req)) {
+        send_plugin_response(req);
+        return;
+    }
     if (!body.empty() && req.input.method != "HEAD") {
         EvbufferPtr buf = make_evbuffer();
         evbuffer_add(buf.get(), body.data(), body.size());

@@ -24,6 +24,25 @@ namespace torii {
 struct Request;
 struct LocationConfig;
 class HttpServer;
+struct PhaseChain;
+
+// Who continues a request that a plugin paused: the part of the core that ran the phase.
+class PhaseOwner {
+public:
+    // The paused phase finished: TORII_CONTINUE (go on), TORII_RESPOND (the plugin's
+    // response is in req.plugin_response) or TORII_ERROR.
+    virtual void on_phase_resumed(Request &req, int phase, int action) noexcept = 0;
+
+protected:
+    ~PhaseOwner() = default;
+};
+
+// A response a plugin asked for with host->respond().
+struct PluginResponse {
+    int status = 0;
+    HeaderList headers;
+    std::string_view body;
+};
 
 // Produces the response. Every callback is noexcept and may run the exchange to its end.
 class RequestHandler : public Deletable {
@@ -71,7 +90,9 @@ struct Request {
     // Working copies that routing and plugins rewrite (strip_prefix, path rewrite).
     std::string_view path;
     std::string_view query;
-    ResponseHead response;  // what is (being) sent to the client
+    HeaderList headers;         // working copy of input.headers, which plugins may change
+    ResponseHead response;      // what is (being) sent to the client
+    std::string_view consumer;  // set by auth plugins, $consumer
 
     Downstream *downstream = nullptr;
     const HttpServer *server = nullptr;
@@ -94,9 +115,29 @@ struct Request {
     uint64_t start_ms = 0;           // monotonic, for $request_time
     std::string_view upstream_addr;  // the target that answered, for logs
 
+    // Plugins: the chain of the location (or server, before routing), each instance's
+    // per-request slot, and the phase position for pause/resume (core/plugin/phase_runner).
+    const PhaseChain *chain = nullptr;
+    const PhaseChain *server_chain = nullptr;  // ran pre_route; its instances get request_done
+    void **plugin_ctx = nullptr;
+    int phase = -1;        // torii_phase_t being run, -1 outside phases
+    size_t phase_pos = 0;  // next hook of the phase to run
+    uint64_t pause_token = 0;
+    PhaseOwner *phase_owner = nullptr;
+    bool resumed_early = false;  // resume() arrived before the hook returned TORII_PAUSE
+    int resumed_action = 0;
+    PluginResponse plugin_response;
+
     // Prepares the object for the next request on the same connection.
     void reset();
 };
+
+// Sends req.response's head after running the response phase; the one way every handler
+// starts a response. Returns false when a plugin replaced the response (it is then in
+// req.plugin_response and has not been sent: call send_plugin_response).
+bool start_response(Request &req);
+// Sends req.plugin_response as the whole answer.
+void send_plugin_response(Request &req);
 
 // Responds from torii itself (errors, `return`, admin): head, body and end in one go.
 // Adds Content-Type when given and Content-Length; with a non-empty body.

@@ -13,6 +13,9 @@
 #include "core/base/log.h"
 #include "core/config/config.h"
 #include "core/net/listener.h"
+#include "core/plugin/host_api.h"
+#include "core/plugin/plugin_set.h"
+#include "core/shm/shared_zone.h"
 #include "core/server/access_log.h"
 #include "core/worker/worker.h"
 
@@ -22,6 +25,12 @@ int check_config(const std::string &file) {
     auto config = load_config(file);
     if (!config) {
         fprintf(stderr, "%s\n", config.error().c_str());
+        return 1;
+    }
+    // Loading every plugin and creating every instance is what validates their tables.
+    auto plugins = PluginSet::load(*config.value());
+    if (!plugins) {
+        fprintf(stderr, "%s\n", plugins.error().c_str());
         return 1;
     }
     printf("ok\n");
@@ -126,7 +135,22 @@ int run_foreground(const std::string &file) {
     }
     if (config->admin && !open_one(config->admin->listen, true)) return 1;
 
-    Worker worker(config, sockets, file);
+    // Shared state outlives workers (and, with the master, reloads).
+    SharedZone *zone = SharedZone::create(16384);
+    if (!zone) {
+        fprintf(stderr, "torii: cannot map the shared memory zone\n");
+        return 1;
+    }
+    set_shared_zone(zone);
+    auto plugins = PluginSet::load(*config);
+    if (!plugins) {
+        log_error("%s", plugins.error().c_str());
+        fprintf(stderr, "%s\n", plugins.error().c_str());
+        return 1;
+    }
+    std::shared_ptr<PluginSet> plugin_set(std::move(plugins.value()));
+
+    Worker worker(config, plugin_set, sockets, file);
     auto ok = worker.init();
     if (!ok) {
         log_error("%s", ok.error().c_str());

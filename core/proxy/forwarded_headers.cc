@@ -43,7 +43,7 @@ static std::string_view join(Arena &arena, std::string_view a, std::string_view 
 }
 
 void build_upstream_request_headers(Request &req, HeaderList &out) {
-    const HeaderList &in = req.input.headers;
+    const HeaderList &in = req.headers;  // the working copy: plugins may have changed it
     bool has_connection = in.contains("connection");
     std::string_view xff, via;
     bool has_host = false;

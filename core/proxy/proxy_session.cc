@@ -5,6 +5,7 @@
 
 #include "core/base/log.h"
 #include "core/http/http1_writer.h"
+#include "core/plugin/phase_runner.h"
 #include "core/proxy/forwarded_headers.h"
 #include "core/proxy/upstream.h"
 #include "core/proxy/upstream_connection.h"
@@ -30,6 +31,38 @@ bool ProxySession::idempotent() const {
 }
 
 void ProxySession::start() noexcept {
+    // Let the client send its body while plugins run and we connect.
+    if (req_.input.expect_continue && req_.input.has_body()) req_.downstream->send_continue(req_);
+    switch (run_phase(req_, TORII_PHASE_UPSTREAM, this)) {
+        case PhaseResult::done:
+            do_prepare();
+            return;
+        case PhaseResult::respond:
+            state_ = State::done;
+            send_plugin_response(req_);
+            return;
+        case PhaseResult::error:
+            state_ = State::done;
+            respond_error(req_, 500);
+            return;
+        case PhaseResult::paused:
+            return;
+    }
+}
+
+void ProxySession::on_phase_resumed(Request &, int, int action) noexcept {
+    if (action == TORII_CONTINUE)
+        do_prepare();
+    else if (action == TORII_RESPOND) {
+        state_ = State::done;
+        send_plugin_response(req_);
+    } else {
+        state_ = State::done;
+        respond_error(req_, 500);
+    }
+}
+
+void ProxySession::do_prepare() {
     build_upstream_request_headers(req_, request_headers_);
     const RequestHead &in = req_.input;
     if (in.content_length >= 0) {
@@ -54,14 +87,12 @@ void ProxySession::start() noexcept {
         }
         target_uri_ = {p, n};
     }
-    // Let the client send its body while we connect.
-    if (in.expect_continue && in.has_body()) req_.downstream->send_continue(req_);
     do_attempt();
 }
 
 void ProxySession::do_attempt() {
     state_ = State::picking;
-    int t = upstream_.pick(tried_);
+    int t = upstream_.pick(req_, tried_);
     if (t < 0 && attempts_ > 0) {  // out of targets to retry on: report the last failure
         do_fail(last_status_);
         return;
@@ -74,6 +105,7 @@ void ProxySession::do_attempt() {
     if (t < 64) tried_ |= uint64_t{1} << t;
     target_ = t;
     ++attempts_;
+    attempt_start_us_ = Worker::now_us();
     TargetState &target = upstream_.target(t);
     req_.upstream_addr = target.config->address;
     parser_.reset();
@@ -160,13 +192,20 @@ void ProxySession::do_read_response() {
                     continue;
                 }
                 head_received_ = true;
+                upstream_.report_success(req_, target_, Worker::now_us() - attempt_start_us_);
                 ResponseHead &r = req_.response;
                 r.status = upstream_head_.status;
                 r.reason = upstream_head_.reason;
                 r.content_length = upstream_head_.content_length;
                 r.no_body = upstream_head_.no_body;
                 copy_response_headers(upstream_head_.headers, r.headers);
-                req_.downstream->send_head(req_);
+                if (!start_response(req_)) {
+                    // A response-phase plugin replaced the upstream's answer.
+                    do_drop_connection();
+                    state_ = State::done;
+                    send_plugin_response(req_);
+                    return;
+                }
                 continue;
             }
             case ParseEvent::message_complete:
@@ -186,7 +225,7 @@ void ProxySession::do_read_response() {
             case ParseEvent::error:
                 log_warn("upstream %s: invalid response: %s", req_.upstream_addr.data(),
                          parser_.error_reason());
-                upstream_.report_failure(target_);
+                upstream_.report_failure(req_, target_, TORII_PEER_FAILED);
                 do_drop_connection();
                 do_fail(502);
                 return;
@@ -228,7 +267,6 @@ void ProxySession::on_response_drained(Request &) noexcept {
 }
 
 void ProxySession::do_finish_response() {
-    upstream_.report_success(target_);
     if (evbuffer_get_length(response_body_.get()) > 0)
         req_.downstream->send_body(req_, response_body_.get());
     Socket &s = conn_->socket();
@@ -258,7 +296,9 @@ void ProxySession::do_attempt_failed(int status, bool connecting, const char *wh
     bool stale = reused_ && !connecting && !head_received_;
     last_status_ = status;
     do_drop_connection();
-    if (!stale) upstream_.report_failure(target_);
+    if (!stale)
+        upstream_.report_failure(req_, target_,
+                                 status == 504 ? TORII_PEER_TIMEOUT : TORII_PEER_FAILED);
     bool body_safe = !body_forwarded_ && !head_received_;
     // A pooled connection the upstream had already closed is not the target's fault: try
     // once more on a fresh connection to the same target.

@@ -21,7 +21,7 @@ namespace torii {
 class UpstreamRuntime;
 class UpstreamConnection;
 
-class ProxySession final : public RequestHandler, public SocketHandler {
+class ProxySession final : public RequestHandler, public SocketHandler, public PhaseOwner {
 public:
     ProxySession(Request &req, UpstreamRuntime &upstream);
     ~ProxySession() override;
@@ -46,7 +46,10 @@ private:
     void on_socket_error(Socket &s, int err) override;
     void on_socket_connected(Socket &s) override;
     void on_socket_timeout(Socket &s, bool reading) override;
+    // PhaseOwner (the upstream phase may pause)
+    void on_phase_resumed(Request &req, int phase, int action) noexcept override;
 
+    void do_prepare();
     void do_attempt();
     void do_send_request();
     void do_send_body();
@@ -69,6 +72,7 @@ private:
     uint64_t tried_ = 0;  // bitmask of targets tried
     int target_ = -1;
     int attempts_ = 0;
+    uint64_t attempt_start_us_ = 0;
     int last_status_ = 502;  // what the last failed attempt would answer
     bool stale_retry_used_ = false;
     bool reused_ = false;          // the connection came from the keep-alive pool

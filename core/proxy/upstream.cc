@@ -1,5 +1,8 @@
 #include "core/proxy/upstream.h"
 
+#include "core/base/log.h"
+#include "core/http/request.h"
+#include "core/plugin/plugin_set.h"
 #include "core/proxy/upstream_connection.h"
 #include "core/worker/worker.h"
 
@@ -8,28 +11,50 @@ namespace torii {
 // How long an idle pooled connection is kept (nginx's keepalive_timeout in upstream{}).
 static constexpr int64_t kIdleTimeoutMs = 60'000;
 
-UpstreamRuntime::UpstreamRuntime(const UpstreamConfig &config) : config_(config) {
+UpstreamRuntime::UpstreamRuntime(const UpstreamConfig &config, PluginInstance *balancer)
+    : config_(config), balancer_(balancer) {
     targets_.resize(config.targets.size());
-    for (size_t i = 0; i < targets_.size(); ++i)
-        targets_[i].config = &config.targets[i];
+    peers_.resize(config.targets.size());
+    tried_.resize(config.targets.size());
+    for (size_t i = 0; i < targets_.size(); ++i) {
+        const TargetConfig &t = config.targets[i];
+        targets_[i].config = &t;
+        peers_[i] = torii_peer_t{
+            {t.address.data(), t.address.size()}, static_cast<uint32_t>(t.weight), 1, 0, 0};
+    }
+    if (auto changed = TORII_PLUGIN_HOOK(*balancer_->plugin, peers_changed)) {
+        torii_peer_set_t set{peers_.size(), peers_.data()};
+        changed(balancer_->instance, &set);
+    }
 }
 
 UpstreamRuntime::~UpstreamRuntime() = default;
 
-int UpstreamRuntime::pick(uint64_t tried) {
+int UpstreamRuntime::pick(Request &req, uint64_t tried) {
     size_t n = targets_.size();
     if (n == 0) return kNoneLeft;
     uint64_t now = Worker::now_ms();
-    bool any_untried = false;
-    for (size_t k = 0; k < n; ++k) {
-        size_t i = (next_ + k) % n;
-        if (i < 64 && (tried & (uint64_t{1} << i))) continue;
-        any_untried = true;
-        if (targets_[i].down_until_ms > now) continue;
-        next_ = i + 1;
-        return static_cast<int>(i);
+    bool any_untried = false, any_usable = false;
+    for (size_t i = 0; i < n; ++i) {
+        peers_[i].healthy = targets_[i].down_until_ms <= now;
+        peers_[i].in_flight = targets_[i].in_flight;
+        tried_[i] = i < 64 && (tried & (uint64_t{1} << i)) ? 1 : 0;
+        any_untried |= !tried_[i];
+        any_usable |= !tried_[i] && peers_[i].healthy;
     }
-    return any_untried ? kNoneHealthy : kNoneLeft;
+    if (!any_untried) return kNoneLeft;
+    if (!any_usable) return kNoneHealthy;
+    torii_peer_set_t set{n, peers_.data()};
+    auto pick = TORII_PLUGIN_HOOK(*balancer_->plugin, pick);
+    int i =
+        pick(balancer_->instance, reinterpret_cast<torii_request_t *>(&req), &set, tried_.data());
+    if (i < 0 || static_cast<size_t>(i) >= n || tried_[i] || !peers_[i].healthy) {
+        if (i != TORII_PEER_NONE)
+            log_error("balancer \"%s\" of upstream \"%s\" picked %d, which is not a usable peer",
+                      balancer_->plugin->name().c_str(), config_.name.c_str(), i);
+        return kNoneLeft;
+    }
+    return i;
 }
 
 std::unique_ptr<UpstreamConnection> UpstreamRuntime::take_idle(int target) {
@@ -66,7 +91,10 @@ void UpstreamRuntime::drop_idle(UpstreamConnection *conn) {
     }
 }
 
-void UpstreamRuntime::report_failure(int target) {
+void UpstreamRuntime::report_failure(Request &req, int target, torii_peer_outcome_t outcome) {
+    if (auto feedback = TORII_PLUGIN_HOOK(*balancer_->plugin, feedback))
+        feedback(balancer_->instance, reinterpret_cast<torii_request_t *>(&req),
+                 static_cast<size_t>(target), outcome, 0);
     // A lone target is never marked down: there is nowhere else to go (nginx does the same).
     if (targets_.size() < 2) return;
     TargetState &t = targets_[target];
@@ -82,8 +110,15 @@ void UpstreamRuntime::report_failure(int target) {
     }
 }
 
-void UpstreamRuntime::report_success(int target) {
+void UpstreamRuntime::report_success(Request &req, int target, uint64_t latency_us) {
     targets_[target].fails = 0;
+    // Exponential moving average, weight 1/8 (like TCP's SRTT).
+    uint32_t &avg = peers_[target].latency_us;
+    uint64_t l = latency_us > UINT32_MAX ? UINT32_MAX : latency_us;
+    avg = avg == 0 ? static_cast<uint32_t>(l) : static_cast<uint32_t>((avg * 7 + l) / 8);
+    if (auto feedback = TORII_PLUGIN_HOOK(*balancer_->plugin, feedback))
+        feedback(balancer_->instance, reinterpret_cast<torii_request_t *>(&req),
+                 static_cast<size_t>(target), TORII_PEER_OK, latency_us);
 }
 
 }  // namespace torii

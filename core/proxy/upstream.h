@@ -1,9 +1,12 @@
 // An upstream as one worker sees it at runtime: its targets with their keep-alive pools,
 // in-flight counts and passive health, built from the immutable UpstreamConfig.
 //
-// Picking a target is done by the built-in round robin below until the balancer plugins
-// (issue #3) take over; the peer state kept here is what they will read.
+// Picking a target is the balancer plugin's job (TORII_PHASE_BALANCE): the runtime keeps
+// the peer set it reads (address, weight, health, in-flight, latency) up to date and feeds
+// back each attempt's outcome.
 #pragma once
+
+#include <torii/plugin.h>
 
 #include <cstdint>
 #include <memory>
@@ -15,6 +18,8 @@
 namespace torii {
 
 class UpstreamConnection;
+struct PluginInstance;
+struct Request;
 
 struct TargetState {
     const TargetConfig *config = nullptr;
@@ -28,7 +33,7 @@ struct TargetState {
 
 class UpstreamRuntime {
 public:
-    explicit UpstreamRuntime(const UpstreamConfig &config);
+    UpstreamRuntime(const UpstreamConfig &config, PluginInstance *balancer);
     ~UpstreamRuntime();
 
     const UpstreamConfig &config() const { return config_; }
@@ -37,8 +42,8 @@ public:
 
     static constexpr int kNoneLeft = -1;     // every target was tried
     static constexpr int kNoneHealthy = -2;  // targets remain, but all are marked down
-    // Round robin over targets not in `tried` (a bitmask) and not marked down.
-    int pick(uint64_t tried);
+    // Asks the balancer for a target not in `tried` (a bitmask) and not marked down.
+    int pick(Request &req, uint64_t tried);
 
     // An idle pooled connection to `target`, or nullptr.
     std::unique_ptr<UpstreamConnection> take_idle(int target);
@@ -47,14 +52,16 @@ public:
     // The pool noticed that an idle connection was closed by the upstream.
     void drop_idle(UpstreamConnection *conn);
 
-    // Passive health feedback from an attempt.
-    void report_failure(int target);
-    void report_success(int target);
+    // Feedback from an attempt: passive health, latency, and the balancer's feedback hook.
+    void report_failure(Request &req, int target, torii_peer_outcome_t outcome);
+    void report_success(Request &req, int target, uint64_t latency_us);
 
 private:
     const UpstreamConfig &config_;
     std::vector<TargetState> targets_;
-    size_t next_ = 0;
+    PluginInstance *balancer_;
+    std::vector<torii_peer_t> peers_;  // what the balancer reads, refreshed before each pick
+    std::vector<uint8_t> tried_;
 };
 
 }  // namespace torii

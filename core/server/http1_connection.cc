@@ -5,6 +5,7 @@
 
 #include "core/base/log.h"
 #include "core/http/http1_writer.h"
+#include "core/plugin/phase_runner.h"
 #include "core/server/access_log.h"
 #include "core/worker/worker.h"
 
@@ -176,6 +177,7 @@ void Http1Connection::do_dispatch() {
                   requests_ < static_cast<uint32_t>(limits_.keepalive_requests) &&
                   !worker_.stopping();
     req_.input.scheme = "http";
+    req_.headers = req_.input.headers;  // the working copy plugins may change
 
     // Absolute-form targets ("http://host/path") carry the authority themselves.
     std::string_view target = req_.input.target;
@@ -380,6 +382,7 @@ void Http1Connection::on_socket_timeout(Socket &, bool reading) {
 // ---- end of an exchange ----
 
 void Http1Connection::do_log() {
+    run_log_phase(req_);
     access_log_write(req_);
 }
 
@@ -433,13 +436,14 @@ void Http1Connection::do_close_after_flush() {
 
 void Http1Connection::do_close() {
     if (state_ == State::closed) return;
-    bool in_flight = req_.handler && req_.state != RequestState::responded;
+    bool in_flight = state_ == State::active && req_.state != RequestState::responded;
     set_state(State::closed);
     evtimer_del(timer_.get());
     event_del(resume_ev_.get());
     sock_->pause_read();
+    cancel_pause(req_);  // a plugin's later resume() finds nothing
     if (in_flight) {
-        req_.handler->on_request_abort(req_);
+        if (req_.handler) req_.handler->on_request_abort(req_);
         if (!req_.response.status) req_.response.status = 499;  // nginx: client closed request
         do_log();
     }

@@ -3,24 +3,26 @@
 #include <cstring>
 
 #include "core/http/request.h"
+#include "core/plugin/phase_runner.h"
+#include "core/plugin/plugin_set.h"
 #include "core/proxy/proxy_session.h"
 #include "core/proxy/upstream.h"
 #include "core/worker/worker.h"
 
 namespace torii {
 
-VirtualServer::VirtualServer(const ServerConfig &config, std::unique_ptr<Router> router,
-                             std::vector<UpstreamRuntime *> location_upstreams)
-    : HttpServer(config),
-      router_(std::move(router)),
-      location_upstreams_(std::move(location_upstreams)) {}
+VirtualServer::VirtualServer(const ServerConfig &config, std::unique_ptr<Router> router)
+    : HttpServer(config), router_(std::move(router)) {}
 
 Result<std::unique_ptr<VirtualServer>> VirtualServer::build(const ServerConfig &config,
-                                                            Worker &worker) {
+                                                            size_t index, Worker &worker) {
     auto router = Router::build(config.locations);
     if (!router) return make_error(router.error());
-    std::vector<UpstreamRuntime *> upstreams;
-    for (const LocationConfig &loc : config.locations) {
+    auto server = std::make_unique<VirtualServer>(config, std::move(router.value()));
+    const PluginSet &plugins = worker.plugins();
+    server->server_chain_ = &plugins.server_chain(index);
+    for (size_t i = 0; i < config.locations.size(); ++i) {
+        const LocationConfig &loc = config.locations[i];
         UpstreamRuntime *u = nullptr;
         if (!loc.upstream.empty()) {
             u = worker.upstream(loc.upstream);
@@ -28,9 +30,10 @@ Result<std::unique_ptr<VirtualServer>> VirtualServer::build(const ServerConfig &
                 return make_error(loc.pos.to_string() + ": unknown upstream \"" + loc.upstream +
                                   "\"");
         }
-        upstreams.push_back(u);
+        server->location_upstreams_.push_back(u);
+        server->location_chains_.push_back(&plugins.location_chain(index, i));
     }
-    return std::make_unique<VirtualServer>(config, std::move(router.value()), std::move(upstreams));
+    return server;
 }
 
 // "/api/users" with prefix "/api/" becomes "/users"; the result always starts with "/".
@@ -48,12 +51,66 @@ static std::string_view strip(Request &req, std::string_view prefix) {
 }
 
 void VirtualServer::handle(Request &req) noexcept {
+    req.chain = req.server_chain = server_chain_;
+    switch (run_phase(req, TORII_PHASE_PRE_ROUTE, this)) {
+        case PhaseResult::done:
+            do_route(req);
+            return;
+        case PhaseResult::respond:
+            send_plugin_response(req);
+            return;
+        case PhaseResult::error:
+            respond_error(req, 500);
+            return;
+        case PhaseResult::paused:
+            return;
+    }
+}
+
+void VirtualServer::on_phase_resumed(Request &req, int phase, int action) noexcept {
+    if (action != TORII_CONTINUE) {
+        do_phase_outcome(req, action);
+        return;
+    }
+    if (phase == TORII_PHASE_PRE_ROUTE)
+        do_route(req);
+    else
+        do_serve(req);
+}
+
+void VirtualServer::do_phase_outcome(Request &req, int action) {
+    if (action == TORII_RESPOND)
+        send_plugin_response(req);
+    else
+        respond_error(req, 500);
+}
+
+void VirtualServer::do_route(Request &req) {
     const LocationConfig *loc = router_->match(req.path);
     if (!loc) {
         respond_error(req, 404);
         return;
     }
     req.location = loc;
+    size_t index = static_cast<size_t>(loc - config().locations.data());
+    req.chain = location_chains_[index];
+    switch (run_phase(req, TORII_PHASE_ACCESS, this)) {
+        case PhaseResult::done:
+            do_serve(req);
+            return;
+        case PhaseResult::respond:
+            send_plugin_response(req);
+            return;
+        case PhaseResult::error:
+            respond_error(req, 500);
+            return;
+        case PhaseResult::paused:
+            return;
+    }
+}
+
+void VirtualServer::do_serve(Request &req) {
+    const LocationConfig *loc = req.location;
     if (loc->return_action) {
         const ReturnAction &ret = *loc->return_action;
         req.response = ResponseHead{};
@@ -64,7 +121,10 @@ void VirtualServer::handle(Request &req) noexcept {
         if (!ret.body.empty() && !req.response.headers.contains("content-type"))
             req.response.headers.add("Content-Type", "text/plain");
         req.response.content_length = static_cast<int64_t>(ret.body.size());
-        req.downstream->send_head(req);
+        if (!start_response(req)) {
+            send_plugin_response(req);
+            return;
+        }
         if (!ret.body.empty() && req.input.method != "HEAD") {
             EvbufferPtr buf = make_evbuffer();
             evbuffer_add_reference(buf.get(), ret.body.data(), ret.body.size(), nullptr, nullptr);
@@ -75,8 +135,7 @@ void VirtualServer::handle(Request &req) noexcept {
     }
     if (loc->strip_prefix && loc->match == MatchType::prefix) req.path = strip(req, loc->path);
     size_t index = static_cast<size_t>(loc - config().locations.data());
-    UpstreamRuntime *upstream = location_upstreams_[index];
-    auto session = std::make_unique<ProxySession>(req, *upstream);
+    auto session = std::make_unique<ProxySession>(req, *location_upstreams_[index]);
     ProxySession *s = session.get();
     req.handler = std::move(session);
     s->start();

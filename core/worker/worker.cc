@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/base/log.h"
+#include "core/plugin/plugin_set.h"
 #include "core/proxy/upstream.h"
 #include "core/server/access_log.h"
 #include "core/server/http1_connection.h"
@@ -15,9 +16,10 @@ namespace torii {
 
 static constexpr const char *kAdminGroup = "admin";
 
-Worker::Worker(std::shared_ptr<const Config> config, std::vector<ListenSocket> listen_sockets,
-               std::string config_path)
+Worker::Worker(std::shared_ptr<const Config> config, std::shared_ptr<PluginSet> plugins,
+               std::vector<ListenSocket> listen_sockets, std::string config_path)
     : config_(std::move(config)),
+      plugins_(std::move(plugins)),
       listen_sockets_(std::move(listen_sockets)),
       config_path_(std::move(config_path)) {
     event_config *cfg = event_config_new();
@@ -52,6 +54,12 @@ uint64_t Worker::now_ms() {
     return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
 }
 
+uint64_t Worker::now_us() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
 std::string_view Worker::http_date() {
     time_t now = ::time(nullptr);
     if (now != date_second_) {
@@ -70,15 +78,18 @@ UpstreamRuntime *Worker::upstream(const std::string &name) {
 
 Result<void> Worker::init() {
     started_at_ = ::time(nullptr);
+    auto init = plugins_->worker_init();
+    if (!init) return init;
     for (const auto &[name, up] : config_->upstreams)
-        upstreams_.emplace(name, std::make_unique<UpstreamRuntime>(up));
+        upstreams_.emplace(name, std::make_unique<UpstreamRuntime>(up, plugins_->balancer(name)));
 
-    for (const ServerConfig &sc : config_->servers) {
+    for (size_t i = 0; i < config_->servers.size(); ++i) {
+        const ServerConfig &sc = config_->servers[i];
         if (sc.protocol != ServerProtocol::http) {
             log_warn("%s: tcp servers are not served yet; skipped", sc.pos.to_string().c_str());
             continue;
         }
-        auto server = VirtualServer::build(sc, *this);
+        auto server = VirtualServer::build(sc, i, *this);
         if (!server) return make_error(server.error());
         HttpServer *raw = server.value().get();
         servers_.push_back(std::move(server.value()));

@@ -24,6 +24,7 @@ namespace torii {
 
 class Http1Connection;
 class UpstreamRuntime;
+class PluginSet;
 
 // A listening socket opened by the process model: the address as the config wrote it and
 // the fd every worker accepts on.
@@ -41,8 +42,8 @@ struct WorkerStats {
 
 class Worker {
 public:
-    Worker(std::shared_ptr<const Config> config, std::vector<ListenSocket> listen_sockets,
-           std::string config_path);
+    Worker(std::shared_ptr<const Config> config, std::shared_ptr<PluginSet> plugins,
+           std::vector<ListenSocket> listen_sockets, std::string config_path);
     ~Worker();
     Worker(const Worker &) = delete;
     Worker &operator=(const Worker &) = delete;
@@ -57,6 +58,7 @@ public:
     static Worker &current() { return *current_; }
     event_base *base() const { return base_.get(); }
     const Config &config() const { return *config_; }
+    const PluginSet &plugins() const { return *plugins_; }
     const std::string &config_path() const { return config_path_; }
     WorkerStats &stats() { return stats_; }
     bool stopping() const { return stopping_; }
@@ -65,6 +67,8 @@ public:
     void defer_delete(std::unique_ptr<Deletable> obj);
     // Monotonic milliseconds, cheap enough for every request.
     static uint64_t now_ms();
+    // Monotonic microseconds, for latencies.
+    static uint64_t now_us();
     // "Sun, 22 Nov 2026 10:00:00 GMT", recomputed at most once a second.
     std::string_view http_date();
     time_t started_at() const { return started_at_; }
@@ -83,6 +87,7 @@ private:
     static inline Worker *current_ = nullptr;
 
     std::shared_ptr<const Config> config_;
+    std::shared_ptr<PluginSet> plugins_;
     std::vector<ListenSocket> listen_sockets_;
     std::string config_path_;
     EventBasePtr base_;

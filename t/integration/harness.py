@@ -26,7 +26,23 @@ HOST = "127.0.0.1"
 
 
 def torii_bin():
-    return os.environ.get("TORII_BIN", "/work/main/build/torii")
+    return os.environ.get("TORII_BIN", os.path.join(build_dir(), "torii"))
+
+
+def build_dir():
+    """The build folder: ctest sets TORII_BUILD_DIR; by hand it is <repo>/build."""
+    return os.environ.get("TORII_BUILD_DIR",
+                          os.path.join(os.path.dirname(os.path.dirname(HERE)), "build"))
+
+
+def plugin_dir():
+    """Where the bundled plugins (.so) were built."""
+    return os.path.join(build_dir(), "plugins")
+
+
+def test_plugin_dir():
+    """Where the test-only plugins (t/plugins/*) were built."""
+    return os.path.join(build_dir(), "test-plugins")
 
 
 class HarnessError(Exception):
@@ -704,7 +720,7 @@ def _table(header, items):
 
 def main_block(admin_port=None, **opts):
     items = {"workers": 1, "error_log": "stderr", "access_log": "off",
-             "plugin_dir": "/nonexistent"}
+             "plugin_dir": plugin_dir()}
     items.update(opts)
     text = _table("[main]", items)
     if admin_port:

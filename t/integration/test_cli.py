@@ -30,7 +30,7 @@ def numbered_config(port, upstream_extra="", location_upstream="api", syntax="")
         "workers = 1",
         'error_log = "stderr"',
         'access_log = "off"',
-        'plugin_dir = "/nonexistent"',
+        'plugin_dir = "%s"' % harness.plugin_dir(),
         "",
         "[upstream.api]",
         'targets = [ { address = "127.0.0.1:%d" } ]' % (port + 1),

@@ -21,6 +21,7 @@ TEST_CASE("upstream request heads drop hop-by-hop fields and record the hop") {
     h.add("Via", "1.0 edge");
     h.add("Content-Length", "3");
     h.add("Accept", "*/*");
+    req.headers = req.input.headers;
     HeaderList out;
     build_upstream_request_headers(req, out);
     for (const char *gone : {"connection", "x-hop", "keep-alive", "proxy-connection", "te",

@@ -1,0 +1,312 @@
+#include "core/plugin/host_api.h"
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+#include "core/base/log.h"
+#include "core/http/request.h"
+#include "core/http/variables.h"
+#include "core/plugin/phase_runner.h"
+#include "core/plugin/plugin_conf.h"
+#include "core/shm/shared_zone.h"
+#include "core/worker/worker.h"
+
+struct torii_timer {
+    event *ev;
+    void (*cb)(void *);
+    void *arg;
+};
+
+struct torii_template {
+    torii::Template t;
+};
+
+namespace torii {
+
+namespace {
+
+SharedZone *zone = nullptr;
+
+Request &req_of(torii_request_t *r) {
+    return *reinterpret_cast<Request *>(r);
+}
+std::string_view sv(torii_str_t s) {
+    return {s.ptr ? s.ptr : "", s.len};
+}
+torii_str_t ts(std::string_view s) {
+    return {s.data(), s.size()};
+}
+
+void host_log(torii_log_level_t level, const char *fmt, ...) {
+    static const LogLevel map[] = {LogLevel::debug, LogLevel::info, LogLevel::notice,
+                                   LogLevel::warn, LogLevel::error};
+    LogLevel l = level >= 0 && level <= TORII_LOG_ERROR ? map[level] : LogLevel::error;
+    if (!Log::enabled(l)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    Log::vwrite(l, fmt, ap);
+    va_end(ap);
+}
+
+// ---- request head ----
+
+torii_str_t req_method(torii_request_t *r) {
+    return ts(req_of(r).input.method);
+}
+torii_str_t req_path(torii_request_t *r) {
+    return ts(req_of(r).path);
+}
+torii_str_t req_query(torii_request_t *r) {
+    return ts(req_of(r).query);
+}
+
+int req_set_path(torii_request_t *r, torii_str_t path) {
+    Request &req = req_of(r);
+    if (path.len == 0 || path.ptr[0] != '/' || req.head_sent) return TORII_EINVAL;
+    req.path = req.arena.copy(sv(path));
+    return TORII_OK;
+}
+
+int get_header(const HeaderList &list, torii_str_t name, torii_str_t *out) {
+    bool found;
+    std::string_view v = list.get(sv(name), &found);
+    if (!found) return TORII_NOT_FOUND;
+    *out = ts(v);
+    return TORII_OK;
+}
+
+// Header names and values must not break the head they go into.
+bool valid_field(torii_str_t name, torii_str_t value) {
+    if (name.len == 0) return false;
+    for (size_t i = 0; i < name.len; ++i) {
+        unsigned char c = static_cast<unsigned char>(name.ptr[i]);
+        if (c <= ' ' || c == ':' || c >= 0x7f) return false;
+    }
+    for (size_t i = 0; i < value.len; ++i) {
+        char c = value.ptr[i];
+        if (c == '\r' || c == '\n' || c == '\0') return false;
+    }
+    return true;
+}
+
+int req_header(torii_request_t *r, torii_str_t name, torii_str_t *out) {
+    return get_header(req_of(r).headers, name, out);
+}
+size_t req_header_count(torii_request_t *r) {
+    return req_of(r).headers.size();
+}
+int req_header_at(torii_request_t *r, size_t i, torii_header_t *out) {
+    const HeaderList &h = req_of(r).headers;
+    if (i >= h.size()) return TORII_NOT_FOUND;
+    out->name = ts(h[i].name);
+    out->value = ts(h[i].value);
+    return TORII_OK;
+}
+
+int req_set_header(torii_request_t *r, torii_str_t name, torii_str_t value) {
+    Request &req = req_of(r);
+    if (!valid_field(name, value)) return TORII_EINVAL;
+    req.headers.set(req.arena.copy(sv(name)), req.arena.copy(sv(value)));
+    return TORII_OK;
+}
+int req_add_header(torii_request_t *r, torii_str_t name, torii_str_t value) {
+    Request &req = req_of(r);
+    if (!valid_field(name, value)) return TORII_EINVAL;
+    req.headers.add(req.arena.copy(sv(name)), req.arena.copy(sv(value)));
+    return TORII_OK;
+}
+int req_remove_header(torii_request_t *r, torii_str_t name) {
+    return req_of(r).headers.remove(sv(name)) ? TORII_OK : TORII_NOT_FOUND;
+}
+
+// ---- response head ----
+
+int resp_status(torii_request_t *r) {
+    return req_of(r).response.status;
+}
+int resp_header(torii_request_t *r, torii_str_t name, torii_str_t *out) {
+    return get_header(req_of(r).response.headers, name, out);
+}
+int resp_set_header(torii_request_t *r, torii_str_t name, torii_str_t value) {
+    Request &req = req_of(r);
+    if (req.head_sent || !valid_field(name, value)) return TORII_EINVAL;
+    req.response.headers.set(req.arena.copy(sv(name)), req.arena.copy(sv(value)));
+    return TORII_OK;
+}
+int resp_add_header(torii_request_t *r, torii_str_t name, torii_str_t value) {
+    Request &req = req_of(r);
+    if (req.head_sent || !valid_field(name, value)) return TORII_EINVAL;
+    req.response.headers.add(req.arena.copy(sv(name)), req.arena.copy(sv(value)));
+    return TORII_OK;
+}
+int resp_remove_header(torii_request_t *r, torii_str_t name) {
+    Request &req = req_of(r);
+    if (req.head_sent) return TORII_EINVAL;
+    return req.response.headers.remove(sv(name)) ? TORII_OK : TORII_NOT_FOUND;
+}
+
+// ---- variables and templates ----
+
+int var(torii_request_t *r, torii_str_t name, torii_str_t *out) {
+    std::string_view v;
+    if (!get_variable(req_of(r), sv(name), &v)) return TORII_NOT_FOUND;
+    *out = ts(v);
+    return TORII_OK;
+}
+
+torii_template_t *template_compile(const torii_conf_t *conf, const char *key, torii_str_t text) {
+    auto t = Template::compile(sv(text));
+    if (!t) {
+        if (conf) host_api()->conf_error(conf, key, "%s", t.error().c_str());
+        return nullptr;
+    }
+    // Owned by the process for its life, like the config it came from.
+    return new torii_template{std::move(t.value())};
+}
+
+int template_expand(torii_request_t *r, const torii_template_t *t, torii_str_t *out) {
+    if (!t) return TORII_EINVAL;
+    *out = ts(t->t.expand(req_of(r)));
+    return TORII_OK;
+}
+
+// ---- respond, memory, pause ----
+
+int respond(torii_request_t *r, int status, const torii_header_t *headers, size_t n,
+            torii_str_t body) {
+    Request &req = req_of(r);
+    if (status < 100 || status > 599 || req.head_sent) return TORII_EINVAL;
+    PluginResponse &pr = req.plugin_response;
+    pr = PluginResponse{};
+    pr.status = status;
+    for (size_t i = 0; i < n; ++i) {
+        if (!valid_field(headers[i].name, headers[i].value)) return TORII_EINVAL;
+        pr.headers.add(req.arena.copy(sv(headers[i].name)), req.arena.copy(sv(headers[i].value)));
+    }
+    pr.body = req.arena.copy(sv(body));
+    return TORII_OK;
+}
+
+void *req_alloc(torii_request_t *r, size_t size) {
+    return req_of(r).arena.alloc(size);
+}
+
+uint64_t pause(torii_request_t *r) {
+    return pause_request(req_of(r));
+}
+int resume(uint64_t token, torii_action_t action) {
+    return resume_request(token, action);
+}
+torii_request_t *token_req(uint64_t token) {
+    return reinterpret_cast<torii_request_t *>(token_request(token));
+}
+
+// ---- timers ----
+
+void on_timer_cb(evutil_socket_t, short, void *ctx) {
+    auto *t = static_cast<torii_timer *>(ctx);
+    void (*cb)(void *) = t->cb;
+    void *arg = t->arg;
+    event_free(t->ev);
+    delete t;
+    cb(arg);
+}
+
+torii_timer_t *timer_add(uint64_t ms, void (*cb)(void *), void *arg) {
+    if (!cb) return nullptr;
+    auto *t = new torii_timer{nullptr, cb, arg};
+    t->ev = evtimer_new(Worker::current().base(), on_timer_cb, t);
+    timeval tv = to_timeval(static_cast<int64_t>(ms));
+    evtimer_add(t->ev, &tv);
+    return t;
+}
+
+void timer_cancel(torii_timer_t *t) {
+    if (!t) return;
+    event_free(t->ev);
+    delete t;
+}
+
+uint64_t now_ms() {
+    return Worker::now_ms();
+}
+
+// ---- shared state ----
+
+int64_t counter_add(torii_str_t key, int64_t delta) {
+    return zone ? zone->counter_add(sv(key), delta) : 0;
+}
+int64_t counter_get(torii_str_t key) {
+    return zone ? zone->counter_get(sv(key)) : 0;
+}
+int kv_set(torii_str_t key, const void *value, size_t len, uint64_t ttl_ms) {
+    if (!zone) return TORII_EINVAL;
+    return zone->kv_set(sv(key), value, len, ttl_ms) ? TORII_OK : TORII_EINVAL;
+}
+int kv_get(torii_str_t key, void *buf, size_t *len) {
+    if (!zone) return TORII_EINVAL;
+    return zone->kv_get(sv(key), buf, len) == 0 ? TORII_OK : TORII_NOT_FOUND;
+}
+int kv_delete(torii_str_t key) {
+    if (!zone) return TORII_EINVAL;
+    return zone->kv_delete(sv(key)) ? TORII_OK : TORII_NOT_FOUND;
+}
+
+torii_host_t make_host() {
+    torii_host_t h;
+    std::memset(&h, 0, sizeof h);
+    h.size = sizeof(torii_host_t);
+    h.abi_major = TORII_PLUGIN_ABI_MAJOR;
+    h.abi_minor = TORII_PLUGIN_ABI_MINOR;
+    h.log = host_log;
+    fill_conf_api(&h);
+    h.req_method = req_method;
+    h.req_path = req_path;
+    h.req_query = req_query;
+    h.req_set_path = req_set_path;
+    h.req_header = req_header;
+    h.req_header_count = req_header_count;
+    h.req_header_at = req_header_at;
+    h.req_set_header = req_set_header;
+    h.req_add_header = req_add_header;
+    h.req_remove_header = req_remove_header;
+    h.resp_status = resp_status;
+    h.resp_header = resp_header;
+    h.resp_set_header = resp_set_header;
+    h.resp_add_header = resp_add_header;
+    h.resp_remove_header = resp_remove_header;
+    h.var = var;
+    h.template_compile = template_compile;
+    h.template_expand = template_expand;
+    h.respond = respond;
+    h.req_alloc = req_alloc;
+    h.pause = pause;
+    h.resume = resume;
+    h.token_request = token_req;
+    h.timer_add = timer_add;
+    h.timer_cancel = timer_cancel;
+    h.now_ms = now_ms;
+    h.counter_add = counter_add;
+    h.counter_get = counter_get;
+    h.kv_set = kv_set;
+    h.kv_get = kv_get;
+    h.kv_delete = kv_delete;
+    return h;
+}
+
+}  // namespace
+
+const torii_host_t *host_api() {
+    static const torii_host_t host = make_host();
+    return &host;
+}
+
+void set_shared_zone(SharedZone *z) {
+    zone = z;
+}
+SharedZone *shared_zone() {
+    return zone;
+}
+
+}  // namespace torii

@@ -1,0 +1,169 @@
+#include "core/plugin/phase_runner.h"
+
+#include <cstring>
+#include <unordered_map>
+
+#include "core/base/log.h"
+#include "core/http/request.h"
+#include "core/plugin/plugin_set.h"
+
+namespace torii {
+
+namespace {
+// Live pause tokens of this worker. Tokens are never reused, so a stale one finds nothing.
+std::unordered_map<uint64_t, Request *> tokens;
+uint64_t next_token = 1;
+}  // namespace
+
+static const char *phase_name(int phase) {
+    static const char *const names[] = {"pre_route", "access",   "balance",
+                                        "upstream",  "response", "log"};
+    return phase >= 0 && phase < TORII_PHASE_COUNT ? names[phase] : "?";
+}
+
+static bool pausable(int phase) {
+    return phase == TORII_PHASE_PRE_ROUTE || phase == TORII_PHASE_ACCESS ||
+           phase == TORII_PHASE_UPSTREAM;
+}
+
+static void ensure_ctx(Request &req) {
+    if (req.plugin_ctx || !req.chain) return;
+    size_t n = req.chain->total_slots;
+    if (n == 0) return;
+    req.plugin_ctx = reinterpret_cast<void **>(req.arena.alloc(n * sizeof(void *)));
+    std::memset(req.plugin_ctx, 0, n * sizeof(void *));
+}
+
+PhaseResult run_phase(Request &req, torii_phase_t phase, PhaseOwner *owner) {
+    if (!req.chain) return PhaseResult::done;
+    const std::vector<PhaseHook> &hooks = req.chain->phases[phase];
+    if (req.phase != phase) {
+        req.phase = phase;
+        req.phase_pos = 0;
+    }
+    if (hooks.empty() || req.phase_pos >= hooks.size()) {
+        req.phase = -1;
+        return PhaseResult::done;
+    }
+    ensure_ctx(req);
+    while (req.phase_pos < hooks.size()) {
+        const PhaseHook &h = hooks[req.phase_pos++];
+        auto *r = reinterpret_cast<torii_request_t *>(&req);
+        int action = h.fn(h.inst->instance, r, &req.plugin_ctx[h.inst->slot]);
+        if (action == TORII_PAUSE) {
+            if (!pausable(phase) || !req.pause_token) {
+                log_error("plugin \"%s\" paused in the %s phase %s", h.inst->plugin->name().c_str(),
+                          phase_name(phase),
+                          req.pause_token ? "(pause is allowed in pre_route, access, upstream)"
+                                          : "without taking a token with host->pause()");
+                cancel_pause(req);
+                req.phase = -1;
+                return PhaseResult::error;
+            }
+            if (!req.resumed_early) {
+                req.phase_owner = owner;
+                return PhaseResult::paused;
+            }
+            // resume() was called before the hook returned: go on at once.
+            req.resumed_early = false;
+            action = req.resumed_action;
+        }
+        switch (action) {
+            case TORII_CONTINUE:
+                continue;
+            case TORII_RESPOND:
+                req.phase = -1;
+                if (!req.plugin_response.status) {
+                    log_error("plugin \"%s\" answered TORII_RESPOND without calling respond()",
+                              h.inst->plugin->name().c_str());
+                    return PhaseResult::error;
+                }
+                return PhaseResult::respond;
+            default:
+                log_error("plugin \"%s\" failed in the %s phase", h.inst->plugin->name().c_str(),
+                          phase_name(phase));
+                req.phase = -1;
+                return PhaseResult::error;
+        }
+    }
+    req.phase = -1;
+    return PhaseResult::done;
+}
+
+void run_log_phase(Request &req) {
+    if (!req.chain) return;
+    cancel_pause(req);
+    const PhaseChain &chain = *req.chain;
+    if (!chain.phases[TORII_PHASE_LOG].empty()) {
+        ensure_ctx(req);
+        req.phase = TORII_PHASE_LOG;
+        for (const PhaseHook &h : chain.phases[TORII_PHASE_LOG])
+            h.fn(h.inst->instance, reinterpret_cast<torii_request_t *>(&req),
+                 &req.plugin_ctx[h.inst->slot]);
+        req.phase = -1;
+    }
+    if (req.plugin_ctx) {
+        for (const PhaseChain *c : {req.chain, req.server_chain}) {
+            if (!c) continue;
+            for (PluginInstance *m : c->members) {
+                auto done = TORII_PLUGIN_HOOK(*m->plugin, request_done);
+                if (done && req.plugin_ctx[m->slot])
+                    done(m->instance, reinterpret_cast<torii_request_t *>(&req),
+                         req.plugin_ctx[m->slot]);
+                req.plugin_ctx[m->slot] = nullptr;
+            }
+        }
+    }
+    req.chain = req.server_chain = nullptr;  // once per request
+}
+
+uint64_t pause_request(Request &req) {
+    if (req.pause_token) return req.pause_token;
+    req.pause_token = next_token++;
+    req.resumed_early = false;
+    tokens[req.pause_token] = &req;
+    return req.pause_token;
+}
+
+Request *token_request(uint64_t token) {
+    auto it = tokens.find(token);
+    return it == tokens.end() ? nullptr : it->second;
+}
+
+void cancel_pause(Request &req) {
+    if (!req.pause_token) return;
+    tokens.erase(req.pause_token);
+    req.pause_token = 0;
+    req.phase_owner = nullptr;
+}
+
+int resume_request(uint64_t token, int action) {
+    auto it = tokens.find(token);
+    if (it == tokens.end()) return TORII_NOT_FOUND;
+    Request &req = *it->second;
+    tokens.erase(it);
+    req.pause_token = 0;
+    PhaseOwner *owner = req.phase_owner;
+    req.phase_owner = nullptr;
+    if (!owner) {
+        // Still inside the hook that paused: run_phase picks this up when it returns.
+        req.resumed_early = true;
+        req.resumed_action = action;
+        return TORII_OK;
+    }
+    int phase = req.phase;
+    if (action == TORII_CONTINUE) {
+        PhaseResult r = run_phase(req, static_cast<torii_phase_t>(phase), owner);
+        if (r == PhaseResult::paused) return TORII_OK;
+        action = r == PhaseResult::done      ? TORII_CONTINUE
+                 : r == PhaseResult::respond ? TORII_RESPOND
+                                             : TORII_ERROR;
+    } else {
+        req.phase = -1;
+        if (action == TORII_RESPOND && !req.plugin_response.status) action = TORII_ERROR;
+    }
+    owner->on_phase_resumed(req, phase, action);
+    return TORII_OK;
+}
+
+}  // namespace torii

@@ -1,0 +1,34 @@
+// Runs a phase's hooks for a request, in chain order (nginx's ngx_http_core_run_phases in
+// spirit: a short loop over a flat array). A hook that pauses leaves the position in the
+// request; host->resume() continues from the next hook and then tells the PhaseOwner.
+#pragma once
+
+#include <torii/plugin.h>
+
+#include <cstdint>
+
+namespace torii {
+
+struct Request;
+class PhaseOwner;
+
+enum class PhaseResult {
+    done,     // every hook continued
+    respond,  // a hook answered: req.plugin_response holds it
+    paused,   // a hook paused: owner->on_phase_resumed comes later (or never, if aborted)
+    error,    // a hook failed or broke the contract: answer 500
+};
+
+PhaseResult run_phase(Request &req, torii_phase_t phase, PhaseOwner *owner);
+// The log phase, then request_done for every instance of the chain. Safe to call once
+// per request whatever happened before.
+void run_log_phase(Request &req);
+
+// pause/resume tokens (host->pause / host->resume).
+uint64_t pause_request(Request &req);
+int resume_request(uint64_t token, int action);
+Request *token_request(uint64_t token);
+// The request is going away: a later resume() of its token does nothing.
+void cancel_pause(Request &req);
+
+}  // namespace torii

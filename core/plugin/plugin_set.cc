@@ -1,0 +1,190 @@
+#include "core/plugin/plugin_set.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+
+#include "core/plugin/host_api.h"
+#include "core/plugin/plugin_conf.h"
+
+namespace torii {
+
+PluginSet::~PluginSet() {
+    // Instances go before the code that made them is unloaded.
+    for (auto &inst : instances_) {
+        auto destroy = TORII_PLUGIN_HOOK(*inst->plugin, destroy);
+        if (destroy && inst->instance) destroy(inst->instance);
+    }
+}
+
+PluginInstance *PluginSet::balancer(const std::string &upstream) const {
+    auto it = balancers_.find(upstream);
+    return it == balancers_.end() ? nullptr : it->second;
+}
+
+Result<PluginInstance *> PluginSet::instantiate(const LoadedPlugin &plugin,
+                                                const toml::table *table, const std::string &label,
+                                                const SourcePos &pos) {
+    PluginConf *conf = confs_->get(table ? table : empty_table(), plugin.name());
+    size_t errors_before = confs_->errors.size();
+    void *instance = nullptr;
+    if (auto create = TORII_PLUGIN_HOOK(plugin, create)) {
+        instance = create(host_api(), reinterpret_cast<const torii_conf_t *>(conf));
+        bool failed = !instance || confs_->errors.size() > errors_before;
+        if (failed) {
+            auto destroy = TORII_PLUGIN_HOOK(plugin, destroy);
+            if (instance && destroy) destroy(instance);
+            if (confs_->errors.size() > errors_before)
+                return make_error(confs_->errors[errors_before]);
+            return make_error(pos.to_string() + ": plugin \"" + plugin.name() +
+                              "\": could not be set up for " + label);
+        }
+    }
+    auto inst = std::make_unique<PluginInstance>();
+    inst->plugin = &plugin;
+    inst->instance = instance;
+    inst->slot = instances_.size();
+    inst->where = pos.to_string();
+    instances_.push_back(std::move(inst));
+    return instances_.back().get();
+}
+
+std::unique_ptr<PhaseChain> PluginSet::build_chain(const std::vector<PluginInstance *> &members) {
+    auto chain = std::make_unique<PhaseChain>();
+    all_chains_.push_back(chain.get());
+    chain->members = members;
+    std::stable_sort(chain->members.begin(), chain->members.end(),
+                     [&](PluginInstance *a, PluginInstance *b) {
+                         return order_.at(a->plugin->name()) < order_.at(b->plugin->name());
+                     });
+    for (PluginInstance *m : chain->members) {
+        const LoadedPlugin &p = *m->plugin;
+        torii_phase_hook_t hooks[TORII_PHASE_COUNT] = {TORII_PLUGIN_HOOK(p, pre_route),
+                                                       TORII_PLUGIN_HOOK(p, access),
+                                                       nullptr,
+                                                       TORII_PLUGIN_HOOK(p, upstream),
+                                                       TORII_PLUGIN_HOOK(p, response),
+                                                       TORII_PLUGIN_HOOK(p, log)};
+        for (int ph = 0; ph < TORII_PHASE_COUNT; ++ph)
+            if (hooks[ph]) chain->phases[ph].push_back({hooks[ph], m});
+    }
+    return chain;
+}
+
+Result<std::unique_ptr<PluginSet>> PluginSet::load(const Config &config) {
+    std::unique_ptr<PluginSet> set(new PluginSet());
+    set->confs_ = std::make_unique<PluginConfStore>();
+    const torii_host_t *host = host_api();
+
+    size_t position = 0;
+    for (const PluginDecl &d : config.plugins) {
+        auto lp = load_plugin(d.name, d.path, d.pos.to_string(), host);
+        if (!lp) return make_error(lp.error());
+        set->by_name_[d.name] = lp.value().get();
+        set->order_[d.name] = position++;
+        set->loaded_.push_back(std::move(lp.value()));
+    }
+
+    // Balancers. A bundled one named by an upstream but not listed loads from plugin_dir, so
+    // `balancer = "round_robin"` works without a [[plugin]] entry.
+    for (const auto &[name, up] : config.upstreams) {
+        if (!set->by_name_.count(up.balancer)) {
+            std::string path = config.main.plugin_dir + "/" + up.balancer + ".so";
+            auto lp = load_plugin(up.balancer, path, up.pos.to_string(), host);
+            if (!lp) return make_error(lp.error());
+            set->by_name_[up.balancer] = lp.value().get();
+            set->order_[up.balancer] = position++;
+            set->loaded_.push_back(std::move(lp.value()));
+        }
+        const LoadedPlugin &lp = *set->by_name_[up.balancer];
+        if (!TORII_PLUGIN_HOOK(lp, pick))
+            return make_error(up.pos.to_string() + ": upstream \"" + name + "\": plugin \"" +
+                              up.balancer + "\" is not a balancer (it has no pick hook)");
+        auto inst = set->instantiate(lp, up.table, "upstream \"" + name + "\"", up.pos);
+        if (!inst) return make_error(inst.error());
+        set->balancers_[name] = inst.value();
+    }
+
+    for (const ServerConfig &sc : config.servers) {
+        std::map<std::string, PluginInstance *> server_uses;
+        for (const PluginUse &u : sc.plugins) {
+            if (!u.enabled) continue;
+            auto it = set->by_name_.find(u.name);
+            if (it == set->by_name_.end() || !set->order_.count(u.name))
+                return make_error(u.pos.to_string() + ": plugin \"" + u.name +
+                                  "\" is not listed under [[plugin]]");
+            auto inst = set->instantiate(*it->second, u.table, "server", u.pos);
+            if (!inst) return make_error(inst.error());
+            server_uses[u.name] = inst.value();
+        }
+        std::vector<PluginInstance *> members;
+        for (auto &[n, inst] : server_uses)
+            members.push_back(inst);
+        set->server_chains_.push_back(set->build_chain(members));
+
+        std::vector<std::unique_ptr<PhaseChain>> loc_chains;
+        for (const LocationConfig &loc : sc.locations) {
+            std::map<std::string, PluginInstance *> uses = server_uses;
+            for (const PluginUse &u : loc.plugins) {
+                if (!u.enabled) {
+                    uses.erase(u.name);  // `enabled = false`: the inherited plugin is off here
+                    continue;
+                }
+                auto it = set->by_name_.find(u.name);
+                if (it == set->by_name_.end() || !set->order_.count(u.name))
+                    return make_error(u.pos.to_string() + ": plugin \"" + u.name +
+                                      "\" is not listed under [[plugin]]");
+                // A table with nothing but `enabled = true` switches the server's instance
+                // back on rather than making a new one with no settings.
+                bool bare = !u.table || u.table->empty();
+                auto inherited = server_uses.find(u.name);
+                if (bare && inherited != server_uses.end()) {
+                    uses[u.name] = inherited->second;
+                    continue;
+                }
+                auto inst =
+                    set->instantiate(*it->second, u.table, "location \"" + loc.path + "\"", u.pos);
+                if (!inst) return make_error(inst.error());
+                uses[u.name] = inst.value();
+            }
+            members.clear();
+            for (auto &[n, inst] : uses)
+                members.push_back(inst);
+            loc_chains.push_back(set->build_chain(members));
+        }
+        set->location_chains_.push_back(std::move(loc_chains));
+    }
+    // Every request gets one context slot per instance, whichever chains it passes.
+    for (PhaseChain *c : set->all_chains_)
+        c->total_slots = set->instances_.size();
+    return set;
+}
+
+Result<void> PluginSet::worker_init() {
+    for (auto &inst : instances_) {
+        auto init = TORII_PLUGIN_HOOK(*inst->plugin, worker_init);
+        if (init && init(inst->instance) != 0)
+            return make_error(inst->where + ": plugin \"" + inst->plugin->name() +
+                              "\": worker_init failed");
+    }
+    return {};
+}
+
+std::string PluginSet::describe(const Config &config) const {
+    std::string out;
+    for (size_t s = 0; s < config.servers.size(); ++s) {
+        const ServerConfig &sc = config.servers[s];
+        std::string server = sc.listen_text.empty() ? "server" : "server " + sc.listen_text[0];
+        for (size_t l = 0; l < sc.locations.size(); ++l) {
+            out += server + " location " + sc.locations[l].path + ":";
+            const PhaseChain &chain = *location_chains_[s][l];
+            if (chain.members.empty()) out += " (no plugins)";
+            for (size_t i = 0; i < chain.members.size(); ++i)
+                out += (i ? ", " : " ") + chain.members[i]->plugin->name();
+            out += "\n";
+        }
+    }
+    return out;
+}
+
+}  // namespace torii

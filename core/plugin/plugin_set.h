@@ -1,0 +1,84 @@
+// Every plugin a configuration uses, loaded and instantiated once per config generation:
+// the .so files of [[plugin]] (plus bundled balancers an upstream names), one instance per
+// configured use, and the flattened phase chains of every server and location.
+//
+// Inheritance is resolved here, once (nginx's merge_conf): a location runs the server's
+// plugins unless it lists the same plugin itself (its own table replaces the server's) or
+// switches it off with `enabled = false`. Order is always the [[plugin]] order.
+#pragma once
+
+#include <torii/plugin.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/base/result.h"
+#include "core/config/config.h"
+#include "core/plugin/plugin_loader.h"
+
+namespace torii {
+
+struct PluginConfStore;
+
+struct PluginInstance {
+    const LoadedPlugin *plugin = nullptr;
+    void *instance = nullptr;
+    size_t slot = 0;    // index into Request::plugin_ctx
+    std::string where;  // "conf/torii.toml:31:1" of the table it was made from
+};
+
+struct PhaseHook {
+    torii_phase_hook_t fn;
+    PluginInstance *inst;
+};
+
+// What runs for one server or location, phase by phase, in [[plugin]] order.
+struct PhaseChain {
+    std::vector<PhaseHook> phases[TORII_PHASE_COUNT];
+    std::vector<PluginInstance *> members;  // for request_done
+    size_t total_slots = 0;                 // of the whole PluginSet: per-request ctx size
+};
+
+class PluginSet {
+public:
+    ~PluginSet();
+
+    // Loads and instantiates; errors carry the file:line of the offending table.
+    static Result<std::unique_ptr<PluginSet>> load(const Config &config);
+
+    // Calls worker_init of every instance (in the worker process).
+    Result<void> worker_init();
+
+    const PhaseChain &server_chain(size_t server) const { return *server_chains_[server]; }
+    const PhaseChain &location_chain(size_t server, size_t location) const {
+        return *location_chains_[server][location];
+    }
+    // The balancer instance of an upstream.
+    PluginInstance *balancer(const std::string &upstream) const;
+    size_t slots() const { return instances_.size(); }
+    const std::vector<std::unique_ptr<LoadedPlugin>> &loaded() const { return loaded_; }
+
+    // The effective chain of every location, one line each:
+    //   "server 127.0.0.1:8080 location /api/: ratelimit, stats"
+    std::string describe(const Config &config) const;
+
+private:
+    PluginSet() = default;
+    Result<PluginInstance *> instantiate(const LoadedPlugin &plugin, const toml::table *table,
+                                         const std::string &label, const SourcePos &pos);
+    std::unique_ptr<PhaseChain> build_chain(const std::vector<PluginInstance *> &members);
+    std::vector<PhaseChain *> all_chains_;
+
+    std::vector<std::unique_ptr<LoadedPlugin>> loaded_;
+    std::map<std::string, const LoadedPlugin *> by_name_;
+    std::map<std::string, size_t> order_;  // [[plugin]] position of each name
+    std::vector<std::unique_ptr<PluginInstance>> instances_;
+    std::vector<std::unique_ptr<PhaseChain>> server_chains_;
+    std::vector<std::vector<std::unique_ptr<PhaseChain>>> location_chains_;
+    std::map<std::string, PluginInstance *> balancers_;
+    std::unique_ptr<PluginConfStore> confs_;
+};
+
+}  // namespace torii

@@ -1,0 +1,199 @@
+#include "core/shm/shared_zone.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include <cstring>
+#include <new>
+
+namespace torii {
+
+enum : uint8_t { kEmpty = 0, kUsed = 1, kDeleted = 2 };
+
+struct SharedZone::Entry {
+    uint8_t state;
+    uint8_t key_len;
+    uint16_t value_len;
+    int64_t counter;
+    uint64_t expires_ms;  // CLOCK_MONOTONIC is machine-wide, so every worker agrees
+    char key[kMaxKey];
+    char value[kMaxValue];
+};
+
+struct SharedZone::Header {
+    pthread_mutex_t mutex;
+    size_t capacity;
+    size_t live;
+    Entry entries[];
+};
+
+static uint64_t monotonic_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+static uint64_t hash_key(std::string_view key) {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (unsigned char c : key) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+SharedZone *SharedZone::create(size_t capacity) {
+    size_t bytes = sizeof(Header) + capacity * sizeof(Entry);
+    void *mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return nullptr;
+    auto *h = static_cast<Header *>(mem);  // the mapping is zero-filled: every entry is empty
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&h->mutex, &attr);
+    pthread_mutexattr_destroy(&attr);
+    h->capacity = capacity;
+    auto *zone = new SharedZone();
+    zone->h_ = h;
+    zone->bytes_ = bytes;
+    return zone;
+}
+
+void SharedZone::destroy(SharedZone *zone) {
+    if (!zone) return;
+    munmap(zone->h_, zone->bytes_);
+    delete zone;
+}
+
+void SharedZone::lock() {
+    if (pthread_mutex_lock(&h_->mutex) == EOWNERDEAD) {
+        // A worker died inside a critical section. Every update below leaves an entry
+        // consistent at each store, so the table is usable as it is.
+        pthread_mutex_consistent(&h_->mutex);
+    }
+}
+
+void SharedZone::unlock() {
+    pthread_mutex_unlock(&h_->mutex);
+}
+
+// Linear probing. With create, reuses the first deleted slot on the way or the empty one
+// that ends the probe. Called with the lock held.
+SharedZone::Entry *SharedZone::find(std::string_view key, bool create) {
+    if (key.empty() || key.size() > kMaxKey) return nullptr;
+    size_t cap = h_->capacity;
+    size_t i = hash_key(key) % cap;
+    Entry *reuse = nullptr;
+    uint64_t now = 0;
+    for (size_t n = 0; n < cap; ++n, i = (i + 1) % cap) {
+        Entry &e = h_->entries[i];
+        if (e.state == kEmpty) {
+            if (!create) return nullptr;
+            Entry *slot = reuse ? reuse : &e;
+            slot->key_len = static_cast<uint8_t>(key.size());
+            std::memcpy(slot->key, key.data(), key.size());
+            slot->counter = 0;
+            slot->value_len = 0;
+            slot->expires_ms = 0;
+            slot->state = kUsed;
+            h_->live++;
+            return slot;
+        }
+        if (e.state == kDeleted) {
+            if (!reuse) reuse = &e;
+            continue;
+        }
+        if (e.key_len == key.size() && std::memcmp(e.key, key.data(), key.size()) == 0) {
+            if (e.expires_ms) {
+                if (!now) now = monotonic_ms();
+                if (e.expires_ms <= now) {  // expired: behaves as absent
+                    e.state = kDeleted;
+                    h_->live--;
+                    if (!create) return nullptr;
+                    if (!reuse) reuse = &e;
+                    continue;
+                }
+            }
+            return &e;
+        }
+    }
+    if (create && reuse) {
+        reuse->key_len = static_cast<uint8_t>(key.size());
+        std::memcpy(reuse->key, key.data(), key.size());
+        reuse->counter = 0;
+        reuse->value_len = 0;
+        reuse->expires_ms = 0;
+        reuse->state = kUsed;
+        h_->live++;
+        return reuse;
+    }
+    return nullptr;
+}
+
+int64_t SharedZone::counter_add(std::string_view key, int64_t delta, bool *ok) {
+    lock();
+    Entry *e = find(key, true);
+    int64_t v = 0;
+    if (e) v = e->counter += delta;
+    unlock();
+    if (ok) *ok = e != nullptr;
+    return v;
+}
+
+int64_t SharedZone::counter_get(std::string_view key) {
+    lock();
+    Entry *e = find(key, false);
+    int64_t v = e ? e->counter : 0;
+    unlock();
+    return v;
+}
+
+bool SharedZone::kv_set(std::string_view key, const void *value, size_t len, uint64_t ttl_ms) {
+    if (len > kMaxValue) return false;
+    lock();
+    Entry *e = find(key, true);
+    if (e) {
+        std::memcpy(e->value, value, len);
+        e->value_len = static_cast<uint16_t>(len);
+        e->expires_ms = ttl_ms ? monotonic_ms() + ttl_ms : 0;
+    }
+    unlock();
+    return e != nullptr;
+}
+
+int SharedZone::kv_get(std::string_view key, void *buf, size_t *len) {
+    lock();
+    Entry *e = find(key, false);
+    if (!e) {
+        unlock();
+        return 1;
+    }
+    size_t n = *len < e->value_len ? *len : e->value_len;
+    std::memcpy(buf, e->value, n);
+    *len = e->value_len;
+    unlock();
+    return 0;
+}
+
+bool SharedZone::kv_delete(std::string_view key) {
+    lock();
+    Entry *e = find(key, false);
+    if (e) {
+        e->state = kDeleted;
+        h_->live--;
+    }
+    unlock();
+    return e != nullptr;
+}
+
+size_t SharedZone::size() const {
+    return h_->live;
+}
+size_t SharedZone::capacity() const {
+    return h_->capacity;
+}
+
+}  // namespace torii

@@ -1,0 +1,47 @@
+// Counters and small key/value entries shared by every worker process: one anonymous
+// MAP_SHARED mapping made before the workers fork, guarded by a robust process-shared
+// mutex (a worker that dies holding it does not wedge the others). It is what makes rate
+// limits, breaker states and counters exact across workers, and it lives in the master, so
+// it survives a reload.
+//
+// A fixed open-addressing table: bounded memory, no allocation after creation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace torii {
+
+class SharedZone {
+public:
+    static constexpr size_t kMaxKey = 64;
+    static constexpr size_t kMaxValue = 256;
+
+    // nullptr when the mapping cannot be made.
+    static SharedZone *create(size_t capacity);
+    static void destroy(SharedZone *zone);
+
+    // The new value; 0 and *ok=false when the table is full or the key too long.
+    int64_t counter_add(std::string_view key, int64_t delta, bool *ok = nullptr);
+    int64_t counter_get(std::string_view key);
+    bool kv_set(std::string_view key, const void *value, size_t len, uint64_t ttl_ms);
+    // 0 found (copies min(*len, size) bytes, sets *len to the size), 1 absent or expired.
+    int kv_get(std::string_view key, void *buf, size_t *len);
+    bool kv_delete(std::string_view key);
+    size_t size() const;  // live entries
+    size_t capacity() const;
+
+private:
+    SharedZone() = default;
+    struct Entry;
+    struct Header;
+    Entry *find(std::string_view key, bool create);
+    void lock();
+    void unlock();
+
+    Header *h_ = nullptr;
+    size_t bytes_ = 0;
+};
+
+}  // namespace torii
