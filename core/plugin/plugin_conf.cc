@@ -33,10 +33,23 @@ static const PluginConf *as_conf(const torii_conf_t *c) {
     return reinterpret_cast<const PluginConf *>(c);
 }
 
-static void record(const PluginConf *conf, const toml::node *at, const std::string &msg) {
-    const toml::node &where = at ? *at : static_cast<const toml::node &>(*conf->table);
-    std::string pos = node_position(where);
-    if (where.source().begin.line == 0) pos = "<config>";
+static std::string region_position(const toml::source_region &src) {
+    if (src.begin.line == 0) return "<config>";
+    std::string file = src.path ? *src.path : std::string("<config>");
+    return file + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column);
+}
+
+// Errors point at the key when there is one (as the core's own config errors do), else at
+// the node, else at the table.
+static void record(const PluginConf *conf, const toml::node *at, const std::string &msg,
+                   std::string_view key = {}) {
+    std::string pos;
+    if (!key.empty()) {
+        auto it = conf->table->find(key);
+        if (it != conf->table->end() && it->first.source().begin.line != 0)
+            pos = region_position(it->first.source());
+    }
+    if (pos.empty()) pos = region_position(at ? at->source() : conf->table->source());
     conf->store->errors.push_back(pos + ": plugin \"" + conf->plugin + "\": " + msg);
 }
 
@@ -46,7 +59,7 @@ static const toml::node *lookup(const PluginConf *conf, const char *key) {
 
 static int wrong_type(const PluginConf *conf, const char *key, const toml::node *n,
                       const char *expected) {
-    record(conf, n, std::string(key) + ": expected " + expected);
+    record(conf, n, std::string(key) + ": expected " + expected, key);
     return TORII_EINVAL;
 }
 
@@ -102,7 +115,7 @@ static int conf_duration_ms(const torii_conf_t *c, const char *key, int64_t *out
     if (!s) return wrong_type(conf, key, n, "a duration string such as \"250ms\", \"2s\", \"1m\"");
     auto d = parse_duration(s->get());
     if (!d) {
-        record(conf, n, std::string(key) + ": " + d.error());
+        record(conf, n, std::string(key) + ": " + d.error(), key);
         return TORII_EINVAL;
     }
     *out = d.value();
@@ -122,7 +135,7 @@ static int conf_size(const torii_conf_t *c, const char *key, uint64_t *out) {
     if (!s) return wrong_type(conf, key, n, "a size such as \"8k\" or \"1m\"");
     auto v = parse_size(s->get());
     if (!v) {
-        record(conf, n, std::string(key) + ": " + v.error());
+        record(conf, n, std::string(key) + ": " + v.error(), key);
         return TORII_EINVAL;
     }
     *out = v.value();
@@ -200,7 +213,8 @@ static int conf_error(const torii_conf_t *c, const char *key, const char *fmt, .
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     const toml::node *n = lookup(conf, key);
-    record(conf, n, key && n ? std::string(key) + ": " + msg : std::string(msg));
+    record(conf, n, key && n ? std::string(key) + ": " + msg : std::string(msg),
+           key && n ? std::string_view(key) : std::string_view());
     return TORII_EINVAL;
 }
 
@@ -212,7 +226,7 @@ static int conf_allow_only(const torii_conf_t *c, const char *const *keys) {
         for (const char *const *k = keys; *k; ++k)
             if (key.str() == *k) known = true;
         if (!known) {
-            record(conf, &node, "unknown key \"" + std::string(key.str()) + "\"");
+            record(conf, &node, "unknown key \"" + std::string(key.str()) + "\"", key.str());
             rc = TORII_EINVAL;
         }
     }

@@ -736,14 +736,36 @@ def upstream_block(name, targets, **opts):
     return _table("[upstream.%s]" % toml_key(name), items)
 
 
+def _plugin_tables(prefix, plugins):
+    """{name: {key: value}} as `[PREFIX.plugins.NAME]` tables (the form users write)."""
+    return "".join("\n" + _table("[%s.plugins.%s]" % (prefix, toml_key(name)), items)
+                   for name, items in plugins.items())
+
+
 def server_block(ports, locations, **opts):
-    """locations: dicts of location keys, e.g. {"path": "/api/", "upstream": "api"}."""
+    """locations: dicts of location keys, e.g. {"path": "/api/", "upstream": "api"}.
+    A "plugins" dict ({name: {key: value}}) in opts or in a location is written as
+    [server.plugins.NAME] / [server.location.plugins.NAME] tables."""
     items = {"listen": ["%s:%d" % (HOST, p) for p in ports]}
+    opts = dict(opts)
+    server_plugins = opts.pop("plugins", None) or {}
     items.update(opts)
-    text = _table("[[server]]", items)
+    text = _table("[[server]]", items) + _plugin_tables("server", server_plugins)
     for loc in locations:
+        loc = dict(loc)
+        loc_plugins = loc.pop("plugins", None) or {}
         text += "\n" + _table("[[server.location]]", loc)
+        text += _plugin_tables("server.location", loc_plugins)
     return text
+
+
+def plugin_block(name, path=None, **opts):
+    """One [[plugin]] entry: loads <plugin_dir>/NAME.so, or `path` when given."""
+    items = {"name": name}
+    if path is not None:
+        items["path"] = path
+    items.update(opts)
+    return _table("[[plugin]]", items)
 
 
 def config(*blocks):

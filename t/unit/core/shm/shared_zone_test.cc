@@ -1,0 +1,75 @@
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include "core/shm/shared_zone.h"
+
+using namespace torii;
+
+TEST_CASE("counters are exact across processes") {
+    SharedZone *zone = SharedZone::create(1024);
+    REQUIRE(zone);
+    constexpr int kChildren = 4, kAdds = 5000;
+    pid_t pids[kChildren];
+    for (int c = 0; c < kChildren; ++c) {
+        pids[c] = fork();
+        REQUIRE(pids[c] >= 0);
+        if (pids[c] == 0) {
+            for (int i = 0; i < kAdds; ++i) zone->counter_add("hits", 1);
+            _exit(0);
+        }
+    }
+    for (int i = 0; i < kAdds; ++i) zone->counter_add("hits", 1);
+    for (pid_t pid : pids) {
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK(WIFEXITED(status));
+    }
+    CHECK(zone->counter_get("hits") == (kChildren + 1) * kAdds);
+    SharedZone::destroy(zone);
+}
+
+TEST_CASE("kv values: set, get, overwrite, delete, expiry, limits") {
+    SharedZone *zone = SharedZone::create(64);
+    REQUIRE(zone);
+    CHECK(zone->kv_set("k", "hello", 5, 0));
+    char buf[16];
+    size_t len = sizeof buf;
+    CHECK(zone->kv_get("k", buf, &len) == 0);
+    CHECK(std::string(buf, len) == "hello");
+    CHECK(zone->kv_set("k", "hi", 2, 0));
+    len = sizeof buf;
+    CHECK(zone->kv_get("k", buf, &len) == 0);
+    CHECK(std::string(buf, len) == "hi");
+    CHECK(zone->kv_delete("k"));
+    len = sizeof buf;
+    CHECK(zone->kv_get("k", buf, &len) == 1);
+
+    CHECK(zone->kv_set("short", "x", 1, 1));  // 1 ms
+    usleep(5000);
+    len = sizeof buf;
+    CHECK(zone->kv_get("short", buf, &len) == 1);
+
+    std::string long_key(SharedZone::kMaxKey + 1, 'k');
+    CHECK_FALSE(zone->kv_set(long_key, "x", 1, 0));
+    std::string big(SharedZone::kMaxValue + 1, 'v');
+    CHECK_FALSE(zone->kv_set("big", big.data(), big.size(), 0));
+    SharedZone::destroy(zone);
+}
+
+TEST_CASE("a full table refuses new keys but keeps serving existing ones") {
+    SharedZone *zone = SharedZone::create(8);
+    REQUIRE(zone);
+    for (int i = 0; i < 8; ++i) CHECK(zone->counter_add("key" + std::to_string(i), 1) == 1);
+    bool ok = true;
+    zone->counter_add("one-too-many", 1, &ok);
+    CHECK_FALSE(ok);
+    CHECK(zone->counter_add("key3", 1) == 2);
+    CHECK(zone->kv_delete("key0"));
+    zone->counter_add("now-fits", 1, &ok);
+    CHECK(ok);
+    SharedZone::destroy(zone);
+}
