@@ -32,6 +32,7 @@ void Request::reset() {
     bytes_sent = 0;
     start_ms = 0;
     upstream_addr = {};
+    upstream_latency_us = 0;
     arena.reset();
     // remote / remote_addr / tls belong to the connection and stay.
 }

@@ -114,6 +114,7 @@ struct Request {
     uint64_t bytes_sent = 0;         // body bytes toward the client
     uint64_t start_ms = 0;           // monotonic, for $request_time
     std::string_view upstream_addr;  // the target that answered, for logs
+    uint64_t upstream_latency_us = 0;  // until the upstream's response head arrived
 
     // Plugins: the chain of the location (or server, before routing), each instance's
     // per-request slot, and the phase position for pause/resume (core/plugin/phase_runner).

@@ -113,6 +113,17 @@ bool get_variable(Request &req, std::string_view name, std::string_view *out) {
         int len = snprintf(p, 24, "%llu.%03llu", static_cast<unsigned long long>(ms / 1000),
                            static_cast<unsigned long long>(ms % 1000));
         *out = {p, static_cast<size_t>(len)};
+    } else if (name == "bytes_sent") {
+        *out = number(req, static_cast<long long>(req.bytes_sent));
+    } else if (name == "request_length") {
+        *out = number(req, static_cast<long long>(req.body_received));
+    } else if (name == "upstream_response_time") {
+        if (!req.upstream_latency_us) return false;
+        char *p = req.arena.alloc(24);
+        uint64_t ms = req.upstream_latency_us / 1000;
+        int len = snprintf(p, 24, "%llu.%03llu", static_cast<unsigned long long>(ms / 1000),
+                           static_cast<unsigned long long>(ms % 1000));
+        *out = {p, static_cast<size_t>(len)};
     } else if (name == "consumer") {
         if (req.consumer.empty()) return false;
         *out = req.consumer;
@@ -123,9 +134,11 @@ bool get_variable(Request &req, std::string_view name, std::string_view *out) {
 }
 
 bool is_known_variable(std::string_view name) {
-    static const char *const fixed[] = {"remote_addr", "remote_port",    "host",    "uri",
-                                        "args",        "request_method", "scheme",  "upstream_addr",
-                                        "status",      "request_time",   "consumer"};
+    static const char *const fixed[] = {
+        "remote_addr",    "remote_port",           "host",     "uri",
+        "args",           "request_method",        "scheme",   "upstream_addr",
+        "status",         "request_time",          "consumer", "bytes_sent",
+        "request_length", "upstream_response_time"};
     for (const char *f : fixed)
         if (name == f) return true;
     for (std::string_view prefix : {"http_", "arg_", "cookie_"})

@@ -9,7 +9,9 @@
 #include "core/http/variables.h"
 #include "core/plugin/phase_runner.h"
 #include "core/plugin/plugin_conf.h"
+#include "core/plugin/plugin_set.h"
 #include "core/shm/shared_zone.h"
+#include "core/server/http_server.h"
 #include "core/worker/worker.h"
 
 struct torii_timer {
@@ -20,6 +22,14 @@ struct torii_timer {
 
 struct torii_template {
     torii::Template t;
+};
+
+struct torii_io {
+    event *ev;
+    int fd;
+    int events;
+    void (*cb)(int fd, int events, void *arg);
+    void *arg;
 };
 
 namespace torii {
@@ -253,6 +263,77 @@ int kv_delete(torii_str_t key) {
     return zone->kv_delete(sv(key)) ? TORII_OK : TORII_NOT_FOUND;
 }
 
+int shared_update(torii_str_t key, void (*fn)(void *, size_t *, void *), void *arg,
+                  uint64_t ttl_ms) {
+    if (!zone || !fn) return TORII_EINVAL;
+    return zone->update(sv(key), fn, arg, ttl_ms) ? TORII_OK : TORII_EINVAL;
+}
+
+// ---- I/O watches ----
+
+void on_io_cb(evutil_socket_t fd, short what, void *ctx) {
+    auto *io = static_cast<torii_io *>(ctx);
+    int events = ((what & EV_READ) ? TORII_IO_READ : 0) | ((what & EV_WRITE) ? TORII_IO_WRITE : 0);
+    io->cb(static_cast<int>(fd), events, io->arg);
+}
+
+int io_update(torii_io_t *io, int events) {
+    if (!io) return TORII_EINVAL;
+    if (io->ev) event_free(io->ev);
+    io->ev = nullptr;
+    io->events = events & (TORII_IO_READ | TORII_IO_WRITE);
+    if (io->events) {
+        short what = EV_PERSIST | ((io->events & TORII_IO_READ) ? EV_READ : 0) |
+                     ((io->events & TORII_IO_WRITE) ? EV_WRITE : 0);
+        io->ev = event_new(Worker::current().base(), io->fd, what, on_io_cb, io);
+        event_add(io->ev, nullptr);
+    }
+    return TORII_OK;
+}
+
+torii_io_t *io_watch(int fd, int events, void (*cb)(int, int, void *), void *arg) {
+    if (fd < 0 || !cb) return nullptr;
+    auto *io = new torii_io{nullptr, fd, 0, cb, arg};
+    io_update(io, events);
+    return io;
+}
+
+void io_unwatch(torii_io_t *io) {
+    if (!io) return;
+    if (io->ev) event_free(io->ev);
+    delete io;
+}
+
+// ---- admin endpoints and route names ----
+
+int admin_register(const char *path, const char *content_type, void (*fn)(void *, torii_buf_t *),
+                   void *arg) {
+    PluginSet *set = PluginSet::loading();
+    if (!set || !path || !fn) return TORII_EINVAL;
+    AdminEndpoint e{content_type ? content_type : "text/plain", fn, arg};
+    return set->add_admin_endpoint(path, std::move(e)) ? TORII_OK : TORII_EINVAL;
+}
+
+void buf_append(torii_buf_t *out, torii_str_t text) {
+    if (out && text.len) out->text.append(text.ptr, text.len);
+}
+
+torii_str_t req_server(torii_request_t *r) {
+    const Request &req = req_of(r);
+    if (!req.server || req.server->config().listen_text.empty()) return ts({});
+    return ts(req.server->config().listen_text.front());
+}
+
+torii_str_t req_location(torii_request_t *r) {
+    const Request &req = req_of(r);
+    return req.location ? ts(req.location->path) : ts({});
+}
+
+torii_str_t req_upstream(torii_request_t *r) {
+    const Request &req = req_of(r);
+    return req.location ? ts(req.location->upstream) : ts({});
+}
+
 torii_host_t make_host() {
     torii_host_t h;
     std::memset(&h, 0, sizeof h);
@@ -292,6 +373,15 @@ torii_host_t make_host() {
     h.kv_set = kv_set;
     h.kv_get = kv_get;
     h.kv_delete = kv_delete;
+    h.shared_update = shared_update;
+    h.io_watch = io_watch;
+    h.io_update = io_update;
+    h.io_unwatch = io_unwatch;
+    h.admin_register = admin_register;
+    h.buf_append = buf_append;
+    h.req_server = req_server;
+    h.req_location = req_location;
+    h.req_upstream = req_upstream;
     return h;
 }
 

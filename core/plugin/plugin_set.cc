@@ -17,6 +17,27 @@ PluginSet::~PluginSet() {
     }
 }
 
+namespace {
+PluginSet *loading_set = nullptr;  // the set whose create() calls are running
+}
+
+PluginSet *PluginSet::loading() {
+    return loading_set;
+}
+
+const AdminEndpoint *PluginSet::admin_endpoint(std::string_view path) const {
+    auto it = admin_endpoints_.find(path);
+    return it == admin_endpoints_.end() ? nullptr : &it->second;
+}
+
+bool PluginSet::add_admin_endpoint(const std::string &path, AdminEndpoint endpoint) {
+    // The core's own endpoints are not for plugins to replace.
+    if (path.empty() || path[0] != '/' || path == "/status" || admin_endpoints_.count(path))
+        return false;
+    admin_endpoints_.emplace(path, std::move(endpoint));
+    return true;
+}
+
 PluginInstance *PluginSet::balancer(const std::string &upstream) const {
     auto it = balancers_.find(upstream);
     return it == balancers_.end() ? nullptr : it->second;
@@ -73,6 +94,10 @@ std::unique_ptr<PhaseChain> PluginSet::build_chain(const std::vector<PluginInsta
 
 Result<std::unique_ptr<PluginSet>> PluginSet::load(const Config &config) {
     std::unique_ptr<PluginSet> set(new PluginSet());
+    struct LoadingScope {  // host->admin_register reaches the set under construction
+        explicit LoadingScope(PluginSet *s) { loading_set = s; }
+        ~LoadingScope() { loading_set = nullptr; }
+    } scope(set.get());
     set->confs_ = std::make_unique<PluginConfStore>();
     const torii_host_t *host = host_api();
 

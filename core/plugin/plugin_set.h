@@ -18,9 +18,21 @@
 #include "core/config/config.h"
 #include "core/plugin/plugin_loader.h"
 
+// What host->buf_append writes into; plugins see only the opaque pointer.
+struct torii_buf {
+    std::string text;
+};
+
 namespace torii {
 
 struct PluginConfStore;
+
+// An admin endpoint a plugin registered (host->admin_register), e.g. stats' /metrics.
+struct AdminEndpoint {
+    std::string content_type;
+    void (*fn)(void *arg, torii_buf_t *out);
+    void *arg;
+};
 
 struct PluginInstance {
     const LoadedPlugin *plugin = nullptr;
@@ -58,6 +70,10 @@ public:
     // The balancer instance of an upstream.
     PluginInstance *balancer(const std::string &upstream) const;
     size_t slots() const { return instances_.size(); }
+    const AdminEndpoint *admin_endpoint(std::string_view path) const;
+    // host->admin_register adds to the set being loaded (create() runs during load).
+    static PluginSet *loading();
+    bool add_admin_endpoint(const std::string &path, AdminEndpoint endpoint);
     const std::vector<std::unique_ptr<LoadedPlugin>> &loaded() const { return loaded_; }
 
     // The effective chain of every location, one line each:
@@ -79,6 +95,7 @@ private:
     std::vector<std::vector<std::unique_ptr<PhaseChain>>> location_chains_;
     std::map<std::string, PluginInstance *> balancers_;
     std::unique_ptr<PluginConfStore> confs_;
+    std::map<std::string, AdminEndpoint, std::less<>> admin_endpoints_;
 };
 
 }  // namespace torii

@@ -192,7 +192,8 @@ void ProxySession::do_read_response() {
                     continue;
                 }
                 head_received_ = true;
-                upstream_.report_success(req_, target_, Worker::now_us() - attempt_start_us_);
+                req_.upstream_latency_us = Worker::now_us() - attempt_start_us_;
+                upstream_.report_success(req_, target_, req_.upstream_latency_us);
                 ResponseHead &r = req_.response;
                 r.status = upstream_head_.status;
                 r.reason = upstream_head_.reason;

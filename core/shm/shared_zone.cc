@@ -189,6 +189,20 @@ bool SharedZone::kv_delete(std::string_view key) {
     return e != nullptr;
 }
 
+bool SharedZone::update(std::string_view key, void (*fn)(void *, size_t *, void *), void *arg,
+                        uint64_t ttl_ms) {
+    lock();
+    Entry *e = find(key, true);
+    if (e) {
+        size_t len = e->value_len;
+        fn(e->value, &len, arg);
+        e->value_len = static_cast<uint16_t>(len > kMaxValue ? kMaxValue : len);
+        e->expires_ms = ttl_ms ? monotonic_ms() + ttl_ms : 0;
+    }
+    unlock();
+    return e != nullptr;
+}
+
 size_t SharedZone::size() const {
     return h_->live;
 }

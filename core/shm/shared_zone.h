@@ -29,6 +29,10 @@ public:
     // 0 found (copies min(*len, size) bytes, sets *len to the size), 1 absent or expired.
     int kv_get(std::string_view key, void *buf, size_t *len);
     bool kv_delete(std::string_view key);
+    // Runs fn(value, &len, arg) under the lock on the key's bytes (len 0 when new); false
+    // when the table is full. A value fn leaves at len 0 is kept as an empty value.
+    bool update(std::string_view key, void (*fn)(void *value, size_t *len, void *arg), void *arg,
+                uint64_t ttl_ms);
     size_t size() const;  // live entries
     size_t capacity() const;
 

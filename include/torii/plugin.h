@@ -59,6 +59,11 @@ typedef struct torii_request torii_request_t; /* one exchange; valid during a ho
 typedef struct torii_conf torii_conf_t;       /* a TOML table of the config           */
 typedef struct torii_timer torii_timer_t;     /* a one-shot timer                     */
 typedef struct torii_template torii_template_t; /* a compiled "$var text" template     */
+typedef struct torii_io torii_io_t;           /* a watched file descriptor            */
+typedef struct torii_buf torii_buf_t;         /* an output buffer the host owns       */
+
+#define TORII_IO_READ 1
+#define TORII_IO_WRITE 2
 
 /* The phases every request passes, in this order (SPEC section 3). */
 typedef enum torii_phase {
@@ -228,6 +233,34 @@ typedef struct torii_host {
     int (*kv_set)(torii_str_t key, const void *value, size_t len, uint64_t ttl_ms);
     int (*kv_get)(torii_str_t key, void *buf, size_t *len);
     int (*kv_delete)(torii_str_t key);
+    /* Atomic read-modify-write of a shared value (token buckets, rolling windows): `fn`
+     * runs under the shared zone's lock with the current bytes (*len == 0 when the key is
+     * absent or expired) and may rewrite them in place (at most 256 bytes; set *len).
+     * Keep fn short and non-blocking: every worker waits for it. */
+    int (*shared_update)(torii_str_t key, void (*fn)(void *value, size_t *len, void *arg),
+                         void *arg, uint64_t ttl_ms);
+
+    /* -- Non-blocking I/O on the worker's loop, for client libraries (e.g. a hiredis
+     * adapter). cb(fd, events, arg) runs when fd is ready for the watched TORII_IO_*
+     * events. io_update changes the set (0 pauses); io_unwatch stops and frees the watch
+     * (the fd is the plugin's to close). Create watches in worker_init or later. */
+    torii_io_t *(*io_watch)(int fd, int events, void (*cb)(int fd, int events, void *arg),
+                            void *arg);
+    int (*io_update)(torii_io_t *io, int events);
+    void (*io_unwatch)(torii_io_t *io);
+
+    /* -- Admin endpoints: `GET <path>` on the [admin] listener calls fn(arg, out), which
+     * writes the body with buf_append. Register in create(); the path must start with '/'
+     * and not be taken (TORII_EINVAL otherwise). */
+    int (*admin_register)(const char *path, const char *content_type,
+                          void (*fn)(void *arg, torii_buf_t *out), void *arg);
+    void (*buf_append)(torii_buf_t *out, torii_str_t text);
+
+    /* -- Where the request went, for stats and logs: the server's first listen address,
+     * the location's path and the upstream's name (empty when not proxied). */
+    torii_str_t (*req_server)(torii_request_t *r);
+    torii_str_t (*req_location)(torii_request_t *r);
+    torii_str_t (*req_upstream)(torii_request_t *r);
 } torii_host_t;
 
 /* True when the running host's table has `field` (it may be newer or older than you). */

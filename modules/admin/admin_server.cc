@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/http/request.h"
+#include "core/plugin/plugin_set.h"
 #include "core/worker/worker.h"
 
 namespace torii {
@@ -62,6 +63,16 @@ void AdminServer::handle(Request &req) noexcept {
             return;
         }
         do_status(req);
+        return;
+    }
+    if (const AdminEndpoint *e = worker_.plugins().admin_endpoint(req.path)) {
+        if (req.input.method != "GET" && req.input.method != "HEAD") {
+            respond_error(req, 405);
+            return;
+        }
+        torii_buf_t out;
+        e->fn(e->arg, &out);
+        respond(req, 200, out.text, e->content_type);
         return;
     }
     respond_error(req, 404);

@@ -728,10 +728,18 @@ def main_block(admin_port=None, **opts):
     return text
 
 
+def _target(t):
+    if isinstance(t, dict):
+        return t
+    if isinstance(t, tuple):  # (port or "host:port", weight)
+        return dict(_target(t[0]), weight=t[1])
+    return {"address": t if isinstance(t, str) else "%s:%d" % (HOST, t)}
+
+
 def upstream_block(name, targets, **opts):
-    """targets: ports (loopback) or "host:port" strings."""
-    items = {"targets": [{"address": t if isinstance(t, str) else "%s:%d" % (HOST, t)}
-                         for t in targets]}
+    """targets: ports (loopback) or "host:port" strings; (target, weight) pairs for a
+    weight; or whole target dicts."""
+    items = {"targets": [_target(t) for t in targets]}
     items.update(opts)
     return _table("[upstream.%s]" % toml_key(name), items)
 
