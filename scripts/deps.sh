@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   # build
   g++ cmake make pkg-config
-  libevent-dev libssl-dev libnghttp2-dev libtomlplusplus-dev libpcre2-dev doctest-dev node-llhttp
+  libevent-dev libssl-dev libnghttp2-dev libtomlplusplus-dev libpcre2-dev libhiredis-dev
+  doctest-dev node-llhttp
   # test clients and peers
   curl nghttp2-client python3 python3-pytest python3-h2 python3-websockets python3-grpcio
   redis-server procps

@@ -334,6 +334,12 @@ torii_str_t req_upstream(torii_request_t *r) {
     return req.location ? ts(req.location->upstream) : ts({});
 }
 
+int req_set_consumer(torii_request_t *r, torii_str_t name) {
+    Request &req = req_of(r);
+    req.consumer = req.arena.copy(sv(name));
+    return TORII_OK;
+}
+
 torii_host_t make_host() {
     torii_host_t h;
     std::memset(&h, 0, sizeof h);
@@ -382,6 +388,7 @@ torii_host_t make_host() {
     h.req_server = req_server;
     h.req_location = req_location;
     h.req_upstream = req_upstream;
+    h.req_set_consumer = req_set_consumer;
     return h;
 }
 

@@ -261,6 +261,8 @@ typedef struct torii_host {
     torii_str_t (*req_server)(torii_request_t *r);
     torii_str_t (*req_location)(torii_request_t *r);
     torii_str_t (*req_upstream)(torii_request_t *r);
+    /* The authenticated consumer's name ($consumer), set by auth plugins; copied. */
+    int (*req_set_consumer)(torii_request_t *r, torii_str_t name);
 } torii_host_t;
 
 /* True when the running host's table has `field` (it may be newer or older than you). */

@@ -249,16 +249,22 @@ def test_least_conn_spreads_in_flight(gw):
 
 
 def test_least_conn_in_flight_relative_to_weight(gw):
-    # b1 weight 1, b2 weight 3: with 4 requests in flight the level point is 1 and 3
-    # (in_flight / weight equal); fast sequential requests while those run go where
-    # in_flight / weight is lowest after each pick -- b2 has room for none more (3/3 = 1/1),
-    # so they follow the tie rotation, and both keep taking some.
+    # b1 weight 1, b2 weight 3. Three slow requests started 100 ms apart settle as b1 1,
+    # b2 2 whichever goes first (0/1 < 1/3 sends the second to b1 if b2 took the first;
+    # 1/3 < 1/1 sends the next to b2). With those in flight b1 is at 1/1 and b2 at 2/3, so
+    # every fast request goes to b2 -- the busier target by count. Unweighted least_conn
+    # would send them all to b1; round robin and weighted would alternate.
     slows = []
-    for _ in range(4):
+    for _ in range(3):
         slows.append(Slow(gw.port, "/lcw/slow", 1500))
         time.sleep(0.1)
+    time.sleep(0.1)
+    start = time.monotonic()
+    fast = collections.Counter(picks(gw.port, "/lcw/fast", 10))
+    assert time.monotonic() - start < 1.0, "the fast requests outlived the slow ones"
     counts = collections.Counter(s.result() for s in slows)
-    assert counts == {"b1": 1, "b2": 3}, counts
+    assert counts == {"b1": 1, "b2": 2}, counts
+    assert fast == {"b2": 10}, fast
     # idle: every pick ties at 0, and the rotation gives both targets requests
     idle = collections.Counter(picks(gw.port, "/lcw/idle", 20))
     assert set(idle) == {"b1", "b2"}, idle
