@@ -334,6 +334,22 @@ torii_str_t req_upstream(torii_request_t *r) {
     return req.location ? ts(req.location->upstream) : ts({});
 }
 
+void shared_each(torii_str_t prefix,
+                 void (*fn)(torii_str_t, int64_t, const void *, size_t, void *), void *arg) {
+    if (!zone || !fn) return;
+    struct Visit {
+        void (*fn)(torii_str_t, int64_t, const void *, size_t, void *);
+        void *arg;
+    } visit{fn, arg};
+    zone->each(
+        sv(prefix),
+        [](std::string_view key, int64_t counter, const void *value, size_t len, void *ctx) {
+            auto *v = static_cast<Visit *>(ctx);
+            v->fn(ts(key), counter, value, len, v->arg);
+        },
+        &visit);
+}
+
 int req_set_consumer(torii_request_t *r, torii_str_t name) {
     Request &req = req_of(r);
     req.consumer = req.arena.copy(sv(name));
@@ -388,6 +404,7 @@ torii_host_t make_host() {
     h.req_server = req_server;
     h.req_location = req_location;
     h.req_upstream = req_upstream;
+    h.shared_each = shared_each;
     h.req_set_consumer = req_set_consumer;
     return h;
 }

@@ -203,6 +203,20 @@ bool SharedZone::update(std::string_view key, void (*fn)(void *, size_t *, void 
     return e != nullptr;
 }
 
+void SharedZone::each(std::string_view prefix,
+                      void (*fn)(std::string_view, int64_t, const void *, size_t, void *),
+                      void *arg) {
+    uint64_t now = monotonic_ms();
+    lock();
+    for (size_t i = 0; i < h_->capacity; ++i) {
+        const Entry &e = h_->entries[i];
+        if (e.state != kUsed || (e.expires_ms && e.expires_ms <= now)) continue;
+        std::string_view key(e.key, e.key_len);
+        if (key.starts_with(prefix)) fn(key, e.counter, e.value, e.value_len, arg);
+    }
+    unlock();
+}
+
 size_t SharedZone::size() const {
     return h_->live;
 }

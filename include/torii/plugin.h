@@ -261,6 +261,13 @@ typedef struct torii_host {
     torii_str_t (*req_server)(torii_request_t *r);
     torii_str_t (*req_location)(torii_request_t *r);
     torii_str_t (*req_upstream)(torii_request_t *r);
+    /* Visits every live shared entry whose key starts with `prefix` (counters and kv
+     * alike), under the zone's lock: fn must be short and must not call back into the
+     * shared-state functions. For exporters such as stats' /metrics. */
+    void (*shared_each)(torii_str_t prefix,
+                        void (*fn)(torii_str_t key, int64_t counter, const void *value,
+                                   size_t len, void *arg),
+                        void *arg);
     /* The authenticated consumer's name ($consumer), set by auth plugins; copied. */
     int (*req_set_consumer)(torii_request_t *r, torii_str_t name);
 } torii_host_t;

@@ -239,7 +239,8 @@ def test_least_conn_avoids_the_busy_target(gw):
 
 def test_least_conn_spreads_in_flight(gw):
     # 6 slow requests started 100 ms apart: each pick sees the earlier ones in flight, so
-    # least_conn keeps the in-flight counts level: 3 and 3
+    # least_conn keeps the in-flight counts level, 3 and 3 (round robin would too: the
+    # tests above and below are the ones only least_conn passes)
     slows = []
     for _ in range(6):
         slows.append(Slow(gw.port, "/lcs/slow", 1500))
@@ -273,16 +274,16 @@ def test_least_conn_in_flight_relative_to_weight(gw):
 # -- retries and passive health -----------------------------------------------------------
 
 def test_dead_target_is_retried_then_skipped(gw):
+    # [dead, b1, b2] with round_robin and retries = 1: the first request lands on the dead
+    # target, is refused, and is retried on b1; that failure marks the target down
+    # (passive health: max_fails defaults to 1, like nginx, for fail_timeout 10 s), so the
+    # rest rotate over b1 and b2 without trying it again.
     dead_addr = "%s:%d" % (harness.HOST, gw.dead)
     seq = picks(gw.port, "/dead/x", 60)  # every request succeeds (picks() asserts 200)
     counts = collections.Counter(seq)
     assert set(counts) == {"b1", "b2"}, counts
-    # After its first failure the dead target is marked down (max_fails 1 by default, for
-    # fail_timeout 10 s) and the rotation is b1, b2 only. Were it still tried, its turn
-    # would retry onto b1 every third request: b1 40, b2 20.
     assert abs(counts["b1"] - counts["b2"]) <= 2, counts
-    for a, b in zip(seq[2:], seq[3:]):
-        assert a != b, seq
-    # torii tried it and said so, once: the failure is logged with its address
+    # The failed attempts are logged with the target's address: one, not one per round
+    # (a target that stayed in the rotation would be tried, and logged, every third pick).
     tries = [l for l in gw.torii.log().splitlines() if dead_addr in l]
     assert 1 <= len(tries) <= 2, tries

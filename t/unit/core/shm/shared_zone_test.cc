@@ -73,3 +73,20 @@ TEST_CASE("a full table refuses new keys but keeps serving existing ones") {
     CHECK(ok);
     SharedZone::destroy(zone);
 }
+
+TEST_CASE("each visits live entries under a prefix") {
+    SharedZone *zone = SharedZone::create(64);
+    REQUIRE(zone);
+    zone->counter_add("stats|a", 3);
+    zone->counter_add("stats|b", 4);
+    zone->counter_add("other", 100);
+    int64_t sum = 0;
+    zone->each(
+        "stats|",
+        [](std::string_view, int64_t counter, const void *, size_t, void *arg) {
+            *static_cast<int64_t *>(arg) += counter;
+        },
+        &sum);
+    CHECK(sum == 7);
+    SharedZone::destroy(zone);
+}
