@@ -33,6 +33,11 @@ public:
     // when the table is full. A value fn leaves at len 0 is kept as an empty value.
     bool update(std::string_view key, void (*fn)(void *value, size_t *len, void *arg), void *arg,
                 uint64_t ttl_ms);
+    // Calls fn for each live entry whose key starts with prefix, with the lock held.
+    void each(std::string_view prefix,
+              void (*fn)(std::string_view key, int64_t counter, const void *value, size_t len,
+                         void *arg),
+              void *arg);
     size_t size() const;  // live entries
     size_t capacity() const;
 
