@@ -24,7 +24,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 600
 
 bench: build
-	@bash bench/run.sh
+	@bash bench/run.sh $(BENCH_ARGS)
 
 install: build
 	cmake --install $(BUILD) --prefix $(or $(PREFIX),/usr/local)

@@ -14,6 +14,7 @@ Uses the test-only plugins of t/plugins (built into harness.test_plugin_dir()):
 import os
 import re
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -215,7 +216,7 @@ def gw(module_procs):
         server_block([port3], [
             {"path": "/", "upstream": "api", "plugins": {"header_rewrite": {
                 "request_set": {"X-Client": "$remote_addr", "X-Copy": "[$http_x_in]",
-                                "X-Source": "torii"},
+                                "X-Source": "torii", "X-Picked": "$upstream_addr"},
                 "request_add": {"X-Trace": "added"},
                 "request_remove": ["X-Internal"],
                 "response_set": {"Cache-Control": "no-store"},
@@ -289,6 +290,37 @@ def test_server_and_location_instances_count_apart(gw):
     assert c == [c[0], c[0] + 1, c[0] + 2], c
 
 
+def test_shared_counter_is_shared_by_workers(procs):
+    # two workers, requests on fresh connections from 4 threads: the counter (shared memory)
+    # hands out every number once, whichever worker serves
+    port = harness.free_port()
+    t = procs.torii(config(
+        main_block(workers=2),
+        plugin_block("tag", path=TAG_SO),
+        server_block([port], [{"path": "/", "return": {"status": 200, "body": "x\n"}}],
+                     plugins={"tag": {"value": "w2"}}),
+    ))
+    if len(t.pids()) < 3:
+        pytest.skip("torii does not run separate worker processes yet (pids %r)" % t.pids())
+    seen, errors = [], []
+
+    def worker():
+        for _ in range(50):
+            try:
+                r = request(port, "GET", "/")
+                seen.append(int(r.header("X-Tag-Count-w2")))
+            except Exception as e:  # reported below
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=30)
+    assert not errors, errors[:5]
+    assert sorted(seen) == list(range(1, 201)), sorted(seen)[:20]
+
+
 # -- pause and resume ---------------------------------------------------------------------
 
 def test_pause_then_resume(gw):
@@ -333,6 +365,7 @@ def test_pause_then_respond(gw):
 
 
 def test_client_leaves_while_paused(gw):
+    pids = gw.torii.pids()
     for i in range(3):
         c = RawConn(gw.port2)
         c.send(b"GET /pause/gone%d HTTP/1.1\r\nHost: h\r\n\r\n" % i)
@@ -342,7 +375,7 @@ def test_client_leaves_while_paused(gw):
     s = socket.create_connection((harness.HOST, gw.port2), timeout=5)
     s.sendall(b"GET /pause/rst HTTP/1.1\r\nHost: h\r\n\r\n")
     time.sleep(0.05)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
     time.sleep(0.5)  # the timers fire with their requests gone
     assert gw.torii.alive()
@@ -350,7 +383,8 @@ def test_client_leaves_while_paused(gw):
     assert hdr(d, "X-Paused") == ["300"]
     _, d = echo(gw.port2, "/a/after")
     assert hdr(d, "X-Tag") == ["srv"]
-    assert "signal" not in gw.torii.log().lower(), gw.torii.log()[-2000:]
+    assert gw.torii.pids() == pids, "a process died or was replaced: %r -> %r" % (
+        pids, gw.torii.pids())
 
 
 # -- header_rewrite -----------------------------------------------------------------------
@@ -380,6 +414,16 @@ def test_header_rewrite_response_headers(gw):
     assert r.header("Server") is not None  # only the listed header goes
     assert r.headers.get_all("Cache-Control") == ["no-store"]
     assert r.headers.get_all("X-Served-By") == [gw.b.address]
+
+
+@pytest.mark.xfail(strict=True, reason="torii bug: the upstream phase runs before the "
+                   "balancer picks (SPEC 3: balance, then upstream), so $upstream_addr is "
+                   "empty there")
+def test_upstream_phase_runs_after_balance(gw):
+    # SPEC section 3: balance picks the target, then the upstream phase runs "just before
+    # the request head is sent upstream": $upstream_addr is known there
+    _, d = echo(gw.port3, "/after-balance", headers={"X-Want-Addr": "1"})
+    assert hdr(d, "X-Picked") == [gw.b.address], d["headers"]
 
 
 def test_header_rewrite_path(gw):
