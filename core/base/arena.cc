@@ -34,7 +34,7 @@ char *Arena::alloc(size_t n) {
 }
 
 std::string_view Arena::copy(std::string_view s) {
-    if (s.empty()) return {};
+    if (s.empty()) return std::string_view("", 0);  // never a null data()
     char *p = alloc(s.size());
     std::memcpy(p, s.data(), s.size());
     return {p, s.size()};
@@ -42,6 +42,12 @@ std::string_view Arena::copy(std::string_view s) {
 
 void Arena::append(std::string_view &s, const char *p, size_t n) {
     if (n == 0) return;
+    if (s.empty()) {  // the common case: the piece arrived whole
+        char *dst = alloc(n);
+        std::memcpy(dst, p, n);
+        s = {dst, n};
+        return;
+    }
     Block *b = head_;
     if (b && !s.empty()) {
         // Grow in place when s is the last thing allocated in the current block.

@@ -1,6 +1,8 @@
 #include "core/http/headers.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 namespace torii {
 
@@ -32,6 +34,80 @@ bool has_token(std::string_view value, std::string_view token) {
         if (comma == std::string_view::npos) break;
         value.remove_prefix(comma + 1);
     }
+    return false;
+}
+
+// `lit` is lowercase letters, digits and '-'. For a valid field name (a token: no control
+// characters), c | 0x20 equals such a character only when c is that character or, for a
+// letter, its uppercase form: so one OR folds case without a table, 8 bytes at a time.
+static bool equals_lowercase_literal(std::string_view a, std::string_view lit) {
+    if (a.size() != lit.size()) return false;
+    size_t i = 0, n = a.size();
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        std::memcpy(&x, a.data() + i, 8);
+        std::memcpy(&y, lit.data() + i, 8);
+        if ((x | 0x2020202020202020ull) != y) return false;
+    }
+    for (; i < n; ++i)
+        if ((a[i] | 0x20) != lit[i]) return false;
+    return true;
+}
+
+HeaderId classify_header(std::string_view n) {
+    // By length first: one compare at most per field.
+    auto iequals = equals_lowercase_literal;
+    switch (n.size()) {
+        case 2:
+            return iequals(n, "te") ? HeaderId::te : HeaderId::other;
+        case 3:
+            return iequals(n, "via") ? HeaderId::via : HeaderId::other;
+        case 4:
+            return iequals(n, "host") ? HeaderId::host : HeaderId::other;
+        case 6:
+            return iequals(n, "expect") ? HeaderId::expect : HeaderId::other;
+        case 7:
+            if (iequals(n, "upgrade")) return HeaderId::upgrade;
+            return iequals(n, "trailer") ? HeaderId::trailer : HeaderId::other;
+        case 9:
+            return iequals(n, "x-real-ip") ? HeaderId::x_real_ip : HeaderId::other;
+        case 10:
+            if (iequals(n, "connection")) return HeaderId::connection;
+            return iequals(n, "keep-alive") ? HeaderId::keep_alive : HeaderId::other;
+        case 14:
+            return iequals(n, "content-length") ? HeaderId::content_length : HeaderId::other;
+        case 15:
+            return iequals(n, "x-forwarded-for") ? HeaderId::x_forwarded_for : HeaderId::other;
+        case 16:
+            return iequals(n, "proxy-connection") ? HeaderId::proxy_connection : HeaderId::other;
+        case 17:
+            if (iequals(n, "transfer-encoding")) return HeaderId::transfer_encoding;
+            return iequals(n, "x-forwarded-proto") ? HeaderId::x_forwarded_proto : HeaderId::other;
+        case 18:
+            return iequals(n, "proxy-authenticate") ? HeaderId::proxy_authenticate
+                                                    : HeaderId::other;
+        case 19:
+            return iequals(n, "proxy-authorization") ? HeaderId::proxy_authorization
+                                                     : HeaderId::other;
+        default:
+            return HeaderId::other;
+    }
+}
+
+std::string_view HeaderList::get(HeaderId id, bool *found) const {
+    for (const Header &h : items_) {
+        if (h.id == id) {
+            if (found) *found = true;
+            return h.value;
+        }
+    }
+    if (found) *found = false;
+    return {};
+}
+
+bool HeaderList::contains(HeaderId id) const {
+    for (const Header &h : items_)
+        if (h.id == id) return true;
     return false;
 }
 

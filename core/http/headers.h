@@ -3,14 +3,40 @@
 // HTTP field names are; duplicates are kept in order, as received.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 #include <vector>
 
 namespace torii {
 
+// Names the core looks up on every request, recognised once when a field is added so that
+// hot-path lookups compare a byte instead of strings.
+enum class HeaderId : uint8_t {
+    other = 0,
+    host,
+    connection,
+    content_length,
+    transfer_encoding,
+    keep_alive,
+    proxy_connection,
+    te,
+    trailer,
+    upgrade,
+    expect,
+    via,
+    x_forwarded_for,
+    x_real_ip,
+    x_forwarded_proto,
+    proxy_authenticate,
+    proxy_authorization,
+};
+
+HeaderId classify_header(std::string_view name);
+
 struct Header {
     std::string_view name;
     std::string_view value;
+    HeaderId id = HeaderId::other;
 };
 
 bool iequals(std::string_view a, std::string_view b);
@@ -23,10 +49,17 @@ public:
     using iterator = std::vector<Header>::iterator;
     using const_iterator = std::vector<Header>::const_iterator;
 
-    void add(std::string_view name, std::string_view value) { items_.push_back({name, value}); }
+    void add(std::string_view name, std::string_view value) {
+        items_.push_back({name, value, classify_header(name)});
+    }
+    void add(std::string_view name, std::string_view value, HeaderId id) {
+        items_.push_back({name, value, id});
+    }
     // The first value of `name`, or an empty view with found=false.
     std::string_view get(std::string_view name, bool *found = nullptr) const;
+    std::string_view get(HeaderId id, bool *found = nullptr) const;
     bool contains(std::string_view name) const;
+    bool contains(HeaderId id) const;
     // Removes every field called `name`; returns how many.
     size_t remove(std::string_view name);
     // Replaces every field called `name` with one (added at the end when absent).

@@ -131,12 +131,12 @@ int Http1Parser::on_headers_complete(llhttp_t *p) {
             (p->http_major == 1 && p->http_minor == 0) ? HttpVersion::http10 : HttpVersion::http11;
         r->content_length = has_length ? static_cast<int64_t>(p->content_length) : -1;
         r->chunked = chunked;
-        r->authority = r->headers.get("host");
-        std::string_view expect = r->headers.get("expect");
+        r->authority = r->headers.get(HeaderId::host);
+        std::string_view expect = r->headers.get(HeaderId::expect);
         r->expect_continue = iequals(expect, "100-continue");
         r->upgrade = p->upgrade != 0;
         if (r->target.empty()) return s->fail(400, "empty request target");
-        if (r->version == HttpVersion::http11 && !r->headers.contains("host"))
+        if (r->version == HttpVersion::http11 && !r->headers.contains(HeaderId::host))
             return s->fail(400, "missing Host header");
         // Trailers (after a chunked body) go to their own list.
         s->fields_ = &r->trailers;

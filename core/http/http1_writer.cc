@@ -84,6 +84,7 @@ static size_t fields_size(const HeaderList &headers) {
 }
 
 static char *put(char *p, std::string_view s) {
+    if (s.empty()) return p;  // an empty view may have a null data()
     std::memcpy(p, s.data(), s.size());
     return p + s.size();
 }

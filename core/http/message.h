@@ -28,6 +28,15 @@ struct RequestHead {
     bool upgrade = false;  // Upgrade requested (WebSocket handshake)
 
     bool has_body() const { return chunked || content_length > 0; }
+    // Back to empty, keeping the header lists' capacity for the next request.
+    void clear() {
+        method = scheme = authority = target = {};
+        version = HttpVersion::http11;
+        headers.clear();
+        trailers.clear();
+        content_length = -1;
+        chunked = expect_continue = upgrade = false;
+    }
     std::string_view path() const {  // target without the query
         size_t q = target.find('?');
         return q == std::string_view::npos ? target : target.substr(0, q);
@@ -46,6 +55,16 @@ struct ResponseHead {
     int64_t content_length = -1;  // -1: unknown, the body ends with the stream
     bool chunked = false;         // as received from an HTTP/1 upstream
     bool no_body = false;         // HEAD, 1xx, 204, 304: no body whatever the headers say
+
+    // Back to empty, keeping the header lists' capacity.
+    void clear() {
+        status = 0;
+        reason = {};
+        headers.clear();
+        trailers.clear();
+        content_length = -1;
+        chunked = no_body = false;
+    }
 };
 
 }  // namespace torii

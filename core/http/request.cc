@@ -7,10 +7,10 @@
 namespace torii {
 
 void Request::reset() {
-    input = RequestHead{};
+    input.clear();
     path = query = {};
     headers.clear();
-    response = ResponseHead{};
+    response.clear();
     consumer = {};
     chain = nullptr;
     server_chain = nullptr;
@@ -21,7 +21,12 @@ void Request::reset() {
     phase_owner = nullptr;
     resumed_early = false;
     resumed_action = 0;
-    plugin_response = PluginResponse{};
+    plugin_response.status = 0;
+    plugin_response.headers.clear();
+    plugin_response.body = {};
+    upstream_request_headers.clear();
+    upstream_response.clear();
+    evbuffer_drain(upstream_body.get(), evbuffer_get_length(upstream_body.get()));
     server = nullptr;
     location = nullptr;
     evbuffer_drain(body.get(), evbuffer_get_length(body.get()));
@@ -29,6 +34,7 @@ void Request::reset() {
     body_received = 0;
     state = RequestState::head;
     head_sent = false;
+    logged = false;
     bytes_sent = 0;
     start_ms = 0;
     upstream_addr = {};
@@ -50,7 +56,7 @@ bool start_response(Request &req) {
 void send_plugin_response(Request &req) {
     PluginResponse pr = std::move(req.plugin_response);
     req.plugin_response = PluginResponse{};
-    req.response = ResponseHead{};
+    req.response.clear();
     req.response.status = pr.status;
     req.response.headers = std::move(pr.headers);
     if (!req.response.headers.contains("server")) req.response.headers.add("Server", "torii");
@@ -66,7 +72,7 @@ void send_plugin_response(Request &req) {
 }
 
 void respond(Request &req, int status, std::string_view body, std::string_view content_type) {
-    req.response = ResponseHead{};
+    req.response.clear();
     req.response.status = status;
     req.response.headers.add("Server", "torii");
     if (!body.empty() && !content_type.empty())

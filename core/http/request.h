@@ -111,9 +111,10 @@ struct Request {
 
     RequestState state = RequestState::head;
     bool head_sent = false;
-    uint64_t bytes_sent = 0;         // body bytes toward the client
-    uint64_t start_ms = 0;           // monotonic, for $request_time
-    std::string_view upstream_addr;  // the target that answered, for logs
+    bool logged = false;               // the log phase and access log ran
+    uint64_t bytes_sent = 0;           // body bytes toward the client
+    uint64_t start_ms = 0;             // monotonic, for $request_time
+    std::string_view upstream_addr;    // the target that answered, for logs
     uint64_t upstream_latency_us = 0;  // until the upstream's response head arrived
 
     // Plugins: the chain of the location (or server, before routing), each instance's
@@ -128,6 +129,11 @@ struct Request {
     bool resumed_early = false;  // resume() arrived before the hook returned TORII_PAUSE
     int resumed_action = 0;
     PluginResponse plugin_response;
+
+    // Scratch of the proxy (ProxySession), here so that pooled requests keep the capacity.
+    HeaderList upstream_request_headers;
+    ResponseHead upstream_response;
+    EvbufferPtr upstream_body = make_evbuffer();
 
     // Prepares the object for the next request on the same connection.
     void reset();

@@ -20,10 +20,6 @@ struct torii_timer {
     void *arg;
 };
 
-struct torii_template {
-    torii::Template t;
-};
-
 struct torii_io {
     event *ev;
     int fd;
@@ -171,8 +167,13 @@ torii_template_t *template_compile(const torii_conf_t *conf, const char *key, to
         if (conf) host_api()->conf_error(conf, key, "%s", t.error().c_str());
         return nullptr;
     }
-    // Owned by the process for its life, like the config it came from.
-    return new torii_template{std::move(t.value())};
+    // Owned by the plugin set being loaded; templates are made in create().
+    PluginSet *set = PluginSet::loading();
+    if (!set) {
+        log_error("template_compile called outside create(): refused");
+        return nullptr;
+    }
+    return set->adopt(std::make_unique<torii_template>(torii_template{std::move(t.value())}));
 }
 
 int template_expand(torii_request_t *r, const torii_template_t *t, torii_str_t *out) {
@@ -334,8 +335,8 @@ torii_str_t req_upstream(torii_request_t *r) {
     return req.location ? ts(req.location->upstream) : ts({});
 }
 
-void shared_each(torii_str_t prefix,
-                 void (*fn)(torii_str_t, int64_t, const void *, size_t, void *), void *arg) {
+void shared_each(torii_str_t prefix, void (*fn)(torii_str_t, int64_t, const void *, size_t, void *),
+                 void *arg) {
     if (!zone || !fn) return;
     struct Visit {
         void (*fn)(torii_str_t, int64_t, const void *, size_t, void *);

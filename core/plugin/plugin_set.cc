@@ -38,6 +38,11 @@ bool PluginSet::add_admin_endpoint(const std::string &path, AdminEndpoint endpoi
     return true;
 }
 
+torii_template *PluginSet::adopt(std::unique_ptr<torii_template> t) {
+    templates_.push_back(std::move(t));
+    return templates_.back().get();
+}
+
 PluginInstance *PluginSet::balancer(const std::string &upstream) const {
     auto it = balancers_.find(upstream);
     return it == balancers_.end() ? nullptr : it->second;

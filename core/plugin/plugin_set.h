@@ -16,11 +16,18 @@
 
 #include "core/base/result.h"
 #include "core/config/config.h"
+#include "core/http/variables.h"
 #include "core/plugin/plugin_loader.h"
 
 // What host->buf_append writes into; plugins see only the opaque pointer.
 struct torii_buf {
     std::string text;
+};
+
+// A compiled template handed to a plugin (host->template_compile); owned by the PluginSet
+// whose create() calls made it, so it lives exactly as long as the instances using it.
+struct torii_template {
+    torii::Template t;
 };
 
 namespace torii {
@@ -74,6 +81,7 @@ public:
     // host->admin_register adds to the set being loaded (create() runs during load).
     static PluginSet *loading();
     bool add_admin_endpoint(const std::string &path, AdminEndpoint endpoint);
+    torii_template *adopt(std::unique_ptr<torii_template> t);
     const std::vector<std::unique_ptr<LoadedPlugin>> &loaded() const { return loaded_; }
 
     // The effective chain of every location, one line each:
@@ -96,6 +104,7 @@ private:
     std::map<std::string, PluginInstance *> balancers_;
     std::unique_ptr<PluginConfStore> confs_;
     std::map<std::string, AdminEndpoint, std::less<>> admin_endpoints_;
+    std::vector<std::unique_ptr<torii_template>> templates_;
 };
 
 }  // namespace torii

@@ -150,7 +150,8 @@ int run_foreground(const std::string &file) {
     }
     std::shared_ptr<PluginSet> plugin_set(std::move(plugins.value()));
 
-    Worker worker(config, plugin_set, sockets, file);
+    // The worker holds the only reference, so the instances are destroyed before its loop.
+    Worker worker(config, std::move(plugin_set), sockets, file);
     auto ok = worker.init();
     if (!ok) {
         log_error("%s", ok.error().c_str());

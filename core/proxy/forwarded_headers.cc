@@ -4,22 +4,17 @@
 
 namespace torii {
 
-bool is_hop_by_hop(std::string_view n) {
-    switch (n.size()) {
-        case 2:
-            return iequals(n, "te");
-        case 7:
-            return iequals(n, "upgrade");  // Trailer stays: trailers are passed on
-        case 10:
-            return iequals(n, "connection") || iequals(n, "keep-alive");
-        case 16:
-            return iequals(n, "proxy-connection");
-        case 17:
-            return iequals(n, "transfer-encoding");
-        case 18:
-            return iequals(n, "proxy-authenticate");
-        case 19:
-            return iequals(n, "proxy-authorization");
+bool is_hop_by_hop(HeaderId id) {
+    switch (id) {
+        case HeaderId::connection:
+        case HeaderId::keep_alive:
+        case HeaderId::proxy_connection:
+        case HeaderId::te:
+        case HeaderId::upgrade:
+        case HeaderId::transfer_encoding:
+        case HeaderId::proxy_authenticate:
+        case HeaderId::proxy_authorization:
+            return true;
         default:
             return false;
     }
@@ -28,7 +23,18 @@ bool is_hop_by_hop(std::string_view n) {
 // Fields named by the Connection header(s) are hop-by-hop for this message only.
 static bool named_in_connection(const HeaderList &headers, std::string_view name) {
     for (const Header &h : headers) {
-        if (iequals(h.name, "connection") && has_token(h.value, name)) return true;
+        if (h.id == HeaderId::connection && has_token(h.value, name)) return true;
+    }
+    return false;
+}
+
+// Connection's usual values name no other field: skip the per-field scan for them.
+static bool names_other_fields(const HeaderList &headers) {
+    for (const Header &h : headers) {
+        if (h.id != HeaderId::connection) continue;
+        std::string_view v = h.value;
+        if (!iequals(v, "keep-alive") && !iequals(v, "close") && !iequals(v, "upgrade"))
+            return true;
     }
     return false;
 }
@@ -44,42 +50,51 @@ static std::string_view join(Arena &arena, std::string_view a, std::string_view 
 
 void build_upstream_request_headers(Request &req, HeaderList &out) {
     const HeaderList &in = req.headers;  // the working copy: plugins may have changed it
-    bool has_connection = in.contains("connection");
+    bool check_connection = names_other_fields(in);
     std::string_view xff, via;
     bool has_host = false;
     out.reserve(in.size() + 4);
     for (const Header &h : in) {
-        std::string_view n = h.name;
-        if (is_hop_by_hop(n) || iequals(n, "content-length") || iequals(n, "expect")) continue;
-        if (iequals(n, "x-forwarded-for")) {
-            xff = xff.empty() ? h.value : join(req.arena, xff, ", ", h.value);
-            continue;
+        switch (h.id) {
+            case HeaderId::other:
+            case HeaderId::trailer:
+                if (check_connection && named_in_connection(in, h.name)) continue;
+                out.add(h.name, h.value, h.id);
+                continue;
+            case HeaderId::host:
+                has_host = true;
+                out.add(h.name, h.value, h.id);
+                continue;
+            case HeaderId::x_forwarded_for:
+                xff = xff.empty() ? h.value : join(req.arena, xff, ", ", h.value);
+                continue;
+            case HeaderId::via:
+                via = via.empty() ? h.value : join(req.arena, via, ", ", h.value);
+                continue;
+            default:  // hop-by-hop, framing (re-added by the caller), Expect, and the X-
+                      // fields rewritten below
+                continue;
         }
-        if (iequals(n, "via")) {
-            via = via.empty() ? h.value : join(req.arena, via, ", ", h.value);
-            continue;
-        }
-        if (iequals(n, "x-real-ip") || iequals(n, "x-forwarded-proto")) continue;
-        if (has_connection && named_in_connection(in, n)) continue;
-        if (iequals(n, "host")) has_host = true;
-        out.add(n, h.value);
     }
-    if (!has_host && !req.input.authority.empty()) out.add("Host", req.input.authority);
+    if (!has_host && !req.input.authority.empty())
+        out.add("Host", req.input.authority, HeaderId::host);
     out.add("X-Forwarded-For",
-            xff.empty() ? req.remote_addr : join(req.arena, xff, ", ", req.remote_addr));
-    out.add("X-Real-IP", req.remote_addr);
-    out.add("X-Forwarded-Proto", req.input.scheme);
+            xff.empty() ? req.remote_addr : join(req.arena, xff, ", ", req.remote_addr),
+            HeaderId::x_forwarded_for);
+    out.add("X-Real-IP", req.remote_addr, HeaderId::x_real_ip);
+    out.add("X-Forwarded-Proto", req.input.scheme, HeaderId::x_forwarded_proto);
     std::string_view hop = req.input.version == HttpVersion::http10 ? "1.0 torii" : "1.1 torii";
-    out.add("Via", via.empty() ? hop : join(req.arena, via, ", ", hop));
+    out.add("Via", via.empty() ? hop : join(req.arena, via, ", ", hop), HeaderId::via);
 }
 
 void copy_response_headers(const HeaderList &from, HeaderList &to) {
-    bool has_connection = from.contains("connection");
+    bool check_connection = names_other_fields(from);
     to.reserve(from.size() + 2);
     for (const Header &h : from) {
-        if (is_hop_by_hop(h.name) || iequals(h.name, "content-length")) continue;
-        if (has_connection && named_in_connection(from, h.name)) continue;
-        to.add(h.name, h.value);
+        if (is_hop_by_hop(h.id) || h.id == HeaderId::content_length) continue;
+        if (check_connection && h.id == HeaderId::other && named_in_connection(from, h.name))
+            continue;
+        to.add(h.name, h.value, h.id);
     }
 }
 

@@ -7,8 +7,9 @@
 
 namespace torii {
 
-// True for fields that describe one connection, not the message.
-bool is_hop_by_hop(std::string_view name);
+// True for fields that describe one connection, not the message (Trailer stays: trailers
+// are passed on).
+bool is_hop_by_hop(HeaderId id);
 
 // The request head for the upstream, without framing fields (the caller adds them).
 void build_upstream_request_headers(Request &req, HeaderList &out);

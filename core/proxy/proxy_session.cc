@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/base/format.h"
 #include "core/base/log.h"
 #include "core/http/http1_writer.h"
 #include "core/plugin/phase_runner.h"
@@ -18,7 +19,11 @@ static constexpr size_t kUpstreamOutputHigh = 256 * 1024;
 static constexpr size_t kUpstreamOutputLow = 64 * 1024;
 
 ProxySession::ProxySession(Request &req, UpstreamRuntime &upstream)
-    : req_(req), upstream_(upstream) {}
+    : req_(req),
+      upstream_(upstream),
+      upstream_head_(req.upstream_response),
+      request_headers_(req.upstream_request_headers),
+      response_body_(req.upstream_body.get()) {}
 
 ProxySession::~ProxySession() {
     if (conn_) upstream_.target(conn_->target()).in_flight--;
@@ -33,27 +38,14 @@ bool ProxySession::idempotent() const {
 void ProxySession::start() noexcept {
     // Let the client send its body while plugins run and we connect.
     if (req_.input.expect_continue && req_.input.has_body()) req_.downstream->send_continue(req_);
-    switch (run_phase(req_, TORII_PHASE_UPSTREAM, this)) {
-        case PhaseResult::done:
-            do_prepare();
-            return;
-        case PhaseResult::respond:
-            state_ = State::done;
-            send_plugin_response(req_);
-            return;
-        case PhaseResult::error:
-            state_ = State::done;
-            respond_error(req_, 500);
-            return;
-        case PhaseResult::paused:
-            return;
-    }
+    do_attempt();
 }
 
 void ProxySession::on_phase_resumed(Request &, int, int action) noexcept {
-    if (action == TORII_CONTINUE)
+    if (action == TORII_CONTINUE) {
         do_prepare();
-    else if (action == TORII_RESPOND) {
+        do_connect();
+    } else if (action == TORII_RESPOND) {
         state_ = State::done;
         send_plugin_response(req_);
     } else {
@@ -67,10 +59,10 @@ void ProxySession::do_prepare() {
     const RequestHead &in = req_.input;
     if (in.content_length >= 0) {
         char *num = req_.arena.alloc(24);
-        int n = snprintf(num, 24, "%lld", static_cast<long long>(in.content_length));
-        request_headers_.add("Content-Length", std::string_view(num, static_cast<size_t>(n)));
+        size_t n = format_u64(num, static_cast<uint64_t>(in.content_length));
+        request_headers_.add("Content-Length", std::string_view(num, n), HeaderId::content_length);
     } else if (in.chunked) {
-        request_headers_.add("Transfer-Encoding", "chunked");
+        request_headers_.add("Transfer-Encoding", "chunked", HeaderId::transfer_encoding);
         chunked_up_ = true;
     }
     // The upstream sees the working path (after strip_prefix or rewrites) and the query.
@@ -87,7 +79,7 @@ void ProxySession::do_prepare() {
         }
         target_uri_ = {p, n};
     }
-    do_attempt();
+    prepared_ = true;
 }
 
 void ProxySession::do_attempt() {
@@ -108,11 +100,38 @@ void ProxySession::do_attempt() {
     attempt_start_us_ = Worker::now_us();
     TargetState &target = upstream_.target(t);
     req_.upstream_addr = target.config->address;
+    request_sent_ = false;  // each attempt sends the whole request and re-arms read_timeout
+    if (prepared_) {
+        do_connect();
+        return;
+    }
+    // The upstream phase runs once, after the first pick ($upstream_addr is known), so a
+    // retry does not apply its changes twice.
+    switch (run_phase(req_, TORII_PHASE_UPSTREAM, this)) {
+        case PhaseResult::done:
+            do_prepare();
+            do_connect();
+            return;
+        case PhaseResult::respond:
+            state_ = State::done;
+            send_plugin_response(req_);
+            return;
+        case PhaseResult::error:
+            state_ = State::done;
+            respond_error(req_, 500);
+            return;
+        case PhaseResult::paused:
+            return;
+    }
+}
+
+void ProxySession::do_connect() {
+    TargetState &target = upstream_.target(target_);
     parser_.reset();
-    upstream_head_ = ResponseHead{};
+    upstream_head_.clear();
     parser_.begin_response(&upstream_head_, &req_.arena, req_.input.method == "HEAD");
 
-    conn_ = upstream_.take_idle(t);
+    conn_ = upstream_.take_idle(target_);
     target.in_flight++;
     if (conn_) {
         reused_ = true;
@@ -129,7 +148,7 @@ void ProxySession::do_attempt() {
         do_attempt_failed(502, true, strerror(err));
         return;
     }
-    conn_ = std::make_unique<UpstreamConnection>(upstream_, t, s);
+    conn_ = std::make_unique<UpstreamConnection>(upstream_, target_, s);
     s->set_write_timeout(upstream_.config().connect_timeout);
     state_ = State::connecting;
 }
@@ -141,7 +160,10 @@ void ProxySession::on_socket_connected(Socket &) {
 
 void ProxySession::do_send_request() {
     Socket &s = conn_->socket();
-    s.set_read_timeout(0);
+    // No read timeout while the request goes out (a long upload is not a slow upstream)
+    // unless the request is already complete, in which case read_timeout starts now and
+    // a pooled connection keeps its armed timer when the values agree.
+    if (!req_.body_done || evbuffer_get_length(req_.body.get()) > 0) s.set_read_timeout(0);
     s.set_write_timeout(upstream_.config().send_timeout);
     write_request_head(s.output(), req_.input.method, target_uri_, request_headers_);
     do_send_body();
@@ -184,7 +206,7 @@ void ProxySession::on_socket_read(Socket &) {
 void ProxySession::do_read_response() {
     Socket &s = conn_->socket();
     for (;;) {
-        ParseEvent ev = parser_.feed(s.input(), response_body_.get());
+        ParseEvent ev = parser_.feed(s.input(), response_body_);
         switch (ev) {
             case ParseEvent::head_complete: {
                 if (upstream_head_.status < 200) {  // 100, 102, 103: interim, dropped
@@ -212,7 +234,7 @@ void ProxySession::do_read_response() {
             case ParseEvent::message_complete:
                 if (interim_) {
                     interim_ = false;
-                    upstream_head_ = ResponseHead{};
+                    upstream_head_.clear();
                     parser_.begin_response(&upstream_head_, &req_.arena,
                                            req_.input.method == "HEAD");
                     continue;
@@ -236,8 +258,7 @@ void ProxySession::do_read_response() {
         }
         break;
     }
-    if (evbuffer_get_length(response_body_.get()) > 0)
-        req_.downstream->send_body(req_, response_body_.get());
+    if (evbuffer_get_length(response_body_) > 0) req_.downstream->send_body(req_, response_body_);
     if (s.eof()) {
         ParseEvent ev = parser_.finish();
         if (ev == ParseEvent::message_complete) {
@@ -268,8 +289,7 @@ void ProxySession::on_response_drained(Request &) noexcept {
 }
 
 void ProxySession::do_finish_response() {
-    if (evbuffer_get_length(response_body_.get()) > 0)
-        req_.downstream->send_body(req_, response_body_.get());
+    if (evbuffer_get_length(response_body_) > 0) req_.downstream->send_body(req_, response_body_);
     Socket &s = conn_->socket();
     bool reusable = parser_.keep_alive() && request_sent_ && s.pending_output() == 0 &&
                     evbuffer_get_length(s.input()) == 0 && !s.eof();

@@ -50,6 +50,7 @@ private:
     void on_phase_resumed(Request &req, int phase, int action) noexcept override;
 
     void do_prepare();
+    void do_connect();
     void do_attempt();
     void do_send_request();
     void do_send_body();
@@ -65,16 +66,20 @@ private:
     State state_ = State::picking;
     std::unique_ptr<UpstreamConnection> conn_;
     Http1Parser parser_{Http1Parser::Kind::response};
-    ResponseHead upstream_head_;   // as the upstream sent it
-    HeaderList request_headers_;   // built once, sent on every attempt
+    // Kept in the (pooled) request so their capacity is reused: the head as the upstream
+    // sent it, the head we send (built once, sent on every attempt), response body bytes
+    // on their way to the client.
+    ResponseHead &upstream_head_;
+    HeaderList &request_headers_;
+    evbuffer *response_body_;
     std::string_view target_uri_;  // path?query for the upstream
-    EvbufferPtr response_body_ = make_evbuffer();
-    uint64_t tried_ = 0;  // bitmask of targets tried
+    uint64_t tried_ = 0;           // bitmask of targets tried
     int target_ = -1;
     int attempts_ = 0;
     uint64_t attempt_start_us_ = 0;
     int last_status_ = 502;  // what the last failed attempt would answer
     bool stale_retry_used_ = false;
+    bool prepared_ = false;        // upstream phase done, head built
     bool reused_ = false;          // the connection came from the keep-alive pool
     bool chunked_up_ = false;      // request body re-framed as chunked
     bool body_forwarded_ = false;  // some request body reached the upstream socket

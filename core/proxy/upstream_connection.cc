@@ -11,7 +11,7 @@ UpstreamConnection::~UpstreamConnection() = default;
 
 void UpstreamConnection::park(int64_t idle_timeout_ms) {
     sock_->set_handler(this);
-    sock_->set_write_timeout(0);
+    // The write event is not armed when idle, so its timeout value needs no reset.
     sock_->set_read_timeout(idle_timeout_ms);
     sock_->resume_read();
 }

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/base/format.h"
 #include "core/base/log.h"
 #include "core/http/http1_writer.h"
 #include "core/plugin/phase_runner.h"
@@ -30,12 +31,21 @@ Http1Connection::Http1Connection(Worker &worker, int fd, const SocketAddress &pe
     resume_ev_.reset(event_new(worker.base(), -1, 0, on_resume_cb, this));
     std::string text = peer.host_string();
     snprintf(remote_text_, sizeof remote_text_, "%s", text.c_str());
-    req_.remote = peer;
-    req_.remote_addr = remote_text_;
-    req_.downstream = this;
+    peer_ = peer;
 }
 
-Http1Connection::~Http1Connection() = default;
+Http1Connection::~Http1Connection() {
+    if (req_) worker_.release_request(req_);
+}
+
+// A request object comes from the worker's pool when a request starts and goes back when
+// it ends, so an idle keep-alive connection holds no request memory.
+void Http1Connection::do_acquire_request() {
+    req_ = worker_.acquire_request();
+    req_->remote = peer_;
+    req_->remote_addr = remote_text_;
+    req_->downstream = this;
+}
 
 void Http1Connection::start() {
     // The first request gets client_header_timeout from the moment of accept.
@@ -90,12 +100,14 @@ void Http1Connection::do_process_input() {
         if (state_ != State::idle && state_ != State::reading_head && state_ != State::active)
             return;
         if (!head_started_) {
-            parser_.begin_request(&req_.input, &req_.arena, limits_.client_max_header_size);
+            if (evbuffer_get_length(sock_->input()) == 0 && !sock_->eof()) return;
+            if (!req_) do_acquire_request();
+            parser_.begin_request(&req_->input, &req_->arena, limits_.client_max_header_size);
             head_started_ = true;
         }
-        uint64_t body_before = req_.body_received;
-        ParseEvent ev = parser_.feed(sock_->input(), req_.body.get(), kBodyHigh);
-        if (state_ == State::active) req_.body_received = parser_.body_bytes();
+        uint64_t body_before = req_->body_received;
+        ParseEvent ev = parser_.feed(sock_->input(), req_->body.get(), kBodyHigh);
+        if (state_ == State::active) req_->body_received = parser_.body_bytes();
         switch (ev) {
             case ParseEvent::head_complete:
                 do_dispatch();
@@ -103,13 +115,13 @@ void Http1Connection::do_process_input() {
             case ParseEvent::message_complete:
             case ParseEvent::upgrade:
                 if (ev == ParseEvent::upgrade) close_after_ = true;  // tunnels come with #websocket
-                req_.body_done = true;
+                req_->body_done = true;
                 do_notify_body();
                 if (state_ == State::active && response_done_) do_finish_request();
                 return;
             case ParseEvent::body_full:
-                if (req_.body_received != body_before) do_notify_body();
-                if (state_ == State::active && evbuffer_get_length(req_.body.get()) >= kBodyHigh)
+                if (req_->body_received != body_before) do_notify_body();
+                if (state_ == State::active && evbuffer_get_length(req_->body.get()) >= kBodyHigh)
                     sock_->pause_read();
                 else if (state_ == State::active)
                     continue;  // the handler took the body at once
@@ -125,11 +137,11 @@ void Http1Connection::do_process_input() {
             set_state(State::reading_head);
             arm_timer(limits_.client_header_timeout);
         }
-        if (state_ == State::active && req_.body_received != body_before) do_notify_body();
+        if (state_ == State::active && req_->body_received != body_before) do_notify_body();
         if (sock_->eof()) {
             if (state_ == State::idle || state_ == State::reading_head) {
                 do_close();
-            } else if (state_ == State::active && !req_.body_done) {
+            } else if (state_ == State::active && !req_->body_done) {
                 log_info("client %s closed the connection while sending the request body",
                          remote_text_);
                 do_close();
@@ -144,26 +156,26 @@ void Http1Connection::do_process_input() {
 void Http1Connection::do_notify_body() {
     if (state_ != State::active) return;
     uint64_t limit =
-        req_.server ? req_.server->config().client_max_body_size : limits_.client_max_body_size;
-    if (limit > 0 && req_.body_received > limit) {
+        req_->server ? req_->server->config().client_max_body_size : limits_.client_max_body_size;
+    if (limit > 0 && req_->body_received > limit) {
         log_info("client %s: request body over client_max_body_size (%llu)", remote_text_,
                  static_cast<unsigned long long>(limit));
         close_after_ = true;
-        if (req_.handler) {
-            req_.handler->on_request_abort(req_);
-            worker_.defer_delete(std::move(req_.handler));
+        if (req_->handler) {
+            req_->handler->on_request_abort(*req_);
+            worker_.defer_delete(std::move(req_->handler));
         }
-        if (!req_.head_sent && req_.state != RequestState::responded)
-            respond_error(req_, 413);
+        if (!req_->head_sent && req_->state != RequestState::responded)
+            respond_error(*req_, 413);
         else
             do_close();
         return;
     }
     if (response_done_) {  // answered already: the rest of the body is dropped
-        evbuffer_drain(req_.body.get(), evbuffer_get_length(req_.body.get()));
+        evbuffer_drain(req_->body.get(), evbuffer_get_length(req_->body.get()));
         return;
     }
-    if (req_.handler) req_.handler->on_request_body(req_);
+    if (req_->handler) req_->handler->on_request_body(*req_);
 }
 
 void Http1Connection::do_dispatch() {
@@ -171,50 +183,50 @@ void Http1Connection::do_dispatch() {
     set_state(State::active);
     ++requests_;
     worker_.stats().requests++;
-    req_.start_ms = Worker::now_ms();
-    req_.state = RequestState::head;
+    req_->start_ms = Worker::now_ms();
+    req_->state = RequestState::head;
     keep_alive_ = parser_.keep_alive() &&
                   requests_ < static_cast<uint32_t>(limits_.keepalive_requests) &&
                   !worker_.stopping();
-    req_.input.scheme = "http";
-    req_.headers = req_.input.headers;  // the working copy plugins may change
+    req_->input.scheme = "http";
+    req_->headers = req_->input.headers;  // the working copy plugins may change
 
     // Absolute-form targets ("http://host/path") carry the authority themselves.
-    std::string_view target = req_.input.target;
+    std::string_view target = req_->input.target;
     if (target.front() != '/') {
         size_t scheme_end = target.find("://");
-        if (target == "*" && req_.input.method == "OPTIONS") {
+        if (target == "*" && req_->input.method == "OPTIONS") {
             target = "/";
         } else if (scheme_end == std::string_view::npos) {
             close_after_ = true;
-            respond_error(req_, 400);
+            respond_error(*req_, 400);
             return;
         } else {
             size_t path_start = target.find('/', scheme_end + 3);
-            req_.input.authority = target.substr(scheme_end + 3, path_start - scheme_end - 3);
+            req_->input.authority = target.substr(scheme_end + 3, path_start - scheme_end - 3);
             target = path_start == std::string_view::npos ? "/" : target.substr(path_start);
-            req_.input.target = target;
+            req_->input.target = target;
         }
     }
     size_t q = target.find('?');
-    req_.path = target.substr(0, q);
-    req_.query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+    req_->path = target.substr(0, q);
+    req_->query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
 
-    HttpServer *server = group_.find(req_.input.authority);
-    req_.server = server;
+    HttpServer *server = group_.find(req_->input.authority);
+    req_->server = server;
     const ServerConfig &cfg = server->config();
-    if (req_.input.content_length >= 0 && cfg.client_max_body_size > 0 &&
-        static_cast<uint64_t>(req_.input.content_length) > cfg.client_max_body_size) {
+    if (req_->input.content_length >= 0 && cfg.client_max_body_size > 0 &&
+        static_cast<uint64_t>(req_->input.content_length) > cfg.client_max_body_size) {
         log_info("client %s: Content-Length %lld over client_max_body_size", remote_text_,
-                 static_cast<long long>(req_.input.content_length));
+                 static_cast<long long>(req_->input.content_length));
         close_after_ = true;
-        respond_error(req_, 413);
+        respond_error(*req_, 413);
         return;
     }
-    if (req_.input.has_body()) sock_->set_read_timeout(cfg.client_body_timeout);
+    if (req_->input.has_body()) sock_->set_read_timeout(cfg.client_body_timeout);
     sock_->set_write_timeout(cfg.send_timeout);
-    req_.state = RequestState::handling;
-    server->handle(req_);
+    req_->state = RequestState::handling;
+    server->handle(*req_);
 }
 
 void Http1Connection::do_parse_error() {
@@ -222,21 +234,21 @@ void Http1Connection::do_parse_error() {
     log_info("client %s: bad request (%d): %s", remote_text_, status, parser_.error_reason());
     keep_alive_ = false;
     close_after_ = true;
-    if (state_ == State::active && (req_.head_sent || req_.state == RequestState::responded)) {
+    if (state_ == State::active && (req_->head_sent || req_->state == RequestState::responded)) {
         // The response already started: all we can do is stop.
-        if (req_.handler) req_.handler->on_request_abort(req_);
+        if (req_->handler) req_->handler->on_request_abort(*req_);
         do_close();
         return;
     }
-    if (req_.handler) {
-        req_.handler->on_request_abort(req_);
-        worker_.defer_delete(std::move(req_.handler));
+    if (req_->handler) {
+        req_->handler->on_request_abort(*req_);
+        worker_.defer_delete(std::move(req_->handler));
     }
     evtimer_del(timer_.get());
     set_state(State::active);
-    if (req_.input.method.empty()) req_.input.method = "GET";
-    req_.body_done = true;  // nothing more will be read
-    respond_error(req_, status);
+    if (req_->input.method.empty()) req_->input.method = "GET";
+    req_->body_done = true;  // nothing more will be read
+    respond_error(*req_, status);
 }
 
 // ---- Downstream: the response ----
@@ -249,11 +261,11 @@ void Http1Connection::send_head(Request &req) noexcept {
     chunked_out_ = false;
     if (r.content_length >= 0 && !bodiless_status) {
         char *num = req.arena.alloc(24);
-        int n = snprintf(num, 24, "%lld", static_cast<long long>(r.content_length));
-        h.add("Content-Length", std::string_view(num, static_cast<size_t>(n)));
+        size_t n = format_u64(num, static_cast<uint64_t>(r.content_length));
+        h.add("Content-Length", std::string_view(num, n), HeaderId::content_length);
     } else if (!r.no_body && !head_request && !bodiless_status) {
         if (req.input.version == HttpVersion::http11) {
-            h.add("Transfer-Encoding", "chunked");
+            h.add("Transfer-Encoding", "chunked", HeaderId::transfer_encoding);
             chunked_out_ = true;
         } else {
             keep_alive_ = false;  // HTTP/1.0: the body ends when the connection does
@@ -286,11 +298,11 @@ void Http1Connection::send_end(Request &req, const HeaderList *trailers) noexcep
     if (state_ != State::active) return;
     // The exchange ends when both sides have: the request ends with llhttp's
     // message_complete (do_process_input finishes it then).
-    if (req_.body_done || close_after_) {
+    if (req_->body_done || close_after_) {
         do_finish_request();
         return;
     }
-    if (req_.input.expect_continue && !continue_sent_) {
+    if (req_->input.expect_continue && !continue_sent_) {
         // The client waits for "100 Continue" that will not come: do not wait for its body.
         close_after_ = true;
         do_finish_request();
@@ -298,7 +310,7 @@ void Http1Connection::send_end(Request &req, const HeaderList *trailers) noexcep
     }
     // Answered before the body ended (e.g. a `return`): read and drop the rest of it so the
     // connection stays usable, as nginx's discard_body does.
-    evbuffer_drain(req_.body.get(), evbuffer_get_length(req_.body.get()));
+    evbuffer_drain(req_->body.get(), evbuffer_get_length(req_->body.get()));
     sock_->resume_read();
     if (evbuffer_get_length(sock_->input()) > 0) event_active(resume_ev_.get(), 0, 0);
 }
@@ -309,7 +321,7 @@ void Http1Connection::send_abort(Request &req) noexcept {
     keep_alive_ = false;
     close_after_ = true;
     do_log();
-    if (req_.handler) worker_.defer_delete(std::move(req_.handler));
+    if (req_->handler) worker_.defer_delete(std::move(req_->handler));
     // Send what is queued: a truncated body is how HTTP/1 says the response broke.
     set_state(State::closing);
     sock_->pause_read();
@@ -338,8 +350,8 @@ void Http1Connection::watch_output_drain(Request &) noexcept {
 }
 
 void Http1Connection::resume_body(Request &) noexcept {
-    if (state_ != State::active || req_.body_done) return;
-    if (evbuffer_get_length(req_.body.get()) >= kBodyHigh) return;
+    if (state_ != State::active || req_->body_done) return;
+    if (evbuffer_get_length(req_->body.get()) >= kBodyHigh) return;
     sock_->resume_read();
     // Input may already hold body bytes that were left unparsed while the buffer was full.
     if (evbuffer_get_length(sock_->input()) > 0) event_active(resume_ev_.get(), 0, 0);
@@ -350,9 +362,9 @@ void Http1Connection::on_socket_drained(Socket &) {
         do_close_after_flush();
         return;
     }
-    if (state_ == State::active && drain_for_handler_ && req_.handler) {
+    if (state_ == State::active && drain_for_handler_ && req_->handler) {
         drain_for_handler_ = false;
-        req_.handler->on_response_drained(req_);
+        req_->handler->on_response_drained(*req_);
     }
 }
 
@@ -363,16 +375,16 @@ void Http1Connection::on_socket_error(Socket &, int err) {
 }
 
 void Http1Connection::on_socket_timeout(Socket &, bool reading) {
-    if (state_ == State::active && reading && !req_.head_sent &&
-        req_.state != RequestState::responded) {
+    if (state_ == State::active && reading && !req_->head_sent &&
+        req_->state != RequestState::responded) {
         log_info("client %s: request body not received within client_body_timeout", remote_text_);
         close_after_ = true;
-        if (req_.handler) {
-            req_.handler->on_request_abort(req_);
-            worker_.defer_delete(std::move(req_.handler));
+        if (req_->handler) {
+            req_->handler->on_request_abort(*req_);
+            worker_.defer_delete(std::move(req_->handler));
         }
-        req_.body_done = true;
-        respond_error(req_, 408);
+        req_->body_done = true;
+        respond_error(*req_, 408);
         return;
     }
     log_info("client %s: %s timed out", remote_text_, reading ? "read" : "send");
@@ -382,20 +394,23 @@ void Http1Connection::on_socket_timeout(Socket &, bool reading) {
 // ---- end of an exchange ----
 
 void Http1Connection::do_log() {
-    run_log_phase(req_);
-    access_log_write(req_);
+    req_->logged = true;
+    run_log_phase(*req_);
+    access_log_write(*req_);
 }
 
 void Http1Connection::do_finish_request() {
     do_log();
-    if (req_.handler) worker_.defer_delete(std::move(req_.handler));
+    if (req_->handler) worker_.defer_delete(std::move(req_->handler));
     bool reuse =
-        keep_alive_ && !close_after_ && req_.body_done && !sock_->eof() && !worker_.stopping();
+        keep_alive_ && !close_after_ && req_->body_done && !sock_->eof() && !worker_.stopping();
     if (!reuse) {
         do_close_after_flush();
         return;
     }
-    req_.reset();
+    req_->reset();
+    worker_.release_request(req_);
+    req_ = nullptr;
     head_started_ = false;
     response_done_ = false;
     chunked_out_ = false;
@@ -421,7 +436,7 @@ void Http1Connection::do_close_after_flush() {
     // Everything is sent. If the client may still be sending (an unread body, or bytes
     // already waiting), close the write side and read for a moment so our response is not
     // destroyed by a reset.
-    bool client_may_send = !req_.body_done || evbuffer_get_length(sock_->input()) > 0;
+    bool client_may_send = !req_->body_done || evbuffer_get_length(sock_->input()) > 0;
     if (client_may_send && !sock_->eof()) {
         set_state(State::lingering);
         sock_->shutdown_write();
@@ -436,18 +451,25 @@ void Http1Connection::do_close_after_flush() {
 
 void Http1Connection::do_close() {
     if (state_ == State::closed) return;
-    bool in_flight = state_ == State::active && req_.state != RequestState::responded;
+    bool was_active = req_ && state_ == State::active;
+    bool in_flight = was_active && req_->state != RequestState::responded;
     set_state(State::closed);
     evtimer_del(timer_.get());
     event_del(resume_ev_.get());
     sock_->pause_read();
-    cancel_pause(req_);  // a plugin's later resume() finds nothing
-    if (in_flight) {
-        if (req_.handler) req_.handler->on_request_abort(req_);
-        if (!req_.response.status) req_.response.status = 499;  // nginx: client closed request
-        do_log();
+    if (req_) {
+        cancel_pause(*req_);  // a plugin's later resume() finds nothing
+        if (in_flight) {
+            if (req_->handler) req_->handler->on_request_abort(*req_);
+            if (!req_->response.status) req_->response.status = 499;  // client closed request
+        }
+        // Answered early (before the body ended) or cut short: still one log line.
+        if (was_active && !req_->logged) do_log();
+        if (req_->handler) worker_.defer_delete(std::move(req_->handler));
+        req_->reset();
+        worker_.release_request(req_);
+        req_ = nullptr;
     }
-    if (req_.handler) worker_.defer_delete(std::move(req_.handler));
     worker_.remove_connection(this);
     worker_.defer_delete(std::unique_ptr<Deletable>(this));
 }

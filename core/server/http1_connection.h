@@ -69,13 +69,15 @@ private:
     void do_close_after_flush();
     void do_close();
     void do_log();
+    void do_acquire_request();
 
     Worker &worker_;
     const ServerGroup &group_;
     const ServerConfig &limits_;  // the default server's: used before Host is known
     std::unique_ptr<Socket> sock_;
     Http1Parser parser_{Http1Parser::Kind::request};
-    Request req_;
+    Request *req_ = nullptr;  // from the worker's pool while a request is under way
+    SocketAddress peer_;
     State state_ = State::idle;
     EventPtr timer_;
     EventPtr resume_ev_;

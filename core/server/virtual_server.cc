@@ -113,7 +113,7 @@ void VirtualServer::do_serve(Request &req) {
     const LocationConfig *loc = req.location;
     if (loc->return_action) {
         const ReturnAction &ret = *loc->return_action;
-        req.response = ResponseHead{};
+        req.response.clear();
         req.response.status = ret.status;
         req.response.headers.add("Server", "torii");
         for (const HeaderPair &h : ret.headers)

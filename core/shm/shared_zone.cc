@@ -102,23 +102,20 @@ SharedZone::Entry *SharedZone::find(std::string_view key, bool create) {
             h_->live++;
             return slot;
         }
+        if (e.state == kUsed && e.expires_ms) {
+            // Any expired entry met on the way is reclaimed, whatever its key: otherwise a
+            // zone used with TTLs fills with dead entries that only their own key frees.
+            if (!now) now = monotonic_ms();
+            if (e.expires_ms <= now) {
+                e.state = kDeleted;
+                h_->live--;
+            }
+        }
         if (e.state == kDeleted) {
             if (!reuse) reuse = &e;
             continue;
         }
-        if (e.key_len == key.size() && std::memcmp(e.key, key.data(), key.size()) == 0) {
-            if (e.expires_ms) {
-                if (!now) now = monotonic_ms();
-                if (e.expires_ms <= now) {  // expired: behaves as absent
-                    e.state = kDeleted;
-                    h_->live--;
-                    if (!create) return nullptr;
-                    if (!reuse) reuse = &e;
-                    continue;
-                }
-            }
-            return &e;
-        }
+        if (e.key_len == key.size() && std::memcmp(e.key, key.data(), key.size()) == 0) return &e;
     }
     if (create && reuse) {
         reuse->key_len = static_cast<uint8_t>(key.size());

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/base/log.h"
+#include "core/http/request.h"
 #include "core/plugin/plugin_set.h"
 #include "core/proxy/upstream.h"
 #include "core/server/access_log.h"
@@ -39,9 +40,16 @@ Worker::~Worker() {
         delete c;
     }
     graveyard_.clear();
+    for (Request *r : request_pool_)
+        delete r;
+    request_pool_.clear();
     listeners_.clear();
     servers_.clear();
     upstreams_.clear();
+    // Plugin instances go while the loop still exists: their destroy() may cancel timers
+    // and I/O watches (host->timer_cancel, io_unwatch) made on it.
+    plugins_.reset();
+    graveyard_.clear();
     signal_events_.clear();
     shutdown_tick_.reset();
     graveyard_ev_.reset();
@@ -133,6 +141,24 @@ void Worker::add_listener(int fd, ServerGroup *group) {
             stats_.connections_accepted++;
             c->start();
         }));
+}
+
+// Bounds the memory the pool keeps: enough for a burst of concurrent requests.
+static constexpr size_t kRequestPoolMax = 256;
+
+Request *Worker::acquire_request() {
+    if (request_pool_.empty()) return new Request();
+    Request *r = request_pool_.back();
+    request_pool_.pop_back();
+    return r;
+}
+
+void Worker::release_request(Request *req) {
+    if (request_pool_.size() >= kRequestPoolMax) {
+        delete req;
+        return;
+    }
+    request_pool_.push_back(req);
 }
 
 void Worker::add_connection(Http1Connection *c) {

@@ -25,6 +25,7 @@ namespace torii {
 class Http1Connection;
 class UpstreamRuntime;
 class PluginSet;
+struct Request;
 
 // A listening socket opened by the process model: the address as the config wrote it and
 // the fd every worker accepts on.
@@ -73,6 +74,11 @@ public:
     std::string_view http_date();
     time_t started_at() const { return started_at_; }
 
+    // Request objects are pooled per worker: a warm one keeps its arena block and header
+    // capacity, so a keep-alive request allocates nothing in the steady state.
+    Request *acquire_request();
+    void release_request(Request *req);  // req must have been reset()
+
     void add_connection(Http1Connection *c);
     void remove_connection(Http1Connection *c);
     UpstreamRuntime *upstream(const std::string &name);
@@ -97,6 +103,7 @@ private:
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::list<Http1Connection *> connections_;
     std::vector<std::unique_ptr<Deletable>> graveyard_;
+    std::vector<Request *> request_pool_;
     EventPtr graveyard_ev_;
     std::vector<EventPtr> signal_events_;
     EventPtr shutdown_tick_;

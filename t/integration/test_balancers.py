@@ -292,8 +292,6 @@ def test_dead_target_is_retried_then_skipped(gw):
     assert 1 <= len(tries) <= 2, tries
 
 
-@pytest.mark.xfail(strict=True, reason="torii bug: a retried attempt has no read_timeout "
-                   "(ProxySession::request_sent_ is not reset between attempts)")
 def test_retry_after_timeout_times_out_too(gw):
     # read_timeout 1 s, retries 1, both targets take 2.5 s: the first attempt times out at
     # 1 s, the retry on the other target at 2 s, and the client gets 504 -- not the second

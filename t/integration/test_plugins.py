@@ -216,7 +216,7 @@ def gw(module_procs):
         server_block([port3], [
             {"path": "/", "upstream": "api", "plugins": {"header_rewrite": {
                 "request_set": {"X-Client": "$remote_addr", "X-Copy": "[$http_x_in]",
-                                "X-Source": "torii", "X-Picked": "$upstream_addr"},
+                                "X-Source": "torii"},
                 "request_add": {"X-Trace": "added"},
                 "request_remove": ["X-Internal"],
                 "response_set": {"Cache-Control": "no-store"},
@@ -323,11 +323,16 @@ def test_shared_counter_is_shared_by_workers(procs):
 
 # -- pause and resume ---------------------------------------------------------------------
 
+# The 300 ms timer counts from the event loop's cached clock, which can lag the real one by
+# a few milliseconds: the client may see the answer a hair under 300 ms after sending.
+PAUSED = 0.28
+
+
 def test_pause_then_resume(gw):
     start = time.monotonic()
     r, d = echo(gw.port2, "/pause/x")
     elapsed = time.monotonic() - start
-    assert elapsed >= 0.3, elapsed
+    assert elapsed >= PAUSED, elapsed
     assert elapsed < 2.0, elapsed
     assert hdr(d, "X-Paused") == ["300"], d["headers"]
 
@@ -352,7 +357,7 @@ def test_pause_does_not_block_the_worker(gw):
     elapsed = time.monotonic() - start
     assert not errors, errors
     assert results == [(200, ["300"])] * 5, results
-    assert 0.3 <= elapsed < 0.9, "5 concurrent paused requests took %.2f s" % elapsed
+    assert PAUSED <= elapsed < 0.9, "5 concurrent paused requests took %.2f s" % elapsed
 
 
 def test_pause_then_respond(gw):
@@ -361,7 +366,7 @@ def test_pause_then_respond(gw):
     elapsed = time.monotonic() - start
     assert r.status == 403, (r.status, r.body)
     assert r.body == b"denied after a pause\n"
-    assert elapsed >= 0.3, elapsed
+    assert elapsed >= PAUSED, elapsed
 
 
 def test_client_leaves_while_paused(gw):
@@ -416,16 +421,6 @@ def test_header_rewrite_response_headers(gw):
     assert r.headers.get_all("X-Served-By") == [gw.b.address]
 
 
-@pytest.mark.xfail(strict=True, reason="torii bug: the upstream phase runs before the "
-                   "balancer picks (SPEC 3: balance, then upstream), so $upstream_addr is "
-                   "empty there")
-def test_upstream_phase_runs_after_balance(gw):
-    # SPEC section 3: balance picks the target, then the upstream phase runs "just before
-    # the request head is sent upstream": $upstream_addr is known there
-    _, d = echo(gw.port3, "/after-balance", headers={"X-Want-Addr": "1"})
-    assert hdr(d, "X-Picked") == [gw.b.address], d["headers"]
-
-
 def test_header_rewrite_path(gw):
     _, d = echo(gw.port3, "/old/a/b?x=1&y=%20")
     assert d["path"] == "/new/a/b?x=1&y=%20"
@@ -434,6 +429,41 @@ def test_header_rewrite_path(gw):
     # no rewrite table in "/": path untouched
     _, d = echo(gw.port3, "/older/z?q")
     assert d["path"] == "/older/z?q"
+
+
+def rewrite_torii(procs, rewrite):
+    """torii with one header_rewrite location in front of a new backend: (port, backend)."""
+    b = procs.backend("hr")
+    port = harness.free_port()
+    procs.torii(config(
+        main_block(),
+        plugin_block("header_rewrite"),
+        upstream_block("api", [b.port], keepalive=4, connect_timeout="1s", read_timeout="5s"),
+        server_block([port], [{"path": "/", "upstream": "api",
+                               "plugins": {"header_rewrite": rewrite}}]),
+    ))
+    return port, b
+
+
+def test_header_rewrite_empty_value(procs):
+    # a template that expands to nothing: the request still goes through and the header is
+    # sent empty or left out (under the sanitizers this also checks that writing an empty
+    # header value is clean)
+    port, _ = rewrite_torii(procs, {"request_set": {"X-Empty": "$http_x_absent"},
+                                    "response_set": {"X-Empty-Resp": "$http_x_absent"}})
+    r, d = echo(port, "/empty")
+    assert hdr(d, "X-Empty") in ([], [""]), d["headers"]
+    assert r.headers.get_all("X-Empty-Resp") in ([], [""]), r.headers
+    _, d = echo(port, "/full", headers={"X-Absent": "here"})
+    assert hdr(d, "X-Empty") == ["here"]
+
+
+def test_upstream_phase_runs_after_balance(procs):
+    # SPEC section 3: balance picks the target, then the upstream phase runs "just before
+    # the request head is sent upstream", so $upstream_addr is known there
+    port, b = rewrite_torii(procs, {"request_set": {"X-Picked": "addr=$upstream_addr"}})
+    _, d = echo(port, "/after-balance")
+    assert hdr(d, "X-Picked") == ["addr=" + b.address], d["headers"]
 
 
 # -- the ABI surface ----------------------------------------------------------------------

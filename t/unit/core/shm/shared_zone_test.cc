@@ -18,11 +18,13 @@ TEST_CASE("counters are exact across processes") {
         pids[c] = fork();
         REQUIRE(pids[c] >= 0);
         if (pids[c] == 0) {
-            for (int i = 0; i < kAdds; ++i) zone->counter_add("hits", 1);
+            for (int i = 0; i < kAdds; ++i)
+                zone->counter_add("hits", 1);
             _exit(0);
         }
     }
-    for (int i = 0; i < kAdds; ++i) zone->counter_add("hits", 1);
+    for (int i = 0; i < kAdds; ++i)
+        zone->counter_add("hits", 1);
     for (pid_t pid : pids) {
         int status = 0;
         waitpid(pid, &status, 0);
@@ -63,7 +65,8 @@ TEST_CASE("kv values: set, get, overwrite, delete, expiry, limits") {
 TEST_CASE("a full table refuses new keys but keeps serving existing ones") {
     SharedZone *zone = SharedZone::create(8);
     REQUIRE(zone);
-    for (int i = 0; i < 8; ++i) CHECK(zone->counter_add("key" + std::to_string(i), 1) == 1);
+    for (int i = 0; i < 8; ++i)
+        CHECK(zone->counter_add("key" + std::to_string(i), 1) == 1);
     bool ok = true;
     zone->counter_add("one-too-many", 1, &ok);
     CHECK_FALSE(ok);
@@ -88,5 +91,16 @@ TEST_CASE("each visits live entries under a prefix") {
         },
         &sum);
     CHECK(sum == 7);
+    SharedZone::destroy(zone);
+}
+
+TEST_CASE("expired entries of other keys are reclaimed for new ones") {
+    SharedZone *zone = SharedZone::create(8);
+    REQUIRE(zone);
+    for (int i = 0; i < 8; ++i)
+        CHECK(zone->kv_set("k" + std::to_string(i), "v", 1, 1));
+    usleep(20000);
+    CHECK(zone->kv_set("fresh", "v", 1, 0));
+    CHECK(zone->size() <= 8);
     SharedZone::destroy(zone);
 }
