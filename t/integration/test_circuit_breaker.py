@@ -217,7 +217,7 @@ def test_opens_on_error_ratio_after_min_requests(procs, flaky):
     b = flaky()
     gw = one_route(procs, b.port, {"window": "10s", "min_requests": 10, "error_ratio": 0.5,
                                    "consecutive_failures": 0, "cool_down": "30s"})
-    # 4 errors in 10: a ratio of 0.4 stays closed; errors come in pairs at most
+    # 4 errors in 10: a ratio of 0.4 stays closed
     for mode in ["fail", "ok", "fail", "ok", "ok", "fail", "ok", "fail", "ok", "ok"]:
         b.set(mode)
         get(gw)
@@ -595,7 +595,8 @@ def test_full_config_is_ok(tmp_path):
     cb = {"window": "30s", "min_requests": 50, "error_ratio": 0.25, "consecutive_failures": 0,
           "errors": ["5xx", "429"], "cool_down": "1m", "half_open_requests": 3,
           "probe_timeout": "10s", "scope": "both",
-          "fallback": {"status": 200, "body": "{}", "headers": {"Content-Type": "application/json"}}}
+          "fallback": {"status": 200, "body": "{}",
+                       "headers": {"Content-Type": "application/json"}}}
     text = config(main_block(), plugin_block("circuit_breaker"),
                   upstream_block("api", [harness.free_port()]),
                   server_block([harness.free_port()], [
