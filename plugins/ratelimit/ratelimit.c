@@ -69,7 +69,9 @@ uint64_t rl_hash64(const char *p, size_t n, uint64_t seed) {
     return h;
 }
 
-void rl_ref(rl_t *in) { in->refs++; }
+void rl_ref(rl_t *in) {
+    in->refs++;
+}
 
 void rl_unref(rl_t *in) {
     if (--in->refs == 0 && in->destroyed) free(in);
@@ -142,7 +144,8 @@ static size_t fmt_i64(char *buf, size_t size, int64_t v) {
     } while (u && n < sizeof tmp);
     if (v < 0 && n < sizeof tmp) tmp[n++] = '-';
     if (n > size) n = size;
-    for (size_t i = 0; i < n; ++i) buf[i] = tmp[n - 1 - i];
+    for (size_t i = 0; i < n; ++i)
+        buf[i] = tmp[n - 1 - i];
     return n;
 }
 
@@ -150,12 +153,14 @@ void rl_respond_reject(const rl_t *in, torii_request_t *r, const rl_ctx_t *ctx, 
     char retry[24], limit[24], remaining[24], reset[24];
     torii_header_t h[5];
     size_t n = 0;
-    h[n++] = (torii_header_t){TORII_STR("Retry-After"), {retry, fmt_i64(retry, sizeof retry, retry_s)}};
+    h[n++] =
+        (torii_header_t){TORII_STR("Retry-After"), {retry, fmt_i64(retry, sizeof retry, retry_s)}};
     if (in->headers) {
         h[n++] = (torii_header_t){TORII_STR("RateLimit-Limit"),
                                   {limit, fmt_i64(limit, sizeof limit, in->burst)}};
-        h[n++] = (torii_header_t){TORII_STR("RateLimit-Remaining"),
-                                  {remaining, fmt_i64(remaining, sizeof remaining, ctx->remaining)}};
+        h[n++] =
+            (torii_header_t){TORII_STR("RateLimit-Remaining"),
+                             {remaining, fmt_i64(remaining, sizeof remaining, ctx->remaining)}};
         h[n++] = (torii_header_t){TORII_STR("RateLimit-Reset"),
                                   {reset, fmt_i64(reset, sizeof reset, ctx->reset_s)}};
     }
@@ -181,8 +186,10 @@ static rl_delay_t *delays;
 
 static void on_delay_done(void *arg) {
     rl_delay_t *d = arg;
-    if (d->prev) d->prev->next = d->next;
-    else delays = d->next;
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        delays = d->next;
     if (d->next) d->next->prev = d->prev;
     /* Harmless when the client left meanwhile (TORII_NOT_FOUND). */
     host->resume(d->token, TORII_CONTINUE);
@@ -295,7 +302,8 @@ static torii_str_t zone_key(const rl_t *in, torii_str_t key, char *buf) {
         memcpy(buf + len, key.ptr, key.len);
         len += key.len;
     } else {
-        uint64_t a = rl_hash64(key.ptr, key.len, 0), b = rl_hash64(key.ptr, key.len, 0x9e3779b97f4a7c15ull);
+        uint64_t a = rl_hash64(key.ptr, key.len, 0),
+                 b = rl_hash64(key.ptr, key.len, 0x9e3779b97f4a7c15ull);
         len += (size_t)snprintf(buf + len, RL_ZONE_KEY_MAX + 1 - len, "#%016llx%016llx",
                                 (unsigned long long)a, (unsigned long long)b);
     }
@@ -317,7 +325,8 @@ typedef struct {
 } sweep_t;
 
 /* Runs under the zone's lock: only copies. */
-static void sweep_visit(torii_str_t key, int64_t counter, const void *value, size_t len, void *arg) {
+static void sweep_visit(torii_str_t key, int64_t counter, const void *value, size_t len,
+                        void *arg) {
     sweep_t *s = arg;
     (void)counter;
     if (len != sizeof(bucket_t) || key.len > RL_ZONE_KEY_MAX) return;
@@ -386,7 +395,8 @@ static torii_action_t local_access(rl_t *in, torii_request_t *r, rl_ctx_t *ctx, 
     torii_str_t zkey = zone_key(in, key, buf);
     take_t t = {in->rate_ms, (double)in->burst, host->now_ms(), 0, 0, 0};
     if (host->shared_update(zkey, take_fn, &t, 0) != TORII_OK) {
-        rl_note_error(in, "the shared zone is full: requests go through unlimited until it has room");
+        rl_note_error(in,
+                      "the shared zone is full: requests go through unlimited until it has room");
         return TORII_CONTINUE;
     }
     if (t.created) {
@@ -418,10 +428,12 @@ static torii_action_t rl_response(void *instance, torii_request_t *r, void **req
     rl_ctx_t *ctx = *req_ctx;
     if (!in->headers || !ctx || !ctx->have) return TORII_CONTINUE;
     char buf[24];
-    host->resp_set_header(r, TORII_STR("RateLimit-Limit"), (torii_str_t){buf, fmt_i64(buf, sizeof buf, in->burst)});
+    host->resp_set_header(r, TORII_STR("RateLimit-Limit"),
+                          (torii_str_t){buf, fmt_i64(buf, sizeof buf, in->burst)});
     host->resp_set_header(r, TORII_STR("RateLimit-Remaining"),
                           (torii_str_t){buf, fmt_i64(buf, sizeof buf, ctx->remaining)});
-    host->resp_set_header(r, TORII_STR("RateLimit-Reset"), (torii_str_t){buf, fmt_i64(buf, sizeof buf, ctx->reset_s)});
+    host->resp_set_header(r, TORII_STR("RateLimit-Reset"),
+                          (torii_str_t){buf, fmt_i64(buf, sizeof buf, ctx->reset_s)});
     return TORII_CONTINUE;
 }
 
@@ -486,10 +498,10 @@ static void *rl_fail(rl_t *in) {
 }
 
 static void *rl_create(const torii_host_t *h, const torii_conf_t *conf) {
-    static const char *const keys[] = {"rate",          "period",           "burst",   "key",
-                                       "delay",         "headers",          "max_keys", "name",
-                                       "backend",       "redis",            "redis_timeout",
-                                       "on_backend_error", "log_interval",  NULL};
+    static const char *const keys[] = {
+        "rate",          "period",           "burst",        "key",     "delay",
+        "headers",       "max_keys",         "name",         "backend", "redis",
+        "redis_timeout", "on_backend_error", "log_interval", NULL};
     (void)h;
     unsigned ordinal = ++tables_seen;
     if (host->conf_allow_only(conf, keys) != TORII_OK) return NULL;
@@ -519,7 +531,8 @@ static void *rl_create(const torii_host_t *h, const torii_conf_t *conf) {
     rc = host->conf_int(conf, "burst", &in->burst);
     if (rc == TORII_EINVAL) return rl_fail(in);
     if (in->burst < 1 || in->burst > 1000000000) {
-        host->conf_error(conf, "burst", "must be an integer from 1 to 1000000000 (the bucket's capacity)");
+        host->conf_error(conf, "burst",
+                         "must be an integer from 1 to 1000000000 (the bucket's capacity)");
         return rl_fail(in);
     }
 
@@ -589,14 +602,17 @@ static void *rl_create(const torii_host_t *h, const torii_conf_t *conf) {
     }
 
     if (has_key(conf, "max_keys")) {
-        host->conf_error(conf, "max_keys", "applies to backend = \"local\" only (Redis expires idle buckets itself)");
+        host->conf_error(conf, "max_keys",
+                         "applies to backend = \"local\" only (Redis expires idle buckets itself)");
         return rl_fail(in);
     }
     torii_str_t addr = TORII_STR("127.0.0.1:6379");
     rc = host->conf_string(conf, "redis", &addr);
     if (rc == TORII_EINVAL) return rl_fail(in);
     if (parse_address(addr, in->redis_host, sizeof in->redis_host, &in->redis_port) != 0) {
-        host->conf_error(conf, "redis", "expected an IP address and port, e.g. \"127.0.0.1:6379\" or \"[::1]:6379\"");
+        host->conf_error(
+            conf, "redis",
+            "expected an IP address and port, e.g. \"127.0.0.1:6379\" or \"[::1]:6379\"");
         return rl_fail(in);
     }
     copy_str(addr, in->redis_addr, sizeof in->redis_addr);

@@ -13,13 +13,13 @@ typedef struct rl_conn rl_conn_t;
  * create() and never change; the "per worker" ones are each worker's own copy (the instance
  * is made before the workers fork). */
 typedef struct rl {
-    double rate;         /* tokens per period */
+    double rate; /* tokens per period */
     int64_t period_ms;
-    double rate_ms;      /* tokens per millisecond */
-    int64_t burst;       /* bucket capacity, >= 1 */
+    double rate_ms; /* tokens per millisecond */
+    int64_t burst;  /* bucket capacity, >= 1 */
     torii_template_t *key;
-    int delay;           /* delay = true: queue instead of answering 429 at once */
-    int headers;         /* RateLimit-* headers on */
+    int delay;   /* delay = true: queue instead of answering 429 at once */
+    int headers; /* RateLimit-* headers on */
     int64_t max_keys;
     char name[32];       /* bucket namespace */
     int redis;           /* backend = "redis" */
@@ -27,16 +27,16 @@ typedef struct rl {
     int redis_port;
     char redis_addr[80]; /* as configured, for logs */
     int64_t redis_timeout_ms;
-    int deny_on_error;   /* on_backend_error = "deny" */
+    int deny_on_error; /* on_backend_error = "deny" */
     int64_t log_interval_ms;
 
     /* per worker */
-    rl_conn_t *conn;       /* the Redis connection of this worker, found lazily */
-    uint64_t last_log_ms;  /* last backend/zone error written to the log */
-    int logged;            /* last_log_ms is set */
-    uint64_t suppressed;   /* errors not written since */
-    int refs;              /* pending timers and Redis calls holding the instance */
-    int destroyed;         /* destroy() ran; the last unref frees */
+    rl_conn_t *conn;      /* the Redis connection of this worker, found lazily */
+    uint64_t last_log_ms; /* last backend/zone error written to the log */
+    int logged;           /* last_log_ms is set */
+    uint64_t suppressed;  /* errors not written since */
+    int refs;             /* pending timers and Redis calls holding the instance */
+    int destroyed;        /* destroy() ran; the last unref frees */
 } rl_t;
 
 /* Per request (request memory): what the response phase turns into headers. */
@@ -51,8 +51,8 @@ typedef enum { RL_ALLOW, RL_DELAY, RL_REJECT } rl_verdict_t;
 
 typedef struct rl_outcome {
     rl_verdict_t verdict;
-    uint64_t delay_ms;  /* RL_DELAY */
-    int64_t retry_s;    /* RL_REJECT: Retry-After */
+    uint64_t delay_ms; /* RL_DELAY */
+    int64_t retry_s;   /* RL_REJECT: Retry-After */
 } rl_outcome_t;
 
 void rl_ref(rl_t *in);

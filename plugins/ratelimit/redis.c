@@ -65,10 +65,10 @@ struct rl_conn {
     struct rl_conn *next;
     char ip[64];
     int port;
-    rl_link_t *link;       /* the current hiredis context, NULL while down */
-    uint64_t retry_at_ms;  /* no new connection before this */
+    rl_link_t *link;      /* the current hiredis context, NULL while down */
+    uint64_t retry_at_ms; /* no new connection before this */
     uint64_t backoff_ms;
-    int had_error;         /* log the next successful connect */
+    int had_error; /* log the next successful connect */
     char last_error[160];
 };
 
@@ -80,8 +80,8 @@ struct rl_link {
     torii_io_t *io;
     int events;
     int connected;
-    int in_io;   /* inside on_io: the cleanup hook must not free us yet */
-    int dead;    /* hiredis is done with the context */
+    int in_io;          /* inside on_io: the cleanup hook must not free us yet */
+    int dead;           /* hiredis is done with the context */
     const char *reason; /* why we dropped it ourselves */
     char sha[41];       /* the script's SHA1 once SCRIPT LOAD answered; EVAL until then */
 };
@@ -129,9 +129,7 @@ static void link_down(rl_link_t *l, const char *reason);
 /* hiredis is freeing the context (after the pending callbacks ran with NULL replies). */
 static void ev_cleanup(void *p) {
     rl_link_t *l = p;
-    const char *why = l->reason ? l->reason
-                      : l->ac->err ? l->ac->errstr
-                                   : "connection closed";
+    const char *why = l->reason ? l->reason : l->ac->err ? l->ac->errstr : "connection closed";
     link_down(l, why);
     if (l->io) host->io_unwatch(l->io);
     l->io = NULL;
@@ -158,8 +156,10 @@ static void link_down(rl_link_t *l, const char *reason) {
     if (c->link != l) return;
     c->link = NULL;
     snprintf(c->last_error, sizeof c->last_error, "%s", reason);
-    if (l->connected || !c->backoff_ms) c->backoff_ms = BACKOFF_FIRST_MS;
-    else c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+    if (l->connected || !c->backoff_ms)
+        c->backoff_ms = BACKOFF_FIRST_MS;
+    else
+        c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
     c->retry_at_ms = host->now_ms() + c->backoff_ms;
     c->had_error = 1;
 }
@@ -201,7 +201,7 @@ static rl_conn_t *conn_find(const rl_t *in) {
 
 static void connect_failed(rl_conn_t *c, const char *why) {
     snprintf(c->last_error, sizeof c->last_error, "%s", why);
-    c->backoff_ms = !c->backoff_ms ? BACKOFF_FIRST_MS
+    c->backoff_ms = !c->backoff_ms                       ? BACKOFF_FIRST_MS
                     : c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
                                                          : c->backoff_ms * 2;
     c->retry_at_ms = host->now_ms() + c->backoff_ms;
@@ -307,7 +307,8 @@ static int send_call(rl_link_t *l, rl_call_t *call) {
     argv[3] = call->key;
     argv[4] = rate;
     argv[5] = burst;
-    for (int i = 0; i < 6; ++i) lens[i] = strlen(argv[i]);
+    for (int i = 0; i < 6; ++i)
+        lens[i] = strlen(argv[i]);
     lens[3] = call->key_len;
     return redisAsyncCommandArgv(l->ac, on_reply, call, 6, argv, lens);
 }
@@ -341,8 +342,9 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
                reply->element[0]->type == REDIS_REPLY_INTEGER &&
                reply->element[1]->type == REDIS_REPLY_INTEGER) {
         if (host->token_request(token)) {
-            rl_outcome_t out = rl_decide(call->in, call->ctx, (double)reply->element[1]->integer / 1000.0,
-                                         reply->element[0]->integer != 0);
+            rl_outcome_t out =
+                rl_decide(call->in, call->ctx, (double)reply->element[1]->integer / 1000.0,
+                          reply->element[0]->integer != 0);
             rl_resume_with(call->in, token, call->ctx, out);
         } else {
             host->resume(token, TORII_CONTINUE); /* the client left */

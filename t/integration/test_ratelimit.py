@@ -507,3 +507,26 @@ def test_log_interval(procs):
     assert 3 <= often <= 7, (often, sent, t.log())
     assert rarely == 1, t.log()
     assert re.search(r'ratelimit "often": redis .*\(\d+ more since the last report\)', t.log())
+
+
+def test_full_shared_zone_fails_open(procs):
+    # Fill torii's whole shared zone (16384 entries for every plugin) with buckets, over
+    # one pipelined connection; then requests go through unlimited and one line is logged.
+    port = harness.free_port()
+    t = procs.torii(config(main_block(), plugin_block("ratelimit"), server_block([port], [
+        rl_location("/", rate=1, period="1h", burst=1, key="$http_x_key", max_keys=16384),
+    ], keepalive_requests=100000)))
+    n = 16500
+    reqs = b"".join(b"GET / HTTP/1.1\r\nHost: x\r\nX-Key: k%d\r\n\r\n" % i for i in range(n))
+    reqs += b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with harness.RawConn(port, timeout=60) as c:
+        c.send(reqs)
+        closed, data, _ = c.wait_closed(60)
+    assert closed
+    codes = collections.Counter(re.findall(rb"HTTP/1\.1 (\d{3}) ", data))
+    assert codes == {b"200": n + 1}, codes  # every key was new: none limited
+    assert t.log().count("the shared zone is full") == 1, t.log()[-2000:]
+    # A key that would be limited goes through: no bucket, no headers.
+    rs = [get(port, "/", "again") for _ in range(3)]
+    assert [r.status for r in rs] == [200, 200, 200]
+    assert not any(r.header("RateLimit-Limit") for r in rs)
