@@ -38,6 +38,9 @@ struct MainConfig {
     std::string log_level = "info";    // debug | info | notice | warn | error
     Millis shutdown_timeout = 30'000;
     std::string plugin_dir;  // absolute
+    // false: one process serves, with no master and no reload (nginx's master_process
+    // off), for profiling and debugging.
+    bool master_process = true;
 };
 
 // One `[[plugin]]` entry: a .so to load, in run order.

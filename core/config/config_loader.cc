@@ -156,7 +156,8 @@ void Loader::read_main() {
     std::optional<Section> s = top_table("main");
     if (!s) return;
     s->allow_only({"workers", "pid_file", "error_log", "access_log", "log_level",
-                   "shutdown_timeout", "plugin_dir"});
+                   "shutdown_timeout", "plugin_dir", "master_process"});
+    s->read("master_process", main.master_process);
 
     if (const toml::node *workers = s->get("workers")) {
         if (workers->is_integer()) {

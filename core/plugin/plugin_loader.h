@@ -38,6 +38,12 @@ private:
          ? (loaded).desc().field                                                             \
          : nullptr)
 
+// A long-running master sets a private folder here: every .so is then loaded from a copy
+// named after a hash of its content, so a plugin rebuilt on disk is really loaded again on
+// reload (dlopen returns the cached image for a path it already has open). The copy is
+// unlinked once mapped.
+void set_plugin_copy_dir(const std::string &dir);
+
 // `where` prefixes errors (the [[plugin]] entry's file:line).
 Result<std::unique_ptr<LoadedPlugin>> load_plugin(const std::string &name, const std::string &path,
                                                   const std::string &where,

@@ -14,12 +14,16 @@
 #include "core/config/config.h"
 #include "core/net/listener.h"
 #include "core/plugin/host_api.h"
+#include "core/process/master.h"
+#include "core/process/pid_file.h"
 #include "core/plugin/plugin_set.h"
 #include "core/shm/shared_zone.h"
 #include "core/server/access_log.h"
 #include "core/worker/worker.h"
 
 namespace torii {
+
+int run_single_process(std::shared_ptr<const Config> config, const std::string &file);
 
 int check_config(const std::string &file) {
     auto config = load_config(file);
@@ -79,25 +83,19 @@ int signal_running(const std::string &file, const std::string &name) {
     return 0;
 }
 
-static bool write_pid_file(const std::string &path) {
-    if (path.empty()) return true;
-    FILE *f = fopen(path.c_str(), "w");
-    if (!f) {
-        fprintf(stderr, "torii: cannot write pid_file \"%s\": %s\n", path.c_str(), strerror(errno));
-        return false;
-    }
-    fprintf(f, "%d\n", static_cast<int>(getpid()));
-    fclose(f);
-    return true;
-}
-
 int run_foreground(const std::string &file) {
     auto loaded = load_config(file);
     if (!loaded) {
         fprintf(stderr, "%s\n", loaded.error().c_str());
         return 1;
     }
-    std::shared_ptr<const Config> config = loaded.value();
+    if (loaded.value()->main.master_process) return Master(file).run();
+    return run_single_process(loaded.value(), file);
+}
+
+// master_process = false: this process opens the sockets and runs the one event loop
+// itself. No reload; used for profiling (callgrind) and debugging.
+int run_single_process(std::shared_ptr<const Config> config, const std::string &file) {
     const MainConfig &main = config->main;
 
     LogLevel level = LogLevel::info;
@@ -161,7 +159,7 @@ int run_foreground(const std::string &file) {
     if (!write_pid_file(main.pid_file)) return 1;
     log_notice("torii %s started, config %s", TORII_VERSION, file.c_str());
     int rc = worker.run();
-    if (!main.pid_file.empty()) unlink(main.pid_file.c_str());
+    remove_pid_file(main.pid_file);
     log_notice("torii stopped");
     return rc;
 }

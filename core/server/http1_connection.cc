@@ -20,6 +20,8 @@ static constexpr size_t kOutputLow = 64 * 1024;
 // How long a closing connection keeps reading what the client still sends, so that the
 // client sees our response instead of a reset (nginx's lingering close).
 static constexpr int64_t kLingerMs = 2000;
+// How long an idle connection may still bring a request once its worker drains.
+static constexpr int64_t kDrainIdleGraceMs = 1000;
 
 Http1Connection::Http1Connection(Worker &worker, int fd, const SocketAddress &peer,
                                  const ServerGroup &group)
@@ -476,7 +478,10 @@ void Http1Connection::do_close() {
 
 void Http1Connection::shutdown_gracefully() {
     keep_alive_ = false;
-    if (state_ == State::idle) do_close();
+    // An idle keep-alive connection is not closed at once: a request already on its way
+    // would meet a closed socket. It gets a short grace in which a request is still answered
+    // (with Connection: close); then it is closed with a FIN, never a reset.
+    if (state_ == State::idle) arm_timer(kDrainIdleGraceMs);
 }
 
 }  // namespace torii

@@ -207,7 +207,8 @@ void Worker::on_signal_cb(evutil_socket_t sig, short, void *ctx) {
             access_log_reopen();
             break;
         case SIGHUP:
-            log_warn("SIGHUP: reload needs the master process (not in this build); ignored");
+            // Reload is the master's job; a worker (or master_process = false) ignores it.
+            log_notice("SIGHUP ignored: reload is done by the master process");
             break;
     }
 }

@@ -25,6 +25,7 @@ namespace torii {
 class Http1Connection;
 class UpstreamRuntime;
 class PluginSet;
+class MasterStatus;
 struct Request;
 
 // A listening socket opened by the process model: the address as the config wrote it and
@@ -57,6 +58,14 @@ public:
     void stop(bool graceful);
 
     static Worker &current() { return *current_; }
+    // Set by the master's worker process: which generation this is, and where the master
+    // publishes the process tree. Without it (master_process = false) the worker is alone.
+    void set_process(uint32_t generation, MasterStatus *status) {
+        generation_ = generation;
+        master_status_ = status;
+    }
+    uint32_t generation() const { return generation_; }
+    MasterStatus *master_status() const { return master_status_; }
     event_base *base() const { return base_.get(); }
     const Config &config() const { return *config_; }
     const PluginSet &plugins() const { return *plugins_; }
@@ -110,6 +119,8 @@ private:
     uint64_t shutdown_deadline_ms_ = 0;
     WorkerStats stats_;
     bool stopping_ = false;
+    uint32_t generation_ = 1;
+    MasterStatus *master_status_ = nullptr;
     time_t started_at_ = 0;
     time_t date_second_ = 0;
     char date_[40] = {};

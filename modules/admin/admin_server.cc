@@ -7,6 +7,7 @@
 
 #include "core/http/request.h"
 #include "core/plugin/plugin_set.h"
+#include "core/process/master_status.h"
 #include "core/worker/worker.h"
 
 namespace torii {
@@ -80,18 +81,38 @@ void AdminServer::handle(Request &req) noexcept {
 
 void AdminServer::do_status(Request &req) {
     const WorkerStats &st = worker_.stats();
+    StatusSnapshot tree;
+    if (worker_.master_status()) {
+        tree = worker_.master_status()->read();
+    } else {  // master_process = false: this process is the whole tree
+        tree.generation = worker_.generation();
+        tree.config_loaded = worker_.started_at();
+        tree.workers = {getpid()};
+        tree.master = getpid();
+    }
     std::string body;
-    body.reserve(256);
+    body.reserve(512);
     body += "{\"version\":";
     append_json_string(body, TORII_VERSION);
-    char num[160];
-    snprintf(num, sizeof num, ",\"uptime\":%lld,\"pid\":%d,\"config\":",
+    char num[256];
+    snprintf(num, sizeof num, ",\"uptime\":%lld,\"pid\":%d,\"master\":%d,\"config\":",
              static_cast<long long>(::time(nullptr) - worker_.started_at()),
-             static_cast<int>(getpid()));
+             static_cast<int>(getpid()), static_cast<int>(tree.master));
     body += num;
     append_json_string(body, worker_.config_path());
     snprintf(num, sizeof num,
-             ",\"connections\":{\"active\":%llu,\"accepted\":%llu},\"requests\":%llu}\n",
+             ",\"generation\":%u,\"config_loaded\":%lld,\"draining\":%u,\"reloads\":%llu,"
+             "\"reload_failures\":%llu,\"workers\":[",
+             tree.generation, static_cast<long long>(tree.config_loaded), tree.draining,
+             static_cast<unsigned long long>(tree.reloads),
+             static_cast<unsigned long long>(tree.reload_failures));
+    body += num;
+    for (size_t i = 0; i < tree.workers.size(); ++i) {
+        body += i ? "," : "";
+        body += std::to_string(tree.workers[i]);
+    }
+    snprintf(num, sizeof num,
+             "],\"connections\":{\"active\":%llu,\"accepted\":%llu},\"requests\":%llu}\n",
              static_cast<unsigned long long>(st.connections_active),
              static_cast<unsigned long long>(st.connections_accepted),
              static_cast<unsigned long long>(st.requests));

@@ -1,0 +1,438 @@
+#include "core/process/master.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+
+#include "core/base/log.h"
+#include "core/net/listener.h"
+#include "core/plugin/host_api.h"
+#include "core/plugin/plugin_loader.h"
+#include "core/plugin/plugin_set.h"
+#include "core/process/master_status.h"
+#include "core/process/pid_file.h"
+#include "core/process/worker_process.h"
+#include "core/shm/shared_zone.h"
+#include "core/worker/worker.h"
+
+namespace torii {
+
+// Extra time past shutdown_timeout before old workers are killed: they stop themselves at
+// shutdown_timeout; this only catches a worker that hangs.
+static constexpr uint64_t kKillGraceMs = 5000;
+static constexpr uint64_t kFastStopMs = 3000;
+// A worker that dies sooner than this after its start counts toward back-off.
+static constexpr uint64_t kQuickDeathMs = 2000;
+static constexpr uint64_t kMaxBackoffMs = 30000;
+
+// Context of a pending restart: the slot of the generation it was scheduled for.
+struct RestartCtx {
+    Master *master;
+    void *generation;
+    size_t slot;
+};
+
+Master::Master(std::string config_file) : config_file_(std::move(config_file)) {}
+
+Master::~Master() {
+    current_.reset();
+    draining_.clear();
+    for (auto &[key, fd] : sockets_)
+        ::close(fd);
+    signal_events_.clear();
+    tick_.reset();
+    base_.reset();
+    set_shared_zone(nullptr);
+    SharedZone::destroy(zone_);
+    MasterStatus::destroy(status_);
+    if (!plugin_copy_dir_.empty()) ::rmdir(plugin_copy_dir_.c_str());
+}
+
+Result<Master::Loaded> Master::do_load() {
+    auto config = load_config(config_file_);
+    if (!config) return make_error(config.error());
+    auto plugins = PluginSet::load(*config.value());
+    if (!plugins) return make_error(plugins.error());
+    return Loaded{config.value(), std::shared_ptr<PluginSet>(std::move(plugins.value()))};
+}
+
+// The keys under which sockets are kept: "127.0.0.1:8080", and "admin|127.0.0.1:9901".
+static std::vector<std::pair<std::string, const SocketAddress *>> listen_keys(const Config &c) {
+    std::vector<std::pair<std::string, const SocketAddress *>> keys;
+    for (const ServerConfig &s : c.servers) {
+        if (s.protocol != ServerProtocol::http) continue;
+        for (const SocketAddress &a : s.listen)
+            keys.emplace_back(a.to_string(), &a);
+    }
+    if (c.admin) keys.emplace_back("admin|" + c.admin->listen.to_string(), &c.admin->listen);
+    return keys;
+}
+
+Result<void> Master::do_open_sockets(const Config &config) {
+    for (auto &[key, addr] : listen_keys(config)) {
+        if (sockets_.count(key)) continue;  // kept across reloads: its queue is never dropped
+        auto fd = open_listen_socket(*addr);
+        if (!fd) return make_error(fd.error());
+        sockets_[key] = fd.value();
+    }
+    return {};
+}
+
+void Master::do_close_unused_sockets() {
+    std::set<std::string> used;
+    if (current_ && current_->config)
+        for (auto &[key, addr] : listen_keys(*current_->config))
+            used.insert(key);
+    for (auto it = sockets_.begin(); it != sockets_.end();) {
+        if (used.count(it->first)) {
+            ++it;
+            continue;
+        }
+        // Old workers still hold their own copy until they finish draining.
+        ::close(it->second);
+        it = sockets_.erase(it);
+    }
+}
+
+void Master::do_spawn(Generation &gen, size_t slot) {
+    Worker &w = gen.workers[slot];
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork: %s; retrying in 1s", strerror(errno));
+        w.restart_ctx = std::make_unique<RestartCtx>(RestartCtx{this, &gen, slot});
+        timeval tv{1, 0};
+        w.restart_timer.reset(evtimer_new(base_.get(), on_restart_cb, w.restart_ctx.get()));
+        evtimer_add(w.restart_timer.get(), &tv);
+        return;
+    }
+    if (pid == 0) {
+        // The child leaves the master's loop behind: its events and base go here, so the
+        // worker's own base is the only one handling signals in this process. The epoll
+        // instance is shared with the master across fork: event_reinit gives the child its
+        // own first, or removing these events would remove the master's registrations.
+        event_reinit(base_.get());
+        signal_events_.clear();
+        tick_.reset();
+        if (current_)
+            for (Worker &x : current_->workers)
+                x.restart_timer.reset();
+        for (auto &g : draining_)
+            for (Worker &x : g->workers)
+                x.restart_timer.reset();
+        for (Worker &x : gen.workers)
+            x.restart_timer.reset();
+        base_.reset();
+        WorkerProcessArgs args{gen.config, gen.plugins, &sockets_,
+                               gen.number, status_,     config_file_};
+        // _exit: the master's objects in this copy of memory are not this process's to
+        // destroy (the worker has cleaned up its own by now).
+        _exit(run_worker_process(args));
+    }
+    w.pid = pid;
+    w.started_ms = torii::Worker::now_ms();
+    log_notice("generation %u: worker %d started", gen.number, static_cast<int>(pid));
+}
+
+void Master::on_restart_cb(evutil_socket_t, short, void *arg) {
+    auto *ctx = static_cast<RestartCtx *>(arg);
+    Master *m = ctx->master;
+    void *gen = ctx->generation;
+    size_t slot = ctx->slot;
+    // Only the current generation is restarted; a reload since then made its own workers.
+    if (!m->stopping_ && m->current_ && m->current_.get() == gen) {
+        Worker &w = m->current_->workers[slot];
+        w.restart_timer.reset();  // the event is done; freeing it inside its callback is fine
+        w.restart_ctx.reset();
+        m->do_spawn(*m->current_, slot);
+        m->do_publish_status();
+    }
+}
+
+size_t Master::live_workers() const {
+    size_t n = 0;
+    if (current_)
+        for (const Worker &w : current_->workers)
+            n += w.pid != 0;
+    for (const auto &g : draining_)
+        for (const Worker &w : g->workers)
+            n += w.pid != 0;
+    return n;
+}
+
+void Master::do_signal_all(int sig) {
+    if (current_)
+        for (Worker &w : current_->workers)
+            if (w.pid) kill(w.pid, sig);
+    for (auto &g : draining_)
+        for (Worker &w : g->workers)
+            if (w.pid) kill(w.pid, sig);
+}
+
+void Master::do_publish_status() {
+    StatusSnapshot s;
+    s.master = getpid();
+    s.reloads = reloads_;
+    s.reload_failures = reload_failures_;
+    if (current_) {
+        s.generation = current_->number;
+        s.config_loaded = current_->loaded_at;
+        for (const Worker &w : current_->workers)
+            if (w.pid) s.workers.push_back(w.pid);
+    }
+    for (const auto &g : draining_)
+        for (const Worker &w : g->workers)
+            s.draining += w.pid != 0;
+    status_->publish(s);
+}
+
+static std::string describe_exit(int status) {
+    char buf[64];
+    if (WIFSIGNALED(status))
+        snprintf(buf, sizeof buf, "killed by signal %d%s", WTERMSIG(status),
+                 WCOREDUMP(status) ? " (core dumped)" : "");
+    else
+        snprintf(buf, sizeof buf, "exited with code %d", WEXITSTATUS(status));
+    return buf;
+}
+
+void Master::do_reap() {
+    for (;;) {
+        int status = 0;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) break;
+        bool found = false;
+        if (current_) {
+            for (size_t i = 0; i < current_->workers.size(); ++i) {
+                Worker &w = current_->workers[i];
+                if (w.pid != pid) continue;
+                found = true;
+                w.pid = 0;
+                if (stopping_) break;
+                // A worker of the serving generation died: a plugin crash or a kill. Replace
+                // it; back off when it keeps dying right after start.
+                uint64_t now = torii::Worker::now_ms();
+                w.quick_deaths = now - w.started_ms < kQuickDeathMs ? w.quick_deaths + 1 : 0;
+                uint64_t delay =
+                    w.quick_deaths
+                        ? std::min<uint64_t>(100ull << std::min(w.quick_deaths, 9), kMaxBackoffMs)
+                        : 0;
+                log_warn("worker %d %s; starting a new one%s", static_cast<int>(pid),
+                         describe_exit(status).c_str(),
+                         delay ? (" in " + std::to_string(delay) + "ms").c_str() : "");
+                if (delay == 0) {
+                    do_spawn(*current_, i);
+                } else {
+                    w.restart_ctx =
+                        std::make_unique<RestartCtx>(RestartCtx{this, current_.get(), i});
+                    timeval tv = to_timeval(static_cast<int64_t>(delay));
+                    w.restart_timer.reset(
+                        evtimer_new(base_.get(), on_restart_cb, w.restart_ctx.get()));
+                    evtimer_add(w.restart_timer.get(), &tv);
+                }
+                break;
+            }
+        }
+        if (!found) {
+            for (auto it = draining_.begin(); it != draining_.end(); ++it) {
+                for (Worker &w : (*it)->workers) {
+                    if (w.pid != pid) continue;
+                    found = true;
+                    w.pid = 0;
+                    log_notice("generation %u: worker %d finished draining (%s)", (*it)->number,
+                               static_cast<int>(pid), describe_exit(status).c_str());
+                }
+            }
+            draining_.remove_if([](const std::unique_ptr<Generation> &g) {
+                for (const Worker &w : g->workers)
+                    if (w.pid) return false;
+                return true;
+            });
+        }
+    }
+    do_publish_status();
+    if (stopping_ && live_workers() == 0) event_base_loopexit(base_.get(), nullptr);
+}
+
+void Master::do_reload() {
+    if (stopping_) return;
+    log_notice("reloading %s", config_file_.c_str());
+    auto loaded = do_load();
+    Result<void> opened = loaded ? do_open_sockets(*loaded.value().config) : Result<void>();
+    if (!loaded || !opened) {
+        reload_failures_++;
+        log_error("reload failed, generation %u keeps serving: %s", current_->number,
+                  (!loaded ? loaded.error() : opened.error()).c_str());
+        do_close_unused_sockets();  // whatever this attempt opened
+        do_publish_status();
+        return;
+    }
+    const Config &config = *loaded.value().config;
+    LogLevel level = LogLevel::info;
+    Log::parse_level(config.main.log_level, &level);
+    Log::open(config.main.error_log, level, nullptr);
+
+    auto gen = std::make_unique<Generation>();
+    gen->number = next_generation_++;
+    gen->config = loaded.value().config;
+    gen->plugins = loaded.value().plugins;
+    gen->loaded_at = ::time(nullptr);
+    gen->workers.resize(static_cast<size_t>(config.main.workers));
+    for (size_t i = 0; i < gen->workers.size(); ++i)
+        do_spawn(*gen, i);
+
+    std::unique_ptr<Generation> old = std::move(current_);
+    current_ = std::move(gen);
+    // The old workers stop accepting and finish what they hold; they exit by themselves at
+    // their shutdown_timeout, and the tick kills any that hang past it.
+    old->drain_deadline_ms = torii::Worker::now_ms() +
+                             static_cast<uint64_t>(old->config->main.shutdown_timeout) +
+                             kKillGraceMs;
+    for (Worker &w : old->workers) {
+        w.restart_timer.reset();
+        if (w.pid) kill(w.pid, SIGQUIT);
+    }
+    old->config.reset();
+    old->plugins.reset();
+    draining_.push_back(std::move(old));
+    draining_.remove_if([](const std::unique_ptr<Generation> &g) {
+        for (const Worker &w : g->workers)
+            if (w.pid) return false;
+        return true;
+    });
+    do_close_unused_sockets();
+    reloads_++;
+    log_notice("generation %u serving (%zu generation(s) draining)", current_->number,
+               draining_.size());
+    do_publish_status();
+}
+
+void Master::do_stop(bool graceful) {
+    if (stopping_ && graceful) return;
+    stopping_ = true;
+    uint64_t grace =
+        graceful && current_ && current_->config
+            ? static_cast<uint64_t>(current_->config->main.shutdown_timeout) + kKillGraceMs
+            : kFastStopMs;
+    stop_deadline_ms_ = torii::Worker::now_ms() + grace;
+    if (current_)
+        for (Worker &w : current_->workers)
+            w.restart_timer.reset();
+    do_signal_all(graceful ? SIGQUIT : SIGTERM);
+    if (live_workers() == 0) event_base_loopexit(base_.get(), nullptr);
+}
+
+void Master::on_signal_cb(evutil_socket_t sig, short, void *ctx) {
+    auto *m = static_cast<Master *>(ctx);
+    switch (sig) {
+        case SIGCHLD:
+            m->do_reap();
+            break;
+        case SIGHUP:
+            m->do_reload();
+            break;
+        case SIGQUIT:
+            log_notice("SIGQUIT: graceful stop");
+            m->do_stop(true);
+            break;
+        case SIGTERM:
+        case SIGINT:
+            log_notice("signal %d: fast stop", static_cast<int>(sig));
+            m->do_stop(false);
+            break;
+        case SIGUSR1:
+            log_notice("SIGUSR1: reopening log files");
+            Log::reopen();
+            m->do_signal_all(SIGUSR1);
+            break;
+    }
+}
+
+void Master::on_tick_cb(evutil_socket_t, short, void *ctx) {
+    auto *m = static_cast<Master *>(ctx);
+    uint64_t now = torii::Worker::now_ms();
+    for (auto &g : m->draining_) {
+        if (now < g->drain_deadline_ms) continue;
+        for (Worker &w : g->workers) {
+            if (!w.pid) continue;
+            log_warn("generation %u: worker %d still running past shutdown_timeout; killing it",
+                     g->number, static_cast<int>(w.pid));
+            kill(w.pid, SIGKILL);
+        }
+    }
+    if (m->stopping_ && now >= m->stop_deadline_ms_) m->do_signal_all(SIGKILL);
+}
+
+int Master::run() {
+    // Plugins load from content-addressed copies, so a .so rebuilt on disk is loaded anew
+    // on reload instead of dlopen handing back the image it already has.
+    char dir[] = "/tmp/torii-plugins-XXXXXX";
+    if (mkdtemp(dir)) {
+        plugin_copy_dir_ = dir;
+        set_plugin_copy_dir(plugin_copy_dir_);
+    }
+    auto loaded = do_load();
+    if (!loaded) {
+        fprintf(stderr, "%s\n", loaded.error().c_str());
+        return 1;
+    }
+    const Config &config = *loaded.value().config;
+    LogLevel level = LogLevel::info;
+    Log::parse_level(config.main.log_level, &level);
+    std::string error;
+    if (!Log::open(config.main.error_log, level, &error)) {
+        fprintf(stderr, "torii: %s\n", error.c_str());
+        return 1;
+    }
+    auto opened = do_open_sockets(config);
+    if (!opened) {
+        log_error("%s", opened.error().c_str());
+        fprintf(stderr, "torii: %s\n", opened.error().c_str());
+        return 1;
+    }
+    zone_ = SharedZone::create(16384);
+    status_ = MasterStatus::create();
+    if (!zone_ || !status_) {
+        fprintf(stderr, "torii: cannot map shared memory\n");
+        return 1;
+    }
+    set_shared_zone(zone_);
+    if (!write_pid_file(config.main.pid_file)) return 1;
+
+    base_.reset(event_base_new());
+    for (int sig : {SIGCHLD, SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1}) {
+        EventPtr ev(evsignal_new(base_.get(), sig, on_signal_cb, this));
+        evsignal_add(ev.get(), nullptr);
+        signal_events_.push_back(std::move(ev));
+    }
+    signal(SIGPIPE, SIG_IGN);
+    tick_.reset(event_new(base_.get(), -1, EV_PERSIST, on_tick_cb, this));
+    timeval second{1, 0};
+    event_add(tick_.get(), &second);
+
+    current_ = std::make_unique<Generation>();
+    current_->number = next_generation_++;
+    current_->config = loaded.value().config;
+    current_->plugins = loaded.value().plugins;
+    current_->loaded_at = ::time(nullptr);
+    current_->workers.resize(static_cast<size_t>(config.main.workers));
+    std::string pid_file = config.main.pid_file;
+    log_notice("torii %s master %d started, config %s, %d worker(s)", TORII_VERSION,
+               static_cast<int>(getpid()), config_file_.c_str(), config.main.workers);
+    for (size_t i = 0; i < current_->workers.size(); ++i)
+        do_spawn(*current_, i);
+    do_publish_status();
+
+    event_base_dispatch(base_.get());
+
+    remove_pid_file(pid_file);
+    log_notice("torii stopped");
+    return 0;
+}
+
+}  // namespace torii

@@ -1,0 +1,74 @@
+#include "core/process/master_status.h"
+
+#include <sys/mman.h>
+
+#include <atomic>
+#include <new>
+
+namespace torii {
+
+static constexpr size_t kMaxWorkers = 1024;
+
+struct MasterStatus::Page {
+    std::atomic<uint32_t> seq;  // odd while the master writes
+    uint32_t generation;
+    int64_t config_loaded;
+    uint32_t worker_count;
+    uint32_t draining;
+    uint64_t reloads;
+    uint64_t reload_failures;
+    int32_t master;
+    int32_t workers[kMaxWorkers];
+};
+
+MasterStatus *MasterStatus::create() {
+    void *mem =
+        mmap(nullptr, sizeof(Page), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return nullptr;
+    auto *s = new MasterStatus();
+    s->page_ = new (mem) Page();
+    return s;
+}
+
+void MasterStatus::destroy(MasterStatus *s) {
+    if (!s) return;
+    munmap(s->page_, sizeof(Page));
+    delete s;
+}
+
+void MasterStatus::publish(const StatusSnapshot &s) {
+    Page &p = *page_;
+    p.seq.fetch_add(1, std::memory_order_acq_rel);
+    p.generation = s.generation;
+    p.config_loaded = s.config_loaded;
+    p.worker_count =
+        static_cast<uint32_t>(s.workers.size() < kMaxWorkers ? s.workers.size() : kMaxWorkers);
+    for (uint32_t i = 0; i < p.worker_count; ++i)
+        p.workers[i] = s.workers[i];
+    p.draining = s.draining;
+    p.reloads = s.reloads;
+    p.reload_failures = s.reload_failures;
+    p.master = s.master;
+    p.seq.fetch_add(1, std::memory_order_acq_rel);
+}
+
+StatusSnapshot MasterStatus::read() const {
+    const Page &p = *page_;
+    StatusSnapshot out;
+    for (int tries = 0; tries < 1000; ++tries) {
+        uint32_t before = p.seq.load(std::memory_order_acquire);
+        if (before & 1) continue;
+        out.generation = p.generation;
+        out.config_loaded = p.config_loaded;
+        uint32_t n = p.worker_count < kMaxWorkers ? p.worker_count : kMaxWorkers;
+        out.workers.assign(p.workers, p.workers + n);
+        out.draining = p.draining;
+        out.reloads = p.reloads;
+        out.reload_failures = p.reload_failures;
+        out.master = p.master;
+        if (p.seq.load(std::memory_order_acquire) == before) break;
+    }
+    return out;
+}
+
+}  // namespace torii

@@ -1,0 +1,38 @@
+// What the master tells the workers about the process tree, for the admin /status page:
+// generation, its workers' PIDs, when the config was loaded, how many old workers still
+// drain. One anonymous MAP_SHARED page written only by the master and read by workers
+// under a sequence counter (a reader retries while a write is under way).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <ctime>
+#include <vector>
+
+namespace torii {
+
+struct StatusSnapshot {
+    uint32_t generation = 0;
+    time_t config_loaded = 0;
+    std::vector<pid_t> workers;
+    uint32_t draining = 0;
+    uint64_t reloads = 0;  // successful
+    uint64_t reload_failures = 0;
+    pid_t master = 0;
+};
+
+class MasterStatus {
+public:
+    static MasterStatus *create();  // before the first fork
+    static void destroy(MasterStatus *s);
+
+    void publish(const StatusSnapshot &s);  // master only
+    StatusSnapshot read() const;            // any process
+
+private:
+    struct Page;
+    Page *page_ = nullptr;
+};
+
+}  // namespace torii

@@ -1,0 +1,67 @@
+#include "core/process/worker_process.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "core/base/log.h"
+#include "core/config/config.h"
+#include "core/plugin/plugin_set.h"
+#include "core/server/access_log.h"
+#include "core/worker/worker.h"
+
+namespace torii {
+
+int run_worker_process(const WorkerProcessArgs &args) {
+    pid_t master = getppid();
+    // A worker never outlives its master: no orphan keeps serving an old configuration.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master) return 0;
+    for (int sig : {SIGCHLD, SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1})
+        signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+
+    const Config &config = *args.config;
+    std::set<std::string> used;
+    for (const ServerConfig &s : config.servers) {
+        if (s.protocol != ServerProtocol::http) continue;
+        for (const SocketAddress &a : s.listen)
+            used.insert(a.to_string());
+    }
+    std::string admin_key = config.admin ? "admin|" + config.admin->listen.to_string() : "";
+    std::vector<ListenSocket> mine;
+    for (const auto &[key, fd] : *args.sockets) {
+        if (key == admin_key) {
+            mine.push_back({key.substr(6), fd, true});
+        } else if (used.count(key)) {
+            mine.push_back({key, fd, false});
+        } else {
+            // Another generation's socket: holding it would keep its queue alive unserved.
+            ::close(fd);
+        }
+    }
+    std::string error;
+    if (!access_log_open(config.main.access_log, &error)) {
+        log_error("%s", error.c_str());
+        return 2;
+    }
+    int rc;
+    {
+        Worker worker(args.config, args.plugins, std::move(mine), args.config_file);
+        worker.set_process(args.generation, args.status);
+        auto ok = worker.init();
+        if (!ok) {
+            log_error("worker: %s", ok.error().c_str());
+            return 2;
+        }
+        rc = worker.run();
+    }
+    access_log_flush();
+    return rc;
+}
+
+}  // namespace torii
