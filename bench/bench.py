@@ -197,6 +197,7 @@ class Torii(Proxy):
             f.write("""
 [main]
 workers = 1
+master_process = %(master)s
 error_log = "%(d)s/error.log"
 access_log = "off"
 log_level = "warn"
@@ -214,7 +215,8 @@ client_max_body_size = "8m"
 path = "/"
 upstream = "backend"
 """ % {"d": self.dir, "h": HOST, "p": self.port, "bp": self.backend.port,
-       "plugins": os.path.join(BUILD, "plugins")})
+       "plugins": os.path.join(BUILD, "plugins"),
+       "master": "false" if single_process else "true"})
         return [os.path.join(BUILD, "torii"), "-c", conf]
 
 

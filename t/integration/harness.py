@@ -125,6 +125,54 @@ def descendants(pid):
     return out
 
 
+def children(pid):
+    """[(pid, starttime)] of the live direct children of pid (scans /proc; zombies left out)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = _proc_stat(int(name))
+            if st and st[0] == pid:
+                out.append((int(name), st[1]))
+    return sorted(out)
+
+
+def zombie_children(pid):
+    """PIDs of pid's children that exited and were not reaped (state Z)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rfind(")") + 2:].split()
+        if rest[0] == "Z" and int(rest[1]) == pid:
+            out.append(int(name))
+    return sorted(out)
+
+
+def proc_alive(pid, starttime=None):
+    """pid runs (not a zombie) and, when given, has that start time (against PID reuse)."""
+    st = _proc_stat(pid)
+    return st is not None and (starttime is None or st[1] == starttime)
+
+
+def proc_starttime(pid):
+    """The start time (clock ticks since boot) of a live process, or None."""
+    st = _proc_stat(pid)
+    return st[1] if st else None
+
+
+def open_fds(pid):
+    """Number of open file descriptors of pid (/proc/PID/fd), or None."""
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return None
+
+
 def vm_rss_kib(pid):
     try:
         with open("/proc/%d/status" % pid) as f:
