@@ -190,6 +190,7 @@ class Proxy:
 
 class Torii(Proxy):
     name = "torii"
+    extra = ""  # config text appended (plugins), for the plugin-cost rows
 
     def command(self, single_process=False):
         conf = os.path.join(self.dir, "torii.toml")
@@ -214,7 +215,8 @@ client_max_body_size = "8m"
 [[server.location]]
 path = "/"
 upstream = "backend"
-""" % {"d": self.dir, "h": HOST, "p": self.port, "bp": self.backend.port,
+%(extra)s
+""" % {"extra": self.extra, "d": self.dir, "h": HOST, "p": self.port, "bp": self.backend.port,
        "plugins": os.path.join(BUILD, "plugins"),
        "master": "false" if single_process else "true"})
         return [os.path.join(BUILD, "torii"), "-c", conf]
@@ -345,29 +347,31 @@ def run_wrk(proxy, path, seconds, connections, close=False):
     return r
 
 
-def h2load_fixed(port, n, clients=10, path="/small"):
-    cmd = ["taskset", "-c", LOAD_CPU, "h2load", "--h1", "-n", str(n), "-c", str(clients),
-           "http://%s:%d%s" % (HOST, port, path)]
+def h2load_fixed(port, n, clients=10, path="/small", headers=()):
+    cmd = ["taskset", "-c", LOAD_CPU, "h2load", "--h1", "-n", str(n), "-c", str(clients)]
+    for h in headers:
+        cmd += ["-H", h]
+    cmd.append("http://%s:%d%s" % (HOST, port, path))
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
     m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded", out)
     if not m or int(m.group(4)) != n:
         raise RuntimeError("h2load did not complete %d requests:\n%s" % (n, out[-2000:]))
 
 
-def instructions_per_request(proxy, n):
+def instructions_per_request(proxy, n, headers=()):
     """User-space instructions per keep-alive request: callgrind with instrumentation off
     during start-up and warm-up, on for exactly n requests."""
     out = os.path.join(proxy.dir, "callgrind.out")
     proxy.start(wrapper=["valgrind", "--tool=callgrind", "--instr-atstart=no",
                          "--callgrind-out-file=" + out])
     try:
-        h2load_fixed(proxy.port, 500)  # warm-up: pools filled, code paths touched
+        h2load_fixed(proxy.port, 500, headers=headers)  # warm-up: pools filled, paths touched
         pid = proxy.worker_pids()[0]
         # valgrind's pid is the proxy's pid (it execs in place); workers are children.
         target = str(proxy.proc.pid if proxy.name != "nginx" else pid)
         subprocess.run(["callgrind_control", "-i", "on", target], capture_output=True,
                        timeout=60, check=True)
-        h2load_fixed(proxy.port, n)
+        h2load_fixed(proxy.port, n, headers=headers)
         subprocess.run(["callgrind_control", "-i", "off", target], capture_output=True,
                        timeout=60, check=True)
         subprocess.run(["callgrind_control", "-d", target], capture_output=True, timeout=60)
@@ -441,6 +445,45 @@ def idle_rss_kib(proxy, count):
         proxy.stop()
 
 
+# Plugin configurations for the cost rows: [[plugin]] entries and the location's tables.
+def plugin_setups():
+    noop = os.path.join(BUILD, "test-plugins", "noop.so")
+    six = "".join('[[plugin]]\nname = "noop%d"\npath = "%s"\n' % (i, noop) for i in range(6))
+    six += "".join("[server.location.plugins.noop%d]\n" % i for i in range(6))
+    return [
+        ("none", ""),
+        ("6 no-op plugins (every phase)", six),
+        ("header_rewrite (2 set, 1 remove, response set)",
+         '[[plugin]]\nname = "header_rewrite"\n[server.location.plugins.header_rewrite]\n'
+         'request_set = { X-Client = "$remote_addr", X-Source = "torii" }\n'
+         'request_remove = ["X-Internal"]\nresponse_set = { Cache-Control = "no-store" }\n'),
+        ("ratelimit (local, key $remote_addr)",
+         '[[plugin]]\nname = "ratelimit"\n[server.location.plugins.ratelimit]\n'
+         'rate = 1000000\nburst = 1000000\nkey = "$remote_addr"\n'),
+        ("circuit_breaker (route)",
+         '[[plugin]]\nname = "circuit_breaker"\n[server.location.plugins.circuit_breaker]\n'),
+        ("auth (key in a header)",
+         '[[plugin]]\nname = "auth"\n[server.location.plugins.auth]\ntype = "key"\n'
+         'keys = [ { key = "bench-key", consumer = "bench" } ]\n'),
+        ("stats", '[[plugin]]\nname = "stats"\n[server.location.plugins.stats]\n'),
+    ]
+
+
+def plugin_costs(work, backend, n):
+    rows = []
+    for label, extra in plugin_setups():
+        t = Torii(work, backend)
+        t.extra = extra
+        try:
+            v = instructions_per_request(t, n, headers=["X-API-Key: bench-key"])
+        except Exception as e:
+            log("plugin cost %s failed: %s" % (label, e))
+            v = None
+        log("%-48s %s instructions/req" % (label, fmt(v)))
+        rows.append((label, v))
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 
 def fmt(v, digits=1):
@@ -465,6 +508,8 @@ def main():
     ap.add_argument("--fixed", type=int, default=5000, help="requests for callgrind/strace")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "latest.md"))
     ap.add_argument("--only", default="", help="comma-separated proxies to run")
+    ap.add_argument("--no-plugin-costs", dest="plugin_costs", action="store_false",
+                    help="skip the per-plugin instruction counts")
     args = ap.parse_args()
     BUILD = args.build
 
@@ -478,6 +523,7 @@ def main():
     work = tempfile.mkdtemp(prefix="torii-bench-")
     os.chmod(work, 0o755)  # nginx workers drop root and must read the backend's files
     rows = []  # (scenario, metric, {proxy: value}, lower_is_better)
+    plugin_rows = []
     try:
         backend = Backend(work)
         kinds = [Torii, Nginx, Haproxy]
@@ -531,6 +577,8 @@ def main():
                 log("%-34s %-8s %s" % (metric, p.name, fmt(vals[p.name])))
             rows.append(("keep-alive, small response", metric, vals, True))
         rows.append(("HTTP/2 over TLS (h2load)", "req/s", {p.name: None for p in proxies}, False))
+        if args.plugin_costs and any(p.name == "torii" for p in proxies):
+            plugin_rows = plugin_costs(work, backend, args.fixed)
     finally:
         stop_all()
 
@@ -551,6 +599,16 @@ def main():
               "one worker each on core %s; wrk/h2load and the backend (nginx) on core %s; "
               "medians of %d rounds" % (PROXY_CPU, LOAD_CPU, args.rounds),
               "HTTP/2 over TLS: n/a until torii terminates TLS and speaks HTTP/2", ""]
+    if plugin_rows:
+        lines += ["", "Plugin cost: torii alone, user-space instructions per keep-alive request "
+                  "(callgrind, %d requests) with each plugin enabled on the proxied location" %
+                  args.fixed, "",
+                  "| plugins enabled | instructions/req | added | vs none |", "|---|---|---|---|"]
+        base = plugin_rows[0][1]
+        for label, v in plugin_rows:
+            lines.append("| %s | %s | %s | %s |" % (
+                label, fmt(v), fmt(v - base) if v is not None and base else "n/a",
+                ratio(v, base)))
     text = "\n".join(header + lines) + "\n"
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
