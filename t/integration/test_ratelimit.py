@@ -109,8 +109,10 @@ def drive(port, path, headers, pace, seconds, conns=4):
 def gw(module_procs):
     port = harness.free_port()
     hour = {"rate": 1, "period": "1h"}  # no refill within a test
+    # Two worker processes: every bucket lives in the shared zone, so limits are exact
+    # whichever worker a connection lands on.
     text = config(
-        main_block(),
+        main_block(workers=2),
         plugin_block("ratelimit"),
         server_block([port], [
             rl_location("/hdr", rate=10, burst=3, key="$http_x_key"),
