@@ -163,7 +163,9 @@ void ProxySession::do_send_request() {
     // No read timeout while the request goes out (a long upload is not a slow upstream)
     // unless the request is already complete, in which case read_timeout starts now and
     // a pooled connection keeps its armed timer when the values agree.
-    if (!req_.body_done || evbuffer_get_length(req_.body.get()) > 0) s.set_read_timeout(0);
+    // A pooled connection's idle timeout usually equals read_timeout: then nothing changes.
+    if (req_.input.has_body()) s.set_read_timeout(0);
+    else s.set_read_timeout(upstream_.config().read_timeout);
     s.set_write_timeout(upstream_.config().send_timeout);
     write_request_head(s.output(), req_.input.method, target_uri_, request_headers_);
     do_send_body();

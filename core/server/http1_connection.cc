@@ -59,13 +59,32 @@ void Http1Connection::set_state(State next) {
     state_ = next;
 }
 
+// The connection's one timer is lazy: arming records a deadline, and the libevent timer is
+// only re-added when it would otherwise fire too late. A keep-alive request then costs no
+// timer-heap work at all: its deadline moves, the pending timer stays, and when it fires
+// early it re-arms itself for what is left.
 void Http1Connection::arm_timer(int64_t ms) {
+    uint64_t deadline = Worker::now_ms() + static_cast<uint64_t>(ms);
+    timer_deadline_ms_ = deadline;
+    if (timer_pending_ && timer_fires_ms_ <= deadline) return;
     timeval tv = to_timeval(ms);
     evtimer_add(timer_.get(), &tv);
+    timer_pending_ = true;
+    timer_fires_ms_ = deadline;
 }
+
+void Http1Connection::disarm_timer() { timer_deadline_ms_ = 0; }
 
 void Http1Connection::on_timer_cb(evutil_socket_t, short, void *ctx) {
     auto *c = static_cast<Http1Connection *>(ctx);
+    c->timer_pending_ = false;
+    if (c->timer_deadline_ms_ == 0) return;  // disarmed since
+    uint64_t now = Worker::now_ms();
+    if (now < c->timer_deadline_ms_) {  // the deadline moved: wait for the rest
+        c->arm_timer(static_cast<int64_t>(c->timer_deadline_ms_ - now));
+        return;
+    }
+    c->timer_deadline_ms_ = 0;
     switch (c->state_) {
         case State::idle:          // keepalive_timeout
         case State::reading_head:  // client_header_timeout: a slow or silent client
@@ -181,7 +200,7 @@ void Http1Connection::do_notify_body() {
 }
 
 void Http1Connection::do_dispatch() {
-    evtimer_del(timer_.get());
+    disarm_timer();
     set_state(State::active);
     ++requests_;
     worker_.stats().requests++;
@@ -246,7 +265,7 @@ void Http1Connection::do_parse_error() {
         req_->handler->on_request_abort(*req_);
         worker_.defer_delete(std::move(req_->handler));
     }
-    evtimer_del(timer_.get());
+    disarm_timer();
     set_state(State::active);
     if (req_->input.method.empty()) req_->input.method = "GET";
     req_->body_done = true;  // nothing more will be read
@@ -456,7 +475,7 @@ void Http1Connection::do_close() {
     bool was_active = req_ && state_ == State::active;
     bool in_flight = was_active && req_->state != RequestState::responded;
     set_state(State::closed);
-    evtimer_del(timer_.get());
+    disarm_timer();
     event_del(resume_ev_.get());
     sock_->pause_read();
     if (req_) {

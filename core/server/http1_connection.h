@@ -61,6 +61,7 @@ private:
 
     void set_state(State next);
     void arm_timer(int64_t ms);
+    void disarm_timer();
     void do_process_input();
     void do_dispatch();
     void do_notify_body();
@@ -80,6 +81,9 @@ private:
     SocketAddress peer_;
     State state_ = State::idle;
     EventPtr timer_;
+    uint64_t timer_deadline_ms_ = 0;  // when the current timeout expires; 0: none
+    uint64_t timer_fires_ms_ = 0;     // when the pending libevent timer fires
+    bool timer_pending_ = false;
     EventPtr resume_ev_;
     char remote_text_[64];
     uint32_t requests_ = 0;
