@@ -24,20 +24,11 @@ Arena::Block *Arena::new_block(size_t min_size) {
     return b;
 }
 
-char *Arena::alloc(size_t n) {
-    n = (n + 7) & ~size_t{7};
-    Block *b = head_;
-    if (!b || b->size - b->used < n) b = new_block(n);
+char *Arena::alloc_slow(size_t n) {
+    Block *b = new_block(n);
     char *p = b->data() + b->used;
     b->used += n;
     return p;
-}
-
-std::string_view Arena::copy(std::string_view s) {
-    if (s.empty()) return std::string_view("", 0);  // never a null data()
-    char *p = alloc(s.size());
-    std::memcpy(p, s.data(), s.size());
-    return {p, s.size()};
 }
 
 void Arena::append(std::string_view &s, const char *p, size_t n) {
