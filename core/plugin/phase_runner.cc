@@ -90,6 +90,22 @@ PhaseResult run_phase(Request &req, torii_phase_t phase, PhaseOwner *owner) {
     return PhaseResult::done;
 }
 
+bool phase_goes_on(Request &req, PhaseResult result) {
+    switch (result) {
+        case PhaseResult::done: return true;
+        case PhaseResult::respond: send_plugin_response(req); return false;
+        case PhaseResult::error: respond_error(req, 500); return false;
+        case PhaseResult::paused: return false;
+    }
+    return false;
+}
+
+bool resumed_goes_on(Request &req, int action) {
+    return phase_goes_on(req, action == TORII_CONTINUE  ? PhaseResult::done
+                              : action == TORII_RESPOND ? PhaseResult::respond
+                                                        : PhaseResult::error);
+}
+
 void run_log_phase(Request &req) {
     if (!req.chain) return;
     cancel_pause(req);

@@ -20,6 +20,11 @@ enum class PhaseResult {
 };
 
 PhaseResult run_phase(Request &req, torii_phase_t phase, PhaseOwner *owner);
+// What the caller does with a phase's outcome when it did not simply finish: sends the
+// plugin's answer (respond), 500 (error), or nothing yet (paused). True for done: go on.
+bool phase_goes_on(Request &req, PhaseResult result);
+// The same for an action handed to PhaseOwner::on_phase_resumed.
+bool resumed_goes_on(Request &req, int action);
 // The log phase, then request_done for every instance of the chain. Safe to call once
 // per request whatever happened before.
 void run_log_phase(Request &req);

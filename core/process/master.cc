@@ -102,7 +102,14 @@ void Master::do_close_unused_sockets() {
 
 void Master::do_spawn(Generation &gen, size_t slot) {
     Worker &w = gen.workers[slot];
+    // Signals stay blocked across fork: in the child, until the worker has installed its own
+    // handlers, a signal (the next reload's SIGQUIT, a SIGUSR1) would otherwise run the
+    // master's handler, which writes into the master's signal pipe, or kill the child.
+    sigset_t all, saved;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &saved);
     pid_t pid = fork();
+    if (pid != 0) sigprocmask(SIG_SETMASK, &saved, nullptr);
     if (pid < 0) {
         log_error("fork: %s; retrying in 1s", strerror(errno));
         w.restart_ctx = std::make_unique<RestartCtx>(RestartCtx{this, &gen, slot});

@@ -19,11 +19,10 @@ int run_worker_process(const WorkerProcessArgs &args) {
     // A worker never outlives its master: no orphan keeps serving an old configuration.
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != master) return 0;
+    // Signals are still blocked (see Master::do_spawn): drop the master's dispositions now,
+    // and unblock once the worker's loop handles them.
     for (int sig : {SIGCHLD, SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1})
         signal(sig, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
 
     const Config &config = *args.config;
     std::set<std::string> used;
@@ -54,6 +53,9 @@ int run_worker_process(const WorkerProcessArgs &args) {
         Worker worker(args.config, args.plugins, std::move(mine), args.config_file);
         worker.set_process(args.generation, args.status);
         auto ok = worker.init();
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);  // pending signals are delivered now
         if (!ok) {
             log_error("worker: %s", ok.error().c_str());
             return 2;

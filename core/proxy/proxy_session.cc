@@ -42,16 +42,10 @@ void ProxySession::start() noexcept {
 }
 
 void ProxySession::on_phase_resumed(Request &, int, int action) noexcept {
-    if (action == TORII_CONTINUE) {
-        do_prepare();
-        do_connect();
-    } else if (action == TORII_RESPOND) {
-        state_ = State::done;
-        send_plugin_response(req_);
-    } else {
-        state_ = State::done;
-        respond_error(req_, 500);
-    }
+    if (action != TORII_CONTINUE) state_ = State::done;
+    if (!resumed_goes_on(req_, action)) return;
+    do_prepare();
+    do_connect();
 }
 
 void ProxySession::do_prepare() {
@@ -107,22 +101,11 @@ void ProxySession::do_attempt() {
     }
     // The upstream phase runs once, after the first pick ($upstream_addr is known), so a
     // retry does not apply its changes twice.
-    switch (run_phase(req_, TORII_PHASE_UPSTREAM, this)) {
-        case PhaseResult::done:
-            do_prepare();
-            do_connect();
-            return;
-        case PhaseResult::respond:
-            state_ = State::done;
-            send_plugin_response(req_);
-            return;
-        case PhaseResult::error:
-            state_ = State::done;
-            respond_error(req_, 500);
-            return;
-        case PhaseResult::paused:
-            return;
-    }
+    PhaseResult r = run_phase(req_, TORII_PHASE_UPSTREAM, this);
+    if (r == PhaseResult::respond || r == PhaseResult::error) state_ = State::done;
+    if (!phase_goes_on(req_, r)) return;
+    do_prepare();
+    do_connect();
 }
 
 void ProxySession::do_connect() {

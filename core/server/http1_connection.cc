@@ -423,8 +423,10 @@ void Http1Connection::do_log() {
 void Http1Connection::do_finish_request() {
     do_log();
     if (req_->handler) worker_.defer_delete(std::move(req_->handler));
-    bool reuse =
-        keep_alive_ && !close_after_ && req_->body_done && !sock_->eof() && !worker_.stopping();
+    // A draining worker still keeps the connection when this response promised keep-alive
+    // (its head went out without Connection: close): the client may already be sending the
+    // next request, which is answered with Connection: close during the grace below.
+    bool reuse = keep_alive_ && !close_after_ && req_->body_done && !sock_->eof();
     if (!reuse) {
         do_close_after_flush();
         return;
@@ -439,7 +441,7 @@ void Http1Connection::do_finish_request() {
     drain_for_handler_ = false;
     set_state(State::idle);
     sock_->set_read_timeout(0);
-    arm_timer(limits_.keepalive_timeout);
+    arm_timer(worker_.stopping() ? kDrainIdleGraceMs : limits_.keepalive_timeout);
     sock_->resume_read();
     // A pipelined request may already be waiting; parse it outside this call stack.
     if (evbuffer_get_length(sock_->input()) > 0) event_active(resume_ev_.get(), 0, 0);
@@ -496,6 +498,10 @@ void Http1Connection::do_close() {
 }
 
 void Http1Connection::shutdown_gracefully() {
+    // A response whose head is already out said "keep-alive": that promise stands, and
+    // the connection drains like an idle one after it. Otherwise this response (or the
+    // next request's) carries Connection: close.
+    if (state_ == State::active && req_ && req_->head_sent && keep_alive_) return;
     keep_alive_ = false;
     // An idle keep-alive connection is not closed at once: a request already on its way
     // would meet a closed socket. It gets a short grace in which a request is still answered

@@ -52,37 +52,13 @@ static std::string_view strip(Request &req, std::string_view prefix) {
 
 void VirtualServer::handle(Request &req) noexcept {
     req.chain = req.server_chain = server_chain_;
-    switch (run_phase(req, TORII_PHASE_PRE_ROUTE, this)) {
-        case PhaseResult::done:
-            do_route(req);
-            return;
-        case PhaseResult::respond:
-            send_plugin_response(req);
-            return;
-        case PhaseResult::error:
-            respond_error(req, 500);
-            return;
-        case PhaseResult::paused:
-            return;
-    }
+    if (phase_goes_on(req, run_phase(req, TORII_PHASE_PRE_ROUTE, this))) do_route(req);
 }
 
 void VirtualServer::on_phase_resumed(Request &req, int phase, int action) noexcept {
-    if (action != TORII_CONTINUE) {
-        do_phase_outcome(req, action);
-        return;
-    }
-    if (phase == TORII_PHASE_PRE_ROUTE)
-        do_route(req);
-    else
-        do_serve(req);
-}
-
-void VirtualServer::do_phase_outcome(Request &req, int action) {
-    if (action == TORII_RESPOND)
-        send_plugin_response(req);
-    else
-        respond_error(req, 500);
+    if (!resumed_goes_on(req, action)) return;
+    if (phase == TORII_PHASE_PRE_ROUTE) do_route(req);
+    else do_serve(req);
 }
 
 void VirtualServer::do_route(Request &req) {
@@ -94,19 +70,7 @@ void VirtualServer::do_route(Request &req) {
     req.location = loc;
     size_t index = static_cast<size_t>(loc - config().locations.data());
     req.chain = location_chains_[index];
-    switch (run_phase(req, TORII_PHASE_ACCESS, this)) {
-        case PhaseResult::done:
-            do_serve(req);
-            return;
-        case PhaseResult::respond:
-            send_plugin_response(req);
-            return;
-        case PhaseResult::error:
-            respond_error(req, 500);
-            return;
-        case PhaseResult::paused:
-            return;
-    }
+    if (phase_goes_on(req, run_phase(req, TORII_PHASE_ACCESS, this))) do_serve(req);
 }
 
 void VirtualServer::do_serve(Request &req) {

@@ -31,7 +31,6 @@ public:
 private:
     void do_route(Request &req);
     void do_serve(Request &req);
-    void do_phase_outcome(Request &req, int action);
 
     std::unique_ptr<Router> router_;
     const PhaseChain *server_chain_ = nullptr;

@@ -35,6 +35,15 @@ def build_dir():
                           os.path.join(os.path.dirname(os.path.dirname(HERE)), "build"))
 
 
+def sanitizer_build():
+    """True when the torii under test is built with AddressSanitizer (make test SANITIZE=1)."""
+    try:
+        with open(torii_bin(), "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 def plugin_dir():
     """Where the bundled plugins (.so) were built."""
     return os.path.join(build_dir(), "plugins")
