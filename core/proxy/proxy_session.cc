@@ -7,6 +7,7 @@
 #include "core/base/log.h"
 #include "core/http/http1_writer.h"
 #include "core/plugin/phase_runner.h"
+#include "core/plugin/plugin_set.h"
 #include "core/proxy/forwarded_headers.h"
 #include "core/proxy/upstream.h"
 #include "core/proxy/upstream_connection.h"
@@ -85,10 +86,15 @@ void ProxySession::do_attempt() {
     }
     if (t < 0) {
         log_warn("upstream \"%s\": no healthy target", upstream_.config().name.c_str());
-        do_fail(t == UpstreamRuntime::kNoneHealthy ? 503 : 502);
+        do_fail(t == UpstreamRuntime::kNoneHealthy || vetoed_ ? 503 : 502);
         return;
     }
     if (t < 64) tried_ |= uint64_t{1} << t;
+    if (!do_admit(t)) {  // a plugin (a per-target breaker) keeps this target out
+        vetoed_ = true;
+        do_attempt();
+        return;
+    }
     target_ = t;
     ++attempts_;
     attempt_start_us_ = Worker::now_us();
@@ -106,6 +112,35 @@ void ProxySession::do_attempt() {
     if (!phase_goes_on(req_, r)) return;
     do_prepare();
     do_connect();
+}
+
+// Asks every plugin of the location with a peer_admit hook whether this target may be tried.
+bool ProxySession::do_admit(int t) {
+    if (!req_.chain) return true;
+    const std::string &address = upstream_.target(t).config->address;
+    const std::string &name = upstream_.config().name;
+    for (PluginInstance *m : req_.chain->members) {
+        auto admit = TORII_PLUGIN_HOOK(*m->plugin, peer_admit);
+        if (admit && admit(m->instance, reinterpret_cast<torii_request_t *>(&req_),
+                           {name.data(), name.size()}, {address.data(), address.size()}) != 0) {
+            log_info("upstream \"%s\": plugin \"%s\" keeps target %s out", name.c_str(),
+                     m->plugin->name().c_str(), address.c_str());
+            return false;
+        }
+    }
+    return true;
+}
+
+// Tells the location's plugins how an attempt on the current target went.
+void ProxySession::do_report(torii_peer_outcome_t outcome, int status) {
+    if (!req_.chain || target_ < 0) return;
+    const std::string &address = upstream_.target(target_).config->address;
+    const std::string &name = upstream_.config().name;
+    for (PluginInstance *m : req_.chain->members) {
+        if (auto result = TORII_PLUGIN_HOOK(*m->plugin, peer_result))
+            result(m->instance, reinterpret_cast<torii_request_t *>(&req_),
+                   {name.data(), name.size()}, {address.data(), address.size()}, outcome, status);
+    }
 }
 
 void ProxySession::do_connect() {
@@ -147,8 +182,10 @@ void ProxySession::do_send_request() {
     // unless the request is already complete, in which case read_timeout starts now and
     // a pooled connection keeps its armed timer when the values agree.
     // A pooled connection's idle timeout usually equals read_timeout: then nothing changes.
-    if (req_.input.has_body()) s.set_read_timeout(0);
-    else s.set_read_timeout(upstream_.config().read_timeout);
+    if (req_.input.has_body())
+        s.set_read_timeout(0);
+    else
+        s.set_read_timeout(upstream_.config().read_timeout);
     s.set_write_timeout(upstream_.config().send_timeout);
     write_request_head(s.output(), req_.input.method, target_uri_, request_headers_);
     do_send_body();
@@ -201,6 +238,7 @@ void ProxySession::do_read_response() {
                 head_received_ = true;
                 req_.upstream_latency_us = Worker::now_us() - attempt_start_us_;
                 upstream_.report_success(req_, target_, req_.upstream_latency_us);
+                do_report(TORII_PEER_OK, upstream_head_.status);
                 ResponseHead &r = req_.response;
                 r.status = upstream_head_.status;
                 r.reason = upstream_head_.reason;
@@ -234,6 +272,7 @@ void ProxySession::do_read_response() {
                 log_warn("upstream %s: invalid response: %s", req_.upstream_addr.data(),
                          parser_.error_reason());
                 upstream_.report_failure(req_, target_, TORII_PEER_FAILED);
+                do_report(TORII_PEER_FAILED, 0);
                 do_drop_connection();
                 do_fail(502);
                 return;
@@ -302,9 +341,11 @@ void ProxySession::do_attempt_failed(int status, bool connecting, const char *wh
     bool stale = reused_ && !connecting && !head_received_;
     last_status_ = status;
     do_drop_connection();
-    if (!stale)
-        upstream_.report_failure(req_, target_,
-                                 status == 504 ? TORII_PEER_TIMEOUT : TORII_PEER_FAILED);
+    if (!stale) {
+        torii_peer_outcome_t outcome = status == 504 ? TORII_PEER_TIMEOUT : TORII_PEER_FAILED;
+        upstream_.report_failure(req_, target_, outcome);
+        do_report(outcome, 0);
+    }
     bool body_safe = !body_forwarded_ && !head_received_;
     // A pooled connection the upstream had already closed is not the target's fault: try
     // once more on a fresh connection to the same target.

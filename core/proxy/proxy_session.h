@@ -12,6 +12,8 @@
 
 #include <memory>
 
+#include <torii/plugin.h>
+
 #include "core/http/http1_parser.h"
 #include "core/http/request.h"
 #include "core/net/socket.h"
@@ -51,6 +53,8 @@ private:
 
     void do_prepare();
     void do_connect();
+    bool do_admit(int target);
+    void do_report(torii_peer_outcome_t outcome, int status);
     void do_attempt();
     void do_send_request();
     void do_send_body();
@@ -80,6 +84,7 @@ private:
     int last_status_ = 502;  // what the last failed attempt would answer
     bool stale_retry_used_ = false;
     bool prepared_ = false;        // upstream phase done, head built
+    bool vetoed_ = false;          // a plugin kept some target out (peer_admit)
     bool reused_ = false;          // the connection came from the keep-alive pool
     bool chunked_up_ = false;      // request body re-framed as chunked
     bool body_forwarded_ = false;  // some request body reached the upstream socket

@@ -6,7 +6,9 @@
 
 #include "core/base/log.h"
 #include "core/http/request.h"
+#include "core/plugin/host_api.h"
 #include "core/plugin/plugin_set.h"
+#include "core/shm/shared_zone.h"
 #include "core/proxy/upstream.h"
 #include "core/server/access_log.h"
 #include "core/server/http1_connection.h"
@@ -165,11 +167,17 @@ void Worker::add_connection(Http1Connection *c) {
     connections_.push_front(c);
     c->registry_pos = connections_.begin();
     stats_.connections_active++;
+    // Machine-wide gauges for plugins (stats): documented in <torii/plugin.h>.
+    if (SharedZone *zone = shared_zone()) {
+        zone->counter_add("torii|connections", 1);
+        zone->counter_add("torii|accepted", 1);
+    }
 }
 
 void Worker::remove_connection(Http1Connection *c) {
     connections_.erase(c->registry_pos);
     stats_.connections_active--;
+    if (SharedZone *zone = shared_zone()) zone->counter_add("torii|connections", -1);
     if (stopping_) check_drained();
 }
 

@@ -261,6 +261,9 @@ typedef struct torii_host {
     torii_str_t (*req_server)(torii_request_t *r);
     torii_str_t (*req_location)(torii_request_t *r);
     torii_str_t (*req_upstream)(torii_request_t *r);
+    /* The core keeps these shared counters too (read them with counter_get):
+     *   "torii|connections"   client connections open now, all workers together
+     *   "torii|accepted"      client connections accepted since the master started */
     /* Visits every live shared entry whose key starts with `prefix` (counters and kv
      * alike), under the zone's lock: fn must be short and must not call back into the
      * shared-state functions. For exporters such as stats' /metrics. */
@@ -317,6 +320,17 @@ typedef struct torii_plugin {
                 const uint8_t *tried);
     void (*feedback)(void *instance, torii_request_t *r, size_t peer,
                      torii_peer_outcome_t outcome, uint64_t latency_us);
+
+    /* Target admission, for any plugin of the location's chain (not only balancers), after
+     * the balancer picked a target and before torii connects: return 0 to let the attempt
+     * go to `address` of `upstream`, non-zero to skip that target for this request (the
+     * balancer picks again among the others). Per-target circuit breakers use it. */
+    int (*peer_admit)(void *instance, torii_request_t *r, torii_str_t upstream,
+                      torii_str_t address);
+    /* The outcome of every attempt on a target (a retry reports each one), with the
+     * response status when a head arrived (0 otherwise). */
+    void (*peer_result)(void *instance, torii_request_t *r, torii_str_t upstream,
+                        torii_str_t address, torii_peer_outcome_t outcome, int status);
 } torii_plugin_t;
 
 /* The one exported symbol. `host` stays valid for the process's life; keep it. Return

@@ -481,9 +481,6 @@ def test_long_location_label_is_truncated(gw):
     assert hits[0]["status_class"] == "2xx"
 
 
-@pytest.mark.xfail(reason="core: an exchange answered before its request body ended is never "
-                          "logged when the client then closes (Http1Connection::do_close)",
-                   strict=False)
 def test_answered_early_then_closed_is_counted(gw):
     hello = dict(server=gw.srv, location="/hello", upstream="")
     before = scrape(gw.admin)
