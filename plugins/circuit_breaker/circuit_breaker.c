@@ -24,10 +24,15 @@
  * timeout: torii's own 502/504), whatever `errors` says.
  *
  * scope "target" (or "both") also keeps a breaker per upstream target of the route, keyed
- * "cb|<server>|<location>@<address>", fed by the target that served each request
- * ($upstream_addr). Those breakers change state, log and count like the route's, but the
- * plugin ABI gives an access plugin no way to steer the balancer away from a target, so an
- * open target breaker does not (yet) divert traffic: see docs/plugins/circuit_breaker.md.
+ * "cb|<server>|<location>@<address>". It works through the core's target hooks: peer_admit
+ * (after the balancer picked a target, before torii connects) keeps the target out while its
+ * breaker is open, and when half-open lets through at most half_open_requests probes; the
+ * balancer then picks among the other targets (all kept out: torii answers 503). peer_result
+ * reports the outcome of every attempt, retries included, so a failure hidden by a retry on
+ * another target still counts against the target that failed. The probe place a request
+ * holds on a target is remembered per request (a small table of this worker's live requests,
+ * keyed by the request handle, emptied in request_done) so that an attempt that never
+ * happens (another plugin kept the target out, the client left) gives its place back.
  *
  * State changes are logged (opened: warn; half-open, closed: info) and counted in shared
  * counters "cb|<id>|opened", "|half_opened", "|closed", "|rejected" (fallbacks served).
@@ -39,7 +44,7 @@
 #include <torii/plugin.h>
 
 #define CB_BUCKETS 10
-#define CB_MAGIC 0x43420001u
+#define CB_MAGIC 0x43420002u /* layout version: another one starts afresh */
 #define CB_NAME_MAX 120
 #define CB_KEY_MAX 64
 #define FALLBACK_HEADERS_MAX 64
@@ -62,6 +67,7 @@ typedef struct {
     uint64_t since_ms;    /* when the current state began */
     uint64_t probe_at;    /* half-open: when the last probe was admitted */
     uint64_t head_tick;   /* tick (now / bucket width) of the newest bucket */
+    uint32_t cool_down_ms; /* of the config that last touched it, for the admin view */
     uint32_t req[CB_BUCKETS];
     uint32_t err[CB_BUCKETS];
     char name[CB_NAME_MAX]; /* "server|location[@target]", for logs and the admin view */
@@ -82,14 +88,60 @@ typedef struct {
     size_t fallback_header_count;
 } cb_conf_t;
 
-/* Per request, in request memory: what the access phase decided. */
 typedef struct {
+    char name[CB_NAME_MAX + 1]; /* display name, truncated */
+    size_t name_len;
+    char key[CB_KEY_MAX + 1]; /* shared-zone key of the state */
+    size_t key_len;
+} cb_id_t;
+
+/* Per request, in request memory: what the access phase decided, and the probe place the
+ * request holds on a half-open target. */
+typedef struct cb_ctx {
+    struct cb_ctx *next; /* in the live-request table (target scope) */
+    const void *inst;
+    const torii_request_t *r;
     uint8_t admitted; /* let through (not answered with the fallback) */
-    uint8_t probe;    /* a half-open probe of round `gen` */
+    uint8_t probe;    /* a half-open probe of the route's round `gen` */
     uint32_t gen;
+    uint8_t t_probe; /* holds a probe place of round t_gen on target breaker t_id */
+    uint32_t t_gen;
+    cb_id_t t_id;
 } cb_ctx_t;
 
 static const torii_host_t *host;
+
+/* This worker's live requests of target-scoped instances, so that peer_admit/peer_result
+ * (which get no req_ctx) find the request's context. Single-threaded per worker. */
+#define LIVE_BUCKETS 1024
+static cb_ctx_t *live[LIVE_BUCKETS];
+
+static size_t live_slot(const void *inst, const torii_request_t *r) {
+    uintptr_t h = (uintptr_t)r ^ ((uintptr_t)inst >> 4);
+    h ^= h >> 17;
+    h *= 0x9e3779b1u;
+    return (size_t)(h >> 7) % LIVE_BUCKETS;
+}
+
+static void live_add(cb_ctx_t *ctx) {
+    size_t i = live_slot(ctx->inst, ctx->r);
+    ctx->next = live[i];
+    live[i] = ctx;
+}
+
+static cb_ctx_t *live_find(const void *inst, const torii_request_t *r) {
+    for (cb_ctx_t *c = live[live_slot(inst, r)]; c; c = c->next)
+        if (c->inst == inst && c->r == r) return c;
+    return NULL;
+}
+
+static void live_remove(cb_ctx_t *ctx) {
+    for (cb_ctx_t **p = &live[live_slot(ctx->inst, ctx->r)]; *p; p = &(*p)->next)
+        if (*p == ctx) {
+            *p = ctx->next;
+            return;
+        }
+}
 
 /* ---- names and keys --------------------------------------------------------------------- */
 
@@ -100,13 +152,6 @@ static uint64_t fnv(uint64_t h, torii_str_t s) {
     }
     return h;
 }
-
-typedef struct {
-    char name[CB_NAME_MAX + 1]; /* display name, truncated */
-    size_t name_len;
-    char key[CB_KEY_MAX + 1]; /* shared-zone key of the state */
-    size_t key_len;
-} cb_id_t;
 
 static void append(char *buf, size_t cap, size_t *len, torii_str_t s) {
     size_t n = s.len < cap - *len ? s.len : cap - *len;
@@ -171,6 +216,10 @@ typedef struct {
     /* log phase: the outcome and who reports it */
     int outcome;
     const cb_ctx_t *ctx;
+    /* targets: the request already holds a probe place of round hold_gen (admit), or the
+     * outcome is that of its probe of round hold_gen (result) */
+    int holds;
+    uint32_t hold_gen;
     /* results */
     int admit, probe, new_round;
     uint32_t gen;
@@ -197,6 +246,11 @@ static void state_init(cb_state_t *s, size_t *len, const op_t *op) {
     s->name_len = (uint8_t)op->id->name_len;
     memcpy(s->name, op->id->name, op->id->name_len);
     *len = sizeof(cb_state_t);
+}
+
+static void state_touch(cb_state_t *s, size_t *len, const op_t *op) {
+    state_init(s, len, op);
+    s->cool_down_ms = (uint32_t)op->c->cool_down_ms;
 }
 
 static void clear_window(cb_state_t *s) {
@@ -277,17 +331,22 @@ static void maybe_half_open(cb_state_t *s, op_t *op) {
         go(s, op, CB_HALF_OPEN, WHY_COOL_DOWN);
 }
 
-/* Access phase of a route breaker: pass, probe, or answer with the fallback. */
+/* Access phase of a route breaker (pass, probe, or answer with the fallback), and peer_admit
+ * of a target breaker (let the attempt go, as a probe when half-open, or keep it out). */
 static void access_fn(void *value, size_t *len, void *arg) {
     cb_state_t *s = value;
     op_t *op = arg;
     const cb_conf_t *c = op->c;
     op->now = host->now_ms(); /* under the lock: times stored by the workers only grow */
-    state_init(s, len, op);
+    state_touch(s, len, op);
     maybe_half_open(s, op);
     op->gen = s->gen;
     if (s->state == CB_CLOSED) {
         op->admit = 1;
+    } else if (s->state == CB_HALF_OPEN && op->holds && op->hold_gen == s->gen) {
+        /* This request's probe comes back to the same target (a pooled connection the
+         * target had closed is retried once): it keeps its place, it takes no other. */
+        op->admit = op->probe = 1;
     } else if (s->state == CB_OPEN) {
         op->retry_after_ms = (uint64_t)c->cool_down_ms - since(op->now, s->since_ms);
     } else if (s->probes < (uint64_t)c->half_open_requests) {
@@ -313,7 +372,7 @@ static void route_outcome_fn(void *value, size_t *len, void *arg) {
     cb_state_t *s = value;
     op_t *op = arg;
     op->now = host->now_ms();
-    state_init(s, len, op);
+    state_touch(s, len, op);
     if (s->state == CB_CLOSED) {
         if (op->outcome != OUT_NEUTRAL) record(s, op);
         return;
@@ -328,23 +387,32 @@ static void route_outcome_fn(void *value, size_t *len, void *arg) {
     }
 }
 
-/* Log phase of a target breaker: it admits nothing, so after the cool-down every outcome
- * is a probe. */
-static void target_outcome_fn(void *value, size_t *len, void *arg) {
+/* peer_result of a target breaker: one attempt's outcome. Closed: counted. Half-open: only
+ * the outcome of a probe of the current round decides; anything else (an attempt admitted
+ * while the breaker was still closed, a probe of an older round) is ignored, as are all
+ * outcomes while open. */
+static void target_result_fn(void *value, size_t *len, void *arg) {
     cb_state_t *s = value;
     op_t *op = arg;
     op->now = host->now_ms();
-    state_init(s, len, op);
-    maybe_half_open(s, op);
-    if (op->outcome == OUT_NEUTRAL) return;
+    state_touch(s, len, op);
     if (s->state == CB_CLOSED) {
         record(s, op);
-    } else if (s->state == CB_HALF_OPEN) {
+    } else if (s->state == CB_HALF_OPEN && op->holds && op->hold_gen == s->gen) {
         if (op->outcome == OUT_ERROR)
             go(s, op, CB_OPEN, WHY_PROBE_FAILED);
         else if (++s->probe_ok >= (uint64_t)op->c->half_open_requests)
             go(s, op, CB_CLOSED, WHY_PROBES_OK);
     }
+}
+
+/* A probe place taken on a target whose attempt never happened: free it. */
+static void target_release_fn(void *value, size_t *len, void *arg) {
+    cb_state_t *s = value;
+    op_t *op = arg;
+    op->now = host->now_ms();
+    state_touch(s, len, op);
+    if (s->state == CB_HALF_OPEN && op->hold_gen == s->gen && s->probes) s->probes--;
 }
 
 /* ---- reporting transitions (outside the lock) ------------------------------------------ */
@@ -386,10 +454,9 @@ static void report(const op_t *op) {
                 break;
             case WHY_COOL_DOWN:
                 host->log(TORII_LOG_INFO,
-                          "circuit_breaker: %s \"%s\" half-open after %s: %s %lld probe(s)", what,
-                          op->id->name, cool,
-                          op->is_target ? "the next outcomes are" : "letting through up to",
-                          (long long)c->half_open_requests);
+                          "circuit_breaker: %s \"%s\" half-open after %s: letting through up to "
+                          "%lld probe(s)",
+                          what, op->id->name, cool, (long long)c->half_open_requests);
                 break;
             case WHY_PROBES_OK:
                 host->log(TORII_LOG_INFO,
@@ -662,6 +729,11 @@ static torii_action_t cb_access(void *instance, torii_request_t *r, void **req_c
     if (!ctx) return TORII_ERROR;
     memset(ctx, 0, sizeof *ctx);
     *req_ctx = ctx;
+    if (c->scope & SCOPE_TARGET) { /* peer_admit/peer_result find it here */
+        ctx->inst = c;
+        ctx->r = r;
+        live_add(ctx);
+    }
     if (!(c->scope & SCOPE_ROUTE)) {
         ctx->admitted = 1;
         return TORII_CONTINUE;
@@ -698,6 +770,7 @@ static torii_action_t cb_log(void *instance, torii_request_t *r, void **req_ctx)
     const cb_conf_t *c = instance;
     const cb_ctx_t *ctx = *req_ctx;
     if (!ctx || !ctx->admitted) return TORII_CONTINUE; /* answered by us, or never admitted */
+    if (!(c->scope & SCOPE_ROUTE)) return TORII_CONTINUE; /* targets learn from peer_result */
     int status = host->resp_status(r);
     torii_str_t addr = {"", 0}, rt;
     int went_upstream = host->var(r, TORII_STR("upstream_addr"), &addr) == TORII_OK && addr.len;
@@ -714,12 +787,11 @@ static torii_action_t cb_log(void *instance, torii_request_t *r, void **req_ctx)
     else
         outcome = OUT_NEUTRAL; /* not proxied: another plugin answered */
 
-    torii_str_t server = host->req_server(r), location = host->req_location(r);
-    op_t op;
     /* A neutral outcome only matters to the route when it frees a probe's place. */
-    if ((c->scope & SCOPE_ROUTE) && (outcome != OUT_NEUTRAL || ctx->probe)) {
+    if (outcome != OUT_NEUTRAL || ctx->probe) {
+        op_t op;
         cb_id_t id;
-        make_id(&id, server, location, (torii_str_t){"", 0});
+        make_id(&id, host->req_server(r), host->req_location(r), (torii_str_t){"", 0});
         memset(&op, 0, sizeof op);
         op.c = c;
         op.id = &id;
@@ -730,21 +802,98 @@ static torii_action_t cb_log(void *instance, torii_request_t *r, void **req_ctx)
                                 state_ttl(c)) == TORII_OK)
             report(&op);
     }
-    if ((c->scope & SCOPE_TARGET) && went_upstream) {
-        cb_id_t id;
-        make_id(&id, server, location, addr);
-        memset(&op, 0, sizeof op);
-        op.c = c;
-        op.id = &id;
-        op.is_target = 1;
-        op.now = host->now_ms();
-        op.outcome = outcome;
-        op.ctx = ctx;
-        if (host->shared_update((torii_str_t){id.key, id.key_len}, target_outcome_fn, &op,
-                                state_ttl(c)) == TORII_OK)
-            report(&op);
-    }
     return TORII_CONTINUE;
+}
+
+/* ---- per-target hooks ------------------------------------------------------------------- */
+
+static int same_id(const cb_id_t *a, const cb_id_t *b) {
+    return a->key_len == b->key_len && !memcmp(a->key, b->key, a->key_len);
+}
+
+/* Gives back the probe place the request holds on a target (its attempt never happened). */
+static void release_probe(const cb_conf_t *c, cb_ctx_t *ctx) {
+    if (!ctx->t_probe) return;
+    ctx->t_probe = 0;
+    op_t op;
+    memset(&op, 0, sizeof op);
+    op.c = c;
+    op.id = &ctx->t_id;
+    op.is_target = 1;
+    op.hold_gen = ctx->t_gen;
+    host->shared_update((torii_str_t){ctx->t_id.key, ctx->t_id.key_len}, target_release_fn, &op,
+                        state_ttl(c));
+}
+
+static int cb_peer_admit(void *instance, torii_request_t *r, torii_str_t upstream,
+                         torii_str_t address) {
+    (void)upstream;
+    const cb_conf_t *c = instance;
+    if (!c || !(c->scope & SCOPE_TARGET)) return 0;
+    cb_ctx_t *ctx = live_find(c, r);
+    cb_id_t id;
+    make_id(&id, host->req_server(r), host->req_location(r), address);
+    op_t op;
+    memset(&op, 0, sizeof op);
+    op.c = c;
+    op.id = &id;
+    op.is_target = 1;
+    op.now = host->now_ms();
+    if (ctx && ctx->t_probe) {
+        if (same_id(&ctx->t_id, &id)) {
+            op.holds = 1;
+            op.hold_gen = ctx->t_gen;
+        } else {
+            release_probe(c, ctx); /* admitted earlier, but never tried (another plugin) */
+        }
+    }
+    if (host->shared_update((torii_str_t){id.key, id.key_len}, access_fn, &op, state_ttl(c)) !=
+        TORII_OK)
+        return 0; /* the shared zone is full: fail open */
+    report(&op);
+    if (!op.admit) {
+        count(&id, "rejected");
+        return 1;
+    }
+    if (op.probe && ctx) {
+        ctx->t_probe = 1;
+        ctx->t_gen = op.gen;
+        ctx->t_id = id;
+    }
+    return 0;
+}
+
+static void cb_peer_result(void *instance, torii_request_t *r, torii_str_t upstream,
+                           torii_str_t address, torii_peer_outcome_t outcome, int status) {
+    (void)upstream;
+    const cb_conf_t *c = instance;
+    if (!c || !(c->scope & SCOPE_TARGET)) return;
+    cb_ctx_t *ctx = live_find(c, r);
+    cb_id_t id;
+    make_id(&id, host->req_server(r), host->req_location(r), address);
+    op_t op;
+    memset(&op, 0, sizeof op);
+    op.c = c;
+    op.id = &id;
+    op.is_target = 1;
+    op.now = host->now_ms();
+    op.outcome = outcome != TORII_PEER_OK || is_error_status(c, status) ? OUT_ERROR : OUT_OK;
+    if (ctx && ctx->t_probe && same_id(&ctx->t_id, &id)) {
+        op.holds = 1; /* this attempt was the request's probe: its outcome decides */
+        op.hold_gen = ctx->t_gen;
+        ctx->t_probe = 0;
+    }
+    if (host->shared_update((torii_str_t){id.key, id.key_len}, target_result_fn, &op,
+                            state_ttl(c)) == TORII_OK)
+        report(&op);
+}
+
+static void cb_request_done(void *instance, torii_request_t *r, void *req_ctx) {
+    (void)r;
+    cb_ctx_t *ctx = req_ctx;
+    if (!ctx || !ctx->inst) return;
+    release_probe(instance, ctx); /* a probe that never reported: the client left */
+    live_remove(ctx);
 }
 
 /* ---- admin view: GET /circuit_breakers ---------------------------------------------------- */
@@ -832,13 +981,31 @@ static void admin_view(void *arg, torii_buf_t *out) {
         put_json_string(out, s->name, s->name_len < CB_NAME_MAX ? s->name_len : CB_NAME_MAX);
         put(out, ",\"key\":");
         put_json_string(out, l.items[i].key, strlen(l.items[i].key));
+        /* A target breaker's address: what follows the last '@' of its name. */
+        size_t nl = s->name_len < CB_NAME_MAX ? s->name_len : CB_NAME_MAX, at = nl;
+        while (s->is_target && at > 0 && s->name[at - 1] != '@')
+            --at;
+        put(out, ",\"target\":");
+        if (s->is_target && at > 0)
+            put_json_string(out, s->name + at, nl - at);
+        else
+            put(out, "null");
+        /* Open: how long until it half-opens (and admits probes again). */
+        uint64_t in_state = since(now, s->since_ms);
+        if (s->state == CB_OPEN)
+            snprintf(num, sizeof num, ",\"half_open_in_ms\":%llu",
+                     (unsigned long long)(in_state < s->cool_down_ms ? s->cool_down_ms - in_state
+                                                                     : 0));
+        else
+            snprintf(num, sizeof num, ",\"half_open_in_ms\":null");
+        put(out, num);
         snprintf(num, sizeof num,
                  ",\"scope\":\"%s\",\"state\":\"%s\",\"in_state_ms\":%llu,\"window_requests\":%llu,"
                  "\"window_errors\":%llu,\"consecutive_failures\":%u,\"probes\":%u,"
                  "\"probe_successes\":%u,\"opened\":%lld,\"half_opened\":%lld,\"closed\":%lld,"
                  "\"rejected\":%lld}",
                  s->is_target ? "target" : "route", s->state < 3 ? names[s->state] : "?",
-                 (unsigned long long)since(now, s->since_ms), (unsigned long long)reqs,
+                 (unsigned long long)in_state, (unsigned long long)reqs,
                  (unsigned long long)errs, s->consecutive, s->probes, s->probe_ok,
                  (long long)counter_of(l.items[i].key, "opened"),
                  (long long)counter_of(l.items[i].key, "half_opened"),
@@ -861,7 +1028,9 @@ static const torii_plugin_t descriptor = {
     .worker_init = NULL, /* all state is in the shared zone */
     .access = cb_access,
     .log = cb_log,
-    .request_done = NULL, /* the per-request context lives in request memory */
+    .request_done = cb_request_done, /* the context lives in request memory; unlinks it */
+    .peer_admit = cb_peer_admit,
+    .peer_result = cb_peer_result,
 };
 
 TORII_EXPORT const torii_plugin_t *torii_plugin_entry(const torii_host_t *h) {

@@ -1,7 +1,9 @@
 """circuit_breaker (SPEC section 5): per route, opens on the error ratio over a rolling
 window or on consecutive failures; while open answers with the fallback (or 503) without
 touching the backend; half-opens after cool_down with a limited number of probes, which
-close it or open it again. Per-target breakers record each target's state.
+close it or open it again. Per-target breakers (scope "target"/"both") keep an open
+target out of the balancer's choice, probe it after cool_down, and count every attempt,
+retries included.
 
 The backend here is a small HTTP/1.1 server in this process (Flaky) whose behaviour the
 test switches between answering 200, failing with a status, and holding requests until the
@@ -494,28 +496,146 @@ def test_per_route_and_enabled_false(procs, flaky):
     assert b.count() == 2 + 1 + 6
 
 
-def test_target_breakers(procs, flaky):
+# -- per target -------------------------------------------------------------------------------
+
+# Passive health would mark a refusing target down by itself (max_fails defaults to 1):
+# switched off here, so what keeps a target out is its breaker alone.
+NO_PASSIVE = {"health": {"enabled": False, "max_fails": 1000}}
+
+
+def two_targets(procs, first, second, cb, **ups):
+    """One location over an upstream of two targets (round_robin)."""
+    return gateway(procs, [{"path": "/api/", "upstream": "api",
+                            "plugins": {"circuit_breaker": cb}}],
+                   {"api": ([first, second], dict(NO_PASSIVE, **ups))})
+
+
+def addr(port):
+    return "127.0.0.1:%d" % port
+
+
+def hits(*backends):
+    return tuple(b.count() for b in backends)
+
+
+def test_open_target_is_kept_out_then_probed(procs, flaky):
     good, bad = flaky(), flaky()
-    bad.set("fail", 503)
-    gw = gateway(procs, [{"path": "/api/", "upstream": "api", "plugins": {"circuit_breaker": {
-        "scope": "target", "consecutive_failures": 2, "error_ratio": 0, "cool_down": "500ms"}}}],
-        {"api": [good.port, bad.port]})
-    # round robin alternates: the bad target fails every other request
-    got = statuses(gw, 6)
-    assert sorted(got) == [200] * 3 + [503] * 3, got
-    bad_addr, good_addr = "127.0.0.1:%d" % bad.port, "127.0.0.1:%d" % good.port
-    st = breaker(gw, target=bad_addr)
-    assert (st["state"], st["scope"], st["opened"]) == ("open", "target", 1), st
-    assert breaker(gw, target=good_addr)["state"] == "closed"
-    assert breaker(gw) is None  # scope "target": no route breaker, nothing is rejected
+    bad.set("fail", 500)
+    gw = two_targets(procs, good.port, bad.port, {
+        "scope": "target", "consecutive_failures": 2, "error_ratio": 0, "cool_down": "1s"})
+    # round robin alternates: the bad target fails every other request (retries = 0, so
+    # the client sees its 500s) until two in a row open its breaker
+    got = statuses(gw, 4)
+    assert sorted(got) == [200, 200, 500, 500], got
+    assert hits(good, bad) == (2, 2)
+    st = breaker(gw, target=addr(bad.port))
+    assert (st["state"], st["scope"], st["target"], st["opened"]) == \
+        ("open", "target", addr(bad.port), 1), st
+    assert 0 < st["half_open_in_ms"] <= 1000, st
+    assert breaker(gw, target=addr(good.port))["state"] == "closed"
+    assert breaker(gw) is None  # scope "target": no route breaker
     wait_log(gw.torii, 'target breaker "%s/api/@%s" opened: 2 consecutive failures'
-             % (gw.route, bad_addr))
-    # after the cool-down the target's next outcome is its probe
+             % (gw.route, addr(bad.port)))
+    # open: every request goes to the healthy target, the bad one gets none
+    assert statuses(gw, 10) == [200] * 10
+    assert hits(good, bad) == (12, 2)
+    st = breaker(gw, target=addr(bad.port))
+    assert st["state"] == "open" and st["rejected"] >= 4, st  # picks of it kept out
+    wait_log(gw.torii, 'plugin "circuit_breaker" keeps target %s out' % addr(bad.port))
+    # after cool_down: one probe reaches it; still failing, the breaker opens again
+    time.sleep(1.1)
+    got = statuses(gw, 6)
+    assert sorted(got) == [200] * 5 + [500], got
+    assert hits(good, bad) == (17, 3)
+    st = breaker(gw, target=addr(bad.port))
+    assert (st["state"], st["opened"], st["half_opened"]) == ("open", 2, 1), st
+    wait_log(gw.torii, "opened again: a half-open probe failed")
+    # next cool-down: the probe is held by the backend; meanwhile the breaker keeps every
+    # other request away from that target (half_open_requests = 1)
+    bad.set("hold")
+    time.sleep(1.1)
+    probe = []
+    for _ in range(4):  # round robin reaches the bad target within two requests
+        t = threading.Thread(target=lambda: probe.append(get(gw).status), daemon=True)
+        t.start()
+        if harness.wait_until(lambda: bad.held() == 1 or not t.is_alive(), 3.0) \
+                and bad.held() == 1:
+            break
+        t.join(timeout=5)
+    assert bad.held() == 1, (bad.held(), probe)
+    st = breaker(gw, target=addr(bad.port))
+    assert (st["state"], st["probes"]) == ("half_open", 1), st
+    before = hits(good, bad)
+    assert statuses(gw, 6) == [200] * 6
+    assert hits(good, bad) == (before[0] + 6, before[1])
+    # fixed: the probe succeeds, the breaker closes and traffic is split again
     bad.set("ok")
-    time.sleep(0.6)
-    assert statuses(gw, 4) == [200] * 4
-    st = breaker(gw, target=bad_addr)
-    assert (st["state"], st["half_opened"], st["closed"]) == ("closed", 1, 1), st
+    bad.release(1)
+    t.join(timeout=5)
+    assert probe[-1] == 200, probe
+    st = breaker(gw, target=addr(bad.port))
+    assert (st["state"], st["closed"], st["half_opened"]) == ("closed", 1, 2), st
+    wait_log(gw.torii, 'target breaker "%s/api/@%s" closed: 1 probe(s) succeeded'
+             % (gw.route, addr(bad.port)))
+    before = hits(good, bad)
+    assert statuses(gw, 10) == [200] * 10
+    g, b = hits(good, bad)
+    assert g - before[0] >= 4 and b - before[1] >= 4, (before, g, b)
+
+
+def test_every_target_open_answers_503(procs, flaky):
+    b1, b2 = flaky(), flaky()
+    b1.set("fail", 502)
+    b2.set("fail", 503)
+    gw = two_targets(procs, b1.port, b2.port, {
+        "scope": "target", "consecutive_failures": 2, "error_ratio": 0, "cool_down": "30s"})
+    assert sorted(statuses(gw, 4)) == [502, 502, 503, 503]
+    assert hits(b1, b2) == (2, 2)
+    assert breaker(gw, target=addr(b1.port))["state"] == "open"
+    assert breaker(gw, target=addr(b2.port))["state"] == "open"
+    # both kept out: torii answers 503 itself, no backend is tried
+    b1.set("ok")
+    b2.set("ok")
+    for _ in range(4):
+        r = get(gw)
+        assert r.status == 503 and b"from flaky" not in r.body, (r.status, r.body)
+    assert hits(b1, b2) == (2, 2)
+
+
+def test_failures_hidden_by_a_retry_open_the_target(procs, flaky):
+    good = flaky()
+    closed = harness.free_port()  # nothing listens there: connect refused
+    gw = two_targets(procs, closed, good.port, {
+        "scope": "both", "consecutive_failures": 3, "error_ratio": 0, "cool_down": "30s"},
+        retries=1)
+    refused = "target %s: " % addr(closed)  # torii's log line of each failed attempt
+
+    def tries():
+        return sum(1 for line in gw.torii.log().splitlines() if refused in line)
+
+    # every request succeeds (a refused attempt is retried on the good target) ...
+    got = []
+    for _ in range(12):
+        got.append(get(gw).status)
+        st = breaker(gw, target=addr(closed))
+        if st and st["state"] == "open":
+            break
+    assert got == [200] * len(got)
+    # ... yet each refused attempt counted against the closed port's breaker
+    assert tries() == 3, gw.torii.log()[-2000:]
+    st = breaker(gw, target=addr(closed))
+    assert (st["state"], st["opened"]) == ("open", 1), st
+    wait_log(gw.torii, 'target breaker "%s/api/@%s" opened: 3 consecutive failures'
+             % (gw.route, addr(closed)))
+    # the route only saw successes
+    st = breaker(gw)
+    assert (st["state"], st["window_errors"]) == ("closed", 0), st
+    # now the dead target is not even tried: no more connect attempts, no more retries
+    n = good.count()
+    assert statuses(gw, 10) == [200] * 10
+    assert good.count() == n + 10
+    assert tries() == 3
+    assert breaker(gw, target=addr(closed))["rejected"] >= 4
 
 
 def test_scope_both_keeps_route_and_targets(procs, flaky):
