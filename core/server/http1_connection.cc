@@ -346,6 +346,9 @@ void Http1Connection::send_abort(Request &req) noexcept {
     // Send what is queued: a truncated body is how HTTP/1 says the response broke.
     set_state(State::closing);
     sock_->pause_read();
+    // The head may be queued but not yet written (it is flushed with the first body bytes):
+    // write now, or nothing would ever wake the drain watch below.
+    sock_->flush();
     if (sock_->pending_output() == 0) {
         do_close();
         return;
@@ -450,6 +453,7 @@ void Http1Connection::do_finish_request() {
 void Http1Connection::do_close_after_flush() {
     if (state_ == State::closed) return;
     set_state(State::closing);
+    sock_->flush();
     if (sock_->pending_output() > 0) {
         sock_->pause_read();
         sock_->watch_drain(0);
