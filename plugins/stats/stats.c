@@ -9,19 +9,22 @@
  *   [server.location.plugins.stats]
  *   enabled = false                         # ... except this location
  *
- * What is recorded, in the log phase of every exchange the plugin is enabled for:
- *   route series {server, location, upstream}: requests by status class, request and
- *     response body bytes, a histogram of $request_time, and a gauge of requests in flight
- *     (incremented in the access phase, decremented in the log phase);
- *   upstream series {upstream, target}: exchanges by status class ("none" when the target
- *     sent no response head) and a histogram of $upstream_response_time.
+ * What is recorded for every exchange the plugin is enabled for:
+ *   route series {server, location, upstream}, in the log phase: requests by status class,
+ *     request and response body bytes, a histogram of $request_time, and a gauge of requests
+ *     in flight (incremented in the access phase, decremented in the log phase);
+ *   upstream series {upstream, target}, in peer_result, once per attempt on a target
+ *     (retries included): attempts by the class of the target's status ("none" when it sent
+ *     no response head) and a histogram of $upstream_response_time (attempts with a head).
+ * Rendered too, read at scrape time: the core's counters "torii|connections" and
+ * "torii|accepted" (every client connection of every worker, admin ones included).
  *
  * Shared zone layout (keys are at most 64 bytes, values at most 256): each label set is
  * identified by a 64-bit FNV-1a hash of its full label values, H as 16 hex digits.
  *   "stats|H|l"  the label values (kind byte, then length-prefixed fields), written once
  *   "stats|H|r"  a route_val_t, updated with one host->shared_update per exchange
- *   "stats|H|u"  an upstream_val_t, likewise
- * One locked update per series per request keeps a histogram's buckets, sum and count
+ *   "stats|H|u"  an upstream_val_t, updated once per attempt
+ * One locked update per series per request (or attempt) keeps a histogram's buckets, sum and count
  * consistent with each other whatever a scrape races with. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,19 +370,35 @@ static torii_action_t stats_log(void *instance, torii_request_t *r, void **ctx) 
     d.in_flight = st && st->in_flight ? -1 : 0;
     update(st ? st->route : route_series(r), 'r', route_update, &d);
 
-    torii_str_t target;
-    if (host->var(r, TORII_STR("upstream_addr"), &target) == TORII_OK && target.len) {
-        torii_str_t f[2] = {host->req_upstream(r), target};
-        uint64_t h = series('u', f, 2, 1);
-        int64_t up_us = var_seconds_us(r, TORII_STR("upstream_response_time"));
-        delta_t u = {.s = s, .observe = 1};
-        /* No $upstream_response_time: the target never sent a response head. */
-        u.cls = up_us >= 0 ? status_class(status) : CLASS_NONE;
-        u.bucket = up_us >= 0 ? bucket_of(s, up_us) : -1;
-        u.us = up_us;
-        update(h, 'u', upstream_update, &u);
-    }
     return TORII_CONTINUE;
+}
+
+/* Every attempt on a target, including those a retry hides from $upstream_addr. */
+static void stats_peer_result(void *instance, torii_request_t *r, torii_str_t upstream,
+                              torii_str_t address, torii_peer_outcome_t outcome, int status) {
+    const stats_t *s = instance;
+    torii_str_t v;
+    if (outcome != TORII_PEER_OK &&
+        (host->var(r, TORII_STR("status"), &v) == TORII_OK ||
+         host->var(r, TORII_STR("upstream_response_time"), &v) == TORII_OK))
+        /* A failure after a response head (an invalid body): the core reports the attempt
+         * a second time, and it was counted with its status already. A head ends retries,
+         * so no later attempt of this request can be hidden by this test. */
+        return;
+    torii_str_t f[2] = {upstream, address};
+    uint64_t h = series('u', f, 2, 1);
+    delta_t u = {.s = s, .observe = 1, .bucket = -1};
+    if (outcome == TORII_PEER_OK) {
+        /* The core set $upstream_response_time just before reporting this attempt. */
+        int64_t us = var_seconds_us(r, TORII_STR("upstream_response_time"));
+        if (us < 0) us = 0; /* under a microsecond */
+        u.cls = status_class(status);
+        u.bucket = bucket_of(s, us);
+        u.us = us;
+    } else {
+        u.cls = CLASS_NONE; /* refused, reset, timed out, or an invalid response head */
+    }
+    update(h, 'u', upstream_update, &u);
 }
 
 /* ---- /metrics ------------------------------------------------------------------------- */
@@ -693,8 +712,8 @@ static void render(void *arg, torii_buf_t *out) {
     }
 
     family_head(&b, "torii_upstream_requests_total", "counter",
-                "Exchanges by upstream and the last target tried, by status class (none: "
-                "the target sent no response head).");
+                "Attempts on each target of an upstream, retries included, by the class of "
+                "the target's status (none: no response head).");
     for (size_t i = 0; i < c.len; ++i) {
         const found_t *f = &c.items[i];
         if (!usable(f, 'u')) continue;
@@ -714,6 +733,20 @@ static void render(void *arg, torii_buf_t *out) {
             histogram(&b, s, "torii_upstream_response_duration_seconds", f, un, 2, f->up.buckets,
                       f->up.sum_us);
     }
+
+    /* The core's own machine-wide counters (every client connection, admin ones too). */
+    family_head(&b, "torii_connections_active", "gauge",
+                "Client connections open now, all workers together (admin connections, "
+                "such as this scrape's, included).");
+    sb_str(&b, "torii_connections_active ");
+    sb_int(&b, host->counter_get(TORII_STR("torii|connections")));
+    sb_add(&b, "\n", 1);
+    family_head(&b, "torii_connections_accepted_total", "counter",
+                "Client connections accepted since the master started (admin connections "
+                "included).");
+    sb_str(&b, "torii_connections_accepted_total ");
+    sb_int(&b, host->counter_get(TORII_STR("torii|accepted")));
+    sb_add(&b, "\n", 1);
 
     if (c.failed || b.failed) host->log(TORII_LOG_ERROR, "stats: out of memory rendering /metrics");
     if (!b.failed) host->buf_append(out, (torii_str_t){b.p, b.len});
@@ -880,11 +913,12 @@ static const torii_plugin_t descriptor = {
     .response = NULL,
     .log = stats_log,
     .request_done = NULL, /* per-request state lives in request memory */
+    .peer_result = stats_peer_result,
 };
 
 TORII_EXPORT const torii_plugin_t *torii_plugin_entry(const torii_host_t *h) {
-    if (!TORII_HOST_HAS(h, shared_each)) {
-        h->log(TORII_LOG_ERROR, "stats: this torii lacks host->shared_each; upgrade torii");
+    if (!TORII_HOST_HAS(h, req_set_consumer)) { /* the ABI of peer_result and torii|* */
+        h->log(TORII_LOG_ERROR, "stats: this torii is older than the plugin (no peer_result); upgrade torii");
         return NULL;
     }
     host = h;

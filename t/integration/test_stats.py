@@ -6,14 +6,17 @@ fetch: HELP/TYPE lines, samples, label escaping, family grouping, duplicate seri
 histograms bucket order, monotonic cumulative counts and +Inf == _count. The tests then
 compare the numbers with the requests they made, exactly (deltas between two scrapes).
 
-torii runs one worker here; the counters live in the shared zone, so several workers would
-add to the same entries (that part is not observable end to end yet).
+Most tests run one worker; the connection gauges and the retry test run two, and the
+connection test checks (through /proc) that the open connections are spread over both
+workers while the gauge counts them all.
 """
 
 import math
 import os
 import re
+import socket
 import threading
+import time
 import types
 
 import pytest
@@ -33,6 +36,8 @@ FAMILIES = {
     "torii_http_request_duration_seconds": "histogram",
     "torii_upstream_requests_total": "counter",
     "torii_upstream_response_duration_seconds": "histogram",
+    "torii_connections_active": "gauge",
+    "torii_connections_accepted_total": "counter",
 }
 # Location paths whose labels need escaping (backslash, double quote, line feed) and one
 # too long for a shared value (with two-byte characters around the cut).
@@ -455,7 +460,7 @@ def test_disabled_location_is_not_counted(gw):
     after = scrape(gw.admin)
     assert "/quiet/" not in after.text
     for name in FAMILIES:
-        if FAMILIES[name] != "histogram":
+        if FAMILIES[name] != "histogram" and not name.startswith("torii_connections_"):
             assert total_delta(before, after, name) == 0, name
     assert total_delta(before, after, "torii_upstream_response_duration_seconds_count") == 0
 
@@ -596,3 +601,235 @@ def test_good_configs_check_ok(tmp_path):
         cp = run_torii(["-t", "-c", path])
         assert cp.returncode == 0 and re.search(r"\bok\b", cp.stdout), (server, location,
                                                                           cp.stdout, cp.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# The core's connection counters, on two workers
+
+def worker_connections(t, port):
+    """{worker pid: established connections it holds on local `port`} from /proc."""
+    inodes = {}
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "01" and int(local.split(":")[1], 16) == port:
+                inodes[inode] = True
+    out = {}
+    for pid in t.pids()[1:]:
+        n = 0
+        try:
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                try:
+                    link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                except OSError:
+                    continue
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    n += 1
+        except OSError:
+            continue
+        out[pid] = n
+    return out
+
+
+class Scraper:
+    """Scrapes and counts its scrapes: each one is a client connection torii accepts."""
+
+    def __init__(self, admin):
+        self.admin, self.count = admin, 0
+
+    def __call__(self):
+        self.count += 1
+        # torii closes the connection after the page: read to its end, so the scrape's
+        # connection is gone from the gauge soon (when the worker has processed the close)
+        r = request(self.admin, "GET", "/metrics", headers={"Connection": "close"})
+        assert r.status == 200 and r.header("Connection", "").lower() == "close"
+        return parse_metrics(r.body)
+
+    def wait_active(self, n, timeout=5.0):
+        """Polls until the gauge reads n (a closed connection leaves it when the worker
+        reads the EOF, a moment after the client closed): the last page."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self()
+            if m.get("torii_connections_active") == n or time.monotonic() > deadline:
+                return m
+            time.sleep(0.05)
+
+
+def keepalive_conn(port):
+    """A client connection with one keep-alive exchange done (so torii has accepted and
+    registered it), left open."""
+    c = RawConn(port)
+    c.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = c.read_response()
+    assert r.status == 200 and r.header("Connection", "").lower() != "close"
+    return c
+
+
+def test_connection_gauges_count_every_worker(procs):
+    port, admin = harness.free_port(), harness.free_port()
+    t = procs.torii(config(
+        main_block(admin_port=admin, workers=2),
+        plugin_block("stats"),
+        server_block([port], [{"path": "/ok", "return": {"status": 200, "body": "ok\n"}}],
+                     plugins={"stats": {}}, keepalive_timeout="30s"),
+    ))
+    # the master and two workers (the second may still be forking when the port is ready)
+    assert harness.wait_until(lambda: len(t.pids()) == 3, 5.0), t.pids()
+    s = Scraper(admin)
+    # Idle: the only connection is the scrape's own.
+    m0 = s.wait_active(1)
+    assert m0.get("torii_connections_active") == 1, m0.text[-400:]
+    s.count = 0  # scrapes after m0
+    conns = []
+    try:
+        # Open keep-alive connections until both workers hold some (the kernel hands each
+        # accept to whichever worker wakes first), at least 6, at most 64.
+        while len(conns) < 64:
+            conns.append(keepalive_conn(port))
+            per_worker = worker_connections(t, port)
+            if len(conns) >= 6 and min(per_worker.values()) >= 1:
+                break
+        n = len(conns)
+        per_worker = worker_connections(t, port)
+        assert sum(per_worker.values()) == n and min(per_worker.values()) >= 1, per_worker
+        # N client connections + this scrape's own connection, whichever worker answers it
+        m1 = s.wait_active(n + 1)
+        assert m1.get("torii_connections_active") == n + 1, (n, per_worker, m1.text[-400:])
+        assert (m1.get("torii_connections_accepted_total") -
+                m0.get("torii_connections_accepted_total")) == n + s.count
+        s.count = 0  # scrapes after m1
+        for _ in range(3):  # stays there while they stay open, whichever worker answers
+            m = s.wait_active(n + 1)
+            assert m.get("torii_connections_active") == n + 1, m.text[-400:]
+    finally:
+        for c in conns:
+            c.close()
+    m2 = s.wait_active(1)
+    assert m2.get("torii_connections_active") == 1, m2.text[-400:]
+    assert (m2.get("torii_connections_accepted_total") -
+            m1.get("torii_connections_accepted_total")) == s.count
+    assert m2.families["torii_connections_active"]["type"] == "gauge"
+    assert m2.families["torii_connections_accepted_total"]["type"] == "counter"
+
+
+# ---------------------------------------------------------------------------------------------
+# Every attempt of a retried request
+
+def test_retried_attempts_are_all_counted(procs):
+    b = procs.backend("live")
+    closed = harness.free_port()  # nothing listens there: the connection is refused
+    port, admin = harness.free_port(), harness.free_port()
+    # The refused target stays in the rotation (passive health would otherwise take it
+    # out after the first failure), and round_robin restarts at it after every request
+    # (the retry picks the live target, the next pick wraps to the first): each request
+    # fails once on the closed target, then succeeds on the live one.
+    t = procs.torii(config(
+        main_block(admin_port=admin, workers=2),
+        plugin_block("stats"),
+        upstream_block("pair", [closed, b.port], balancer="round_robin", retries=1,
+                       connect_timeout="1s", read_timeout="5s",
+                       health={"enabled": False, "max_fails": 1000, "fail_timeout": "60s"}),
+        server_block([port], [{"path": "/p/", "upstream": "pair"}], plugins={"stats": {}}),
+    ))
+    closed_addr = "127.0.0.1:%d" % closed
+    k = 10
+    for i in range(k):
+        r = get(port, "/p/x?i=%d" % i, 200)
+        assert r.json()["path"].startswith("/p/x"), r.body[:200]
+    m = scrape(admin)
+    up = "torii_upstream_requests_total"
+    # torii logged each refused attempt with the target's address
+    tries = [l for l in t.log().splitlines() if closed_addr in l]
+    assert len(tries) == k, tries
+    assert m.get(up, upstream="pair", target=closed_addr, status_class="none") == k
+    assert m.get(up, upstream="pair", target=b.address, status_class="2xx") == k
+    assert total_delta(Metrics(""), m, up) == 2 * k  # nothing else, nothing twice
+    # the attempts that got a head have their latency; the refused ones none
+    assert m.get("torii_upstream_response_duration_seconds_count", upstream="pair",
+                 target=b.address) == k
+    assert not m.find("torii_upstream_response_duration_seconds_count", target=closed_addr)
+    # the client saw k exchanges, all 2xx
+    assert m.get("torii_http_requests_total", server="127.0.0.1:%d" % port, location="/p/",
+                 upstream="pair", status_class="2xx") == k
+
+
+class BadBodyServer:
+    """Answers every request with a valid 200 head and then an invalid chunk size, and
+    closes: torii gets a response head (an attempt with a status), then a body error."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((harness.HOST, 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            try:
+                c.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n")
+            except OSError:
+                pass
+            finally:
+                c.close()
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_failures_are_counted_once_per_attempt(procs):
+    # A body error after the head is reported by the core as a second outcome of the same
+    # attempt: counted once, with its status. An invalid head (the "garbage" backend) is
+    # one attempt without a head: status_class="none".
+    garbage = procs.backend("garbage", mode="garbage")
+    bad = BadBodyServer()
+    try:
+        port, admin = harness.free_port(), harness.free_port()
+        procs.torii(config(
+            main_block(admin_port=admin),
+            plugin_block("stats"),
+            upstream_block("badbody", [bad.port], retries=0, read_timeout="5s"),
+            upstream_block("garbage", [garbage.port], retries=0, read_timeout="5s"),
+            server_block([port], [{"path": "/bb/", "upstream": "badbody"},
+                                  {"path": "/g/", "upstream": "garbage"}],
+                         plugins={"stats": {}}),
+        ))
+        up = "torii_upstream_requests_total"
+        bad_addr = "127.0.0.1:%d" % bad.port
+        for i in range(3):
+            # (torii currently sends this client nothing and leaves the connection open
+            # for 60 s: a core bug, reported; the test only waits for the attempt to be
+            # counted, then closes)
+            with RawConn(port) as c:
+                c.send(b"GET /bb/x HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert harness.wait_until(lambda: scrape(admin).get(
+                    up, upstream="badbody", target=bad_addr, status_class="2xx") == i + 1, 5.0)
+            get(port, "/g/x", 502)
+        time.sleep(0.2)  # a second report of an attempt would come right after the first
+        m = scrape(admin)
+        assert m.get(up, upstream="badbody", target=bad_addr, status_class="2xx") == 3
+        assert m.get(up, upstream="garbage", target=garbage.address, status_class="none") == 3
+        assert total_delta(Metrics(""), m, up) == 6, m.find(up)
+        assert m.get("torii_upstream_response_duration_seconds_count", upstream="badbody",
+                     target=bad_addr) == 3
+    finally:
+        bad.close()
