@@ -170,3 +170,47 @@ def test_still_serving_and_worker_unharmed(gw):
     r = request(gw.port, "POST", "/api/echo", body=b"abc")
     assert r.status == 200 and r.json()["body_len"] == 3
     assert sorted(gw.torii.pids()) == gw.pids, "a torii process died or was restarted"
+
+
+def test_upstream_breaking_after_its_head_cuts_the_response_at_once(procs):
+    # The upstream sends a valid chunked head, then an invalid chunk size. The head has
+    # already gone to the client, so torii cannot answer 502 any more: the client must see
+    # the head and then a prompt close (a truncated chunked body), not a stalled connection.
+    import socket
+    import threading
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((harness.HOST, harness.free_port()))
+    srv.listen(8)
+    bport = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                continue
+            c.recv(65536)
+            c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ\r\n")
+            time.sleep(3)  # stays open: only torii's own handling can end the client's wait
+            c.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        port = harness.free_port()
+        t = procs.torii(config(main_block(), upstream_block("bad", [bport], retries=0),
+                               server_block([port], [{"path": "/", "upstream": "bad"}])))
+        t0 = time.monotonic()
+        data = raw_request(port, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n", timeout=10)
+        elapsed = time.monotonic() - t0
+        assert data.startswith(b"HTTP/1.1 200 OK"), data[:200]
+        assert not data.endswith(b"0\r\n\r\n"), data  # no terminating chunk: visibly truncated
+        assert elapsed < 2.0, "the client waited %.1f s for the broken response to end" % elapsed
+        assert "Invalid character in chunk size" in t.log()
+    finally:
+        stop.set()
+        th.join(timeout=5)
+        srv.close()
