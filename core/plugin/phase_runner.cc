@@ -92,10 +92,16 @@ PhaseResult run_phase(Request &req, torii_phase_t phase, PhaseOwner *owner) {
 
 bool phase_goes_on(Request &req, PhaseResult result) {
     switch (result) {
-        case PhaseResult::done: return true;
-        case PhaseResult::respond: send_plugin_response(req); return false;
-        case PhaseResult::error: respond_error(req, 500); return false;
-        case PhaseResult::paused: return false;
+        case PhaseResult::done:
+            return true;
+        case PhaseResult::respond:
+            send_plugin_response(req);
+            return false;
+        case PhaseResult::error:
+            respond_error(req, 500);
+            return false;
+        case PhaseResult::paused:
+            return false;
     }
     return false;
 }
@@ -121,11 +127,11 @@ void run_log_phase(Request &req) {
     if (req.plugin_ctx) {
         for (const PhaseChain *c : {req.chain, req.server_chain}) {
             if (!c) continue;
-            for (PluginInstance *m : c->members) {
-                auto done = TORII_PLUGIN_HOOK(*m->plugin, request_done);
-                if (done && req.plugin_ctx[m->slot])
-                    done(m->instance, reinterpret_cast<torii_request_t *>(&req),
-                         req.plugin_ctx[m->slot]);
+            for (PluginInstance *m : c->finishers) {
+                if (!req.plugin_ctx[m->slot]) continue;
+                m->plugin->desc().request_done(m->instance,
+                                               reinterpret_cast<torii_request_t *>(&req),
+                                               req.plugin_ctx[m->slot]);
                 req.plugin_ctx[m->slot] = nullptr;
             }
         }

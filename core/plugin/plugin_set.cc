@@ -93,6 +93,9 @@ std::unique_ptr<PhaseChain> PluginSet::build_chain(const std::vector<PluginInsta
                                                        TORII_PLUGIN_HOOK(p, log)};
         for (int ph = 0; ph < TORII_PHASE_COUNT; ++ph)
             if (hooks[ph]) chain->phases[ph].push_back({hooks[ph], m});
+        if (TORII_PLUGIN_HOOK(p, request_done)) chain->finishers.push_back(m);
+        if (TORII_PLUGIN_HOOK(p, peer_admit)) chain->admitters.push_back(m);
+        if (TORII_PLUGIN_HOOK(p, peer_result)) chain->reporters.push_back(m);
     }
     return chain;
 }

@@ -56,8 +56,11 @@ struct PhaseHook {
 // What runs for one server or location, phase by phase, in [[plugin]] order.
 struct PhaseChain {
     std::vector<PhaseHook> phases[TORII_PHASE_COUNT];
-    std::vector<PluginInstance *> members;  // for request_done
-    size_t total_slots = 0;                 // of the whole PluginSet: per-request ctx size
+    std::vector<PluginInstance *> members;  // every instance of the chain
+    // The members that have these hooks, found once at load so a request never scans for
+    // them: request_done, peer_admit, peer_result.
+    std::vector<PluginInstance *> finishers, admitters, reporters;
+    size_t total_slots = 0;  // of the whole PluginSet: per-request ctx size
 };
 
 class PluginSet {

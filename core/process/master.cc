@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/base/log.h"
+#include "core/config/pending_features.h"
 #include "core/net/listener.h"
 #include "core/plugin/host_api.h"
 #include "core/plugin/plugin_loader.h"
@@ -57,6 +58,7 @@ Master::~Master() {
 Result<Master::Loaded> Master::do_load() {
     auto config = load_config(config_file_);
     if (!config) return make_error(config.error());
+    for (const std::string &w : pending_feature_warnings(*config.value())) log_warn("%s", w.c_str());
     auto plugins = PluginSet::load(*config.value());
     if (!plugins) return make_error(plugins.error());
     return Loaded{config.value(), std::shared_ptr<PluginSet>(std::move(plugins.value()))};

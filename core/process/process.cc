@@ -13,6 +13,7 @@
 #include "core/base/log.h"
 #include "core/config/config.h"
 #include "core/net/listener.h"
+#include "core/config/pending_features.h"
 #include "core/plugin/host_api.h"
 #include "core/process/master.h"
 #include "core/process/pid_file.h"
@@ -31,6 +32,8 @@ int check_config(const std::string &file) {
         fprintf(stderr, "%s\n", config.error().c_str());
         return 1;
     }
+    for (const std::string &w : pending_feature_warnings(*config.value()))
+        fprintf(stderr, "warning: %s\n", w.c_str());
     // Loading every plugin and creating every instance is what validates their tables.
     auto plugins = PluginSet::load(*config.value());
     if (!plugins) {

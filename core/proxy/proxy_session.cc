@@ -116,13 +116,13 @@ void ProxySession::do_attempt() {
 
 // Asks every plugin of the location with a peer_admit hook whether this target may be tried.
 bool ProxySession::do_admit(int t) {
-    if (!req_.chain) return true;
+    if (!req_.chain || req_.chain->admitters.empty()) return true;
     const std::string &address = upstream_.target(t).config->address;
     const std::string &name = upstream_.config().name;
-    for (PluginInstance *m : req_.chain->members) {
-        auto admit = TORII_PLUGIN_HOOK(*m->plugin, peer_admit);
-        if (admit && admit(m->instance, reinterpret_cast<torii_request_t *>(&req_),
-                           {name.data(), name.size()}, {address.data(), address.size()}) != 0) {
+    for (PluginInstance *m : req_.chain->admitters) {
+        if (m->plugin->desc().peer_admit(m->instance, reinterpret_cast<torii_request_t *>(&req_),
+                                         {name.data(), name.size()},
+                                         {address.data(), address.size()}) != 0) {
             log_info("upstream \"%s\": plugin \"%s\" keeps target %s out", name.c_str(),
                      m->plugin->name().c_str(), address.c_str());
             return false;
@@ -133,14 +133,13 @@ bool ProxySession::do_admit(int t) {
 
 // Tells the location's plugins how an attempt on the current target went.
 void ProxySession::do_report(torii_peer_outcome_t outcome, int status) {
-    if (!req_.chain || target_ < 0) return;
+    if (!req_.chain || req_.chain->reporters.empty() || target_ < 0) return;
     const std::string &address = upstream_.target(target_).config->address;
     const std::string &name = upstream_.config().name;
-    for (PluginInstance *m : req_.chain->members) {
-        if (auto result = TORII_PLUGIN_HOOK(*m->plugin, peer_result))
-            result(m->instance, reinterpret_cast<torii_request_t *>(&req_),
-                   {name.data(), name.size()}, {address.data(), address.size()}, outcome, status);
-    }
+    for (PluginInstance *m : req_.chain->reporters)
+        m->plugin->desc().peer_result(m->instance, reinterpret_cast<torii_request_t *>(&req_),
+                                      {name.data(), name.size()}, {address.data(), address.size()},
+                                      outcome, status);
 }
 
 void ProxySession::do_connect() {

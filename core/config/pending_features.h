@@ -1,0 +1,17 @@
+// Settings the config vocabulary (SPEC section 2) accepts but this build does not act on
+// yet. Each is reported as a warning with its place, at `torii -t`, at start and on
+// reload, so nobody believes a listener is TLS or an upstream is HTTP/2 when it is not.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/config/config.h"
+
+namespace torii {
+
+// "conf/torii.toml:40:1: [[server]] tls: TLS termination is not available yet; this
+// listener serves plain HTTP"
+std::vector<std::string> pending_feature_warnings(const Config &config);
+
+}  // namespace torii
