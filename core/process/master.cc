@@ -16,6 +16,7 @@
 #include "core/plugin/host_api.h"
 #include "core/plugin/plugin_loader.h"
 #include "core/plugin/plugin_set.h"
+#include "core/process/listen_sockets.h"
 #include "core/process/master_status.h"
 #include "core/process/pid_file.h"
 #include "core/process/worker_process.h"
@@ -58,32 +59,15 @@ Master::~Master() {
 Result<Master::Loaded> Master::do_load() {
     auto config = load_config(config_file_);
     if (!config) return make_error(config.error());
-    for (const std::string &w : pending_feature_warnings(*config.value())) log_warn("%s", w.c_str());
+    for (const std::string &w : pending_feature_warnings(*config.value()))
+        log_warn("%s", w.c_str());
     auto plugins = PluginSet::load(*config.value());
     if (!plugins) return make_error(plugins.error());
     return Loaded{config.value(), std::shared_ptr<PluginSet>(std::move(plugins.value()))};
 }
 
-// The keys under which sockets are kept: "127.0.0.1:8080", and "admin|127.0.0.1:9901".
-static std::vector<std::pair<std::string, const SocketAddress *>> listen_keys(const Config &c) {
-    std::vector<std::pair<std::string, const SocketAddress *>> keys;
-    for (const ServerConfig &s : c.servers) {
-        if (s.protocol != ServerProtocol::http) continue;
-        for (const SocketAddress &a : s.listen)
-            keys.emplace_back(a.to_string(), &a);
-    }
-    if (c.admin) keys.emplace_back("admin|" + c.admin->listen.to_string(), &c.admin->listen);
-    return keys;
-}
-
 Result<void> Master::do_open_sockets(const Config &config) {
-    for (auto &[key, addr] : listen_keys(config)) {
-        if (sockets_.count(key)) continue;  // kept across reloads: its queue is never dropped
-        auto fd = open_listen_socket(*addr);
-        if (!fd) return make_error(fd.error());
-        sockets_[key] = fd.value();
-    }
-    return {};
+    return open_missing_sockets(config, sockets_);
 }
 
 void Master::do_close_unused_sockets() {

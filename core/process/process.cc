@@ -15,6 +15,7 @@
 #include "core/net/listener.h"
 #include "core/config/pending_features.h"
 #include "core/plugin/host_api.h"
+#include "core/process/listen_sockets.h"
 #include "core/process/master.h"
 #include "core/process/pid_file.h"
 #include "core/plugin/plugin_set.h"
@@ -114,27 +115,14 @@ int run_single_process(std::shared_ptr<const Config> config, const std::string &
     }
 
     // Open every listening socket before anything runs, so a taken port fails the start.
-    std::vector<ListenSocket> sockets;
-    std::map<std::string, bool> opened;
-    auto open_one = [&](const SocketAddress &addr, bool admin) -> bool {
-        std::string key = addr.to_string();
-        if (opened.count(key)) return true;
-        auto fd = open_listen_socket(addr);
-        if (!fd) {
-            log_error("%s", fd.error().c_str());
-            fprintf(stderr, "torii: %s\n", fd.error().c_str());
-            return false;
-        }
-        opened[key] = true;
-        sockets.push_back({key, fd.value(), admin});
-        return true;
-    };
-    for (const ServerConfig &server : config->servers) {
-        if (server.protocol != ServerProtocol::http) continue;
-        for (const SocketAddress &addr : server.listen)
-            if (!open_one(addr, false)) return 1;
+    std::map<std::string, int> open;
+    auto opened = open_missing_sockets(*config, open);
+    if (!opened) {
+        log_error("%s", opened.error().c_str());
+        fprintf(stderr, "torii: %s\n", opened.error().c_str());
+        return 1;
     }
-    if (config->admin && !open_one(config->admin->listen, true)) return 1;
+    std::vector<ListenSocket> sockets = sockets_for(*config, open);
 
     // Shared state outlives workers (and, with the master, reloads).
     SharedZone *zone = SharedZone::create(16384);

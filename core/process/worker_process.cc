@@ -4,11 +4,10 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include <set>
-
 #include "core/base/log.h"
 #include "core/config/config.h"
 #include "core/plugin/plugin_set.h"
+#include "core/process/listen_sockets.h"
 #include "core/server/access_log.h"
 #include "core/worker/worker.h"
 
@@ -25,23 +24,13 @@ int run_worker_process(const WorkerProcessArgs &args) {
         signal(sig, SIG_DFL);
 
     const Config &config = *args.config;
-    std::set<std::string> used;
-    for (const ServerConfig &s : config.servers) {
-        if (s.protocol != ServerProtocol::http) continue;
-        for (const SocketAddress &a : s.listen)
-            used.insert(a.to_string());
-    }
-    std::string admin_key = config.admin ? "admin|" + config.admin->listen.to_string() : "";
-    std::vector<ListenSocket> mine;
+    std::vector<ListenSocket> mine = sockets_for(config, *args.sockets);
     for (const auto &[key, fd] : *args.sockets) {
-        if (key == admin_key) {
-            mine.push_back({key.substr(6), fd, true});
-        } else if (used.count(key)) {
-            mine.push_back({key, fd, false});
-        } else {
-            // Another generation's socket: holding it would keep its queue alive unserved.
-            ::close(fd);
-        }
+        bool used = false;
+        for (const ListenSocket &l : mine)
+            used |= l.fd == fd;
+        // Another generation's socket: holding it would keep its queue alive unserved.
+        if (!used) ::close(fd);
     }
     std::string error;
     if (!access_log_open(config.main.access_log, &error)) {
