@@ -452,8 +452,13 @@ def test_two_toriis_share_one_limit_through_redis(procs):
     k = fresh("back")
     seen = harness.wait_until(lambda: get(b.port, "/c", k).status == 200, 5.0, interval=0.1)
     assert seen, b.torii.log()
+    t0 = time.monotonic()
     got = statuses(b.port, "/c", 12, k) + statuses(a.port, "/c", 2, k)
-    assert got.count(200) == 9 and got[-3:] == [429, 429, 429], got
+    # burst 10, one token taken by the wait above: 9 more, plus what refilled (20/s) while
+    # these 14 requests ran on a possibly loaded machine.
+    refill = int((time.monotonic() - t0) * 20)
+    assert 9 <= got.count(200) <= 9 + refill + 1, (got, refill)
+    assert 429 in got[9:], got
     assert "connected again" in b.torii.log()
 
     redis.stop()
