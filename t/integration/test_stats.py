@@ -738,6 +738,11 @@ def test_retried_attempts_are_all_counted(procs):
     for i in range(k):
         r = get(port, "/p/x?i=%d" % i, 200)
         assert r.json()["path"].startswith("/p/x"), r.body[:200]
+    # A worker records an exchange right after writing its response: with two workers the
+    # scrape may land on the other one within that instant, so wait (bounded) for the last.
+    harness.wait_until(lambda: scrape(admin).get(
+        "torii_http_requests_total", server="127.0.0.1:%d" % port, location="/p/",
+        upstream="pair", status_class="2xx") == k, 5.0, interval=0.05)
     m = scrape(admin)
     up = "torii_upstream_requests_total"
     # torii logged each refused attempt with the target's address
