@@ -53,6 +53,29 @@ bool start_response(Request &req) {
     return true;
 }
 
+// The body and the end of an answer torii makes itself. A borrowed body outlives the
+// connection (the config's `return` text) and is referenced, not copied.
+static void send_body_and_end(Request &req, std::string_view body, BodyBytes how) {
+    if (!body.empty() && req.input.method != "HEAD") {
+        EvbufferPtr buf = make_evbuffer();
+        if (how == BodyBytes::borrowed)
+            evbuffer_add_reference(buf.get(), body.data(), body.size(), nullptr, nullptr);
+        else
+            evbuffer_add(buf.get(), body.data(), body.size());
+        req.downstream->send_body(req, buf.get());
+    }
+    req.downstream->send_end(req, nullptr);
+}
+
+void send_local_response(Request &req, std::string_view body, BodyBytes how) {
+    req.response.content_length = static_cast<int64_t>(body.size());
+    if (!start_response(req)) {
+        send_plugin_response(req);
+        return;
+    }
+    send_body_and_end(req, body, how);
+}
+
 void send_plugin_response(Request &req) {
     PluginResponse pr = std::move(req.plugin_response);
     req.plugin_response = PluginResponse{};
@@ -61,14 +84,10 @@ void send_plugin_response(Request &req) {
     req.response.headers = std::move(pr.headers);
     if (!req.response.headers.contains("server")) req.response.headers.add("Server", "torii");
     req.response.content_length = static_cast<int64_t>(pr.body.size());
-    // A plugin's own answer does not pass the response phase again.
+    // A plugin's own answer does not pass the response phase again. Its body lives in the
+    // request's arena, which is reused before the socket may have written it: copied.
     req.downstream->send_head(req);
-    if (!pr.body.empty() && req.input.method != "HEAD") {
-        EvbufferPtr buf = make_evbuffer();
-        evbuffer_add(buf.get(), pr.body.data(), pr.body.size());
-        req.downstream->send_body(req, buf.get());
-    }
-    req.downstream->send_end(req, nullptr);
+    send_body_and_end(req, pr.body, BodyBytes::copy);
 }
 
 void respond(Request &req, int status, std::string_view body, std::string_view content_type) {
@@ -77,17 +96,7 @@ void respond(Request &req, int status, std::string_view body, std::string_view c
     req.response.headers.add("Server", "torii");
     if (!body.empty() && !content_type.empty())
         req.response.headers.add("Content-Type", content_type);
-    req.response.content_length = static_cast<int64_t>(body.size());
-    if (!start_response(req)) {
-        send_plugin_response(req);
-        return;
-    }
-    if (!body.empty() && req.input.method != "HEAD") {
-        EvbufferPtr buf = make_evbuffer();
-        evbuffer_add(buf.get(), body.data(), body.size());
-        req.downstream->send_body(req, buf.get());
-    }
-    req.downstream->send_end(req, nullptr);
+    send_local_response(req, body, BodyBytes::copy);
 }
 
 void respond_error(Request &req, int status) {

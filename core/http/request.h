@@ -146,6 +146,14 @@ bool start_response(Request &req);
 // Sends req.plugin_response as the whole answer.
 void send_plugin_response(Request &req);
 
+enum class BodyBytes {
+    copy,      // the bytes may change or go away before they are written: copied
+    borrowed,  // the bytes outlive the connection (config text): referenced
+};
+// Sends req.response, already filled but for its length, with `body`: the response phase,
+// the head, the body and the end (or a plugin's replacement answer).
+void send_local_response(Request &req, std::string_view body, BodyBytes how);
+
 // Responds from torii itself (errors, `return`, admin): head, body and end in one go.
 // Adds Content-Type when given and Content-Length; with a non-empty body.
 void respond(Request &req, int status, std::string_view body,

@@ -57,8 +57,10 @@ void VirtualServer::handle(Request &req) noexcept {
 
 void VirtualServer::on_phase_resumed(Request &req, int phase, int action) noexcept {
     if (!resumed_goes_on(req, action)) return;
-    if (phase == TORII_PHASE_PRE_ROUTE) do_route(req);
-    else do_serve(req);
+    if (phase == TORII_PHASE_PRE_ROUTE)
+        do_route(req);
+    else
+        do_serve(req);
 }
 
 void VirtualServer::do_route(Request &req) {
@@ -84,17 +86,7 @@ void VirtualServer::do_serve(Request &req) {
             req.response.headers.add(h.name, h.value);
         if (!ret.body.empty() && !req.response.headers.contains("content-type"))
             req.response.headers.add("Content-Type", "text/plain");
-        req.response.content_length = static_cast<int64_t>(ret.body.size());
-        if (!start_response(req)) {
-            send_plugin_response(req);
-            return;
-        }
-        if (!ret.body.empty() && req.input.method != "HEAD") {
-            EvbufferPtr buf = make_evbuffer();
-            evbuffer_add_reference(buf.get(), ret.body.data(), ret.body.size(), nullptr, nullptr);
-            req.downstream->send_body(req, buf.get());
-        }
-        req.downstream->send_end(req, nullptr);
+        send_local_response(req, ret.body, BodyBytes::borrowed);
         return;
     }
     if (loc->strip_prefix && loc->match == MatchType::prefix) req.path = strip(req, loc->path);
