@@ -228,6 +228,29 @@ void Socket::resume_read() {
     add_read_event();
 }
 
+namespace {
+// Receives the events of a detached socket: none can arrive (its events are deleted), but
+// a handler that is never null keeps every callback path free of checks.
+class DetachedHandler final : public SocketHandler {
+    void on_socket_read(Socket &) override {}
+    void on_socket_drained(Socket &) override {}
+    void on_socket_error(Socket &, int) override {}
+    void on_socket_timeout(Socket &, bool) override {}
+};
+DetachedHandler detached_handler;
+}  // namespace
+
+void Socket::detach() {
+    // event_del also takes an event off the loop's active queue (a connect completion or a
+    // notify_later already activated in this loop iteration).
+    event_del(read_ev_.get());
+    event_del(write_ev_.get());
+    read_paused_ = true;
+    write_armed_ = false;
+    watching_drain_ = false;
+    handler_ = &detached_handler;
+}
+
 void Socket::shutdown_write() {
     ::shutdown(fd_.get(), SHUT_WR);
 }

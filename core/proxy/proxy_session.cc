@@ -79,21 +79,21 @@ void ProxySession::do_prepare() {
 
 void ProxySession::do_attempt() {
     state_ = State::picking;
-    int t = upstream_.pick(req_, tried_);
-    if (t < 0 && attempts_ > 0) {  // out of targets to retry on: report the last failure
-        do_fail(last_status_);
-        return;
-    }
-    if (t < 0) {
-        log_warn("upstream \"%s\": no healthy target", upstream_.config().name.c_str());
-        do_fail(t == UpstreamRuntime::kNoneHealthy || vetoed_ ? 503 : 502);
-        return;
-    }
-    if (t < 64) tried_ |= uint64_t{1} << t;
-    if (!do_admit(t)) {  // a plugin (a per-target breaker) keeps this target out
-        vetoed_ = true;
-        do_attempt();
-        return;
+    int t;
+    for (;;) {
+        t = upstream_.pick(req_, tried_);
+        if (t < 0 && attempts_ > 0) {  // out of targets to retry on: report the last failure
+            do_fail(last_status_);
+            return;
+        }
+        if (t < 0) {
+            log_warn("upstream \"%s\": no healthy target", upstream_.config().name.c_str());
+            do_fail(t == UpstreamRuntime::kNoneHealthy || vetoed_ ? 503 : 502);
+            return;
+        }
+        tried_.add(static_cast<size_t>(t));
+        if (do_admit(t)) break;
+        vetoed_ = true;  // a plugin (a per-target breaker) keeps this target out: next one
     }
     target_ = t;
     ++attempts_;
@@ -170,7 +170,10 @@ void ProxySession::do_connect() {
     state_ = State::connecting;
 }
 
+// Socket events reach the session only while it holds the connection (a dropped one is
+// detached at once), and the checks below keep it so should an event slip through.
 void ProxySession::on_socket_connected(Socket &) {
+    if (state_ != State::connecting || !conn_) return;
     state_ = State::exchanging;
     do_send_request();
 }
@@ -213,15 +216,15 @@ void ProxySession::do_send_body() {
 }
 
 void ProxySession::on_request_body(Request &) noexcept {
-    if (state_ == State::exchanging && !request_sent_) do_send_body();
+    if (state_ == State::exchanging && conn_ && !request_sent_) do_send_body();
 }
 
 void ProxySession::on_socket_drained(Socket &) {
-    if (state_ == State::exchanging && !request_sent_) do_send_body();
+    if (state_ == State::exchanging && conn_ && !request_sent_) do_send_body();
 }
 
 void ProxySession::on_socket_read(Socket &) {
-    if (state_ == State::exchanging) do_read_response();
+    if (state_ == State::exchanging && conn_) do_read_response();
 }
 
 void ProxySession::do_read_response() {
@@ -321,7 +324,7 @@ void ProxySession::do_finish_response() {
         conn_->requests++;
         upstream_.release(std::move(conn_));
     } else {
-        Worker::current().defer_delete(std::move(conn_));
+        UpstreamConnection::retire(std::move(conn_));
     }
     state_ = State::done;
     // Last: the downstream may finish the exchange and queue this session for deletion.
@@ -331,7 +334,7 @@ void ProxySession::do_finish_response() {
 void ProxySession::do_drop_connection() {
     if (!conn_) return;
     upstream_.target(conn_->target()).in_flight--;
-    Worker::current().defer_delete(std::move(conn_));
+    UpstreamConnection::retire(std::move(conn_));
 }
 
 void ProxySession::do_attempt_failed(int status, bool connecting, const char *why) {
@@ -350,7 +353,7 @@ void ProxySession::do_attempt_failed(int status, bool connecting, const char *wh
     // once more on a fresh connection to the same target.
     if (stale && body_safe && idempotent() && !stale_retry_used_) {
         stale_retry_used_ = true;
-        if (target_ < 64) tried_ &= ~(uint64_t{1} << target_);
+        tried_.remove(static_cast<size_t>(target_));
         --attempts_;
         do_attempt();
         return;
@@ -374,6 +377,7 @@ void ProxySession::do_fail(int status) {
 }
 
 void ProxySession::on_socket_error(Socket &, int err) {
+    if (!conn_ || state_ == State::done) return;
     if (state_ == State::connecting) {
         do_attempt_failed(502, true, strerror(err));
     } else if (!head_received_) {
@@ -388,6 +392,7 @@ void ProxySession::on_socket_error(Socket &, int err) {
 }
 
 void ProxySession::on_socket_timeout(Socket &, bool reading) {
+    if (!conn_ || state_ == State::done) return;
     if (state_ == State::connecting) {
         do_attempt_failed(504, true, "timed out while connecting");
     } else if (!head_received_) {

@@ -17,6 +17,7 @@
 #include "core/http/http1_parser.h"
 #include "core/http/request.h"
 #include "core/net/socket.h"
+#include "core/proxy/tried_targets.h"
 
 namespace torii {
 
@@ -77,7 +78,7 @@ private:
     HeaderList &request_headers_;
     evbuffer *response_body_;
     std::string_view target_uri_;  // path?query for the upstream
-    uint64_t tried_ = 0;           // bitmask of targets tried
+    TriedTargets tried_;
     int target_ = -1;
     int attempts_ = 0;
     uint64_t attempt_start_us_ = 0;

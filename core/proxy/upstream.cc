@@ -30,7 +30,7 @@ UpstreamRuntime::UpstreamRuntime(const UpstreamConfig &config, PluginInstance *b
 
 UpstreamRuntime::~UpstreamRuntime() = default;
 
-int UpstreamRuntime::pick(Request &req, uint64_t tried) {
+int UpstreamRuntime::pick(Request &req, const TriedTargets &tried) {
     size_t n = targets_.size();
     if (n == 0) return kNoneLeft;
     uint64_t now = Worker::now_ms();
@@ -38,7 +38,7 @@ int UpstreamRuntime::pick(Request &req, uint64_t tried) {
     for (size_t i = 0; i < n; ++i) {
         peers_[i].healthy = targets_[i].down_until_ms <= now;
         peers_[i].in_flight = targets_[i].in_flight;
-        tried_[i] = i < 64 && (tried & (uint64_t{1} << i)) ? 1 : 0;
+        tried_[i] = tried.has(i) ? 1 : 0;
         any_untried |= !tried_[i];
         any_usable |= !tried_[i] && peers_[i].healthy;
     }
@@ -68,12 +68,12 @@ std::unique_ptr<UpstreamConnection> UpstreamRuntime::take_idle(int target) {
 void UpstreamRuntime::release(std::unique_ptr<UpstreamConnection> conn) {
     auto &idle = targets_[conn->target()].idle;
     if (config_.keepalive <= 0) {
-        Worker::current().defer_delete(std::move(conn));
+        UpstreamConnection::retire(std::move(conn));
         return;
     }
     if (idle.size() >= static_cast<size_t>(config_.keepalive)) {
         // Full: the least recently used connection makes room.
-        Worker::current().defer_delete(std::move(idle.front()));
+        UpstreamConnection::retire(std::move(idle.front()));
         idle.erase(idle.begin());
     }
     conn->park(kIdleTimeoutMs);
@@ -84,7 +84,7 @@ void UpstreamRuntime::drop_idle(UpstreamConnection *conn) {
     auto &idle = targets_[conn->target()].idle;
     for (auto it = idle.begin(); it != idle.end(); ++it) {
         if (it->get() == conn) {
-            Worker::current().defer_delete(std::move(*it));
+            UpstreamConnection::retire(std::move(*it));
             idle.erase(it);
             return;
         }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/config/config.h"
+#include "core/proxy/tried_targets.h"
 
 namespace torii {
 
@@ -42,8 +43,8 @@ public:
 
     static constexpr int kNoneLeft = -1;     // every target was tried
     static constexpr int kNoneHealthy = -2;  // targets remain, but all are marked down
-    // Asks the balancer for a target not in `tried` (a bitmask) and not marked down.
-    int pick(Request &req, uint64_t tried);
+    // Asks the balancer for a target not in `tried` and not marked down.
+    int pick(Request &req, const TriedTargets &tried);
 
     // An idle pooled connection to `target`, or nullptr.
     std::unique_ptr<UpstreamConnection> take_idle(int target);

@@ -1,6 +1,7 @@
 #include "core/proxy/upstream_connection.h"
 
 #include "core/proxy/upstream.h"
+#include "core/worker/worker.h"
 
 namespace torii {
 
@@ -14,6 +15,12 @@ void UpstreamConnection::park(int64_t idle_timeout_ms) {
     // The write event is not armed when idle, so its timeout value needs no reset.
     sock_->set_read_timeout(idle_timeout_ms);
     sock_->resume_read();
+}
+
+void UpstreamConnection::retire(std::unique_ptr<UpstreamConnection> conn) {
+    if (!conn) return;
+    conn->sock_->detach();
+    Worker::current().defer_delete(std::move(conn));
 }
 
 void UpstreamConnection::on_socket_read(Socket &) {

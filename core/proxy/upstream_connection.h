@@ -24,6 +24,9 @@ public:
 
     // Entering the pool: take the socket's events back and arm the idle timeout.
     void park(int64_t idle_timeout_ms);
+    // Leaving use for good: silences the socket at once (no event reaches the session or
+    // the pool again) and frees the connection after the current callback.
+    static void retire(std::unique_ptr<UpstreamConnection> conn);
 
 private:
     void on_socket_read(Socket &s) override;
