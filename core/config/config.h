@@ -160,6 +160,7 @@ struct ServerConfig {
     Millis send_timeout = 60'000;         // extension: gap between writes to the client
     Millis keepalive_timeout = 75'000;
     int keepalive_requests = 1000;   // extension: requests per client connection
+    bool underscores_in_headers = false;  // false: request header names with '_' are dropped
     std::string upstream;            // tcp servers only
     std::vector<PluginUse> plugins;  // server-wide
     std::vector<LocationConfig> locations;

@@ -363,7 +363,7 @@ ServerConfig Loader::read_server(const Section &s) const {
     s.allow_only({"listen", "protocol", "server_name", "tls", "client_max_body_size",
                   "client_max_header_size", "client_header_timeout", "client_body_timeout",
                   "send_timeout", "keepalive_timeout", "keepalive_requests", "upstream", "plugins",
-                  "location"});
+                  "location", "underscores_in_headers"});
     ServerConfig server;
     server.pos = s.pos();
     read_listen(s, server);
@@ -390,6 +390,7 @@ ServerConfig Loader::read_server(const Section &s) const {
     s.read_duration("send_timeout", server.send_timeout);
     s.read_duration("keepalive_timeout", server.keepalive_timeout);
     s.read("keepalive_requests", server.keepalive_requests, 1, INT_MAX);
+    s.read("underscores_in_headers", server.underscores_in_headers);
     server.plugins = read_plugin_uses(s, "[server.plugins.");
 
     // A tcp server forwards the stream to one upstream; an http server routes by location.

@@ -32,7 +32,7 @@ void Http1Parser::reset() {
     llhttp_init(&parser_, kind_ == Kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
     parser_.data = this;
     state_ = State::idle;
-    head_pending_ = complete_pending_ = resumed_ = false;
+    head_pending_ = complete_pending_ = resumed_ = failed_here_ = false;
 }
 
 void Http1Parser::begin_request(RequestHead *req, Arena *arena, uint64_t max_head_size) {
@@ -52,6 +52,7 @@ void Http1Parser::begin_response(ResponseHead *resp, Arena *arena, bool request_
 int Http1Parser::fail(int status, const char *reason) {
     error_status_ = status;
     error_reason_ = reason;
+    failed_here_ = true;
     return HPE_USER;
 }
 
@@ -72,6 +73,7 @@ int Http1Parser::on_message_begin(llhttp_t *p) {
     Http1Parser *s = self(p);
     if (s->kind_ == Kind::request ? !s->req_ : !s->resp_) return s->fail(500, "no message");
     s->state_ = State::head;
+    s->failed_here_ = false;
     s->head_bytes_ = 0;
     s->body_bytes_ = 0;
     s->field_ = s->value_ = {};
@@ -108,13 +110,90 @@ int Http1Parser::on_header_value(llhttp_t *p, const char *at, size_t len) {
     return 0;
 }
 
+// RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+// "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA.
+static bool is_tchar(unsigned char c) {
+    if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return true;
+    switch (c) {
+        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+        case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+            return true;
+        default:
+            return false;
+    }
+}
+
+static bool is_token(std::string_view s) {
+    if (s.empty()) return false;
+    for (char c : s)
+        if (!is_tchar(static_cast<unsigned char>(c))) return false;
+    return true;
+}
+
 int Http1Parser::on_header_value_complete(llhttp_t *p) {
     Http1Parser *s = self(p);
     if (s->fields_->size() >= 256) return s->fail(431, "too many header fields");
+    s->head_bytes_ += 4;  // ": " and CRLF count toward the limit as they do on the wire
+    // llhttp lets a space inside a name or before the colon through ("Bad Name: v",
+    // "X-Forwarded-For : v"). RFC 9112 5.1 requires a 400: a backend that trims the name
+    // would read a field that torii never saw as such.
+    if (!is_token(s->field_))
+        return s->fail(s->kind_ == Kind::request ? 400 : 502, "invalid header field name");
+    if (s->kind_ == Kind::request && !s->allow_underscores_ &&
+        s->field_.find('_') != std::string_view::npos) {
+        s->field_ = s->value_ = {};
+        return 0;
+    }
     // Empty views are fine; give an empty value a non-null pointer for printf-style users.
     s->fields_->add(s->field_, s->value_.data() ? s->value_ : std::string_view("", 0));
-    s->head_bytes_ += 4;  // ": " and CRLF count toward the limit as they do on the wire
     s->field_ = s->value_ = {};
+    return 0;
+}
+
+// RFC 9112 6.1 and 6.3: what decides where a request body ends must be unambiguous, or a
+// backend could split the stream into requests differently from torii (smuggling). Checked
+// before the request is dispatched, so nothing of a refused request is forwarded.
+int Http1Parser::check_request_framing(RequestHead *r) {
+    int hosts = 0, codings = 0;
+    bool te = false, chunked_last = false, chunked_twice = false, unknown = false;
+    for (const Header &h : r->headers) {
+        if (h.id == HeaderId::host) {
+            ++hosts;
+        } else if (h.id == HeaderId::transfer_encoding) {
+            te = true;
+            std::string_view v = h.value;
+            while (!v.empty()) {
+                size_t comma = v.find(',');
+                std::string_view item = v.substr(0, comma);
+                while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+                    item.remove_prefix(1);
+                while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+                    item.remove_suffix(1);
+                if (!item.empty()) {
+                    ++codings;
+                    if (iequals(item, "chunked")) {
+                        chunked_twice |= chunked_last || codings > 1;
+                        chunked_last = true;
+                    } else {
+                        unknown = true;
+                        chunked_last = false;
+                    }
+                }
+                if (comma == std::string_view::npos) break;
+                v.remove_prefix(comma + 1);
+            }
+        }
+    }
+    if (hosts > 1) return fail(400, "more than one Host header");
+    if (!te) return 0;
+    if (r->version == HttpVersion::http10)
+        return fail(400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (r->content_length >= 0)
+        return fail(400, "both Content-Length and Transfer-Encoding");
+    // Only chunked is supported (as nginx): anything else cannot be framed, answer 501.
+    if (unknown) return fail(501, "unsupported Transfer-Encoding");
+    if (chunked_twice || !chunked_last || codings != 1)
+        return fail(400, "invalid Transfer-Encoding");
     return 0;
 }
 
@@ -138,6 +217,7 @@ int Http1Parser::on_headers_complete(llhttp_t *p) {
         if (r->target.empty()) return s->fail(400, "empty request target");
         if (r->version == HttpVersion::http11 && !r->headers.contains(HeaderId::host))
             return s->fail(400, "missing Host header");
+        if (int rc = s->check_request_framing(r)) return rc;
         // Trailers (after a chunked body) go to their own list.
         s->fields_ = &r->trailers;
         return HPE_PAUSED;
@@ -221,7 +301,9 @@ ParseEvent Http1Parser::feed(evbuffer *in, evbuffer *body_out, size_t body_limit
             complete_pending_ = false;
             return ParseEvent::upgrade;
         }
-        if (err != HPE_USER) {
+        // A callback's own verdict stands (llhttp reports one from on_headers_complete as
+        // HPE_CB_HEADERS_COMPLETE, not HPE_USER).
+        if (!failed_here_) {
             error_status_ = 400;
             error_reason_ = llhttp_get_error_reason(&parser_);
             if (!error_reason_) error_reason_ = llhttp_errno_name(err);

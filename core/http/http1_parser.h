@@ -44,6 +44,10 @@ public:
     // (response kind), with strings in `arena`.
     void begin_request(RequestHead *req, Arena *arena, uint64_t max_head_size);
     void begin_response(ResponseHead *resp, Arena *arena, bool request_was_head);
+    // Request header names with '_' are dropped unless allowed (nginx's
+    // underscores_in_headers): a backend that maps '-' and '_' alike (CGI, WSGI) would
+    // otherwise read `X_User` as the `X-User` a plugin or torii vouches for.
+    void set_allow_underscores(bool allow) { allow_underscores_ = allow; }
 
     // Parses from `in` and moves body bytes to `body_out` (may be null until the owner has
     // seen head_complete, which always comes first). Body bytes stop moving once
@@ -75,6 +79,7 @@ private:
     static int on_message_complete(llhttp_t *p);
 
     int count_head_bytes(size_t len);
+    int check_request_framing(RequestHead *r);
     int fail(int status, const char *reason);
     void consume_to(const char *pos);
 
@@ -84,6 +89,7 @@ private:
     bool head_pending_ = false;      // head_complete not yet returned
     bool complete_pending_ = false;  // message_complete not yet returned
     bool resumed_ = false;           // llhttp was resumed from a pause since the last execute
+    bool failed_here_ = false;       // a callback called fail(): its status and reason stand
     RequestHead *req_ = nullptr;
     ResponseHead *resp_ = nullptr;
     Arena *arena_ = nullptr;
@@ -91,6 +97,7 @@ private:
     std::string_view field_, value_;
     bool in_value_ = false;
     bool request_was_head_ = false;
+    bool allow_underscores_ = false;
     uint64_t head_bytes_ = 0;
     uint64_t max_head_size_ = UINT64_MAX;
     uint64_t body_bytes_ = 0;

@@ -39,6 +39,42 @@ static bool names_other_fields(const HeaderList &headers) {
     return false;
 }
 
+// A client's Connection header may not remove these: they decide routing and framing,
+// record the hop, or carry credentials that plugins check.
+static bool protected_from_connection(const Header &h) {
+    switch (h.id) {
+        case HeaderId::host:
+        case HeaderId::content_length:
+        case HeaderId::transfer_encoding:
+        case HeaderId::x_forwarded_for:
+        case HeaderId::x_forwarded_proto:
+        case HeaderId::x_real_ip:
+        case HeaderId::via:
+            return true;
+        case HeaderId::other:
+            return iequals(h.name, "authorization") || iequals(h.name, "forwarded") ||
+                   iequals(h.name, "x-forwarded-host") || iequals(h.name, "x-forwarded-port") ||
+                   iequals(h.name, "cookie");
+        default:
+            return false;
+    }
+}
+
+void copy_client_headers(const HeaderList &in, HeaderList &out) {
+    if (!names_other_fields(in)) {
+        out = in;
+        return;
+    }
+    out.clear();
+    out.reserve(in.size());
+    for (const Header &h : in) {
+        if (h.id == HeaderId::other && named_in_connection(in, h.name) &&
+            !protected_from_connection(h))
+            continue;
+        out.add(h.name, h.value, h.id);
+    }
+}
+
 static std::string_view join(Arena &arena, std::string_view a, std::string_view sep,
                              std::string_view b) {
     char *p = arena.alloc(a.size() + sep.size() + b.size());
@@ -49,8 +85,9 @@ static std::string_view join(Arena &arena, std::string_view a, std::string_view 
 }
 
 void build_upstream_request_headers(Request &req, HeaderList &out) {
-    const HeaderList &in = req.headers;  // the working copy: plugins may have changed it
-    bool check_connection = names_other_fields(in);
+    // The working copy: the client's Connection-named fields already left it
+    // (copy_client_headers); what plugins added stays.
+    const HeaderList &in = req.headers;
     std::string_view xff, via;
     bool has_host = false;
     out.reserve(in.size() + 4);
@@ -58,7 +95,6 @@ void build_upstream_request_headers(Request &req, HeaderList &out) {
         switch (h.id) {
             case HeaderId::other:
             case HeaderId::trailer:
-                if (check_connection && named_in_connection(in, h.name)) continue;
                 out.add(h.name, h.value, h.id);
                 continue;
             case HeaderId::host:

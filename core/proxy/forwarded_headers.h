@@ -11,7 +11,15 @@ namespace torii {
 // are passed on).
 bool is_hop_by_hop(HeaderId id);
 
-// The request head for the upstream, without framing fields (the caller adds them).
+// The working copy of the client's request fields (req.headers), made once before any
+// plugin runs. Fields the client named in Connection are hop-by-hop (RFC 9110 7.6.1) and
+// are left out here, so that they can never remove a field that torii or a plugin sets
+// later (Traefik's CVE-2024-45410: `Connection: X-Consumer` erasing an auth header). Names
+// that carry routing, framing, forwarding or credentials are never left out that way.
+void copy_client_headers(const HeaderList &in, HeaderList &out);
+
+// The request head for the upstream from the working copy, without hop-by-hop and framing
+// fields (the caller adds framing).
 void build_upstream_request_headers(Request &req, HeaderList &out);
 // Copies the upstream response's fields into req.response.headers, without hop-by-hop and
 // framing fields.

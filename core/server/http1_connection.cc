@@ -6,7 +6,9 @@
 #include "core/base/format.h"
 #include "core/base/log.h"
 #include "core/http/http1_writer.h"
+#include "core/http/request_target.h"
 #include "core/plugin/phase_runner.h"
+#include "core/proxy/forwarded_headers.h"
 #include "core/server/access_log.h"
 #include "core/worker/worker.h"
 
@@ -124,6 +126,7 @@ void Http1Connection::do_process_input() {
             if (evbuffer_get_length(sock_->input()) == 0 && !sock_->eof()) return;
             if (!req_) do_acquire_request();
             parser_.begin_request(&req_->input, &req_->arena, limits_.client_max_header_size);
+            parser_.set_allow_underscores(limits_.underscores_in_headers);
             head_started_ = true;
         }
         uint64_t body_before = req_->body_received;
@@ -210,28 +213,15 @@ void Http1Connection::do_dispatch() {
                   requests_ < static_cast<uint32_t>(limits_.keepalive_requests) &&
                   !worker_.stopping();
     req_->input.scheme = "http";
-    req_->headers = req_->input.headers;  // the working copy plugins may change
-
-    // Absolute-form targets ("http://host/path") carry the authority themselves.
-    std::string_view target = req_->input.target;
-    if (target.front() != '/') {
-        size_t scheme_end = target.find("://");
-        if (target == "*" && req_->input.method == "OPTIONS") {
-            target = "/";
-        } else if (scheme_end == std::string_view::npos) {
-            close_after_ = true;
-            respond_error(*req_, 400);
-            return;
-        } else {
-            size_t path_start = target.find('/', scheme_end + 3);
-            req_->input.authority = target.substr(scheme_end + 3, path_start - scheme_end - 3);
-            target = path_start == std::string_view::npos ? "/" : target.substr(path_start);
-            req_->input.target = target;
-        }
+    copy_client_headers(req_->input.headers, req_->headers);  // the copy plugins may change
+    const char *why = nullptr;
+    if (int status = prepare_request_target(*req_, &why)) {
+        log_info("client %s: bad request (%d): %s", remote_text_, status, why);
+        keep_alive_ = false;
+        close_after_ = true;
+        respond_error(*req_, status);
+        return;
     }
-    size_t q = target.find('?');
-    req_->path = target.substr(0, q);
-    req_->query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
 
     HttpServer *server = group_.find(req_->input.authority);
     req_->server = server;
@@ -483,7 +473,7 @@ void Http1Connection::do_close() {
     set_state(State::closed);
     disarm_timer();
     event_del(resume_ev_.get());
-    sock_->pause_read();
+    sock_->detach();  // nothing more from this socket, even what is queued for this loop turn
     if (req_) {
         cancel_pause(*req_);  // a plugin's later resume() finds nothing
         if (in_flight) {

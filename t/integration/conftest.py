@@ -30,8 +30,8 @@ class Procs:
         os.makedirs(d, exist_ok=True)
         return d
 
-    def backend(self, name="backend", mode="normal"):
-        b = harness.Backend(name, mode=mode, workdir=self._dir("backend-" + name))
+    def backend(self, name="backend", mode="normal", script="backend.py"):
+        b = harness.Backend(name, mode=mode, workdir=self._dir("backend-" + name), script=script)
         self.items.append(b)
         return b.start()
 

@@ -235,11 +235,14 @@ def _stop_everything():
 
 
 class Backend:
-    """backend.py as a subprocess: Backend(name).start(); .port; .stop()."""
+    """backend.py (or another origin script taking the same flags, e.g. wsgi_backend.py) as a
+    subprocess: Backend(name).start(); .port; .stop()."""
 
-    def __init__(self, name="backend", mode="normal", workdir=None, port=None):
+    def __init__(self, name="backend", mode="normal", workdir=None, port=None,
+                 script="backend.py"):
         self.name = name
         self.mode = mode
+        self.script = script
         self.port = port
         self.fixed_port = port is not None
         self.workdir = workdir or tempfile.mkdtemp(prefix="torii-backend-")
@@ -257,7 +260,7 @@ class Backend:
             err = os.path.join(self.workdir, "backend-%s-%d.err" % (self.name, self.port))
             with open(out, "wb") as fo, open(err, "wb") as fe:
                 self.proc = subprocess.Popen(
-                    [PYTHON, os.path.join(HERE, "backend.py"), "--port", str(self.port),
+                    [PYTHON, os.path.join(HERE, self.script), "--port", str(self.port),
                      "--name", self.name, "--mode", self.mode],
                     stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, cwd=HERE,
                     start_new_session=True)

@@ -97,6 +97,16 @@ TEST_CASE("malformed input is an error with status 400") {
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         "GET / HTTP/1.1\r\n\r\n",  // HTTP/1.1 requires Host
+        // RFC 9112 5.1: no white space inside a field name or before the colon
+        "GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nName : v\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For : 1.2.3.4\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n",  // one Host only
+        "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+        // RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing
+        "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
     };
     for (const char *wire : bad) {
         CAPTURE(wire);
@@ -108,6 +118,49 @@ TEST_CASE("malformed input is an error with status 400") {
         CHECK(f.events.back() == ParseEvent::error);
         CHECK(p.error_status() == 400);
     }
+}
+
+TEST_CASE("a transfer coding other than chunked is 501, before any head_complete") {
+    for (const char *te : {"xchunked", "gzip, chunked", "identity"}) {
+        CAPTURE(te);
+        Http1Parser p(Http1Parser::Kind::request);
+        RequestHead head;
+        Arena arena;
+        Fed f = feed_request(p, head, arena,
+                             std::string("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ") +
+                                 te + "\r\n\r\n");
+        REQUIRE(f.events.size() == 1);
+        CHECK(f.events[0] == ParseEvent::error);
+        CHECK(p.error_status() == 501);
+    }
+}
+
+TEST_CASE("header names with an underscore are dropped unless allowed") {
+    const std::string wire = "GET / HTTP/1.1\r\nHost: x\r\nX_Consumer: admin\r\nX-A: 1\r\n\r\n";
+    Http1Parser p(Http1Parser::Kind::request);
+    RequestHead head;
+    Arena arena;
+    feed_request(p, head, arena, wire);
+    CHECK_FALSE(head.headers.contains("x_consumer"));
+    CHECK(head.headers.get("x-a") == "1");
+    Http1Parser q(Http1Parser::Kind::request);
+    RequestHead head2;
+    q.set_allow_underscores(true);
+    feed_request(q, head2, arena, wire);
+    CHECK(head2.headers.get("x_consumer") == "admin");
+}
+
+TEST_CASE("obs-fold in a value is kept as white space") {
+    Http1Parser p(Http1Parser::Kind::request);
+    RequestHead head;
+    Arena arena;
+    Fed f = feed_request(p, head, arena, "GET / HTTP/1.1\r\nHost: x\r\nX-F: a\r\n  b\r\n\r\n");
+    REQUIRE_FALSE(f.events.empty());
+    CHECK(f.events[0] == ParseEvent::head_complete);
+    std::string v(head.headers.get("x-f"));
+    CAPTURE(v);
+    CHECK(v.find('\r') == std::string::npos);
+    CHECK(v.find('\n') == std::string::npos);
 }
 
 TEST_CASE("a head over the limit is 431") {

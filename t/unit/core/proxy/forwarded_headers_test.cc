@@ -21,7 +21,7 @@ TEST_CASE("upstream request heads drop hop-by-hop fields and record the hop") {
     h.add("Via", "1.0 edge");
     h.add("Content-Length", "3");
     h.add("Accept", "*/*");
-    req.headers = req.input.headers;
+    copy_client_headers(req.input.headers, req.headers);
     HeaderList out;
     build_upstream_request_headers(req, out);
     for (const char *gone : {"connection", "x-hop", "keep-alive", "proxy-connection", "te",
@@ -33,6 +33,32 @@ TEST_CASE("upstream request heads drop hop-by-hop fields and record the hop") {
     CHECK(out.get("x-real-ip") == "10.0.0.9");
     CHECK(out.get("x-forwarded-proto") == "http");
     CHECK(out.get("via") == "1.0 edge, 1.1 torii");
+}
+
+TEST_CASE("a client's Connection header removes only its own fields, never a plugin's") {
+    Request req;
+    req.remote_addr = "10.0.0.9";
+    req.input.scheme = "http";
+    HeaderList &h = req.input.headers;
+    h.add("Host", "example.com");
+    h.add("Connection", "X-Consumer, Host, Authorization, X-Forwarded-For, Content-Length, X-Mine");
+    h.add("X-Mine", "client");
+    h.add("Authorization", "Bearer t");
+    h.add("X-Forwarded-For", "1.2.3.4");
+    copy_client_headers(req.input.headers, req.headers);
+    CHECK(!req.headers.contains("x-mine"));
+    CHECK(req.headers.get("host") == "example.com");
+    CHECK(req.headers.get("authorization") == "Bearer t");
+    // What a plugin sets after the copy (header_rewrite's request_set) reaches the upstream.
+    req.headers.add("X-Consumer", "alice");
+    HeaderList out;
+    build_upstream_request_headers(req, out);
+    CHECK(out.get("x-consumer") == "alice");
+    CHECK(out.get("host") == "example.com");
+    CHECK(out.get("authorization") == "Bearer t");
+    CHECK(out.get("x-forwarded-for") == "1.2.3.4, 10.0.0.9");
+    CHECK(!out.contains("x-mine"));
+    CHECK(!out.contains("connection"));
 }
 
 TEST_CASE("response heads keep end-to-end fields only") {

@@ -1,0 +1,80 @@
+#include "core/http/request_target.h"
+
+#include "core/http/path_normalizer.h"
+#include "core/http/request.h"
+
+namespace torii {
+
+// RFC 3986 3.2.2 host (reg-name, IPv4, IP-literal) and an optional port. Stricter than the
+// grammar in one way, as nginx is: no ".." (a host is never a path).
+static bool valid_authority(std::string_view a) {
+    for (size_t i = 0; i < a.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(a[i]);
+        bool ok = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+                  c == '-' || c == '.' || c == '_' || c == '~' || c == ':' || c == '[' ||
+                  c == ']' || c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' ||
+                  c == ')' || c == '*' || c == '+' || c == ',' || c == ';' || c == '=' ||
+                  c == '%';
+        if (!ok) return false;
+        if (c == '.' && i + 1 < a.size() && a[i + 1] == '.') return false;
+    }
+    return true;
+}
+
+int prepare_request_target(Request &req, const char **why) {
+    RequestHead &in = req.input;
+    std::string_view target = in.target;
+    if (target.front() != '/') {
+        size_t scheme_end = target.find("://");
+        if (target == "*" && in.method == "OPTIONS") {
+            target = "/";
+        } else if (scheme_end == std::string_view::npos) {
+            *why = "request target is neither a path nor an absolute URI";
+            return 400;
+        } else {
+            std::string_view scheme = target.substr(0, scheme_end);
+            if (!iequals(scheme, "http") && !iequals(scheme, "https")) {
+                *why = "absolute URI with a scheme other than http or https";
+                return 400;
+            }
+            size_t path_start = target.find_first_of("/?", scheme_end + 3);
+            std::string_view authority =
+                target.substr(scheme_end + 3, path_start == std::string_view::npos
+                                                  ? std::string_view::npos
+                                                  : path_start - scheme_end - 3);
+            if (authority.empty() || authority.find('@') != std::string_view::npos) {
+                *why = "absolute URI without a host, or with user information";
+                return 400;
+            }
+            in.authority = authority;
+            // The authority in the target replaces Host (RFC 9112 3.2.2): the upstream and
+            // every plugin see the host torii routed on.
+            req.headers.remove_if([](const Header &h) { return h.id == HeaderId::host; });
+            req.headers.add("Host", authority, HeaderId::host);
+            if (path_start == std::string_view::npos) {
+                target = "/";
+            } else if (target[path_start] == '?') {
+                // "http://h?q": the path is "/"; keep the query.
+                size_t n = target.size() - path_start + 1;
+                char *p = req.arena.alloc(n);
+                p[0] = '/';
+                for (size_t i = path_start; i < target.size(); ++i)
+                    p[i - path_start + 1] = target[i];
+                target = {p, n};
+            } else {
+                target = target.substr(path_start);
+            }
+            in.target = target;
+        }
+    }
+    if (!valid_authority(in.authority)) {
+        *why = "invalid Host";
+        return 400;
+    }
+    size_t q = target.find('?');
+    std::string_view raw_path = target.substr(0, q);
+    req.query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+    return normalize_path(raw_path, req.arena, &req.path, why);
+}
+
+}  // namespace torii
