@@ -101,6 +101,40 @@ std::string SocketAddress::host_string() const {
     return buf;
 }
 
+bool SocketAddress::is_loopback() const {
+    if (family() == AF_INET) {
+        uint32_t a = ntohl(reinterpret_cast<const sockaddr_in *>(&storage)->sin_addr.s_addr);
+        return (a >> 24) == 127;
+    }
+    if (family() == AF_INET6) {
+        const in6_addr &a = reinterpret_cast<const sockaddr_in6 *>(&storage)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(&a) || (IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127);
+    }
+    return false;
+}
+
+bool SocketAddress::is_wildcard() const {
+    if (family() == AF_INET)
+        return reinterpret_cast<const sockaddr_in *>(&storage)->sin_addr.s_addr == INADDR_ANY;
+    if (family() == AF_INET6) {
+        const in6_addr &a = reinterpret_cast<const sockaddr_in6 *>(&storage)->sin6_addr;
+        return IN6_IS_ADDR_UNSPECIFIED(&a);
+    }
+    return false;
+}
+
+bool SocketAddress::same_host(const SocketAddress &other) const {
+    if (family() != other.family()) return false;
+    if (family() == AF_INET)
+        return reinterpret_cast<const sockaddr_in *>(&storage)->sin_addr.s_addr ==
+               reinterpret_cast<const sockaddr_in *>(&other.storage)->sin_addr.s_addr;
+    if (family() == AF_INET6)
+        return IN6_ARE_ADDR_EQUAL(
+            &reinterpret_cast<const sockaddr_in6 *>(&storage)->sin6_addr,
+            &reinterpret_cast<const sockaddr_in6 *>(&other.storage)->sin6_addr);
+    return false;
+}
+
 std::string SocketAddress::to_string() const {
     if (family() == AF_INET) return host_string() + ":" + std::to_string(port());
     if (family() == AF_INET6) return "[" + host_string() + "]:" + std::to_string(port());

@@ -23,6 +23,12 @@ struct SocketAddress {
     std::string to_string() const;
     // Just the host part, no brackets: "127.0.0.1" / "::1"
     std::string host_string() const;
+    // 127.0.0.0/8, ::1 or an IPv4-mapped 127.x address: reachable from this machine only.
+    bool is_loopback() const;
+    // 0.0.0.0 or :: (every address of the machine).
+    bool is_wildcard() const;
+    // Same family and address, ports ignored.
+    bool same_host(const SocketAddress &other) const;
 
     static Result<SocketAddress> parse(std::string_view text);
     static SocketAddress from_sockaddr(const sockaddr *sa, socklen_t len);

@@ -60,6 +60,11 @@ struct PluginUse {
 
 struct AdminConfig {
     SocketAddress listen;
+    std::string listen_text;  // as written, for messages
+    // The host of `listen` when it is written as a DNS name ("admin.internal"), lowercase;
+    // empty for an IP literal or "*". The admin listener accepts it as a Host.
+    std::string name;
+    SourcePos pos;  // of `listen`
 };
 
 enum class UpstreamProtocol { http1, h2, h2c, tcp };

@@ -3,11 +3,13 @@
 // file, line and column of the key at fault. Cross-references (upstream names, balancer and
 // plugin names) are checked as they are met, which is why sections are read in the order
 // [main], [[plugin]], [admin], [upstream.*], [[server]] whatever their order in the file.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -214,10 +216,22 @@ void Loader::read_admin() {
     std::optional<Section> s = top_table("admin");
     if (!s) return;
     s->allow_only({"listen"});
-    std::string listen = s->require("listen");
-    Result<SocketAddress> address = SocketAddress::parse(listen);
+    AdminConfig admin;
+    admin.listen_text = s->require("listen");
+    Result<SocketAddress> address = SocketAddress::parse(admin.listen_text);
     if (!address) s->fail("listen", address.error());
-    config_.admin = AdminConfig{*address};
+    admin.listen = *address;
+    // Parsed, so it is "[v6]:port" or "host:port": a name is what is neither.
+    std::string_view host = admin.listen_text;
+    host = host.substr(0, host.rfind(':'));
+    in_addr v4;
+    if (!host.starts_with('[') && host != "*" &&
+        inet_pton(AF_INET, std::string(host).c_str(), &v4) != 1) {
+        for (char c : host)
+            admin.name += static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    }
+    admin.pos = s->pos("listen");
+    config_.admin = std::move(admin);
 }
 
 // ---- [upstream.NAME] ------------------------------------------------------------------------

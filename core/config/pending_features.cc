@@ -32,6 +32,14 @@ std::vector<std::string> pending_feature_warnings(const Config &config) {
                             "active health probes are not available yet; max_fails and "
                             "fail_timeout (passive marking) apply");
     }
+    // Belongs here because the remedy, admin.token (SPEC), is itself not available yet:
+    // until it is, anyone who reaches a non-loopback admin port may use it.
+    if (config.admin && !config.admin->listen.is_loopback())
+        warn(config.admin->pos, "[admin] listen \"" + config.admin->listen_text +
+                                    "\" is not a loopback address: the admin API is reachable "
+                                    "from the network without authentication (admin.token is "
+                                    "not available yet); listen on 127.0.0.1 or [::1], or "
+                                    "firewall the port");
     return out;
 }
 

@@ -113,6 +113,8 @@ int run_single_process(std::shared_ptr<const Config> config, const std::string &
         log_error("%s", error.c_str());
         return 1;
     }
+    for (const std::string &w : pending_feature_warnings(*config))  // as the master does
+        log_warn("%s", w.c_str());
 
     // Open every listening socket before anything runs, so a taken port fails the start.
     std::map<std::string, int> open;

@@ -173,3 +173,28 @@ def test_check_warns_about_settings_that_are_not_active_yet(tmp_path):
     assert res.returncode == 0 and res.stdout.strip() == "ok", (res.stdout, res.stderr)
     assert "warning: %s:%d:1: [[server]] tls: TLS termination is not available yet" % (
         path, line) in res.stderr, res.stderr
+
+
+def test_check_warns_about_admin_listen_off_loopback(tmp_path):
+    # An admin API on 0.0.0.0 is reachable from the network and has no token yet: `-t` says
+    # so with the place, and still succeeds (it is a warning, not an error).
+    port, admin = harness.free_port(), harness.free_port()
+    text = config(main_block(), '[admin]\nlisten = "0.0.0.0:%d"\n' % admin,
+                  server_block([port], [{"path": "/", "return": {"status": 200, "body": "x"}}]))
+    path = write(tmp_path, "open-admin.toml", text)
+    res = run_torii(["-t", "-c", path])
+    assert res.returncode == 0 and res.stdout.strip() == "ok", (res.stdout, res.stderr)
+    line = line_of(text, "0.0.0.0:%d" % admin)
+    assert ('warning: %s:%d:1: [admin] listen "0.0.0.0:%d" is not a loopback address: the '
+            'admin API is reachable from the network' % (path, line, admin)) in res.stderr, \
+        res.stderr
+
+
+def test_check_no_admin_warning_on_loopback(tmp_path):
+    port, admin = harness.free_port(), harness.free_port()
+    text = config(main_block(admin_port=admin),
+                  server_block([port], [{"path": "/", "return": {"status": 200, "body": "x"}}]))
+    path = write(tmp_path, "admin.toml", text)
+    res = run_torii(["-t", "-c", path])
+    assert res.returncode == 0 and res.stdout.strip() == "ok", (res.stdout, res.stderr)
+    assert "warning" not in res.stderr and "[admin]" not in res.stderr, res.stderr

@@ -82,3 +82,28 @@ TEST_CASE("SocketAddress::from_sockaddr copies the address") {
 }
 
 }  // namespace torii
+
+namespace torii {
+
+TEST_CASE("SocketAddress loopback and wildcard") {
+    auto is = [](const char *text, bool loopback, bool wildcard) {
+        Result<SocketAddress> a = SocketAddress::parse(text);
+        REQUIRE_MESSAGE(a.ok(), text);
+        CHECK_MESSAGE(a->is_loopback() == loopback, text);
+        CHECK_MESSAGE(a->is_wildcard() == wildcard, text);
+    };
+    is("127.0.0.1:1", true, false);
+    is("127.8.9.10:1", true, false);
+    is("[::1]:1", true, false);
+    is("[::ffff:127.0.0.1]:1", true, false);
+    is("0.0.0.0:1", false, true);
+    is("*:1", false, true);
+    is("[::]:1", false, true);
+    is("10.0.0.1:1", false, false);
+    is("[::ffff:10.0.0.1]:1", false, false);
+    CHECK(SocketAddress::parse("127.0.0.1:1")->same_host(*SocketAddress::parse("127.0.0.1:2")));
+    CHECK(!SocketAddress::parse("127.0.0.1:1")->same_host(*SocketAddress::parse("[::1]:1")));
+    CHECK(SocketAddress::parse("[::1]:1")->same_host(*SocketAddress::parse("[0::1]:2")));
+}
+
+}  // namespace torii

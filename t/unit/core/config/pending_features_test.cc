@@ -32,3 +32,19 @@ TEST_CASE("settings accepted but not active yet are reported with their place") 
     REQUIRE(plain.ok());
     CHECK(pending_feature_warnings(*plain.value()).empty());
 }
+
+TEST_CASE("an [admin] listen off loopback is reported with its place") {
+    auto open = load_config_from_string("[admin]\n\nlisten = \"0.0.0.0:9901\"\n", "a.toml");
+    REQUIRE_MESSAGE(open.ok(), open.error());
+    auto warnings = pending_feature_warnings(*open.value());
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].rfind("a.toml:3:1: [admin] listen \"0.0.0.0:9901\" is not a loopback "
+                            "address: the admin API is reachable from the network",
+                            0) == 0);
+    for (const char *loopback : {"127.0.0.1:9901", "[::1]:9901", "localhost:9901"}) {
+        auto c = load_config_from_string(std::string("[admin]\nlisten = \"") + loopback + "\"\n",
+                                         "a.toml");
+        REQUIRE_MESSAGE(c.ok(), c.error());
+        CHECK_MESSAGE(pending_feature_warnings(*c.value()).empty(), loopback);
+    }
+}
