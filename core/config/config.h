@@ -13,6 +13,8 @@
 #include "core/base/socket_address.h"
 #include "core/base/units.h"
 
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX, built by modules/tls
+
 namespace toml {
 inline namespace v3 {
 class table;
@@ -77,9 +79,12 @@ struct TargetConfig {
 
 struct UpstreamTlsConfig {
     bool enabled = false;
-    std::string sni;
+    std::string sni;  // sent and verified; default: the target's host
     bool verify = true;
-    std::string ca;  // absolute
+    std::string ca;    // absolute; empty: the system's CA store
+    std::string cert;  // absolute: a client certificate for targets that ask for one
+    std::string key;
+    std::shared_ptr<ssl_ctx_st> ctx;  // built at load (modules/tls) when enabled
 };
 
 struct DiscoveryConfig {
@@ -148,6 +153,9 @@ struct ServerTlsConfig {
     std::string cert;  // absolute
     std::string key;   // absolute
     std::vector<std::string> alpn = {"h2", "http/1.1"};
+    std::string client_ca;      // absolute; mTLS when set
+    std::string verify_client;  // "on" | "optional" (with client_ca)
+    std::shared_ptr<ssl_ctx_st> ctx;  // built at load (modules/tls)
 };
 
 enum class ServerProtocol { http, tcp };

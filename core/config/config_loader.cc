@@ -22,6 +22,7 @@
 
 #include "core/config/config.h"
 #include "core/config/config_reader.h"
+#include "modules/tls/tls_context.h"
 
 namespace torii {
 
@@ -287,11 +288,22 @@ UpstreamConfig Loader::read_upstream(const std::string &name, const Section &s) 
 
     if (s.has("tls")) {
         Section tls = s.sub("tls");
-        tls.allow_only({"enabled", "sni", "verify", "ca"});
+        tls.allow_only({"enabled", "sni", "verify", "ca", "cert", "key"});
+        // A tls table turns TLS on unless it says enabled = false.
+        up.tls.enabled = true;
         tls.read("enabled", up.tls.enabled);
         tls.read("sni", up.tls.sni);
         tls.read("verify", up.tls.verify);
         tls.read_path("ca", up.tls.ca);
+        bool has_cert = tls.read_path("cert", up.tls.cert);
+        bool has_key = tls.read_path("key", up.tls.key);
+        if (has_cert != has_key) tls.fail(has_cert ? "key" : "cert", "cert and key go together");
+        if (up.tls.enabled) {
+            std::string at;
+            auto ctx = make_upstream_tls_context(up.tls, &at);
+            if (!ctx) tls.fail(at, ctx.error());
+            up.tls.ctx = std::move(ctx.value());
+        }
     }
     if (s.has("discovery")) read_discovery(s.sub("discovery"), up.discovery);
     read_targets(s, up);
@@ -390,11 +402,26 @@ ServerConfig Loader::read_server(const Section &s) const {
     s.read_strings("server_name", server.server_name);
     if (s.has("tls")) {
         Section t = s.sub("tls");
-        t.allow_only({"cert", "key", "alpn"});
+        t.allow_only({"cert", "key", "alpn", "client_ca", "verify_client"});
         ServerTlsConfig tls;
         if (!t.read_path("cert", tls.cert)) t.fail_missing("cert");
         if (!t.read_path("key", tls.key)) t.fail_missing("key");
         t.read_strings("alpn", tls.alpn);
+        for (const std::string &p : tls.alpn)
+            if (p != "h2" && p != "http/1.1")
+                t.fail("alpn", "unknown protocol " + in_quotes(p) + " (h2, http/1.1)");
+        bool has_ca = t.read_path("client_ca", tls.client_ca);
+        if (t.read_choice("verify_client", tls.verify_client, {"on", "optional", "off"})) {
+            if (tls.verify_client == "off") tls.verify_client.clear();
+            if (!tls.verify_client.empty() && !has_ca) t.fail_missing("client_ca");
+        } else if (has_ca) {
+            tls.verify_client = "on";
+        }
+        if (tls.verify_client.empty()) tls.client_ca.clear();
+        std::string at;
+        auto ctx = make_server_tls_context(tls, &at);
+        if (!ctx) t.fail(at.empty() ? "cert" : at, ctx.error());
+        tls.ctx = std::move(ctx.value());
         server.tls = std::move(tls);
     }
     s.read_size("client_max_body_size", server.client_max_body_size);

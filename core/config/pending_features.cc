@@ -8,10 +8,6 @@ std::vector<std::string> pending_feature_warnings(const Config &config) {
         out.push_back(pos.to_string() + ": " + what);
     };
     for (const ServerConfig &s : config.servers) {
-        if (s.tls)
-            warn(s.pos,
-                 "[[server]] tls: TLS termination is not available yet; this listener "
-                 "serves plain HTTP");
         if (s.protocol == ServerProtocol::tcp)
             warn(s.pos,
                  "[[server]] protocol = \"tcp\": TCP proxying is not available yet; this "
@@ -23,8 +19,6 @@ std::vector<std::string> pending_feature_warnings(const Config &config) {
             warn(u.pos, who +
                             "protocol other than \"http1\" is not available yet; HTTP/1.1 is "
                             "used");
-        if (u.tls.enabled)
-            warn(u.pos, who + "tls is not available yet; connections to targets are plain");
         if (!u.discovery.type.empty())
             warn(u.pos, who + "discovery is not available yet; only `targets` are used");
         if (u.health.enabled)

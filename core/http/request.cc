@@ -40,7 +40,8 @@ void Request::reset() {
     upstream_addr = {};
     upstream_latency_us = 0;
     arena.reset();
-    // remote / remote_addr / tls belong to the connection and stay.
+    ssl = nullptr;  // set again when the next request is dispatched
+    // remote / remote_addr belong to the connection and stay.
 }
 
 bool start_response(Request &req) {

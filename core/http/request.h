@@ -19,6 +19,8 @@
 #include "core/base/socket_address.h"
 #include "core/http/message.h"
 
+struct ssl_st;  // OpenSSL's SSL
+
 namespace torii {
 
 struct Request;
@@ -107,7 +109,7 @@ struct Request {
 
     SocketAddress remote;
     std::string_view remote_addr;  // text form, owned by the connection
-    bool tls = false;
+    ssl_st *ssl = nullptr;  // the client connection's TLS session ($ssl_* variables), or none
 
     RequestState state = RequestState::head;
     bool head_sent = false;

@@ -7,7 +7,16 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "modules/tls/openssl_handles.h"
+
 namespace torii {
+
+// The most plaintext one SSL_read / SSL_write moves: one TLS record.
+static constexpr size_t kTlsRecord = 16 * 1024;
 
 static constexpr size_t kMinReadSize = 16 * 1024;
 static constexpr size_t kMaxReadSize = 256 * 1024;
@@ -29,6 +38,87 @@ Socket::~Socket() {
     // Events go before the fd closes (the members are destroyed in reverse order).
     write_ev_.reset();
     read_ev_.reset();
+    if (ssl_) {
+        // A clean close sends close_notify (best effort: never waits for the peer's).
+        if (!failed_ && !handshaking_ && !connecting_) SSL_shutdown(ssl_);
+        SSL_free(ssl_);
+    }
+}
+
+void Socket::start_tls(ssl_st *ssl, bool server) {
+    ssl_ = ssl;
+    tls_server_ = server;
+    SSL_set_fd(ssl_, fd_.get());
+    handshaking_ = true;
+    if (server) {
+        SSL_set_accept_state(ssl_);
+        do_handshake();
+    } else {
+        SSL_set_connect_state(ssl_);  // the handshake starts when the TCP connect completes
+        tcp_up_ = !connecting_;
+        if (tcp_up_) do_handshake();
+    }
+}
+
+void Socket::fail_tls(const char *what) {
+    tls_error_ = std::string(what) + ": " + openssl_errors("connection closed by the peer");
+    long verify = SSL_get_verify_result(ssl_);
+    if (verify != X509_V_OK) {
+        tls_error_ += " (";
+        tls_error_ += X509_verify_cert_error_string(verify);
+        tls_error_ += ")";
+    }
+    failed_ = true;
+    pause_read();
+    if (write_armed_) event_del(write_ev_.get());
+    write_armed_ = false;
+    handler_->on_socket_error(*this, EPROTO);
+}
+
+void Socket::do_handshake() {
+    ERR_clear_error();
+    int rc = SSL_do_handshake(ssl_);
+    if (rc == 1) {
+        handshaking_ = false;
+        connecting_ = false;
+        if (write_armed_ && pending_output() == 0) {
+            event_del(write_ev_.get());
+            write_armed_ = false;
+        }
+        read_paused_ = false;
+        add_read_event();
+        handler_->on_socket_connected(*this);
+        // Application data that came with the last handshake flight waits inside OpenSSL,
+        // where no epoll event will announce it.
+        if (!read_paused_ && SSL_has_pending(ssl_)) event_active(read_ev_.get(), EV_READ, 1);
+        return;
+    }
+    int err = SSL_get_error(ssl_, rc);
+    if (err == SSL_ERROR_WANT_READ) {
+        // A client handshake is bounded like its connect (the write timeout); a server one by
+        // its owner's timer or the read timeout.
+        int64_t ms = tls_server_ ? read_timeout_ms_ : write_timeout_ms_;
+        timeval tv = to_timeval(ms);
+        event_add(read_ev_.get(), ms > 0 ? &tv : nullptr);
+        if (write_armed_) {
+            event_del(write_ev_.get());
+            write_armed_ = false;
+        }
+        return;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+        add_write_event();
+        return;
+    }
+    fail_tls("TLS handshake");
+}
+
+int Socket::peek_first_byte() {
+    unsigned char c;
+    ssize_t n = ::recv(fd_.get(), &c, 1, MSG_PEEK);
+    if (n == 1) return c;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return -1;
+    return -2;
 }
 
 Socket *Socket::connect(event_base *base, const SocketAddress &addr, SocketHandler *handler,
@@ -81,6 +171,14 @@ void Socket::on_read_cb(evutil_socket_t, short what, void *ctx) {
         s->handler_->on_socket_timeout(*s, true);
         return;
     }
+    if (s->peek_mode_) {
+        s->handler_->on_socket_read(*s);
+        return;
+    }
+    if (s->in_handshake()) {
+        s->do_handshake();
+        return;
+    }
     s->do_read();
 }
 
@@ -90,8 +188,17 @@ void Socket::on_write_cb(evutil_socket_t, short what, void *ctx) {
         s->handler_->on_socket_timeout(*s, false);
         return;
     }
-    if (s->connecting_) {
+    if (s->in_handshake()) {
+        s->do_handshake();
+    } else if (s->connecting_) {
         s->do_finish_connect();
+    } else if (s->read_wants_write_) {
+        s->read_wants_write_ = false;
+        if (s->pending_output() == 0 && s->write_armed_) {
+            event_del(s->write_ev_.get());
+            s->write_armed_ = false;
+        }
+        s->do_read();
     } else if (s->failed_ && s->write_error_) {
         if (s->write_armed_) event_del(s->write_ev_.get());
         s->write_armed_ = false;
@@ -114,15 +221,101 @@ void Socket::do_finish_connect() {
         handler_->on_socket_error(*this, soerr);
         return;
     }
+    event_del(write_ev_.get());
+    write_armed_ = false;
+    if (ssl_) {  // TCP is up: now the TLS handshake, still "connecting" for the owner
+        tcp_up_ = true;
+        read_paused_ = false;
+        do_handshake();
+        return;
+    }
     connecting_ = false;
     read_paused_ = false;
     add_read_event();
-    event_del(write_ev_.get());
-    write_armed_ = false;
     handler_->on_socket_connected(*this);
 }
 
+void Socket::do_read_tls() {
+    size_t total = 0;
+    bool eof = false;
+    int error = 0;
+    while (total < read_size_) {
+        evbuffer_iovec v;
+        if (evbuffer_reserve_space(input_.get(), kTlsRecord, &v, 1) < 1) break;
+        size_t got = 0;
+        ERR_clear_error();
+        if (SSL_read_ex(ssl_, v.iov_base, v.iov_len, &got) == 1) {
+            v.iov_len = got;
+            evbuffer_commit_space(input_.get(), &v, 1);
+            total += got;
+            continue;
+        }
+        evbuffer_commit_space(input_.get(), &v, 0);
+        int e = SSL_get_error(ssl_, 0);
+        if (e == SSL_ERROR_WANT_READ) break;
+        if (e == SSL_ERROR_WANT_WRITE) {
+            read_wants_write_ = true;
+            add_write_event();
+            break;
+        }
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            eof = true;
+            break;
+        }
+        error = e == SSL_ERROR_SYSCALL && errno != 0 ? errno : EPROTO;
+        tls_error_ = "TLS read: " + openssl_errors("connection reset");
+        break;
+    }
+    if (error) {
+        failed_ = true;
+        pause_read();
+        handler_->on_socket_error(*this, error);
+        return;
+    }
+    if (eof) {
+        eof_ = true;
+        pause_read();
+    } else if (total == 0) {
+        return;  // only TLS records without data (a session ticket, a key update)
+    }
+    if (total >= read_size_ && read_size_ < kMaxReadSize) read_size_ *= 2;
+    else if (total < read_size_ / 4 && read_size_ > kMinReadSize) read_size_ /= 2;
+    handler_->on_socket_read(*this);
+    // Records already decrypted inside OpenSSL: no epoll event will say so.
+    if (!read_paused_ && !failed_ && SSL_has_pending(ssl_))
+        event_active(read_ev_.get(), EV_READ, 1);
+}
+
+int Socket::write_tls() {
+    evbuffer *out = output_.get();
+    bool progressed = false;
+    size_t len;
+    while ((len = evbuffer_get_length(out)) > 0) {
+        // One record at a time; after WANT_WRITE OpenSSL needs the same bytes again (they are
+        // still first in the buffer, and moving is allowed), at least as many.
+        size_t n = len < kTlsRecord ? len : kTlsRecord;
+        const unsigned char *p = evbuffer_pullup(out, static_cast<ev_ssize_t>(n));
+        size_t written = 0;
+        ERR_clear_error();
+        if (SSL_write_ex(ssl_, p, n, &written) == 1) {
+            evbuffer_drain(out, written);
+            progressed = true;
+            continue;
+        }
+        int e = SSL_get_error(ssl_, 0);
+        if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) break;
+        write_error_ = e == SSL_ERROR_SYSCALL && errno != 0 ? errno : EPROTO;
+        tls_error_ = "TLS write: " + openssl_errors("connection reset");
+        return -1;
+    }
+    return progressed ? 1 : 0;
+}
+
 void Socket::do_read() {
+    if (ssl_) {
+        do_read_tls();
+        return;
+    }
     ssize_t got;
     if (read_size_ == kMinReadSize) {
         // Small exchanges: read into one per-process buffer and copy the few bytes into a
@@ -163,7 +356,7 @@ void Socket::do_read() {
 }
 
 void Socket::flush() {
-    if (connecting_ || failed_) return;
+    if (connecting_ || failed_ || handshaking_) return;
     do_write(false);
 }
 
@@ -179,9 +372,9 @@ void Socket::do_write(bool from_event) {
     // One writev per call: when it leaves data behind, the kernel buffer is full and a
     // second call would only return EAGAIN, so the write event takes over.
     if (evbuffer_get_length(out) > 0) {
-        int rc = evbuffer_write(out, fd_.get());
-        if (rc < 0 && errno != EAGAIN && errno != EINTR) {
-            write_error_ = errno;
+        int rc = ssl_ ? write_tls() : evbuffer_write(out, fd_.get());
+        if (rc < 0 && (ssl_ || (errno != EAGAIN && errno != EINTR))) {
+            if (!ssl_) write_error_ = errno;
             failed_ = true;
             if (!from_event) {
                 notify_later();
@@ -226,6 +419,7 @@ void Socket::resume_read() {
     if (!read_paused_ || eof_ || connecting_) return;
     read_paused_ = false;
     add_read_event();
+    if (ssl_ && !handshaking_ && SSL_has_pending(ssl_)) event_active(read_ev_.get(), EV_READ, 1);
 }
 
 namespace {
@@ -252,6 +446,7 @@ void Socket::detach() {
 }
 
 void Socket::shutdown_write() {
+    if (ssl_ && !failed_ && !handshaking_) SSL_shutdown(ssl_);
     ::shutdown(fd_.get(), SHUT_WR);
 }
 

@@ -4,6 +4,11 @@
 //
 // Events go to a Handler. Handlers never destroy the Socket inside a callback: owners
 // are freed through Worker::defer_delete once the callback has returned.
+//
+// Transport: plain TCP, or TLS once start_tls() hands the socket an SSL (modules/tls makes
+// it). With TLS the input and output evbuffers hold plaintext and everything above the
+// socket is unchanged; the handshake runs on the socket's own events and ends with
+// on_socket_connected.
 #pragma once
 
 #include <event2/buffer.h>
@@ -11,8 +16,12 @@
 
 #include <cstddef>
 
+#include <string>
+
 #include "core/base/libevent_ptr.h"
 #include "core/base/socket_address.h"
+
+struct ssl_st;  // OpenSSL's SSL
 
 namespace torii {
 
@@ -26,7 +35,8 @@ public:
     virtual void on_socket_drained(Socket &s) = 0;
     // Connection reset, write failure or failed connect; errno-style code.
     virtual void on_socket_error(Socket &s, int err) = 0;
-    // A connect() finished successfully.
+    // The transport is ready: a connect() finished, and with TLS the handshake too (client
+    // and server side alike).
     virtual void on_socket_connected(Socket &) {}
     // No byte arrived within the read timeout, or the output made no progress within the
     // write timeout (which also bounds a connect).
@@ -50,6 +60,22 @@ public:
                            int *err);
 
     void set_handler(SocketHandler *handler) { handler_ = handler; }
+    SocketHandler *handler() const { return handler_; }
+
+    // TLS over this socket from now on; takes ownership of `ssl` (already configured: SNI,
+    // verification, app data). A server socket handshakes at once; a client one as soon as
+    // its TCP connect completes. The handshake is bounded by the read timeout (server) or
+    // the write timeout (client, as the connect is).
+    void start_tls(ssl_st *ssl, bool server);
+    ssl_st *ssl() const { return ssl_; }
+    bool handshaking() const { return handshaking_; }
+    // Why the last TLS operation failed (OpenSSL's reasons), for logs.
+    const std::string &tls_error() const { return tls_error_; }
+    // The first byte the peer sent, without consuming it: -1 none yet, -2 closed or failed.
+    // For the accept stage's TLS-or-plain sniffing; use with set_peek_mode.
+    int peek_first_byte();
+    // While on, readable input only calls on_socket_read; nothing is consumed.
+    void set_peek_mode(bool on) { peek_mode_ = on; }
     evbuffer *input() { return input_.get(); }
     evbuffer *output() { return output_.get(); }
     int fd() const { return fd_.get(); }
@@ -82,7 +108,12 @@ private:
     static void on_read_cb(evutil_socket_t, short, void *ctx);
     static void on_write_cb(evutil_socket_t, short, void *ctx);
     void do_read();
+    void do_read_tls();
     void do_write(bool from_event);
+    int write_tls();
+    void do_handshake();
+    bool in_handshake() const { return handshaking_ && (tls_server_ || tcp_up_); }
+    void fail_tls(const char *what);
     void notify_later();
     void do_finish_connect();
     void add_read_event();
@@ -105,6 +136,13 @@ private:
     bool connecting_ = false;
     bool failed_ = false;
     int write_error_ = 0;
+    ssl_st *ssl_ = nullptr;  // owned
+    std::string tls_error_;
+    bool handshaking_ = false;
+    bool tls_server_ = false;
+    bool tcp_up_ = false;  // a TLS client socket's TCP connect completed
+    bool read_wants_write_ = false;  // SSL_read needs the socket writable (rare, TLS 1.2)
+    bool peek_mode_ = false;
 };
 
 }  // namespace torii

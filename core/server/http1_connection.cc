@@ -7,6 +7,7 @@
 #include "core/base/log.h"
 #include "core/http/http1_writer.h"
 #include "core/http/request_target.h"
+#include "core/module/module.h"
 #include "core/plugin/phase_runner.h"
 #include "core/proxy/forwarded_headers.h"
 #include "core/server/access_log.h"
@@ -25,12 +26,32 @@ static constexpr int64_t kLingerMs = 2000;
 // How long an idle connection may still bring a request once its worker drains.
 static constexpr int64_t kDrainIdleGraceMs = 1000;
 
-Http1Connection::Http1Connection(Worker &worker, int fd, const SocketAddress &peer,
-                                 const ServerGroup &group)
+const Module http1_module = {
+    .name = "http1",
+    .alpn = "http/1.1",
+    .accept = [](Worker &worker, std::unique_ptr<Socket> sock, const SocketAddress &peer,
+                 const ServerGroup &group) {
+        return accept_http1(worker, std::move(sock), peer, group);
+    },
+};
+
+ClientConnection *accept_http1(Worker &worker, std::unique_ptr<Socket> sock,
+                               const SocketAddress &peer, const ServerGroup &group,
+                               const char *refuse_reason) {
+    auto *c = new Http1Connection(worker, std::move(sock), peer, group);
+    if (refuse_reason) c->refuse_requests(refuse_reason);
+    worker.add_connection(c);
+    c->start();
+    return c;
+}
+
+Http1Connection::Http1Connection(Worker &worker, std::unique_ptr<Socket> sock,
+                                 const SocketAddress &peer, const ServerGroup &group)
     : worker_(worker),
       group_(group),
       limits_(group.servers.front()->config()),
-      sock_(std::make_unique<Socket>(worker.base(), fd, this)) {
+      sock_(std::move(sock)) {
+    sock_->set_handler(this);
     timer_.reset(evtimer_new(worker.base(), on_timer_cb, this));
     resume_ev_.reset(event_new(worker.base(), -1, 0, on_resume_cb, this));
     std::string text = peer.host_string();
@@ -212,8 +233,17 @@ void Http1Connection::do_dispatch() {
     keep_alive_ = parser_.keep_alive() &&
                   requests_ < static_cast<uint32_t>(limits_.keepalive_requests) &&
                   !worker_.stopping();
-    req_->input.scheme = "http";
+    req_->input.scheme = sock_->ssl() ? "https" : "http";
+    req_->ssl = sock_->ssl();
     copy_client_headers(req_->input.headers, req_->headers);  // the copy plugins may change
+    if (refuse_reason_) {
+        log_info("client %s: %s", remote_text_, refuse_reason_);
+        keep_alive_ = false;
+        close_after_ = true;
+        req_->server = group_.servers.front();
+        respond(*req_, 400, std::string(refuse_reason_) + "\n");
+        return;
+    }
     const char *why = nullptr;
     if (int status = prepare_request_target(*req_, &why)) {
         log_info("client %s: bad request (%d): %s", remote_text_, status, why);

@@ -7,28 +7,36 @@
 #include <list>
 #include <memory>
 
-#include "core/base/deletable.h"
 #include "core/base/libevent_ptr.h"
 #include "core/http/http1_parser.h"
 #include "core/http/request.h"
 #include "core/net/socket.h"
+#include "core/server/client_connection.h"
 #include "core/server/http_server.h"
 
 namespace torii {
 
 class Worker;
 
-class Http1Connection final : public SocketHandler, public Downstream, public Deletable {
+// Makes and registers the HTTP/1.1 connection for a socket whose transport is ready (the
+// codec module's accept). With `refuse_reason`, every request on it is answered 400 with
+// that text (plain HTTP that reached a TLS port).
+ClientConnection *accept_http1(Worker &worker, std::unique_ptr<Socket> sock,
+                               const SocketAddress &peer, const ServerGroup &group,
+                               const char *refuse_reason = nullptr);
+
+class Http1Connection final : public SocketHandler, public Downstream, public ClientConnection {
 public:
-    Http1Connection(Worker &worker, int fd, const SocketAddress &peer, const ServerGroup &group);
+    Http1Connection(Worker &worker, std::unique_ptr<Socket> sock, const SocketAddress &peer,
+                    const ServerGroup &group);
     ~Http1Connection() override;
 
     void start();
     // Worker stopping gracefully: close now if idle, else after the current response.
-    void shutdown_gracefully();
+    void shutdown_gracefully() override;
     bool idle() const { return state_ == State::idle; }
-
-    std::list<Http1Connection *>::iterator registry_pos;  // the Worker's list
+    // Every request gets 400 with this text, then the connection closes.
+    void refuse_requests(const char *reason) { refuse_reason_ = reason; }
 
 private:
     enum class State {
@@ -94,6 +102,7 @@ private:
     bool response_done_ = false;
     bool continue_sent_ = false;
     bool drain_for_handler_ = false;
+    const char *refuse_reason_ = nullptr;
 };
 
 }  // namespace torii

@@ -8,6 +8,8 @@
 
 #include "core/config/config.h"
 
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX
+
 namespace torii {
 
 struct Request;
@@ -32,6 +34,7 @@ private:
 // The servers sharing one listen address; the first is the default (nginx's rule).
 struct ServerGroup {
     std::vector<HttpServer *> servers;
+    ssl_ctx_st *tls = nullptr;  // the default certificate when the listener terminates TLS
     HttpServer *find(std::string_view host) const;
 };
 

@@ -11,13 +11,14 @@
 #include "core/shm/shared_zone.h"
 #include "core/proxy/upstream.h"
 #include "core/server/access_log.h"
+#include "core/module/module.h"
+#include "core/server/accept_stage.h"
 #include "core/server/http1_connection.h"
 #include "core/server/virtual_server.h"
-#include "modules/admin/admin_server.h"
 
 namespace torii {
 
-static constexpr const char *kAdminGroup = "admin";
+static constexpr const char *kAdminGroup = "admin";  // the key admin ListenSockets use
 
 Worker::Worker(std::shared_ptr<const Config> config, std::shared_ptr<PluginSet> plugins,
                std::vector<ListenSocket> listen_sockets, std::string config_path)
@@ -37,7 +38,7 @@ Worker::Worker(std::shared_ptr<const Config> config, std::shared_ptr<PluginSet> 
 Worker::~Worker() {
     // Connections first (they reference servers and upstreams), then the rest.
     while (!connections_.empty()) {
-        Http1Connection *c = connections_.front();
+        ClientConnection *c = connections_.front();
         connections_.pop_front();
         delete c;
     }
@@ -109,12 +110,16 @@ Result<void> Worker::init() {
             group->servers.push_back(raw);
         }
     }
-    if (config_->admin) {
-        servers_.push_back(std::make_unique<AdminServer>(*this));
-        auto &group = groups_[kAdminGroup];
-        group = std::make_unique<ServerGroup>();
-        group->servers.push_back(servers_.back().get());
+    for (const Module *m : modules()) {
+        if (!m->init_worker) continue;
+        auto ok = m->init_worker(*this);
+        if (!ok) return ok;
     }
+    // A listener terminates TLS when its servers have certificates (the first one's is the
+    // default when SNI names none of them).
+    for (auto &[key, group] : groups_)
+        for (HttpServer *s : group->servers)
+            if (!group->tls && s->config().tls) group->tls = s->config().tls->ctx.get();
     for (const ListenSocket &ls : listen_sockets_) {
         auto it = groups_.find(ls.admin ? std::string(kAdminGroup) : ls.address);
         if (it == groups_.end()) return make_error("no server for listen socket " + ls.address);
@@ -138,10 +143,15 @@ Result<void> Worker::init() {
 void Worker::add_listener(int fd, ServerGroup *group) {
     listeners_.push_back(std::make_unique<Listener>(
         base_.get(), fd, [this, group](int cfd, const SocketAddress &peer) {
-            auto *c = new Http1Connection(*this, cfd, peer, *group);
-            add_connection(c);
             stats_.connections_accepted++;
-            c->start();
+            if (group->tls) {
+                auto *stage = new AcceptStage(*this, cfd, peer, *group);
+                add_connection(stage);
+                stage->start();
+                return;
+            }
+            accept_http1(*this, std::make_unique<Socket>(base_.get(), cfd, nullptr), peer,
+                         *group);
         }));
 }
 
@@ -163,7 +173,14 @@ void Worker::release_request(Request *req) {
     request_pool_.push_back(req);
 }
 
-void Worker::add_connection(Http1Connection *c) {
+void Worker::add_server(std::unique_ptr<HttpServer> server, const std::string &group_key) {
+    auto &group = groups_[group_key];
+    if (!group) group = std::make_unique<ServerGroup>();
+    group->servers.push_back(server.get());
+    servers_.push_back(std::move(server));
+}
+
+void Worker::add_connection(ClientConnection *c) {
     connections_.push_front(c);
     c->registry_pos = connections_.begin();
     stats_.connections_active++;
@@ -174,7 +191,7 @@ void Worker::add_connection(Http1Connection *c) {
     }
 }
 
-void Worker::remove_connection(Http1Connection *c) {
+void Worker::remove_connection(ClientConnection *c) {
     connections_.erase(c->registry_pos);
     stats_.connections_active--;
     if (SharedZone *zone = shared_zone()) zone->counter_add("torii|connections", -1);
@@ -232,8 +249,8 @@ void Worker::stop(bool graceful) {
         l->pause();
     shutdown_deadline_ms_ = now_ms() + static_cast<uint64_t>(config_->main.shutdown_timeout);
     // Idle keep-alive connections close now; busy ones close after their response.
-    std::vector<Http1Connection *> snapshot(connections_.begin(), connections_.end());
-    for (Http1Connection *c : snapshot)
+    std::vector<ClientConnection *> snapshot(connections_.begin(), connections_.end());
+    for (ClientConnection *c : snapshot)
         c->shutdown_gracefully();
     check_drained();
 }

@@ -22,7 +22,7 @@
 
 namespace torii {
 
-class Http1Connection;
+class ClientConnection;
 class UpstreamRuntime;
 class PluginSet;
 class MasterStatus;
@@ -88,9 +88,13 @@ public:
     Request *acquire_request();
     void release_request(Request *req);  // req must have been reset()
 
-    void add_connection(Http1Connection *c);
-    void remove_connection(Http1Connection *c);
+    // The registry of client connections of every protocol (drained on stop, counted).
+    void add_connection(ClientConnection *c);
+    void remove_connection(ClientConnection *c);
     UpstreamRuntime *upstream(const std::string &name);
+    // Service modules (the admin listener) add their servers under a listener key: a
+    // ListenSocket with `admin` set is served by the group keyed "admin".
+    void add_server(std::unique_ptr<HttpServer> server, const std::string &group_key);
 
 private:
     static void on_graveyard_cb(evutil_socket_t, short, void *ctx);
@@ -110,7 +114,7 @@ private:
     std::map<std::string, std::unique_ptr<ServerGroup>> groups_;  // by listen address
     std::map<std::string, std::unique_ptr<UpstreamRuntime>> upstreams_;
     std::vector<std::unique_ptr<Listener>> listeners_;
-    std::list<Http1Connection *> connections_;
+    std::list<ClientConnection *> connections_;
     std::vector<std::unique_ptr<Deletable>> graveyard_;
     std::vector<Request *> request_pool_;
     EventPtr graveyard_ev_;

@@ -7,6 +7,7 @@
 
 #include "core/base/log.h"
 #include "core/http/request.h"
+#include "core/module/module.h"
 #include "core/plugin/plugin_set.h"
 #include "core/process/master_status.h"
 #include "core/worker/worker.h"
@@ -26,6 +27,17 @@ const ServerConfig &AdminServer::limits() {
 }
 
 AdminServer::AdminServer(Worker &worker) : HttpServer(limits()), worker_(worker) {}
+
+// The admin listener as a service module: each worker serves the [admin] listen socket
+// (the process model marks it `admin`) with an AdminServer.
+const Module admin_module = {
+    .name = "admin",
+    .init_worker = [](Worker &worker) -> Result<void> {
+        if (worker.config().admin)
+            worker.add_server(std::make_unique<AdminServer>(worker), "admin");
+        return {};
+    },
+};
 
 static void append_json_string(std::string &out, std::string_view s) {
     out += '"';

@@ -1,0 +1,137 @@
+#include "core/server/accept_stage.h"
+
+#include <openssl/ssl.h>
+
+#include <cstring>
+
+#include "core/base/log.h"
+#include "core/module/module.h"
+#include "core/server/http1_connection.h"
+#include "core/server/http_server.h"
+#include "core/worker/worker.h"
+
+namespace torii {
+
+// A TLS record starts with its content type; a ClientHello travels in a handshake record.
+static constexpr int kTlsHandshakeRecord = 0x16;
+
+AcceptStage::AcceptStage(Worker &worker, int fd, const SocketAddress &peer,
+                         const ServerGroup &group)
+    : worker_(worker),
+      group_(group),
+      server_(group.servers.front()),
+      sock_(std::make_unique<Socket>(worker.base(), fd, this)),
+      peer_(peer) {
+    timer_.reset(evtimer_new(worker.base(), on_timer_cb, this));
+}
+
+AcceptStage::~AcceptStage() = default;
+
+void AcceptStage::start() {
+    // The handshake counts toward client_header_timeout, as in nginx.
+    timeval tv = to_timeval(server_->config().client_header_timeout);
+    evtimer_add(timer_.get(), &tv);
+    sock_->set_peek_mode(true);
+}
+
+void AcceptStage::on_timer_cb(evutil_socket_t, short, void *ctx) {
+    static_cast<AcceptStage *>(ctx)->do_close("TLS handshake not done within client_header_timeout");
+}
+
+void AcceptStage::on_socket_read(Socket &s) {
+    if (done_) return;  // only reached in peek mode: later reads go to the handshake
+    int first = s.peek_first_byte();
+    if (first == -1) return;
+    s.set_peek_mode(false);
+    if (first == -2) {
+        do_close(nullptr);
+        return;
+    }
+    if (first != kTlsHandshakeRecord) {
+        do_hand_over("http/1.1", true);
+        return;
+    }
+    SSL *ssl = SSL_new(group_.tls);
+    if (!ssl) {
+        do_close("SSL_new failed");
+        return;
+    }
+    SSL_set_app_data(ssl, static_cast<TlsServerHooks *>(this));
+    s.start_tls(ssl, true);  // may finish at once: on_socket_connected hands over
+}
+
+SSL_CTX *AcceptStage::context_for_name(const char *server_name) {
+    const HttpServer *s = group_.find(server_name ? server_name : "");
+    if (!s->config().tls) return nullptr;  // a plain server of the group: keep the default
+    server_ = s;
+    return s->config().tls->ctx.get();
+}
+
+bool AcceptStage::choose_alpn(const unsigned char *offer, unsigned offer_len,
+                              const unsigned char **out, unsigned char *out_len) {
+    // The server's order wins; only protocols a codec module speaks are chosen.
+    const auto &tls = server_->config().tls;
+    if (!tls) return false;
+    for (const std::string &want : tls->alpn) {
+        if (!codec_for_alpn(want)) continue;
+        for (unsigned i = 0; i < offer_len;) {
+            unsigned len = offer[i];
+            if (i + 1 + len > offer_len) break;
+            if (len == want.size() && std::memcmp(offer + i + 1, want.data(), len) == 0) {
+                *out = offer + i + 1;
+                *out_len = static_cast<unsigned char>(len);
+                return true;
+            }
+            i += 1 + len;
+        }
+    }
+    return false;
+}
+
+void AcceptStage::on_socket_connected(Socket &s) {
+    const unsigned char *alpn = nullptr;
+    unsigned len = 0;
+    SSL_get0_alpn_selected(s.ssl(), &alpn, &len);
+    std::string_view proto = len ? std::string_view(reinterpret_cast<const char *>(alpn), len)
+                                 : std::string_view("http/1.1");
+    do_hand_over(proto, false);
+}
+
+void AcceptStage::do_hand_over(std::string_view alpn, bool plain_on_tls_port) {
+    const Module *codec = codec_for_alpn(alpn);
+    if (!codec) codec = codec_for_alpn("http/1.1");
+    done_ = true;
+    event_del(timer_.get());
+    // Leave the registry first: the codec's connection takes this one's place in it.
+    worker_.remove_connection(this);
+    if (plain_on_tls_port)
+        accept_http1(worker_, std::move(sock_), peer_, group_,
+                     "The plain HTTP request was sent to HTTPS port");
+    else
+        codec->accept(worker_, std::move(sock_), peer_, group_);
+    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+}
+
+void AcceptStage::on_socket_error(Socket &s, int) {
+    do_close(s.tls_error().empty() ? "connection error" : s.tls_error().c_str());
+}
+
+void AcceptStage::on_socket_timeout(Socket &, bool) {
+    do_close("TLS handshake timed out");
+}
+
+void AcceptStage::do_close(const char *why) {
+    if (done_) return;
+    done_ = true;
+    if (why) log_info("client %s: %s", peer_.host_string().c_str(), why);
+    event_del(timer_.get());
+    sock_->detach();
+    worker_.remove_connection(this);
+    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+}
+
+void AcceptStage::shutdown_gracefully() {
+    do_close(nullptr);
+}
+
+}  // namespace torii

@@ -1,0 +1,20 @@
+// A client connection of any protocol, as the worker's registry sees it: counted, drained
+// on a graceful stop, freed through deferred deletion. The accept stage, HTTP/1.1 and later
+// HTTP/2 and tunnels all register here; the worker names none of them.
+#pragma once
+
+#include <list>
+
+#include "core/base/deletable.h"
+
+namespace torii {
+
+class ClientConnection : public Deletable {
+public:
+    // The worker is stopping: close now if idle, else after what is under way.
+    virtual void shutdown_gracefully() = 0;
+
+    std::list<ClientConnection *>::iterator registry_pos;  // the Worker's list
+};
+
+}  // namespace torii
