@@ -1,5 +1,5 @@
 // Versions torii reports with -v and in /status.
 #pragma once
 
-#define TORII_PLUGIN_ABI_MAJOR 1
-#define TORII_PLUGIN_ABI_MINOR 0
+// The plugin ABI's version is the header's, so the two cannot disagree.
+#include <torii/plugin.h>

@@ -12,6 +12,7 @@
 #include "core/plugin/plugin_set.h"
 #include "core/shm/shared_zone.h"
 #include "core/server/http_server.h"
+#include "core/server/query_mask.h"
 #include "core/worker/worker.h"
 
 struct torii_timer {
@@ -357,6 +358,10 @@ int req_set_consumer(torii_request_t *r, torii_str_t name) {
     return TORII_OK;
 }
 
+int log_mask_query_arg(torii_str_t name) {
+    return query_mask_add(sv(name)) ? TORII_OK : TORII_EINVAL;
+}
+
 torii_host_t make_host() {
     torii_host_t h;
     std::memset(&h, 0, sizeof h);
@@ -407,6 +412,7 @@ torii_host_t make_host() {
     h.req_upstream = req_upstream;
     h.shared_each = shared_each;
     h.req_set_consumer = req_set_consumer;
+    h.log_mask_query_arg = log_mask_query_arg;  // 1.1
     return h;
 }
 

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "core/http/request.h"
+#include "core/server/query_mask.h"
 #include "core/worker/worker.h"
 
 namespace torii {
@@ -77,7 +78,7 @@ void access_log_write(const Request &req) {
     pending += "] \"";
     pending += req.input.method;
     pending += ' ';
-    pending += req.input.target;
+    append_masked_target(pending, req.input.target);  // no credentials from the query
     pending += req.input.version == HttpVersion::http10 ? " HTTP/1.0\" " : " HTTP/1.1\" ";
     char nums[96];
     double secs = static_cast<double>(Worker::now_ms() - req.start_ms) / 1000.0;

@@ -1,6 +1,7 @@
 // The access log: one line per exchange in nginx's "combined" format plus the request time
-// and the upstream address. Lines are buffered in memory and written in batches (every
-// second or every 32 KiB), so the request path never waits on the disk.
+// and the upstream address, with credentials in the query masked (query_mask.h). Lines are
+// buffered in memory and written in batches (every second or every 32 KiB), so the request
+// path never waits on the disk.
 #pragma once
 
 #include <string>

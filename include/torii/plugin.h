@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define TORII_PLUGIN_ABI_MAJOR 1
-#define TORII_PLUGIN_ABI_MINOR 0
+#define TORII_PLUGIN_ABI_MINOR 1
 
 /* The exported entry point's name, and the export attribute for it. */
 #define TORII_PLUGIN_ENTRY torii_plugin_entry
@@ -273,6 +273,15 @@ typedef struct torii_host {
                         void *arg);
     /* The authenticated consumer's name ($consumer), set by auth plugins; copied. */
     int (*req_set_consumer)(torii_request_t *r, torii_str_t name);
+
+    /* ---- Added in 1.1 (check with TORII_HOST_HAS before calling) ---- */
+
+    /* The query argument `name` carries a credential: the access log writes its value as
+     * `name=***`. Names compare case-insensitively after percent-decoding; torii masks a
+     * built-in list of conventional names (apikey, access_token, ...) without being asked.
+     * Call it from create(). A name stays masked for the process's life (after a reload
+     * dropped it too: masking more is harmless). TORII_EINVAL when empty or over 64 bytes. */
+    int (*log_mask_query_arg)(torii_str_t name);
 } torii_host_t;
 
 /* True when the running host's table has `field` (it may be newer or older than you). */

@@ -170,6 +170,8 @@ static int read_keys(const torii_conf_t *conf, auth_t *a) {
         if (rk == TORII_EINVAL || rc == TORII_EINVAL) return TORII_EINVAL;
         if (rk != TORII_OK || key.len == 0)
             return host->conf_error(t, NULL, "keys[%zu] needs a non-empty key", i);
+        if (memchr(key.ptr, 0, key.len)) /* refused in requests, so it could never match */
+            return host->conf_error(t, NULL, "keys[%zu]: a key cannot hold a NUL byte", i);
         if (rc != TORII_OK || !printable_name(consumer))
             return host->conf_error(t, NULL, "keys[%zu] needs a consumer name of 1 to %d printable bytes", i,
                                     MAX_NAME);
@@ -346,10 +348,19 @@ static int password_ok(const user_entry_t *u, torii_str_t password) {
     return ok;
 }
 
-static const user_entry_t *find_user(const auth_t *a, const char *name) {
-    user_entry_t probe = {0};
-    probe.user = (char *)name;
-    return bsearch(&probe, a->users, a->nusers, sizeof(user_entry_t), by_user);
+/* The same order as by_user's strcmp (bytes as unsigned char, a prefix first), but with
+ * the name's length: a request's name is not a C string. */
+static int name_vs_user(const void *key, const void *elem) {
+    const torii_str_t *name = key;
+    const char *user = ((const user_entry_t *)elem)->user;
+    size_t len = strlen(user), n = name->len < len ? name->len : len;
+    int c = memcmp(name->ptr, user, n);
+    if (c) return c;
+    return name->len < len ? -1 : name->len > len;
+}
+
+static const user_entry_t *find_user(const auth_t *a, torii_str_t name) {
+    return bsearch(&name, a->users, a->nusers, sizeof(user_entry_t), name_vs_user);
 }
 
 /* ---- config ---------------------------------------------------------------------------------- */
@@ -367,6 +378,7 @@ static const struct {
     {"public_key", FOR_JWT},     {"public_key_file", FOR_JWT},
     {"issuer", FOR_JWT},         {"audience", FOR_JWT},
     {"clock_skew", FOR_JWT},     {"consumer_claim", FOR_JWT},
+    {"require_claims", FOR_JWT}, {"es256_low_s", FOR_JWT},
     {"hide_credentials", FOR_KEY | FOR_BASIC | FOR_JWT},
     {"realm", FOR_KEY | FOR_BASIC | FOR_JWT},
 };
@@ -413,7 +425,16 @@ static int read_sources(const torii_conf_t *conf, auth_t *a, const char *default
     if (rc == TORII_OK) {
         if (q.len == 0 || memchr(q.ptr, '&', q.len) || memchr(q.ptr, '=', q.len))
             return host->conf_error(conf, "query", "not a query argument name");
+        for (size_t i = 0; i < q.len; ++i)
+            if ((unsigned char)q.ptr[i] < 0x20 || q.ptr[i] == 0x7f)
+                return host->conf_error(conf, "query", "not a query argument name");
         if (!(a->query = auth_strdup(q))) return TORII_EINVAL;
+        /* The credential is in the request line: the access log must not keep it. */
+        if (!TORII_HOST_HAS(host, log_mask_query_arg))
+            host->log(TORII_LOG_WARN, "auth: this torii (plugin ABI before 1.1) cannot mask "
+                                      "query argument \"%s\" in its access log", a->query);
+        else if (host->log_mask_query_arg(q) != TORII_OK)
+            return host->conf_error(conf, "query", "at most 64 bytes (the access log masks it)");
     }
     if (!a->header && !a->query)
         return host->conf_error(conf, "header", "with header = \"\", set query");
@@ -449,7 +470,7 @@ static void *auth_create(const torii_host_t *h, const torii_conf_t *conf) {
         "type",   "allow",  "deny",      "realm",  "hide_credentials", "keys",
         "header", "query",  "users",     "users_file", "algorithms", "secret",
         "secret_file", "public_key", "public_key_file", "issuer", "audience", "clock_skew",
-        "consumer_claim", NULL};
+        "consumer_claim", "require_claims", "es256_low_s", NULL};
     (void)h;
     if (host->conf_allow_only(conf, keys) != TORII_OK) return NULL;
     auth_t *a = calloc(1, sizeof(auth_t));
@@ -583,47 +604,79 @@ static int single_header(torii_request_t *r, const char *name, torii_str_t *out)
     return found;
 }
 
-/* The `name=value` of the query, percent-decoded ('+' is a space) into request memory: 1
- * (found), 0 (absent), -1 (repeated, for the same reason as headers). */
+/* Percent-decoding as HTML forms and most upstream frameworks do it: "%XX" is a byte, '+' is
+ * a space, a '%' without two hex digits after it stays as it is. One decoded byte at *pp,
+ * which moves past what it read. */
+static char form_byte(const char **pp, const char *end) {
+    const char *c = *pp;
+    int hi, lo;
+    if (*c == '%' && end - c >= 3 && (hi = hexdigit(c[1])) >= 0 && (lo = hexdigit(c[2])) >= 0) {
+        *pp = c + 3;
+        return (char)(hi * 16 + lo);
+    }
+    *pp = c + 1;
+    return *c == '+' ? ' ' : *c;
+}
+
+static char ascii_lower(char c) {
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Does the argument name [p, end) decode to `name`? 0: no; 1: yes; 2: yes up to a decoded
+ * NUL byte, which a C upstream would stop at (so it is this argument, and malformed). ASCII
+ * case is ignored: some upstreams (ASP.NET) do, so "APIKEY" may be their "apikey". */
+static int arg_name_is(const char *p, const char *end, const char *name, size_t nlen) {
+    size_t i = 0;
+    while (p < end) {
+        char c = form_byte(&p, end);
+        if (c == 0) return i == nlen ? 2 : 0;
+        if (i == nlen || ascii_lower(c) != ascii_lower(name[i])) return 0;
+        ++i;
+    }
+    return i == nlen;
+}
+
+/* The `name=value` of the query, into request memory: 1 (found), 0 (absent), -1 (repeated,
+ * for the same reason as headers), -2 (malformed: a NUL byte in the decoded name or value).
+ * Names are compared after percent-decoding, as the upstream will read them: otherwise
+ * "?apikey=A&api%6Bey=B" passes A here while the upstream may take B. */
 static int query_arg(torii_request_t *r, const char *name, torii_str_t *out) {
     torii_str_t q = host->req_query(r);
     size_t nlen = strlen(name);
-    const char *p = q.ptr, *end = q.ptr + q.len, *found = NULL, *found_end = NULL;
+    const char *p = q.ptr, *end = q.ptr + q.len, *value = NULL, *value_end = NULL;
+    int seen = 0, nul = 0;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pe = amp ? amp : end;
-        if ((size_t)(pe - p) >= nlen && memcmp(p, name, nlen) == 0 &&
-            ((size_t)(pe - p) == nlen || p[nlen] == '=')) {
-            if (found) return -1;
-            found = p;
-            found_end = pe;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        int is = arg_name_is(p, eq ? eq : pe, name, nlen);
+        if (is) {
+            ++seen;
+            nul |= is == 2;
+            value = eq ? eq + 1 : pe;
+            value_end = pe;
         }
         p = amp ? amp + 1 : end;
     }
-    if (!found) return 0;
-    const char *v = found + nlen + (found_end > found + nlen); /* past "name=" */
-    char *buf = host->req_alloc(r, (size_t)(found_end - v) + 1);
+    if (!seen) return 0;
+    if (seen > 1) return -1;
+    if (nul) return -2;
+    char *buf = host->req_alloc(r, (size_t)(value_end - value) + 1);
     if (!buf) return 0;
     size_t n = 0;
-    for (const char *c = v; c < found_end; ++c) {
-        int hi, lo;
-        if (*c == '%' && found_end - c >= 3 && (hi = hexdigit(c[1])) >= 0 &&
-            (lo = hexdigit(c[2])) >= 0) {
-            buf[n++] = (char)(hi * 16 + lo);
-            c += 2;
-        } else {
-            buf[n++] = *c == '+' ? ' ' : *c;
-        }
-    }
+    for (const char *c = value; c < value_end;) buf[n++] = form_byte(&c, value_end);
+    if (memchr(buf, 0, n)) return -2;
     *out = (torii_str_t){buf, n};
     return 1;
 }
 
-/* A key or a bearer token: the header first (Authorization needs the Bearer scheme; another
- * header may carry the token bare or after "Bearer "), then the query argument. 1 (found),
- * 0 (absent), -1 (the header or argument is repeated). */
+/* A key or a bearer token: the header (Authorization needs the Bearer scheme; another
+ * header may carry the token bare or after "Bearer "), or the query argument. 1 (found),
+ * 0 (absent), -1 (the header or argument is repeated, or both carry one: an upstream
+ * reading the other would get a credential torii never checked), -2 (a NUL byte in it,
+ * which a C upstream would cut the credential at). */
 static int credential(const auth_t *a, torii_request_t *r, torii_str_t *out) {
-    torii_str_t v;
+    torii_str_t v, qv;
     int got = a->header ? single_header(r, a->header, &v) : 0;
     if (got < 0) return -1;
     if (got) {
@@ -635,23 +688,25 @@ static int credential(const auth_t *a, torii_request_t *r, torii_str_t *out) {
                 v.len = 0; /* another scheme: not ours */
             }
         }
-        if (v.len) {
-            *out = v;
-            return 1;
-        }
+        got = v.len != 0;
     }
-    got = a->query ? query_arg(r, a->query, &v) : 0;
-    if (got < 0) return -1;
-    if (got && v.len) {
-        *out = v;
-        return 1;
+    int qgot = a->query ? query_arg(r, a->query, &qv) : 0;
+    if (qgot < 0) return qgot;
+    if (qgot && qv.len) {
+        if (got) return -1;
+        v = qv;
+        got = 1;
     }
-    return 0;
+    if (!got) return 0;
+    if (memchr(v.ptr, 0, v.len)) return -2;
+    *out = v;
+    return 1;
 }
 
 static torii_action_t check_key(const auth_t *a, torii_request_t *r) {
     torii_str_t key;
     int got = credential(a, r, &key);
+    if (got == -2) return unauthorized(a, r, "the API key holds a NUL byte", NULL);
     if (got < 0) return unauthorized(a, r, "the API key is given more than once", NULL);
     if (!got) return unauthorized(a, r, "no API key", NULL);
     const key_entry_t *e = find_key(a, key);
@@ -675,13 +730,15 @@ static torii_action_t check_basic(const auth_t *a, torii_request_t *r) {
     if (!plain || !auth_b64_decode(v.ptr, v.len, 0, (uint8_t *)plain, &n))
         return unauthorized(a, r, "malformed Basic credentials", NULL);
     char *colon = memchr(plain, ':', n);
-    if (!colon) {
+    /* A NUL byte (RFC 7617 forbids control characters) is refused: "alice\0junk" would be
+     * alice to a C-string comparison and someone else to the upstream. */
+    if (!colon || memchr(plain, 0, n)) {
         OPENSSL_cleanse(plain, n);
         return unauthorized(a, r, "malformed Basic credentials", NULL);
     }
-    *colon = 0;
+    torii_str_t user = {plain, (size_t)(colon - plain)};
     torii_str_t password = {colon + 1, n - (size_t)(colon + 1 - plain)};
-    const user_entry_t *u = find_user(a, plain);
+    const user_entry_t *u = find_user(a, user);
     int ok = password_ok(u ? u : &a->dummy, password) && u;
     OPENSSL_cleanse(colon + 1, password.len);
     if (!ok) {
@@ -697,6 +754,7 @@ static torii_action_t check_jwt(const auth_t *a, torii_request_t *r) {
     torii_str_t token, consumer;
     const char *why;
     int got = credential(a, r, &token);
+    if (got == -2) return unauthorized(a, r, "the token is malformed", "the token is malformed");
     if (got < 0)
         return unauthorized(a, r, "the token is given more than once",
                             "the token is given more than once");

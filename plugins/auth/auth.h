@@ -46,14 +46,17 @@ int cidr_match(const cidr_list_t *list, const cidr_t *addr);
 
 /* ---- jwt.c -------------------------------------------------------------------------- */
 
-/* Base64 (url = 0, RFC 4648 section 4) or base64url (url = 1, section 5), '=' padding
- * optional. out needs (len / 4 + 1) * 3 bytes. Returns 0 on bad input. */
-int auth_b64_decode(const char *in, size_t len, int url, uint8_t *out, size_t *out_len);
+/* Base64 (RFC 4648 section 4), '=' padding optional, by default. Flags: */
+#define AUTH_B64_URL 1    /* base64url (section 5) */
+#define AUTH_B64_STRICT 2 /* only the canonical spelling: no '=', the unused low bits zero */
+/* out needs (len / 4 + 1) * 3 bytes. Returns 0 on bad input. */
+int auth_b64_decode(const char *in, size_t len, unsigned flags, uint8_t *out, size_t *out_len);
 
 typedef struct jwt_conf jwt_conf_t;
 
 /* Reads the jwt keys of the table (algorithms, secret, secret_file, public_key,
- * public_key_file, issuer, audience, clock_skew, consumer_claim). NULL after an error. */
+ * public_key_file, issuer, audience, clock_skew, consumer_claim, require_claims,
+ * es256_low_s). NULL after an error. */
 jwt_conf_t *jwt_create(const torii_conf_t *conf);
 void jwt_destroy(jwt_conf_t *j);
 

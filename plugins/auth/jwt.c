@@ -2,10 +2,11 @@
  * OpenSSL: HS256 (HMAC SHA-256), RS256 (RSASSA-PKCS1-v1_5 SHA-256) and ES256 (ECDSA P-256
  * SHA-256, the JOSE r||s signature turned into DER for OpenSSL).
  *
- * Verification order: the three parts decode, the header is JSON with an "alg" this
- * instance accepts (never "none"), the signature matches, and only then the claims are
- * read: exp, nbf (with clock_skew), iss, aud, and the consumer claim (default "sub"). A
- * token is never logged nor echoed back. */
+ * Verification order: the three parts decode (canonical base64url only, so a token has one
+ * spelling), the header is JSON with an "alg" this instance accepts (never "none"), the
+ * signature matches (ES256: optionally low-S only), and only then the claims are read:
+ * require_claims (default exp), exp, nbf (with clock_skew), iss, aud, and the consumer
+ * claim (default "sub"). A token is never logged nor echoed back. */
 #define _POSIX_C_SOURCE 200809L
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -28,6 +29,8 @@
 #define MAX_CLAIM 1024         /* decoded length of a claim we read (iss, aud, sub) */
 #define MIN_HMAC_SECRET 32     /* RFC 7518 3.2: a key at least as long as the hash */
 #define MIN_RSA_BITS 2048
+#define MAX_REQUIRED 16        /* require_claims entries */
+#define MAX_CLAIM_NAME 63      /* json_object_members compares names up to this length */
 
 enum { ALG_HS256 = 1, ALG_RS256 = 2, ALG_ES256 = 4 };
 
@@ -47,6 +50,9 @@ struct jwt_conf {
     char *audience;           /* NULL: not checked */
     int64_t skew_s;           /* clock_skew in seconds (rounded up) */
     char *consumer_claim;     /* default "sub" */
+    char *required[MAX_REQUIRED]; /* require_claims, default { "exp" } */
+    size_t nrequired;
+    int es256_low_s;          /* refuse ES256 signatures with s > n/2 */
 };
 
 /* ---- base64 --------------------------------------------------------------------------- */
@@ -60,8 +66,10 @@ static int b64_value(unsigned char c, int url) {
     return -1;
 }
 
-int auth_b64_decode(const char *in, size_t len, int url, uint8_t *out, size_t *out_len) {
-    while (len > 0 && in[len - 1] == '=') --len; /* padding is optional */
+int auth_b64_decode(const char *in, size_t len, unsigned flags, uint8_t *out, size_t *out_len) {
+    int url = (flags & AUTH_B64_URL) != 0;
+    if (!(flags & AUTH_B64_STRICT))
+        while (len > 0 && in[len - 1] == '=') --len; /* padding is optional */
     if (len % 4 == 1) return 0;
     uint32_t acc = 0;
     int bits = 0;
@@ -76,6 +84,9 @@ int auth_b64_decode(const char *in, size_t len, int url, uint8_t *out, size_t *o
             out[n++] = (uint8_t)(acc >> bits);
         }
     }
+    /* Strict: "...A" and "...B" must not decode alike, or one token has several spellings
+     * and a list keyed on the token string (revocation, replay) is sidestepped. */
+    if ((flags & AUTH_B64_STRICT) && (acc & ((1u << bits) - 1u))) return 0;
     *out_len = n;
     return 1;
 }
@@ -395,7 +406,46 @@ void jwt_destroy(jwt_conf_t *j) {
     free(j->issuer);
     free(j->audience);
     free(j->consumer_claim);
+    for (size_t i = 0; i < j->nrequired; ++i) free(j->required[i]);
     free(j);
+}
+
+static int has_key(const torii_conf_t *conf, const char *key) {
+    torii_str_t k;
+    for (size_t i = 0; auth_host->conf_key_at(conf, i, &k) == TORII_OK; ++i)
+        if (str_eq(k, key)) return 1;
+    return 0;
+}
+
+/* require_claims: names that end up in error_description (RFC 6750 3: no '"' or '\\'). By
+ * default ["exp"]: a token without exp would be valid forever. [] requires nothing. */
+static int read_required(const torii_conf_t *conf, jwt_conf_t *j) {
+    const torii_host_t *host = auth_host;
+    if (!has_key(conf, "require_claims")) {
+        j->nrequired = 1;
+        return (j->required[0] = auth_strdup(TORII_STR("exp"))) != NULL;
+    }
+    size_t n = host->conf_array_size(conf, "require_claims");
+    if (n > MAX_REQUIRED) {
+        host->conf_error(conf, "require_claims", "at most %d claims", MAX_REQUIRED);
+        return 0;
+    }
+    for (size_t i = 0; i < n; ++i) {
+        torii_str_t s;
+        if (host->conf_array_string(conf, "require_claims", i, &s) != TORII_OK) return 0;
+        int ok = s.len > 0 && s.len <= MAX_CLAIM_NAME;
+        for (size_t k = 0; ok && k < s.len; ++k)
+            ok = s.ptr[k] > 0x20 && s.ptr[k] < 0x7f && s.ptr[k] != '"' && s.ptr[k] != '\\';
+        if (!ok) {
+            host->conf_error(conf, "require_claims",
+                             "[%zu]: claim names are 1 to %d printable bytes without spaces, "
+                             "quotes or backslashes", i, MAX_CLAIM_NAME);
+            return 0;
+        }
+        if (!(j->required[j->nrequired] = auth_strdup(s))) return 0;
+        j->nrequired++;
+    }
+    return 1;
 }
 
 /* One of `inline_key` (the text itself) or `file_key` (an absolute path), or neither.
@@ -582,6 +632,8 @@ jwt_conf_t *jwt_create(const torii_conf_t *conf) {
         goto fail;
     }
     j->skew_s = (skew_ms + 999) / 1000;
+    if (!read_required(conf, j)) goto fail;
+    if (host->conf_bool(conf, "es256_low_s", &j->es256_low_s) == TORII_EINVAL) goto fail;
     return j;
 
 fail:
@@ -617,7 +669,15 @@ static int verify_pkey(const EVP_MD_CTX *tmpl, const char *msg, size_t msg_len, 
 
 static int verify_es256(const jwt_conf_t *j, const char *msg, size_t msg_len, const uint8_t *sig,
                         size_t sig_len) {
+    /* P-256's group order n, halved: (r, s) and (r, n - s) both verify, so every token has
+     * a twin with another signature. Most signers (OpenSSL, Go, Java) pick either at random,
+     * hence es256_low_s is opt-in. Public values: memcmp's timing tells nothing. */
+    static const uint8_t half_n[32] = {
+        0x7F, 0xFF, 0xFF, 0xFF, 0x80, 0x00, 0x00, 0x00, 0x7F, 0xFF, 0xFF,
+        0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xDE, 0x73, 0x7D, 0x56, 0xD3, 0x8B,
+        0xCF, 0x42, 0x79, 0xDC, 0xE5, 0x61, 0x7E, 0x31, 0x92, 0xA8};
     if (sig_len != 64) return 0; /* JOSE: r and s, 32 bytes each, big-endian */
+    if (j->es256_low_s && memcmp(sig + 32, half_n, 32) > 0) return 0;
     ECDSA_SIG *es = ECDSA_SIG_new();
     BIGNUM *r = BN_bin2bn(sig, 32, NULL), *s = BN_bin2bn(sig + 32, 32, NULL);
     unsigned char *der = NULL;
@@ -637,7 +697,7 @@ static int verify_es256(const jwt_conf_t *j, const char *msg, size_t msg_len, co
 /* Decodes one base64url part into request memory. */
 static uint8_t *part(torii_request_t *r, const char *p, size_t n, size_t *out_len) {
     uint8_t *buf = auth_host->req_alloc(r, n / 4 * 3 + 4);
-    if (!buf || !auth_b64_decode(p, n, 1, buf, out_len)) return NULL;
+    if (!buf || !auth_b64_decode(p, n, AUTH_B64_URL | AUTH_B64_STRICT, buf, out_len)) return NULL;
     return buf;
 }
 
@@ -676,10 +736,23 @@ int jwt_verify(const jwt_conf_t *j, torii_request_t *r, torii_str_t token, torii
                                 : verify_es256(j, msg, msg_len, sig, slen);
     if (!ok) return 0;
 
-    member_t cm[] = {{"exp", NULL, NULL}, {"nbf", NULL, NULL}, {"iss", NULL, NULL},
-                     {"aud", NULL, NULL}, {j->consumer_claim, NULL, NULL}};
+    member_t cm[5 + MAX_REQUIRED] = {{"exp", NULL, NULL}, {"nbf", NULL, NULL}, {"iss", NULL, NULL},
+                                     {"aud", NULL, NULL}, {j->consumer_claim, NULL, NULL}};
+    for (size_t i = 0; i < j->nrequired; ++i) cm[5 + i] = (member_t){j->required[i], NULL, NULL};
     *why = "the token's claims are not a JSON object";
-    if (!json_object_members((const char *)payload, plen, cm, 5)) return 0;
+    if (!json_object_members((const char *)payload, plen, cm, 5 + j->nrequired)) return 0;
+    for (size_t i = 0; i < j->nrequired; ++i) {
+        const member_t *m = &cm[5 + i];
+        if (m->at && !(m->end - m->at == 4 && memcmp(m->at, "null", 4) == 0)) continue;
+        size_t n = strlen(m->name) + 32;
+        char *msg = auth_host->req_alloc(r, n);
+        *why = "the token lacks a required claim";
+        if (msg) {
+            snprintf(msg, n, "the token has no %s claim", m->name);
+            *why = msg;
+        }
+        return 0;
+    }
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -225,6 +225,9 @@ def gw(module_procs, tmp_path_factory):
         loc("/jwtq/", {"type": "jwt", "secret": HS_SECRET.decode(), "header": "X-JWT",
                        "query": "access_token", "consumer_claim": "client_id"}),
         loc("/jwthide/", dict(hs, hide_credentials=True)),
+        loc("/eslow/", {"type": "jwt", "public_key": open(ec_pub).read(), "es256_low_s": True}),
+        loc("/noexp/", dict(hs, require_claims=[])),
+        loc("/jti/", dict(hs, require_claims=["exp", "jti"])),
         {"path": "/open/", "upstream": "api", "plugins": open_hdr},
     ]
     ip_locations = [
@@ -429,8 +432,6 @@ def test_jwt_expired_and_not_yet_valid(gw):
     refused(gw.port, "/es/", bearer(sign_jwt("ES256", claims(nbf=now + 10), gw.ec_key)),
             challenge=early)
     ok(gw.port, "/hs/", bearer(sign_jwt("HS256", claims(nbf=now - 1, exp=now + 5), HS_SECRET)))
-    # no exp at all is accepted (exp is checked when present)
-    ok(gw.port, "/hs/", bearer(sign_jwt("HS256", claims(exp=None), HS_SECRET)))
     refused(gw.port, "/hs/", bearer(sign_jwt("HS256", claims(exp="soon"), HS_SECRET)),
             challenge=invalid("the token's exp is not a number"))
 
@@ -472,7 +473,8 @@ def test_jwt_consumer_claim_and_sources(gw):
             challenge=invalid("the token has no usable consumer claim"))
     # escapes in claims are decoded: "\u0063arol" is carol
     h = b64u(b'{"alg":"HS256"}')
-    p = b64u(('{"sub":"\\u0063arol","iss":"%s","aud":"%s"}' % (ISS, AUD)).encode())
+    p = b64u(('{"sub":"\\u0063arol","iss":"%s","aud":"%s","exp":%d}'
+              % (ISS, AUD, time.time() + 60)).encode())
     s = b64u(hmac.new(HS_SECRET, (h + "." + p).encode(), hashlib.sha256).digest())
     remember(s)
     assert hdr(ok(gw.port, "/hs/", bearer("%s.%s.%s" % (h, p, s))), "X-Consumer") == ["carol"]
@@ -548,6 +550,190 @@ def test_allow_deny_before_credentials(gw):
         pytest.skip("no IPv6 loopback on this machine")
     r = status(gw, "/keyip/", 6, good)  # ::1 is allowed and denied: deny wins, key or not
     assert r.status == 403 and r.header("WWW-Authenticate") is None
+
+
+# -- hardening: credentials spelled another way -------------------------------------------------
+# Each attack below either slipped a credential torii never checked past it, or gave one
+# token several spellings. docs/reliability.md ("Credentials") lists them with their results.
+
+def test_query_argument_names_are_compared_decoded(gw):
+    """`api%6Bey` is `apikey` to the upstream: a second copy is a repeated argument (401),
+    not an unrelated one that torii lets through unchecked."""
+    ch = 'Key realm="torii"'
+    alice, bob = KEYS["alice"], quote_all(KEYS["bob"])
+    for q in ("apikey=%s&api%%6Bey=%s", "apikey=%s&api%%6bey=%s", "%%61pikey=%s&apikey=%s",
+              "apikey=%s&apikey%%00=%s", "apikey=%s&apikey%%00junk=%s", "apikey=%s&APIKEY=%s",
+              "apikey=%s&Api%%4Bey=%s"):
+        r = refused(gw.port, "/keyq/?" + q % (alice, bob), challenge=ch)
+        assert r.header("X-Backend") is None  # answered by torii, never forwarded
+    # one argument, spelled encoded or in capitals: it is the key (an upstream may read it so)
+    assert hdr(ok(gw.port, "/keyq/?APIKEY=" + alice), "X-Consumer") == ["alice"]
+    d = ok(gw.port, "/keyq/x?api%%6Bey=%s&y=1" % alice)
+    assert hdr(d, "X-Consumer") == ["alice"]
+    assert d["path"] == "/keyq/x?api%%6Bey=%s&y=1" % alice  # the query goes up as sent
+    # '+' is a space in names as in values: "api+key" is another argument
+    assert hdr(ok(gw.port, "/keyq/?apikey=%s&api+key=%s" % (alice, bob)), "X-Consumer") == ["alice"]
+    # a token for the query argument access_token, with its name encoded twice over
+    tok = sign_jwt("HS256", claims("ignored", client_id="svc-7"), HS_SECRET)
+    refused(gw.port, "/jwtq/?access_token=%s&access%%5Ftoken=%s" % (tok, tok),
+            challenge=invalid("the token is given more than once"))
+    # the header and the query both carrying one: the upstream may read either
+    refused(gw.port, "/keyq/?apikey=" + bob, {"X-Token": alice}, challenge=ch)
+    refused(gw.port, "/jwtq/?access_token=" + tok, {"X-JWT": tok},
+            challenge=invalid("the token is given more than once"))
+
+
+def quote_all(s):
+    return "".join("%%%02X" % b for b in s.encode())
+
+
+def test_nul_bytes_in_credentials_are_refused(gw):
+    ch = 'Basic realm="staff", charset="UTF-8"'
+    # "carol\0junk" was carol to the C-string lookup (and someone else to the upstream)
+    for user, pw in (("carol\0junk", PASSWORDS["carol"]), ("carol", PASSWORDS["carol"] + "\0"),
+                     ("\0carol", PASSWORDS["carol"])):
+        v = base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()
+        remember(v)
+        refused(gw.port, "/basic/", {"Authorization": "Basic " + v}, challenge=ch)
+    ok(gw.port, "/basic/", basic("carol", PASSWORDS["carol"]))
+    # %00 in a key or a token from the query
+    refused(gw.port, "/keyq/?apikey=%s%%00junk" % KEYS["alice"], challenge='Key realm="torii"')
+    refused(gw.port, "/keyonlyq/?k=%%00%s" % KEYS["alice"], challenge='Key realm="torii"')
+    tok = sign_jwt("HS256", claims("ignored", client_id="svc-7"), HS_SECRET)
+    refused(gw.port, "/jwtq/?access_token=%s%%00" % tok,
+            challenge=invalid("the token is malformed"))
+    assert "the API key holds a NUL byte" in gw.torii.log()
+
+
+def b64u_variants(seg):
+    """Other spellings of the same bytes: padded, and with the unused low bits set."""
+    raw = base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4))
+    out = [seg + "=" * (-len(seg) % 4 or 1), seg + "=="]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    unused = {2: 4, 3: 2}.get(len(seg) % 4)
+    if unused:
+        v = alphabet.index(seg[-1])
+        tweaked = seg[:-1] + alphabet[v | 1]
+        assert tweaked != seg
+        assert base64.urlsafe_b64decode(tweaked + "=" * (-len(seg) % 4)) == raw  # lenient: same
+        out.append(tweaked)
+    return out
+
+
+def test_jwt_base64url_is_strict(gw):
+    bad = invalid("the token is malformed")
+    good = sign_jwt("HS256", claims(), HS_SECRET)
+    ok(gw.port, "/hs/", bearer(good))
+    h, p, s = good.split(".")
+    assert len(s) % 4 == 3  # 32 bytes: the last character has 2 unused bits
+    tried = 0
+    for part in range(3):
+        segs = [h, p, s]
+        for v in b64u_variants(segs[part]):
+            segs[part] = v
+            tok = ".".join(segs)
+            remember(tok)
+            refused(gw.port, "/hs/", bearer(tok), challenge=bad)
+            tried += 1
+    assert tried >= 7
+    # characters of the other alphabet (base64's + and /) are not base64url
+    for c in "+/ =":
+        refused(gw.port, "/hs/", bearer(h + "." + p + "." + s[:10] + c + s[11:]), challenge=bad)
+
+
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def es256_twins(token):
+    """The same ES256 token with its low-S and its high-S signature (s and n - s)."""
+    h, p, s = token.split(".")
+    sig = base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+    r, sv = sig[:32], int.from_bytes(sig[32:], "big")
+    low, high = min(sv, P256_N - sv), max(sv, P256_N - sv)
+    out = ["%s.%s.%s" % (h, p, b64u(r + x.to_bytes(32, "big"))) for x in (low, high)]
+    remember(*out)
+    return out
+
+
+def test_es256_high_s_is_refused_with_es256_low_s(gw):
+    bad = invalid("the token's signature does not verify")
+    for i in range(3):
+        low, high = es256_twins(sign_jwt("ES256", claims("es-%d" % i), gw.ec_key))
+        assert hdr(ok(gw.port, "/eslow/", bearer(low)), "X-Consumer") == ["es-%d" % i]
+        refused(gw.port, "/eslow/", bearer(high), challenge=bad)
+        # without es256_low_s both verify (what OpenSSL, Go and Java signers produce)
+        ok(gw.port, "/es/", bearer(low))
+        ok(gw.port, "/es/", bearer(high))
+
+
+def test_jwt_require_claims(gw):
+    hs = lambda **kw: bearer(sign_jwt("HS256", claims(**kw), HS_SECRET))
+    no_exp = invalid("the token has no exp claim")
+    # exp is required by default: a token without one would never expire
+    refused(gw.port, "/hs/", hs(exp=None), challenge=no_exp)
+    refused(gw.port, "/hs/", bearer(sign_jwt("HS256", dict(claims(), exp=None), HS_SECRET)),
+            challenge=no_exp)  # "exp": null
+    refused(gw.port, "/es/", bearer(sign_jwt("ES256", claims(exp=None), gw.ec_key)),
+            challenge=no_exp)
+    # require_claims = [] drops the requirement (exp is still checked when present)
+    ok(gw.port, "/noexp/", hs(exp=None))
+    refused(gw.port, "/noexp/", hs(exp=int(time.time()) - 5),
+            challenge=invalid("the token has expired"))
+    # require_claims = ["exp", "jti"]
+    refused(gw.port, "/jti/", hs(), challenge=invalid("the token has no jti claim"))
+    refused(gw.port, "/jti/", hs(jti="j-1", exp=None), challenge=no_exp)
+    assert hdr(ok(gw.port, "/jti/", hs(sub="with-jti", jti="j-1")), "X-Consumer") == ["with-jti"]
+    # a repeated required claim makes the token invalid rather than letting one copy win
+    hh = b64u(b'{"alg":"HS256"}')
+    pp = b64u(('{"sub":"x","iss":"%s","aud":"%s","exp":%d,"jti":"a","jti":"b"}'
+               % (ISS, AUD, time.time() + 60)).encode())
+    ss = b64u(hmac.new(HS_SECRET, (hh + "." + pp).encode(), hashlib.sha256).digest())
+    remember(ss)
+    refused(gw.port, "/jti/", bearer("%s.%s.%s" % (hh, pp, ss)),
+            challenge=invalid("the token's claims are not a JSON object"))
+
+
+def test_access_log_masks_query_credentials(procs, tmp_path):
+    """auth's `query` names (registered through host->log_mask_query_arg) and the built-in
+    credential names are written as NAME=*** in the access log, however the name is spelled."""
+    b = procs.backend("alog")
+    port = harness.free_port()
+    log_path = os.path.join(str(tmp_path), "access.log")
+    keys = {"type": "key", "header": "", "query": "sesame",
+            "keys": [{"key": KEYS["alice"], "consumer": "alice"}]}
+    jwt = {"type": "jwt", "secret": HS_SECRET.decode(), "query": "access_token"}
+    t = procs.torii(config(
+        main_block(access_log=log_path),
+        plugin_block("auth"),
+        upstream_block("api", [b.port]),
+        server_block([port], [
+            {"path": "/k/", "upstream": "api", "plugins": {"auth": keys}},
+            {"path": "/t/", "upstream": "api", "plugins": {"auth": jwt}},
+            {"path": "/open/", "upstream": "api"},
+        ])))
+    tok = sign_jwt("HS256", claims(), HS_SECRET)
+    leaked = remember("open-apikey-1234", "open-password-99", "wrong-sesame-key", "enc-secret-777")
+    sent = [
+        ("/k/a?x=1&sesame=%s&y=2" % KEYS["alice"], 200, "/k/a?x=1&sesame=***&y=2"),
+        ("/k/a?sesa%%6De=%s" % KEYS["alice"], 200, "/k/a?sesa%6De=***"),
+        ("/k/a?sesame=" + leaked[2], 401, "/k/a?sesame=***"),
+        ("/t/?access_token=" + tok, 200, "/t/?access_token=***"),
+        ("/open/?apikey=%s&password=%s&page=2&key" % leaked[:2], 200,
+         "/open/?apikey=***&password=***&page=2&key"),
+        ("/open/?Api%%5FKey=%s&SESAME=%s&empty=" % (leaked[3], leaked[3]), 200,
+         "/open/?Api%5FKey=***&SESAME=***&empty="),
+        ("/open/?page=3", 200, "/open/?page=3"),
+    ]
+    for path, status, _ in sent:
+        assert get(port, path).status == status, path
+    # written at least once a second: wait (bounded) for every line
+    lines = harness.wait_until(lambda: os.path.exists(log_path) and len(
+        open(log_path).read().splitlines()) >= len(sent) and open(log_path).read(), 5.0)
+    assert lines, "access log not written: %r" % t.log()[-2000:]
+    for _, status, logged in sent:
+        assert '"GET %s HTTP/1.1" %d ' % (logged, status) in lines, (logged, lines)
+    for secret in (KEYS["alice"], tok, tok.split(".")[2]) + leaked:
+        assert secret not in lines, "a credential in the access log: %r" % secret[:12]
 
 
 # -- logs -------------------------------------------------------------------------------------------
@@ -652,6 +838,20 @@ def test_config_errors(tmp_path):
     ce({"type": "jwt", "secret": "s" * 32, "clock_skew": "soon"}, "clock_skew =", "clock_skew")
     ce({"type": "jwt", "secret": "s" * 32, "consumer_claim": ""}, "consumer_claim =",
        "consumer_claim: must be 1 to 63 bytes")
+    ce({"type": "jwt", "secret": "s" * 32, "require_claims": ["exp", "a b"]}, "require_claims =",
+       "require_claims: [1]: claim names are 1 to 63 printable bytes without spaces")
+    ce({"type": "jwt", "secret": "s" * 32, "require_claims": ["c%d" % i for i in range(17)]},
+       "require_claims =", "require_claims: at most 16 claims")
+    ce({"type": "jwt", "secret": "s" * 32, "require_claims": "exp"}, "require_claims =",
+       "require_claims")
+    ce({"type": "key", "keys": KEY, "es256_low_s": True}, "es256_low_s =",
+       'es256_low_s: applies to type = "jwt" only')
+    ce({"type": "jwt", "secret": "s" * 32, "es256_low_s": "yes"}, "es256_low_s =", "es256_low_s")
+    ce({"type": "key", "keys": [{"key": "k\0x", "consumer": "c"}]}, "keys =",
+       "keys[0]: a key cannot hold a NUL byte")
+    ce({"type": "key", "keys": KEY, "query": "a\tb"}, "query =", "not a query argument name")
+    ce({"type": "key", "keys": KEY, "query": "q" * 65}, "query =",
+       "query: at most 64 bytes (the access log masks it)")
     # keys the type does not use
     ce({"type": "jwt", "secret": "s" * 32, "users_file": "/x"}, "users_file =",
        'users_file: applies to type = "basic" only')

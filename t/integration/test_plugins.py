@@ -31,6 +31,14 @@ TAG_SO = os.path.join(TEST_PLUGINS, "tag.so")
 PAUSE_SO = os.path.join(TEST_PLUGINS, "pause_timer.so")
 
 
+def abi_version():
+    """"MAJOR.MINOR" of include/torii/plugin.h, which torii reports."""
+    header = os.path.join(harness.HERE, "..", "..", "include", "torii", "plugin.h")
+    text = open(header).read()
+    return "%s.%s" % tuple(re.search(r"#define TORII_PLUGIN_ABI_%s (\d+)" % k, text).group(1)
+                           for k in ("MAJOR", "MINOR"))
+
+
 def hdr(doc, name):
     """Values of a request header as the backend received it, in order."""
     return [v for k, v in doc["headers"] if k.lower() == name.lower()]
@@ -93,8 +101,7 @@ def test_abi_mismatch_refused(tmp_path):
     text = checked_config(harness.free_port(), [("future", so)])
     err = refused(tmp_path, text, "[[plugin]]")
     assert so in err, err
-    assert "99.3" in err and "1.0" in err, err
-    assert "built for plugin ABI 99.3, this torii speaks 1.0" in err, err
+    assert "built for plugin ABI 99.3, this torii speaks %s" % abi_version() in err, err
     assert '"future"' in err, err
 
 
