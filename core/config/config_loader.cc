@@ -383,6 +383,21 @@ void Loader::read_servers() {
     for (toml::table *table : table_array(top_, "server", "[[server]]")) {
         config_.servers.push_back(read_server(Section(ctx_, *table, "[[server]]")));
     }
+    // Servers sharing an address share its listener: TLS is on for all of them or none
+    // (the certificate is chosen per server by SNI, the handshake per listener).
+    std::map<std::string, const ServerConfig *> first;
+    for (const ServerConfig &s : config_.servers) {
+        for (const SocketAddress &a : s.listen) {
+            auto [it, fresh] = first.emplace(a.to_string(), &s);
+            if (!fresh && bool(it->second->tls) != bool(s.tls)) {
+                throw ConfigError{s.pos.to_string() + ": server " +
+                                  in_quotes(s.listen_text.front()) + ": listen " +
+                              in_quotes(a.to_string()) + " is shared with a server " +
+                              (s.tls ? "without" : "with") +
+                                  " tls; all servers of one address use TLS or none do"};
+            }
+        }
+    }
 }
 
 ServerConfig Loader::read_server(const Section &s) const {

@@ -5,6 +5,7 @@
 
 #include "core/http/request.h"
 #include "core/worker/worker.h"
+#include "modules/tls/tls_variables.h"
 
 namespace torii {
 
@@ -127,6 +128,8 @@ bool get_variable(Request &req, std::string_view name, std::string_view *out) {
     } else if (name == "consumer") {
         if (req.consumer.empty()) return false;
         *out = req.consumer;
+    } else if (name.starts_with("ssl_")) {
+        return tls_variable(req.ssl, name, req.arena, out);
     } else {
         return false;
     }
@@ -141,6 +144,7 @@ bool is_known_variable(std::string_view name) {
         "request_length", "upstream_response_time"};
     for (const char *f : fixed)
         if (name == f) return true;
+    if (is_tls_variable(name)) return true;
     for (std::string_view prefix : {"http_", "arg_", "cookie_"})
         if (name.size() > prefix.size() && name.starts_with(prefix)) return true;
     return false;

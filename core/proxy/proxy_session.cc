@@ -159,7 +159,7 @@ void ProxySession::do_connect() {
     }
     reused_ = false;
     int err = 0;
-    Socket *s = Socket::connect(Worker::current().base(), target.config->sockaddr, this, &err);
+    Socket *s = upstream_.open_connection(target_, this, &err);
     if (!s) {
         target.in_flight--;
         do_attempt_failed(502, true, strerror(err));
@@ -376,12 +376,14 @@ void ProxySession::do_fail(int status) {
         respond_error(req_, status);
 }
 
-void ProxySession::on_socket_error(Socket &, int err) {
+void ProxySession::on_socket_error(Socket &s, int err) {
     if (!conn_ || state_ == State::done) return;
+    // A TLS failure says why (certificate verify failed (hostname mismatch), ...).
+    const char *why = s.tls_error().empty() ? strerror(err) : s.tls_error().c_str();
     if (state_ == State::connecting) {
-        do_attempt_failed(502, true, strerror(err));
+        do_attempt_failed(502, true, why);
     } else if (!head_received_) {
-        do_attempt_failed(502, false, strerror(err));
+        do_attempt_failed(502, false, why);
     } else {
         log_warn("upstream %s: %s in the middle of the response",
                  std::string(req_.upstream_addr).c_str(), strerror(err));

@@ -1,6 +1,13 @@
 #include "core/proxy/upstream.h"
 
+#include <arpa/inet.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <cerrno>
+
 #include "core/base/log.h"
+#include "core/net/socket.h"
 #include "core/http/request.h"
 #include "core/plugin/plugin_set.h"
 #include "core/proxy/upstream_connection.h"
@@ -21,6 +28,16 @@ UpstreamRuntime::UpstreamRuntime(const UpstreamConfig &config, PluginInstance *b
         targets_[i].config = &t;
         peers_[i] = torii_peer_t{
             {t.address.data(), t.address.size()}, static_cast<uint32_t>(t.weight), 1, 0, 0};
+        if (config.tls.enabled) {
+            // SNI and the name the certificate must carry: `sni`, else the target's host.
+            std::string host = t.address.substr(0, t.address.rfind(':'));
+            if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+            targets_[i].tls_name = config.tls.sni.empty() ? host : config.tls.sni;
+            unsigned char buf[16];
+            const char *n = targets_[i].tls_name.c_str();
+            targets_[i].tls_name_is_ip =
+                inet_pton(AF_INET, n, buf) == 1 || inet_pton(AF_INET6, n, buf) == 1;
+        }
     }
     if (auto changed = TORII_PLUGIN_HOOK(*balancer_->plugin, peers_changed)) {
         torii_peer_set_t set{peers_.size(), peers_.data()};
@@ -55,6 +72,31 @@ int UpstreamRuntime::pick(Request &req, const TriedTargets &tried) {
         return kNoneLeft;
     }
     return i;
+}
+
+Socket *UpstreamRuntime::open_connection(int target, SocketHandler *handler, int *err) {
+    TargetState &t = targets_[target];
+    Socket *s = Socket::connect(Worker::current().base(), t.config->sockaddr, handler, err);
+    if (!s || !config_.tls.enabled) return s;
+    SSL *ssl = SSL_new(config_.tls.ctx.get());
+    if (!ssl) {
+        delete s;
+        *err = ENOMEM;
+        return nullptr;
+    }
+    if (!t.tls_name_is_ip) SSL_set_tlsext_host_name(ssl, t.tls_name.c_str());
+    if (config_.tls.verify) {
+        X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+        X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (t.tls_name_is_ip)
+            X509_VERIFY_PARAM_set1_ip_asc(param, t.tls_name.c_str());
+        else
+            X509_VERIFY_PARAM_set1_host(param, t.tls_name.c_str(), 0);
+    }
+    if (t.tls_session) SSL_set_session(ssl, t.tls_session.get());
+    SSL_set_app_data(ssl, &t.tls_session);  // the new-session callback stores it there
+    s->start_tls(ssl, false);
+    return s;
 }
 
 std::unique_ptr<UpstreamConnection> UpstreamRuntime::take_idle(int target) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/config/config.h"
+#include "modules/tls/openssl_handles.h"
 #include "core/proxy/tried_targets.h"
 
 namespace torii {
@@ -30,7 +31,15 @@ struct TargetState {
     uint64_t down_until_ms = 0;  // passive health: skipped until then
     // Idle keep-alive connections, oldest first; reused from the back (warmest).
     std::vector<std::unique_ptr<UpstreamConnection>> idle;
+    // TLS: the last session this target gave us, offered for resumption on the next
+    // connection; the name sent as SNI and checked in its certificate.
+    SslSessionPtr tls_session;
+    std::string tls_name;
+    bool tls_name_is_ip = false;
 };
+
+class Socket;
+class SocketHandler;
 
 class UpstreamRuntime {
 public:
@@ -46,6 +55,9 @@ public:
     // Asks the balancer for a target not in `tried` and not marked down.
     int pick(Request &req, const TriedTargets &tried);
 
+    // A new connection to `target` (TCP connect started; with TLS, the handshake follows
+    // and on_socket_connected means both are done). nullptr with *err when it cannot start.
+    Socket *open_connection(int target, SocketHandler *handler, int *err);
     // An idle pooled connection to `target`, or nullptr.
     std::unique_ptr<UpstreamConnection> take_idle(int target);
     // Returns a connection whose last exchange completed cleanly.

@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import json
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -171,9 +172,10 @@ class Request:
 
 
 class Backend:
-    def __init__(self, name, mode):
+    def __init__(self, name, mode, tls=None):
         self.name = name
         self.mode = mode
+        self.tls = tls  # an ssl.SSLContext: serve HTTPS
         self.lock = threading.Lock()
         self.accepted = 0
 
@@ -182,6 +184,8 @@ class Backend:
     def serve_connection(self, sock, conn_id):
         sock.settimeout(IDLE_TIMEOUT)
         try:
+            if self.tls:
+                sock = self.tls.wrap_socket(sock, server_side=True)
             if self.mode == "normal":
                 self.serve_http(sock, conn_id)
             elif self.mode == "garbage":
@@ -246,6 +250,7 @@ class Backend:
                 return
             if req is None:
                 return
+            req.sock = sock  # for the echo's "tls" part
             try:
                 # Expect: 100-continue reaches us only if the proxy forwarded it.
                 expect = req.header("expect")
@@ -376,7 +381,18 @@ class Backend:
             "trailers": [[k, v] for k, v in req.trailers],
             "expect": expect,
             "conn_id": conn_id,
+            "tls": self.tls_document(req),
         }
+
+    def tls_document(self, req):
+        sock = getattr(req, "sock", None)
+        if not hasattr(sock, "version"):
+            return None
+        cert = sock.getpeercert()
+        subject = ",".join("%s=%s" % kv for rdn in cert.get("subject", ()) for kv in rdn) \
+            if cert else None
+        return {"version": sock.version(), "client_subject": subject,
+                "server_name": getattr(sock, "sni", None), "session_reused": sock.session_reused}
 
     def send_json(self, sock, req, doc, status=200, close=False, extra=()):
         body = (json.dumps(doc) + "\n").encode()
@@ -509,9 +525,23 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--name", default="backend")
     ap.add_argument("--mode", default="normal", choices=["normal", "garbage", "reset", "silent"])
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (and --tls-key)")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--tls-client-ca", help="require a client certificate from this CA")
     args = ap.parse_args()
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            tls.load_verify_locations(args.tls_client_ca)
+            tls.verify_mode = ssl.CERT_REQUIRED
+
+        def remember_sni(sslsock, name, _ctx):
+            sslsock.sni = name
+        tls.sni_callback = remember_sni
     try:
-        Backend(args.name, args.mode).run(args.port, args.host)
+        Backend(args.name, args.mode, tls).run(args.port, args.host)
     except KeyboardInterrupt:
         pass
 

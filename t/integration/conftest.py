@@ -30,8 +30,9 @@ class Procs:
         os.makedirs(d, exist_ok=True)
         return d
 
-    def backend(self, name="backend", mode="normal", script="backend.py"):
-        b = harness.Backend(name, mode=mode, workdir=self._dir("backend-" + name), script=script)
+    def backend(self, name="backend", mode="normal", script="backend.py", extra_args=()):
+        b = harness.Backend(name, mode=mode, workdir=self._dir("backend-" + name), script=script,
+                            extra_args=extra_args)
         self.items.append(b)
         return b.start()
 

@@ -239,10 +239,11 @@ class Backend:
     subprocess: Backend(name).start(); .port; .stop()."""
 
     def __init__(self, name="backend", mode="normal", workdir=None, port=None,
-                 script="backend.py"):
+                 script="backend.py", extra_args=()):
         self.name = name
         self.mode = mode
         self.script = script
+        self.extra_args = list(extra_args)
         self.port = port
         self.fixed_port = port is not None
         self.workdir = workdir or tempfile.mkdtemp(prefix="torii-backend-")
@@ -261,7 +262,7 @@ class Backend:
             with open(out, "wb") as fo, open(err, "wb") as fe:
                 self.proc = subprocess.Popen(
                     [PYTHON, os.path.join(HERE, self.script), "--port", str(self.port),
-                     "--name", self.name, "--mode", self.mode],
+                     "--name", self.name, "--mode", self.mode] + self.extra_args,
                     stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, cwd=HERE,
                     start_new_session=True)
             _live.append(self)
