@@ -6,7 +6,7 @@
 #include "core/base/format.h"
 #include "core/base/log.h"
 #include "core/http/http1_writer.h"
-#include "core/http/request_target.h"
+#include "core/exchange/exchange.h"
 #include "core/module/module.h"
 #include "core/plugin/phase_runner.h"
 #include "core/proxy/forwarded_headers.h"
@@ -60,16 +60,13 @@ Http1Connection::Http1Connection(Worker &worker, std::unique_ptr<Socket> sock,
 }
 
 Http1Connection::~Http1Connection() {
-    if (req_) worker_.release_request(req_);
+    if (req_) exchange_release(worker_, req_);
 }
 
 // A request object comes from the worker's pool when a request starts and goes back when
 // it ends, so an idle keep-alive connection holds no request memory.
 void Http1Connection::do_acquire_request() {
-    req_ = worker_.acquire_request();
-    req_->remote = peer_;
-    req_->remote_addr = remote_text_;
-    req_->downstream = this;
+    req_ = exchange_acquire(worker_, this, peer_, remote_text_);
 }
 
 void Http1Connection::start() {
@@ -206,10 +203,7 @@ void Http1Connection::do_notify_body() {
         log_info("client %s: request body over client_max_body_size (%llu)", remote_text_,
                  static_cast<unsigned long long>(limit));
         close_after_ = true;
-        if (req_->handler) {
-            req_->handler->on_request_abort(*req_);
-            worker_.defer_delete(std::move(req_->handler));
-        }
+        if (req_->handler) exchange_abort(*req_);
         if (!req_->head_sent && req_->state != RequestState::responded)
             respond_error(*req_, 413);
         else
@@ -227,15 +221,12 @@ void Http1Connection::do_dispatch() {
     disarm_timer();
     set_state(State::active);
     ++requests_;
-    worker_.stats().requests++;
-    req_->start_ms = Worker::now_ms();
-    req_->state = RequestState::head;
+    exchange_begin(worker_, *req_);
     keep_alive_ = parser_.keep_alive() &&
                   requests_ < static_cast<uint32_t>(limits_.keepalive_requests) &&
                   !worker_.stopping();
     req_->input.scheme = sock_->ssl() ? "https" : "http";
     req_->ssl = sock_->ssl();
-    copy_client_headers(req_->input.headers, req_->headers);  // the copy plugins may change
     if (refuse_reason_) {
         log_info("client %s: %s", remote_text_, refuse_reason_);
         keep_alive_ = false;
@@ -244,30 +235,18 @@ void Http1Connection::do_dispatch() {
         respond(*req_, 400, std::string(refuse_reason_) + "\n");
         return;
     }
-    const char *why = nullptr;
-    if (int status = prepare_request_target(*req_, &why)) {
-        log_info("client %s: bad request (%d): %s", remote_text_, status, why);
-        keep_alive_ = false;
-        close_after_ = true;
+    int status = 0;
+    HttpServer *server = exchange_route(*req_, group_, &status);
+    if (!server) {
+        if (status == 400) keep_alive_ = false;
+        close_after_ = true;  // the rest of the stream cannot be trusted (400) or read (413)
         respond_error(*req_, status);
         return;
     }
-
-    HttpServer *server = group_.find(req_->input.authority);
-    req_->server = server;
     const ServerConfig &cfg = server->config();
-    if (req_->input.content_length >= 0 && cfg.client_max_body_size > 0 &&
-        static_cast<uint64_t>(req_->input.content_length) > cfg.client_max_body_size) {
-        log_info("client %s: Content-Length %lld over client_max_body_size", remote_text_,
-                 static_cast<long long>(req_->input.content_length));
-        close_after_ = true;
-        respond_error(*req_, 413);
-        return;
-    }
     if (req_->input.has_body()) sock_->set_read_timeout(cfg.client_body_timeout);
     sock_->set_write_timeout(cfg.send_timeout);
-    req_->state = RequestState::handling;
-    server->handle(*req_);
+    exchange_run(*req_, *server);
 }
 
 void Http1Connection::do_parse_error() {
@@ -277,14 +256,11 @@ void Http1Connection::do_parse_error() {
     close_after_ = true;
     if (state_ == State::active && (req_->head_sent || req_->state == RequestState::responded)) {
         // The response already started: all we can do is stop.
-        if (req_->handler) req_->handler->on_request_abort(*req_);
+        exchange_abort(*req_);
         do_close();
         return;
     }
-    if (req_->handler) {
-        req_->handler->on_request_abort(*req_);
-        worker_.defer_delete(std::move(req_->handler));
-    }
+    if (req_->handler) exchange_abort(*req_);
     disarm_timer();
     set_state(State::active);
     if (req_->input.method.empty()) req_->input.method = "GET";
@@ -361,8 +337,7 @@ void Http1Connection::send_abort(Request &req) noexcept {
     response_done_ = true;
     keep_alive_ = false;
     close_after_ = true;
-    do_log();
-    if (req_->handler) worker_.defer_delete(std::move(req_->handler));
+    exchange_finish(*req_);
     // Send what is queued: a truncated body is how HTTP/1 says the response broke.
     set_state(State::closing);
     sock_->pause_read();
@@ -423,10 +398,7 @@ void Http1Connection::on_socket_timeout(Socket &, bool reading) {
         req_->state != RequestState::responded) {
         log_info("client %s: request body not received within client_body_timeout", remote_text_);
         close_after_ = true;
-        if (req_->handler) {
-            req_->handler->on_request_abort(*req_);
-            worker_.defer_delete(std::move(req_->handler));
-        }
+        if (req_->handler) exchange_abort(*req_);
         req_->body_done = true;
         respond_error(*req_, 408);
         return;
@@ -437,15 +409,8 @@ void Http1Connection::on_socket_timeout(Socket &, bool reading) {
 
 // ---- end of an exchange ----
 
-void Http1Connection::do_log() {
-    req_->logged = true;
-    run_log_phase(*req_);
-    access_log_write(*req_);
-}
-
 void Http1Connection::do_finish_request() {
-    do_log();
-    if (req_->handler) worker_.defer_delete(std::move(req_->handler));
+    exchange_finish(*req_);
     // A draining worker still keeps the connection when this response promised keep-alive
     // (its head went out without Connection: close): the client may already be sending the
     // next request, which is answered with Connection: close during the grace below.
@@ -454,8 +419,7 @@ void Http1Connection::do_finish_request() {
         do_close_after_flush();
         return;
     }
-    req_->reset();
-    worker_.release_request(req_);
+    exchange_release(worker_, req_);
     req_ = nullptr;
     head_started_ = false;
     response_done_ = false;
@@ -506,15 +470,10 @@ void Http1Connection::do_close() {
     sock_->detach();  // nothing more from this socket, even what is queued for this loop turn
     if (req_) {
         cancel_pause(*req_);  // a plugin's later resume() finds nothing
-        if (in_flight) {
-            if (req_->handler) req_->handler->on_request_abort(*req_);
-            if (!req_->response.status) req_->response.status = 499;  // client closed request
-        }
+        if (in_flight) exchange_abort(*req_);
         // Answered early (before the body ended) or cut short: still one log line.
-        if (was_active && !req_->logged) do_log();
-        if (req_->handler) worker_.defer_delete(std::move(req_->handler));
-        req_->reset();
-        worker_.release_request(req_);
+        if (was_active) exchange_finish(*req_);
+        exchange_release(worker_, req_);
         req_ = nullptr;
     }
     worker_.remove_connection(this);

@@ -77,7 +77,6 @@ private:
     void do_finish_request();
     void do_close_after_flush();
     void do_close();
-    void do_log();
     void do_acquire_request();
 
     Worker &worker_;

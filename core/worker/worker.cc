@@ -43,6 +43,9 @@ Worker::~Worker() {
         delete c;
     }
     graveyard_.clear();
+    for (Request *r : released_)
+        delete r;
+    released_.clear();
     for (Request *r : request_pool_)
         delete r;
     request_pool_.clear();
@@ -200,8 +203,13 @@ void Worker::remove_connection(ClientConnection *c) {
 
 void Worker::defer_delete(std::unique_ptr<Deletable> obj) {
     if (!obj) return;
-    if (graveyard_.empty()) event_active(graveyard_ev_.get(), 0, 0);
+    if (graveyard_.empty() && released_.empty()) event_active(graveyard_ev_.get(), 0, 0);
     graveyard_.push_back(std::move(obj));
+}
+
+void Worker::release_request_later(Request *req) {
+    if (graveyard_.empty() && released_.empty()) event_active(graveyard_ev_.get(), 0, 0);
+    released_.push_back(req);
 }
 
 void Worker::on_graveyard_cb(evutil_socket_t, short, void *ctx) {
@@ -212,6 +220,10 @@ void Worker::on_graveyard_cb(evutil_socket_t, short, void *ctx) {
         batch.swap(w->graveyard_);
         batch.clear();
     }
+    // Requests last: the handlers just freed no longer point at them.
+    for (Request *r : w->released_)
+        w->release_request(r);
+    w->released_.clear();
 }
 
 void Worker::on_signal_cb(evutil_socket_t sig, short, void *ctx) {

@@ -87,6 +87,8 @@ public:
     // capacity, so a keep-alive request allocates nothing in the steady state.
     Request *acquire_request();
     void release_request(Request *req);  // req must have been reset()
+    // The same after the current event callback (core/exchange: exchange_release).
+    void release_request_later(Request *req);
 
     // The registry of client connections of every protocol (drained on stop, counted).
     void add_connection(ClientConnection *c);
@@ -117,6 +119,7 @@ private:
     std::list<ClientConnection *> connections_;
     std::vector<std::unique_ptr<Deletable>> graveyard_;
     std::vector<Request *> request_pool_;
+    std::vector<Request *> released_;  // going back to the pool after this callback
     EventPtr graveyard_ev_;
     std::vector<EventPtr> signal_events_;
     EventPtr shutdown_tick_;
