@@ -20,6 +20,7 @@ void Request::reset() {
     pause_token = 0;
     phase_owner = nullptr;
     resumed_early = false;
+    resume_queued = false;
     resumed_action = 0;
     plugin_response.status = 0;
     plugin_response.headers.clear();

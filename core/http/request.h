@@ -129,6 +129,7 @@ struct Request {
     uint64_t pause_token = 0;
     PhaseOwner *phase_owner = nullptr;
     bool resumed_early = false;  // resume() arrived before the hook returned TORII_PAUSE
+    bool resume_queued = false;  // resume() came; the request continues from the loop
     int resumed_action = 0;
     PluginResponse plugin_response;
 

@@ -6,6 +6,7 @@
 #include "core/base/log.h"
 #include "core/http/request.h"
 #include "core/plugin/plugin_set.h"
+#include "core/worker/worker.h"
 
 namespace torii {
 
@@ -153,30 +154,30 @@ Request *token_request(uint64_t token) {
 }
 
 void cancel_pause(Request &req) {
+    req.resume_queued = false;
     if (!req.pause_token) return;
     tokens.erase(req.pause_token);
     req.pause_token = 0;
     req.phase_owner = nullptr;
 }
 
-int resume_request(uint64_t token, int action) {
+// Continues a paused request from the event loop (Worker::defer_call): never inside the
+// plugin's own call to resume(), which may come from a codec or upstream callback whose
+// objects the continuation could change or free under it.
+static void do_resume(uint64_t token) {
     auto it = tokens.find(token);
-    if (it == tokens.end()) return TORII_NOT_FOUND;
+    if (it == tokens.end()) return;  // the request went away meanwhile
     Request &req = *it->second;
     tokens.erase(it);
     req.pause_token = 0;
+    req.resume_queued = false;
     PhaseOwner *owner = req.phase_owner;
     req.phase_owner = nullptr;
-    if (!owner) {
-        // Still inside the hook that paused: run_phase picks this up when it returns.
-        req.resumed_early = true;
-        req.resumed_action = action;
-        return TORII_OK;
-    }
+    int action = req.resumed_action;
     int phase = req.phase;
     if (action == TORII_CONTINUE) {
         PhaseResult r = run_phase(req, static_cast<torii_phase_t>(phase), owner);
-        if (r == PhaseResult::paused) return TORII_OK;
+        if (r == PhaseResult::paused) return;
         action = r == PhaseResult::done      ? TORII_CONTINUE
                  : r == PhaseResult::respond ? TORII_RESPOND
                                              : TORII_ERROR;
@@ -185,6 +186,24 @@ int resume_request(uint64_t token, int action) {
         if (action == TORII_RESPOND && !req.plugin_response.status) action = TORII_ERROR;
     }
     owner->on_phase_resumed(req, phase, action);
+}
+
+int resume_request(uint64_t token, int action) {
+    auto it = tokens.find(token);
+    if (it == tokens.end()) return TORII_NOT_FOUND;
+    Request &req = *it->second;
+    if (!req.phase_owner) {
+        // Still inside the hook that paused: run_phase picks this up when it returns.
+        tokens.erase(it);
+        req.pause_token = 0;
+        req.resumed_early = true;
+        req.resumed_action = action;
+        return TORII_OK;
+    }
+    if (req.resume_queued) return TORII_OK;  // the first resume() decides
+    req.resume_queued = true;
+    req.resumed_action = action;
+    Worker::current().defer_call(do_resume, token);
     return TORII_OK;
 }
 

@@ -203,17 +203,32 @@ void Worker::remove_connection(ClientConnection *c) {
 
 void Worker::defer_delete(std::unique_ptr<Deletable> obj) {
     if (!obj) return;
-    if (graveyard_.empty() && released_.empty()) event_active(graveyard_ev_.get(), 0, 0);
+    if (graveyard_.empty() && released_.empty() && calls_.empty())
+        event_active(graveyard_ev_.get(), 0, 0);
     graveyard_.push_back(std::move(obj));
 }
 
 void Worker::release_request_later(Request *req) {
-    if (graveyard_.empty() && released_.empty()) event_active(graveyard_ev_.get(), 0, 0);
+    if (graveyard_.empty() && released_.empty() && calls_.empty())
+        event_active(graveyard_ev_.get(), 0, 0);
     released_.push_back(req);
+}
+
+void Worker::defer_call(void (*fn)(uint64_t), uint64_t arg) {
+    if (graveyard_.empty() && released_.empty() && calls_.empty())
+        event_active(graveyard_ev_.get(), 0, 0);
+    calls_.emplace_back(fn, arg);
 }
 
 void Worker::on_graveyard_cb(evutil_socket_t, short, void *ctx) {
     auto *w = static_cast<Worker *>(ctx);
+    // Deferred calls first (they may free more); each may queue more: loop until empty.
+    while (!w->calls_.empty()) {
+        std::vector<std::pair<void (*)(uint64_t), uint64_t>> batch;
+        batch.swap(w->calls_);
+        for (auto &[fn, arg] : batch)
+            fn(arg);
+    }
     // Destructors may queue more (a session frees its upstream connection): loop until empty.
     while (!w->graveyard_.empty()) {
         std::vector<std::unique_ptr<Deletable>> batch;

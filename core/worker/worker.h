@@ -75,6 +75,9 @@ public:
 
     // Frees `obj` after the current callback returns.
     void defer_delete(std::unique_ptr<Deletable> obj);
+    // Calls fn(arg) from the loop, after the current callback returns (before deferred
+    // deletions): how work that must not re-enter its caller continues (plugin resume()).
+    void defer_call(void (*fn)(uint64_t), uint64_t arg);
     // Monotonic milliseconds, cheap enough for every request.
     static uint64_t now_ms();
     // Monotonic microseconds, for latencies.
@@ -120,6 +123,7 @@ private:
     std::vector<std::unique_ptr<Deletable>> graveyard_;
     std::vector<Request *> request_pool_;
     std::vector<Request *> released_;  // going back to the pool after this callback
+    std::vector<std::pair<void (*)(uint64_t), uint64_t>> calls_;  // defer_call
     EventPtr graveyard_ev_;
     std::vector<EventPtr> signal_events_;
     EventPtr shutdown_tick_;

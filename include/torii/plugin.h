@@ -213,7 +213,10 @@ typedef struct torii_host {
     /* -- Pause and resume. pause() returns a token for the request; resume(token, action)
      * continues it with TORII_CONTINUE, TORII_RESPOND (after respond()) or TORII_ERROR.
      * Resuming a token whose request is gone (the client left) is harmless and returns
-     * TORII_NOT_FOUND. A paused request whose client disconnects is never resumed. */
+     * TORII_NOT_FOUND. A paused request whose client disconnects is never resumed.
+     * resume() never re-enters: the request continues from the event loop after the
+     * caller returns, so it is safe from any callback (a timer, an I/O watch, another
+     * request's hook). Only the first resume() of a pause counts. */
     uint64_t (*pause)(torii_request_t *r);
     int (*resume)(uint64_t token, torii_action_t action);
     /* The request of a live token, or NULL (only to call respond() before resuming). */

@@ -344,6 +344,13 @@ def test_pause_then_resume(gw):
     assert hdr(d, "X-Paused") == ["300"], d["headers"]
 
 
+def test_resume_continues_from_the_loop_not_inside_the_call(gw):
+    # The plugin adds X-Resumed-Later only if, right after its resume() call, the request
+    # is still paused there (it would have been forwarded already had resume re-entered).
+    r, d = echo(gw.port2, "/pause/y")
+    assert hdr(d, "X-Resumed-Later") == ["1"], d["headers"]
+
+
 def test_pause_does_not_block_the_worker(gw):
     # one worker: had the pause blocked it, 5 requests would take 5 x 0.3 s
     results, errors = [], []

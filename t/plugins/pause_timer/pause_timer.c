@@ -1,6 +1,8 @@
 /* Test plugin: pauses every request in the access phase and resumes it from a timer after
  * `delay`; then adds `X-Paused: <delay ms>` to the upstream request. With `deny = true`
- * the resume answers 403 instead (respond + resume(TORII_RESPOND)).
+ * the resume answers 403 instead (respond + resume(TORII_RESPOND)). After resume() it
+ * checks that the request has not gone on inside that call (resume never re-enters) and
+ * then adds `X-Resumed-Later: 1` to the upstream request.
  *
  *   [server.location.plugins.pause_timer]
  *   delay = "200ms"   # required duration
@@ -56,6 +58,10 @@ static void on_timer(void *arg) {
         int n = snprintf(v, sizeof v, "%lld", (long long)p->conf->delay_ms);
         host->req_set_header(r, TORII_STR("X-Paused"), (torii_str_t){v, (size_t)n});
         host->resume(p->token, TORII_CONTINUE);
+        /* Had resume() run the rest of the request inside this call, its token would be
+         * gone and the head already sent upstream. */
+        if (host->token_request(p->token) == r)
+            host->req_set_header(r, TORII_STR("X-Resumed-Later"), TORII_STR("1"));
     }
     free(p);
 }
