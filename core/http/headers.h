@@ -68,6 +68,8 @@ public:
     size_t size() const { return items_.size(); }
     bool empty() const { return items_.empty(); }
     void clear() { items_.clear(); }
+    // Drops the fields from position n on (what was added after size() was n).
+    void truncate(size_t n) { items_.resize(n < items_.size() ? n : items_.size()); }
     void reserve(size_t n) { items_.reserve(n); }
     const Header &operator[](size_t i) const { return items_[i]; }
     iterator begin() { return items_.begin(); }

@@ -69,6 +69,9 @@ public:
     virtual void send_abort(Request &req) noexcept = 0;
     // Interim "100 Continue": the handler is ready for the body.
     virtual void send_continue(Request &req) noexcept = 0;
+    // Another informational response (103 Early Hints) before the final head; ignored by a
+    // protocol or client that cannot carry it (HTTP/1.0).
+    virtual void send_interim(Request &req, int status, const HeaderList &fields) noexcept = 0;
     // Backpressure: stop producing while this is true, call watch_output_drain and wait
     // for on_response_drained.
     virtual bool output_full(const Request &req) const noexcept = 0;

@@ -1,33 +1,21 @@
 #include "core/proxy/proxy_session.h"
 
-#include <cstdio>
 #include <cstring>
 
-#include "core/base/format.h"
 #include "core/base/log.h"
-#include "core/http/http1_writer.h"
 #include "core/plugin/phase_runner.h"
 #include "core/plugin/plugin_set.h"
 #include "core/proxy/forwarded_headers.h"
 #include "core/proxy/upstream.h"
-#include "core/proxy/upstream_connection.h"
 #include "core/worker/worker.h"
 
 namespace torii {
 
-// Request body bytes queued toward the upstream before we stop taking more from the client.
-static constexpr size_t kUpstreamOutputHigh = 256 * 1024;
-static constexpr size_t kUpstreamOutputLow = 64 * 1024;
-
 ProxySession::ProxySession(Request &req, UpstreamRuntime &upstream)
-    : req_(req),
-      upstream_(upstream),
-      upstream_head_(req.upstream_response),
-      request_headers_(req.upstream_request_headers),
-      response_body_(req.upstream_body.get()) {}
+    : req_(req), upstream_(upstream) {}
 
 ProxySession::~ProxySession() {
-    if (conn_) upstream_.target(conn_->target()).in_flight--;
+    if (stream_) stream_->abort();
 }
 
 bool ProxySession::idempotent() const {
@@ -46,24 +34,19 @@ void ProxySession::on_phase_resumed(Request &, int, int action) noexcept {
     if (action != TORII_CONTINUE) state_ = State::done;
     if (!resumed_goes_on(req_, action)) return;
     do_prepare();
-    do_connect();
+    do_open();
 }
 
 void ProxySession::do_prepare() {
-    build_upstream_request_headers(req_, request_headers_);
+    HeaderList &headers = req_.upstream_request_headers;
+    build_upstream_request_headers(req_, headers);
     const RequestHead &in = req_.input;
-    if (in.content_length >= 0) {
-        char *num = req_.arena.alloc(24);
-        size_t n = format_u64(num, static_cast<uint64_t>(in.content_length));
-        request_headers_.add("Content-Length", std::string_view(num, n), HeaderId::content_length);
-    } else if (in.chunked) {
-        request_headers_.add("Transfer-Encoding", "chunked", HeaderId::transfer_encoding);
-        chunked_up_ = true;
-    }
-    // The upstream sees the working path (after strip_prefix or rewrites) and the query.
+    // The upstream sees the working path (normalised, after strip_prefix or rewrites) and
+    // the query.
+    std::string_view target;
     if (req_.path.data() == in.target.data() &&
         req_.path.size() + (req_.query.empty() ? 0 : req_.query.size() + 1) == in.target.size()) {
-        target_uri_ = in.target;
+        target = in.target;
     } else {
         size_t n = req_.path.size() + (req_.query.empty() ? 0 : 1 + req_.query.size());
         char *p = req_.arena.alloc(n);
@@ -72,8 +55,13 @@ void ProxySession::do_prepare() {
             p[req_.path.size()] = '?';
             std::memcpy(p + req_.path.size() + 1, req_.query.data(), req_.query.size());
         }
-        target_uri_ = {p, n};
+        target = {p, n};
     }
+    up_.method = in.method;
+    up_.target = target;
+    up_.headers = &headers;
+    up_.content_length = in.content_length;
+    up_.chunked = in.content_length < 0 && in.chunked;
     prepared_ = true;
 }
 
@@ -98,11 +86,10 @@ void ProxySession::do_attempt() {
     target_ = t;
     ++attempts_;
     attempt_start_us_ = Worker::now_us();
-    TargetState &target = upstream_.target(t);
-    req_.upstream_addr = target.config->address;
-    request_sent_ = false;  // each attempt sends the whole request and re-arms read_timeout
+    req_.upstream_addr = upstream_.target(t).config->address;
+    request_sent_ = false;  // each attempt sends the whole request
     if (prepared_) {
-        do_connect();
+        do_open();
         return;
     }
     // The upstream phase runs once, after the first pick ($upstream_addr is known), so a
@@ -111,7 +98,7 @@ void ProxySession::do_attempt() {
     if (r == PhaseResult::respond || r == PhaseResult::error) state_ = State::done;
     if (!phase_goes_on(req_, r)) return;
     do_prepare();
-    do_connect();
+    do_open();
 }
 
 // Asks every plugin of the location with a peer_admit hook whether this target may be tried.
@@ -142,207 +129,146 @@ void ProxySession::do_report(torii_peer_outcome_t outcome, int status) {
                                       outcome, status);
 }
 
-void ProxySession::do_connect() {
-    TargetState &target = upstream_.target(target_);
-    parser_.reset();
-    upstream_head_.clear();
-    parser_.begin_response(&upstream_head_, &req_.arena, req_.input.method == "HEAD");
-
-    conn_ = upstream_.take_idle(target_);
-    target.in_flight++;
-    if (conn_) {
-        reused_ = true;
-        conn_->socket().set_handler(this);
-        state_ = State::exchanging;
-        do_send_request();
-        return;
-    }
-    reused_ = false;
-    int err = 0;
-    Socket *s = upstream_.open_connection(target_, this, &err);
-    if (!s) {
-        target.in_flight--;
-        do_attempt_failed(502, true, strerror(err));
-        return;
-    }
-    conn_ = std::make_unique<UpstreamConnection>(upstream_, target_, s);
-    s->set_write_timeout(upstream_.config().connect_timeout);
-    state_ = State::connecting;
+void ProxySession::do_open() {
+    do_drop_stream();
+    head_received_ = false;
+    state_ = State::streaming;
+    stream_ = upstream_.new_stream(target_, *this, req_);
+    // May call back at once (a pooled connection is ready; a connect cannot even start).
+    stream_->start();
 }
 
-// Socket events reach the session only while it holds the connection (a dropped one is
-// detached at once), and the checks below keep it so should an event slip through.
-void ProxySession::on_socket_connected(Socket &) {
-    if (state_ != State::connecting || !conn_) return;
-    state_ = State::exchanging;
-    do_send_request();
-}
-
-void ProxySession::do_send_request() {
-    Socket &s = conn_->socket();
-    // No read timeout while the request goes out (a long upload is not a slow upstream)
-    // unless the request is already complete, in which case read_timeout starts now and
-    // a pooled connection keeps its armed timer when the values agree.
-    // A pooled connection's idle timeout usually equals read_timeout: then nothing changes.
-    if (req_.input.has_body())
-        s.set_read_timeout(0);
-    else
-        s.set_read_timeout(upstream_.config().read_timeout);
-    s.set_write_timeout(upstream_.config().send_timeout);
-    write_request_head(s.output(), req_.input.method, target_uri_, request_headers_);
+void ProxySession::on_stream_ready(UpstreamStream &s) {
+    if (&s != stream_.get()) return;
+    ready_ = true;
+    stream_->send_head(up_);
     do_send_body();
 }
 
 void ProxySession::do_send_body() {
-    Socket &s = conn_->socket();
+    if (state_ != State::streaming || !ready_ || request_sent_) return;
     evbuffer *body = req_.body.get();
-    if (evbuffer_get_length(body) > 0 && s.pending_output() < kUpstreamOutputHigh) {
-        if (chunked_up_)
-            write_chunk(s.output(), body);
-        else
-            evbuffer_add_buffer(s.output(), body);
+    if (evbuffer_get_length(body) > 0 && !stream_->output_full()) {
+        stream_->send_body(body);
         body_forwarded_ = true;
         req_.downstream->resume_body(req_);
     }
-    if (req_.body_done && evbuffer_get_length(body) == 0 && !request_sent_) {
-        if (chunked_up_) write_last_chunk(s.output(), &req_.input.trailers);
+    if (req_.body_done && evbuffer_get_length(body) == 0) {
         request_sent_ = true;
-        // From here on the upstream owes us a response within read_timeout.
-        s.set_read_timeout(upstream_.config().read_timeout);
+        stream_->send_end(&req_.input.trailers);
+        return;
     }
-    s.flush();
-    if (!request_sent_ && s.pending_output() >= kUpstreamOutputHigh)
-        s.watch_drain(kUpstreamOutputLow);
+    stream_->flush();
 }
 
 void ProxySession::on_request_body(Request &) noexcept {
-    if (state_ == State::exchanging && conn_ && !request_sent_) do_send_body();
+    do_send_body();
 }
 
-void ProxySession::on_socket_drained(Socket &) {
-    if (state_ == State::exchanging && conn_ && !request_sent_) do_send_body();
+void ProxySession::on_stream_drained(UpstreamStream &s) {
+    if (&s == stream_.get()) do_send_body();
 }
 
-void ProxySession::on_socket_read(Socket &) {
-    if (state_ == State::exchanging && conn_) do_read_response();
+void ProxySession::on_stream_interim(UpstreamStream &s, const ResponseHead &head) {
+    if (&s != stream_.get() || req_.head_sent) return;
+    // 103 Early Hints and other informational answers go on to the client (1xx never ends
+    // the exchange); their connection-specific fields stay behind.
+    HeaderList fields;
+    copy_response_headers(head.headers, fields);
+    req_.downstream->send_interim(req_, head.status, fields);
 }
 
-void ProxySession::do_read_response() {
-    Socket &s = conn_->socket();
-    for (;;) {
-        ParseEvent ev = parser_.feed(s.input(), response_body_);
-        switch (ev) {
-            case ParseEvent::head_complete: {
-                if (upstream_head_.status < 200) {  // 100, 102, 103: interim, dropped
-                    interim_ = true;
-                    continue;
-                }
-                head_received_ = true;
-                req_.upstream_latency_us = Worker::now_us() - attempt_start_us_;
-                upstream_.report_success(req_, target_, req_.upstream_latency_us);
-                do_report(TORII_PEER_OK, upstream_head_.status);
-                ResponseHead &r = req_.response;
-                r.status = upstream_head_.status;
-                r.reason = upstream_head_.reason;
-                r.content_length = upstream_head_.content_length;
-                r.no_body = upstream_head_.no_body;
-                copy_response_headers(upstream_head_.headers, r.headers);
-                if (!start_response(req_)) {
-                    // A response-phase plugin replaced the upstream's answer.
-                    do_drop_connection();
-                    state_ = State::done;
-                    send_plugin_response(req_);
-                    return;
-                }
-                continue;
-            }
-            case ParseEvent::message_complete:
-                if (interim_) {
-                    interim_ = false;
-                    upstream_head_.clear();
-                    parser_.begin_response(&upstream_head_, &req_.arena,
-                                           req_.input.method == "HEAD");
-                    continue;
-                }
-                do_finish_response();
-                return;
-            case ParseEvent::upgrade:
-                // 101 Switching Protocols needs the tunnel of the WebSocket module.
-                do_attempt_failed(502, false, "upstream switched protocols");
-                return;
-            case ParseEvent::error:
-                log_warn("upstream %s: invalid response: %s", req_.upstream_addr.data(),
-                         parser_.error_reason());
-                upstream_.report_failure(req_, target_, TORII_PEER_FAILED);
-                do_report(TORII_PEER_FAILED, 0);
-                do_drop_connection();
-                do_fail(502);
-                return;
-            case ParseEvent::body_full:
-            case ParseEvent::need_more:
-                break;
-        }
-        break;
-    }
-    if (evbuffer_get_length(response_body_) > 0) req_.downstream->send_body(req_, response_body_);
-    if (s.eof()) {
-        ParseEvent ev = parser_.finish();
-        if (ev == ParseEvent::message_complete) {
-            do_finish_response();
-            return;
-        }
-        if (!head_received_) {
-            do_attempt_failed(502, false, "upstream closed the connection before responding");
-            return;
-        }
-        log_warn("upstream %s closed the connection in the middle of the response",
-                 std::string(req_.upstream_addr).c_str());
-        do_drop_connection();
+void ProxySession::on_stream_head(UpstreamStream &s, const ResponseHead &head) {
+    if (&s != stream_.get()) return;
+    head_received_ = true;
+    req_.upstream_latency_us = Worker::now_us() - attempt_start_us_;
+    upstream_.report_success(req_, target_, req_.upstream_latency_us);
+    do_report(TORII_PEER_OK, head.status);
+    ResponseHead &r = req_.response;
+    r.status = head.status;
+    r.reason = head.reason;
+    r.content_length = head.content_length;
+    r.no_body = head.no_body;
+    copy_response_headers(head.headers, r.headers);
+    if (!start_response(req_)) {
+        // A response-phase plugin replaced the upstream's answer.
+        do_drop_stream();
         state_ = State::done;
-        req_.downstream->send_abort(req_);
-        return;
+        send_plugin_response(req_);
     }
+}
+
+void ProxySession::on_stream_body(UpstreamStream &s, evbuffer *data) {
+    if (&s != stream_.get()) return;
+    req_.downstream->send_body(req_, data);
     if (req_.downstream->output_full(req_)) {
-        s.pause_read();
+        stream_->pause_receiving();
         req_.downstream->watch_output_drain(req_);
     }
 }
 
 void ProxySession::on_response_drained(Request &) noexcept {
-    if (state_ != State::exchanging || !conn_) return;
-    conn_->socket().resume_read();
-    if (evbuffer_get_length(conn_->socket().input()) > 0) do_read_response();
+    if (state_ == State::streaming && stream_) stream_->resume_receiving();
 }
 
-void ProxySession::do_finish_response() {
-    if (evbuffer_get_length(response_body_) > 0) req_.downstream->send_body(req_, response_body_);
-    Socket &s = conn_->socket();
-    bool reusable = parser_.keep_alive() && request_sent_ && s.pending_output() == 0 &&
-                    evbuffer_get_length(s.input()) == 0 && !s.eof();
-    upstream_.target(target_).in_flight--;
-    if (reusable) {
-        conn_->requests++;
-        upstream_.release(std::move(conn_));
-    } else {
-        UpstreamConnection::retire(std::move(conn_));
-    }
+void ProxySession::on_stream_end(UpstreamStream &s, const HeaderList *trailers) {
+    if (&s != stream_.get()) return;
     state_ = State::done;
+    Worker::current().defer_delete(std::move(stream_));
     // Last: the downstream may finish the exchange and queue this session for deletion.
-    req_.downstream->send_end(req_, &upstream_head_.trailers);
+    req_.downstream->send_end(req_, trailers);
 }
 
-void ProxySession::do_drop_connection() {
-    if (!conn_) return;
-    upstream_.target(conn_->target()).in_flight--;
-    UpstreamConnection::retire(std::move(conn_));
+void ProxySession::on_stream_error(UpstreamStream &s, UpstreamError err, const char *why) {
+    if (&s != stream_.get() || state_ != State::streaming) return;
+    switch (err) {
+        case UpstreamError::connect:
+            do_attempt_failed(502, true, why);
+            return;
+        case UpstreamError::connect_timeout:
+            do_attempt_failed(504, true, why);
+            return;
+        case UpstreamError::invalid:
+            log_warn("upstream %s: invalid response: %s",
+                     std::string(req_.upstream_addr).c_str(), why);
+            upstream_.report_failure(req_, target_, TORII_PEER_FAILED);
+            do_report(TORII_PEER_FAILED, 0);
+            do_fail(502);
+            return;
+        case UpstreamError::upgrade:
+            // 101 Switching Protocols needs the tunnel of the WebSocket module.
+            do_attempt_failed(502, false, why);
+            return;
+        case UpstreamError::send_timeout:
+        case UpstreamError::read_timeout:
+        case UpstreamError::closed:
+            break;
+    }
+    bool timeout = err != UpstreamError::closed;
+    if (!head_received_) {
+        do_attempt_failed(timeout ? 504 : 502, false, why);
+        return;
+    }
+    // The head went to the client already: all that is left is to cut the response short.
+    log_warn("upstream %s: %s", std::string(req_.upstream_addr).c_str(), why);
+    do_drop_stream();
+    state_ = State::done;
+    req_.downstream->send_abort(req_);
+}
+
+void ProxySession::do_drop_stream() {
+    ready_ = false;
+    if (!stream_) return;
+    stream_->abort();
+    Worker::current().defer_delete(std::move(stream_));
 }
 
 void ProxySession::do_attempt_failed(int status, bool connecting, const char *why) {
     std::string addr(req_.upstream_addr);
     log_warn("upstream \"%s\" target %s: %s", upstream_.config().name.c_str(), addr.c_str(), why);
-    bool stale = reused_ && !connecting && !head_received_;
+    bool stale = stream_ && stream_->reused() && !connecting && !head_received_;
     last_status_ = status;
-    do_drop_connection();
+    do_drop_stream();
     if (!stale) {
         torii_peer_outcome_t outcome = status == 504 ? TORII_PEER_TIMEOUT : TORII_PEER_FAILED;
         upstream_.report_failure(req_, target_, outcome);
@@ -369,50 +295,16 @@ void ProxySession::do_attempt_failed(int status, bool connecting, const char *wh
 
 void ProxySession::do_fail(int status) {
     state_ = State::done;
-    do_drop_connection();
+    do_drop_stream();
     if (req_.head_sent)
         req_.downstream->send_abort(req_);
     else
         respond_error(req_, status);
 }
 
-void ProxySession::on_socket_error(Socket &s, int err) {
-    if (!conn_ || state_ == State::done) return;
-    // A TLS failure says why (certificate verify failed (hostname mismatch), ...).
-    const char *why = s.tls_error().empty() ? strerror(err) : s.tls_error().c_str();
-    if (state_ == State::connecting) {
-        do_attempt_failed(502, true, why);
-    } else if (!head_received_) {
-        do_attempt_failed(502, false, why);
-    } else {
-        log_warn("upstream %s: %s in the middle of the response",
-                 std::string(req_.upstream_addr).c_str(), strerror(err));
-        do_drop_connection();
-        state_ = State::done;
-        req_.downstream->send_abort(req_);
-    }
-}
-
-void ProxySession::on_socket_timeout(Socket &, bool reading) {
-    if (!conn_ || state_ == State::done) return;
-    if (state_ == State::connecting) {
-        do_attempt_failed(504, true, "timed out while connecting");
-    } else if (!head_received_) {
-        do_attempt_failed(
-            504, false,
-            reading ? "timed out waiting for the response" : "timed out sending the request");
-    } else {
-        log_warn("upstream %s: timed out in the middle of the response",
-                 std::string(req_.upstream_addr).c_str());
-        do_drop_connection();
-        state_ = State::done;
-        req_.downstream->send_abort(req_);
-    }
-}
-
 void ProxySession::on_request_abort(Request &) noexcept {
-    // The client is gone: the upstream connection is mid-exchange and cannot be reused.
-    do_drop_connection();
+    // The client is gone: the upstream exchange is cut and its connection not reused.
+    do_drop_stream();
     state_ = State::done;
 }
 

@@ -1,30 +1,31 @@
-// Forwards one request to an upstream over HTTP/1.1 and streams the response back.
+// Forwards one request to an upstream and relays the response: the protocol-neutral half of
+// proxying. Toward the target it speaks through an UpstreamStream (HTTP/1.1 today), toward
+// the client through the request's Downstream.
 //
-//   start ─► pick target ─► take a pooled connection ──────────────┐
-//                        └► connect (connect_timeout) ─► connected ─┴► send head, stream body
-//        ─► read response head (read_timeout) ─► send head to client ─► stream body ─► end
+//   start ─► pick target (balancer, peer_admit) ─► upstream phase (once) ─► open stream
+//        ─► on_stream_ready: send head, stream the body ─► on_stream_head: response phase,
+//           head to the client ─► on_stream_body... ─► on_stream_end ─► done
 //
-// A connect failure or timeout moves on to another target while `retries` allow; so does a
-// reset or silence before any response byte for idempotent requests whose body has not
-// been forwarded yet. Bodies move between evbuffers in both directions with backpressure:
-// the side that produces stops reading while the other side's output is full.
+// A failed attempt moves on to another target while `retries` allow: a connect failure or
+// timeout always, a reset or silence before any response byte for idempotent requests whose
+// body has not been forwarded yet. A pooled connection the target had closed is retried
+// once on a fresh connection to the same target. Bodies move between evbuffers with
+// backpressure both ways.
 #pragma once
 
 #include <memory>
 
 #include <torii/plugin.h>
 
-#include "core/http/http1_parser.h"
 #include "core/http/request.h"
-#include "core/net/socket.h"
 #include "core/proxy/tried_targets.h"
+#include "core/proxy/upstream_stream.h"
 
 namespace torii {
 
 class UpstreamRuntime;
-class UpstreamConnection;
 
-class ProxySession final : public RequestHandler, public SocketHandler, public PhaseOwner {
+class ProxySession final : public RequestHandler, public UpstreamStreamHandler, public PhaseOwner {
 public:
     ProxySession(Request &req, UpstreamRuntime &upstream);
     ~ProxySession() override;
@@ -34,8 +35,7 @@ public:
 private:
     enum class State {
         picking,     // choosing a target (at start and between attempts)
-        connecting,  // TCP connect in progress (connect_timeout)
-        exchanging,  // request going out and/or response coming back
+        streaming,   // an attempt is under way on stream_
         done,        // finished or failed; nothing more will happen
     };
 
@@ -43,41 +43,33 @@ private:
     void on_request_body(Request &req) noexcept override;
     void on_response_drained(Request &req) noexcept override;
     void on_request_abort(Request &req) noexcept override;
-    // SocketHandler (the upstream connection)
-    void on_socket_read(Socket &s) override;
-    void on_socket_drained(Socket &s) override;
-    void on_socket_error(Socket &s, int err) override;
-    void on_socket_connected(Socket &s) override;
-    void on_socket_timeout(Socket &s, bool reading) override;
+    // UpstreamStreamHandler
+    void on_stream_ready(UpstreamStream &s) override;
+    void on_stream_interim(UpstreamStream &s, const ResponseHead &head) override;
+    void on_stream_head(UpstreamStream &s, const ResponseHead &head) override;
+    void on_stream_body(UpstreamStream &s, evbuffer *data) override;
+    void on_stream_end(UpstreamStream &s, const HeaderList *trailers) override;
+    void on_stream_drained(UpstreamStream &s) override;
+    void on_stream_error(UpstreamStream &s, UpstreamError err, const char *why) override;
     // PhaseOwner (the upstream phase may pause)
     void on_phase_resumed(Request &req, int phase, int action) noexcept override;
 
     void do_prepare();
-    void do_connect();
+    void do_open();
     bool do_admit(int target);
     void do_report(torii_peer_outcome_t outcome, int status);
     void do_attempt();
-    void do_send_request();
     void do_send_body();
-    void do_read_response();
-    void do_finish_response();
     void do_attempt_failed(int status, bool connecting, const char *why);
     void do_fail(int status);
-    void do_drop_connection();
+    void do_drop_stream();
     bool idempotent() const;
 
     Request &req_;
     UpstreamRuntime &upstream_;
     State state_ = State::picking;
-    std::unique_ptr<UpstreamConnection> conn_;
-    Http1Parser parser_{Http1Parser::Kind::response};
-    // Kept in the (pooled) request so their capacity is reused: the head as the upstream
-    // sent it, the head we send (built once, sent on every attempt), response body bytes
-    // on their way to the client.
-    ResponseHead &upstream_head_;
-    HeaderList &request_headers_;
-    evbuffer *response_body_;
-    std::string_view target_uri_;  // path?query for the upstream
+    std::unique_ptr<UpstreamStream> stream_;
+    UpstreamRequest up_;       // the head we send (built once, sent on every attempt)
     TriedTargets tried_;
     int target_ = -1;
     int attempts_ = 0;
@@ -86,12 +78,10 @@ private:
     bool stale_retry_used_ = false;
     bool prepared_ = false;        // upstream phase done, head built
     bool vetoed_ = false;          // a plugin kept some target out (peer_admit)
-    bool reused_ = false;          // the connection came from the keep-alive pool
-    bool chunked_up_ = false;      // request body re-framed as chunked
-    bool body_forwarded_ = false;  // some request body reached the upstream socket
-    bool request_sent_ = false;    // head and whole body are in the upstream output
+    bool ready_ = false;           // the stream of this attempt may send
+    bool body_forwarded_ = false;  // some request body reached the upstream
+    bool request_sent_ = false;    // head and whole body went to the stream
     bool head_received_ = false;
-    bool interim_ = false;  // parsing a 1xx interim response, which is dropped
 };
 
 }  // namespace torii

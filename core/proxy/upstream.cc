@@ -10,6 +10,7 @@
 #include "core/net/socket.h"
 #include "core/http/request.h"
 #include "core/plugin/plugin_set.h"
+#include "core/proxy/http1_upstream_stream.h"
 #include "core/proxy/upstream_connection.h"
 #include "core/worker/worker.h"
 
@@ -72,6 +73,15 @@ int UpstreamRuntime::pick(Request &req, const TriedTargets &tried) {
         return kNoneLeft;
     }
     return i;
+}
+
+std::unique_ptr<UpstreamStream> UpstreamRuntime::new_stream(int target,
+                                                            UpstreamStreamHandler &handler,
+                                                            Request &req) {
+    // HTTP/1.1 (over TLS when configured); h2 sessions come with HTTP/2 upstreams.
+    return std::make_unique<Http1UpstreamStream>(*this, target, handler, req.upstream_response,
+                                                 req.upstream_body.get(), req.arena,
+                                                 req.input.method == "HEAD");
 }
 
 Socket *UpstreamRuntime::open_connection(int target, SocketHandler *handler, int *err) {

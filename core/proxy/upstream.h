@@ -40,6 +40,8 @@ struct TargetState {
 
 class Socket;
 class SocketHandler;
+class UpstreamStream;
+class UpstreamStreamHandler;
 
 class UpstreamRuntime {
 public:
@@ -55,6 +57,9 @@ public:
     // Asks the balancer for a target not in `tried` and not marked down.
     int pick(Request &req, const TriedTargets &tried);
 
+    // A new exchange with `target` in the upstream's protocol, not started yet.
+    std::unique_ptr<UpstreamStream> new_stream(int target, UpstreamStreamHandler &handler,
+                                               Request &req);
     // A new connection to `target` (TCP connect started; with TLS, the handshake follows
     // and on_socket_connected means both are done). nullptr with *err when it cannot start.
     Socket *open_connection(int target, SocketHandler *handler, int *err);

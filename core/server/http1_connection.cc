@@ -359,6 +359,12 @@ void Http1Connection::send_continue(Request &req) noexcept {
     sock_->flush();
 }
 
+void Http1Connection::send_interim(Request &req, int status, const HeaderList &fields) noexcept {
+    if (req.input.version != HttpVersion::http11 || req.head_sent) return;
+    write_response_head(sock_->output(), HttpVersion::http11, status, {}, fields);
+    sock_->flush();
+}
+
 bool Http1Connection::output_full(const Request &) const noexcept {
     return sock_->pending_output() >= kOutputHigh;
 }

@@ -60,6 +60,7 @@ private:
     void send_end(Request &req, const HeaderList *trailers) noexcept override;
     void send_abort(Request &req) noexcept override;
     void send_continue(Request &req) noexcept override;
+    void send_interim(Request &req, int status, const HeaderList &fields) noexcept override;
     bool output_full(const Request &req) const noexcept override;
     void watch_output_drain(Request &req) noexcept override;
     void resume_body(Request &req) noexcept override;

@@ -13,6 +13,7 @@ Endpoints (matched on the last path segments, so any prefix works: /api/bytes, /
   .../slow?ms=M                          sleep M ms, then the echo answer
   .../slowbody?ms=M                      head with Content-Length 10, sleep M ms, then the body
   .../close                              echo answer with Connection: close, then close
+  .../early                              103 Early Hints (Link), then the echo answer
   .../hop                                200 with hop-by-hop headers (see handle_hop), then close
   .../__connections                      {"accepted": TCP connections accepted so far}
   anything else (/echo...)               200 JSON echo of the request (see echo_document)
@@ -453,6 +454,12 @@ class Backend:
         if last == "close":
             self.send_json(sock, req, self.echo_document(req, conn_id), close=True)
             return False
+        if last == "early":
+            # 103 Early Hints (with a field a proxy must drop), then the echo answer
+            sock.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n"
+                         b"Connection: X-Hint-Secret\r\nX-Hint-Secret: s\r\n\r\n")
+            self.send_json(sock, req, self.echo_document(req, conn_id))
+            return True
         if last == "hop":
             extra = [("Connection", "close, X-Hop-Resp"), ("Keep-Alive", "timeout=5"),
                      ("X-Hop-Resp", "secret"), ("X-End", "kept")]

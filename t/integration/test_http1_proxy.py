@@ -357,3 +357,17 @@ def test_http10_client_gets_no_chunked(gw):
     assert r.status == 200
     assert r.header("Transfer-Encoding") is None
     assert r.body_len == n and hashlib.sha256(r.body).hexdigest() == pattern_sha256(n)
+
+
+def test_early_hints_reach_the_client_before_the_answer(gw):
+    with RawConn(gw.port) as c:
+        c.send(b"GET /api/early HTTP/1.1\r\nHost: h\r\n\r\n")
+        hint = c.read_response(interim=True)
+        final = c.read_response()
+    assert hint.status == 103
+    assert hint.header("link") == "</app.css>; rel=preload"
+    assert hint.header("x-hint-secret") is None and hint.header("connection") is None
+    assert final.status == 200 and final.json()["path"] == "/api/early"
+    # HTTP/1.0 clients cannot take an interim answer: only the final one comes.
+    r = harness.parse_response(harness.raw_request(gw.port, b"GET /api/early HTTP/1.0\r\n\r\n"))
+    assert r.status == 200 and not r.interim
