@@ -204,6 +204,7 @@ void Http1Connection::do_dispatch() {
     set_state(State::active);
     ++requests_;
     worker_.stats().requests++;
+    worker_.note_request(req_->input.method, req_->input.target);  // for a crash report
     req_->start_ms = Worker::now_ms();
     req_->state = RequestState::head;
     keep_alive_ = parser_.keep_alive() &&
