@@ -13,6 +13,7 @@
 
 #include "core/base/log.h"
 #include "core/config/pending_features.h"
+#include "core/net/fd_limit.h"
 #include "core/net/listener.h"
 #include "core/plugin/host_api.h"
 #include "core/plugin/plugin_loader.h"
@@ -352,6 +353,8 @@ void Master::do_reload() {
     LogLevel level = LogLevel::info;
     Log::parse_level(config.main.log_level, &level);
     Log::open(config.main.error_log, level, nullptr);
+    std::string fd_warning = raise_fd_limit(config.main.worker_connections);
+    if (!fd_warning.empty()) log_warn("%s", fd_warning.c_str());
 
     auto gen = std::make_unique<Generation>();
     gen->number = next_generation_++;
@@ -465,6 +468,9 @@ int Master::run() {
         fprintf(stderr, "torii: %s\n", error.c_str());
         return 1;
     }
+    // Before the first fork: workers inherit the raised limit.
+    std::string fd_warning = raise_fd_limit(config.main.worker_connections);
+    if (!fd_warning.empty()) log_warn("%s", fd_warning.c_str());
     auto opened = do_open_sockets(config);
     if (!opened) {
         log_error("%s", opened.error().c_str());

@@ -20,6 +20,7 @@
 #include "core/net/listener.h"
 #include "core/process/worker_slot.h"
 #include "core/server/http_server.h"
+#include "core/worker/accept_gate.h"
 
 namespace torii {
 
@@ -129,6 +130,7 @@ private:
     uint32_t generation_ = 1;
     MasterStatus *master_status_ = nullptr;
     WorkerSlot *slot_ = nullptr;
+    std::unique_ptr<AcceptGate> accept_gate_;  // created in init(), with the listeners
     time_t started_at_ = 0;
     time_t date_second_ = 0;
     char date_[40] = {};
