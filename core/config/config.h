@@ -39,6 +39,9 @@ struct MainConfig {
     std::string access_log = "off";    // absolute path or "off"
     std::string log_level = "info";    // debug | info | notice | warn | error
     Millis shutdown_timeout = 30'000;
+    // Client connections one worker holds at most (nginx's worker_connections); a worker
+    // also keeps about as many fds for upstream connections (core/net/fd_limit.h).
+    int worker_connections = 1024;
     std::string plugin_dir;  // absolute
     // false: one process serves, with no master and no reload (nginx's master_process
     // off), for profiling and debugging.

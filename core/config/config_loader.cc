@@ -159,7 +159,7 @@ void Loader::read_main() {
     std::optional<Section> s = top_table("main");
     if (!s) return;
     s->allow_only({"workers", "pid_file", "error_log", "access_log", "log_level",
-                   "shutdown_timeout", "plugin_dir", "master_process"});
+                   "shutdown_timeout", "plugin_dir", "master_process", "worker_connections"});
     s->read("master_process", main.master_process);
 
     if (const toml::node *workers = s->get("workers")) {
@@ -179,6 +179,7 @@ void Loader::read_main() {
     read_log_target(*s, "access_log", main.access_log);
     s->read_choice("log_level", main.log_level, {"debug", "info", "notice", "warn", "error"});
     s->read_duration("shutdown_timeout", main.shutdown_timeout);
+    s->read("worker_connections", main.worker_connections, 1, 1 << 20);
     s->read_path("plugin_dir", main.plugin_dir);
 }
 

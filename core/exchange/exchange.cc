@@ -22,6 +22,7 @@ Request *exchange_acquire(Worker &worker, Downstream *downstream, const SocketAd
 
 void exchange_begin(Worker &worker, Request &req) {
     worker.stats().requests++;
+    worker.note_request(req.input.method, req.input.target);  // for a crash report
     req.start_ms = Worker::now_ms();
     req.state = RequestState::head;
 }

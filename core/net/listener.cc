@@ -24,8 +24,8 @@ Result<int> open_listen_socket(const SocketAddress &addr, int backlog) {
     return guard.release();
 }
 
-Listener::Listener(event_base *base, int fd, AcceptFn on_accept)
-    : fd_(fd), on_accept_(std::move(on_accept)) {
+Listener::Listener(event_base *base, int fd, AcceptFn on_accept, ExhaustedFn on_exhausted)
+    : fd_(fd), on_accept_(std::move(on_accept)), on_exhausted_(std::move(on_exhausted)) {
     ev_.reset(event_new(base, fd, EV_READ | EV_PERSIST, on_accept_cb, this));
     resume();
 }
@@ -51,16 +51,19 @@ void Listener::on_accept_cb(evutil_socket_t, short, void *ctx) {
 }
 
 void Listener::do_accept() {
-    // Take a bounded batch per wakeup so one busy listener cannot starve the loop.
-    for (int i = 0; i < 64; ++i) {
+    // Take a bounded batch per wakeup so one busy listener cannot starve the loop; stop early
+    // when an accepted connection filled the worker (on_accept_ paused us).
+    for (int i = 0; i < 64 && !paused_; ++i) {
         sockaddr_storage ss;
         socklen_t len = sizeof ss;
         int fd =
             ::accept4(fd_, reinterpret_cast<sockaddr *>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
-            if (errno == EMFILE || errno == ENFILE) {
-                log_error("accept: %s (too many open files)", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                // No log here: the callee pauses and logs at a bounded rate. Logging each
+                // failure is what turned fd exhaustion into a busy loop writing 45 MB/s.
+                on_exhausted_(errno);
                 return;
             }
             log_warn("accept: %s", strerror(errno));

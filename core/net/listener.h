@@ -19,13 +19,20 @@ class Listener {
 public:
     // Called for each accepted, non-blocking fd; the callee owns it.
     using AcceptFn = std::function<void(int fd, const SocketAddress &peer)>;
+    // Called when accept fails for want of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM):
+    // the connection stays in the queue and the listening socket stays readable, so the
+    // callee must pause this listener (and, as the fd table is shared, its siblings) or the
+    // level-triggered loop spins on it.
+    using ExhaustedFn = std::function<void(int err)>;
 
-    Listener(event_base *base, int fd, AcceptFn on_accept);
+    Listener(event_base *base, int fd, AcceptFn on_accept, ExhaustedFn on_exhausted);
     ~Listener();
     Listener(const Listener &) = delete;
     Listener &operator=(const Listener &) = delete;
 
-    void pause();  // graceful stop: leave the queue to other workers / the next generation
+    // Leave the queue to other workers / the next generation: graceful stop, a full worker,
+    // no fds left. Takes effect within the current batch of accepts too.
+    void pause();
     void resume();
     int fd() const { return fd_; }
 
@@ -35,6 +42,7 @@ private:
 
     int fd_;  // not owned: the master keeps listening sockets open across generations
     AcceptFn on_accept_;
+    ExhaustedFn on_exhausted_;
     EventPtr ev_;
     bool paused_ = true;
 };

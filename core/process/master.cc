@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 
 #include "core/base/log.h"
 #include "core/config/pending_features.h"
+#include "core/net/fd_limit.h"
 #include "core/net/listener.h"
 #include "core/plugin/host_api.h"
 #include "core/plugin/plugin_loader.h"
@@ -29,9 +31,27 @@ namespace torii {
 // shutdown_timeout; this only catches a worker that hangs.
 static constexpr uint64_t kKillGraceMs = 5000;
 static constexpr uint64_t kFastStopMs = 3000;
-// A worker that dies sooner than this after its start counts toward back-off.
+// Restart policy. A worker that died while handling requests is replaced at once, always:
+// the cause is a request (a plugin crashing on it), each replacement costs one such
+// request, so the restart rate can never exceed the rate of bad requests, and a pause would
+// only add an outage on top of it (the listening socket stays open and queues, with
+// workers = 1 nothing answers). A 30 s back-off once turned 20 aborted requests a second
+// into 20 s of silence.
+//
+// Back-off is for a worker that dies soon after start without having started a request
+// (say a plugin crashing in worker_init): nothing outside bounds that loop. After
+// kFreeRestarts such deaths in a row the delay doubles from kFirstBackoffMs up to
+// kMaxBackoffMs, kept short so a slot is never empty for long.
 static constexpr uint64_t kQuickDeathMs = 2000;
-static constexpr uint64_t kMaxBackoffMs = 30000;
+static constexpr int kFreeRestarts = 3;
+static constexpr uint64_t kFirstBackoffMs = 50;
+static constexpr uint64_t kMaxBackoffMs = 250;
+
+static uint64_t restart_delay_ms(int quick_deaths) {
+    if (quick_deaths <= kFreeRestarts) return 0;
+    int doublings = std::min(quick_deaths - kFreeRestarts - 1, 8);
+    return std::min<uint64_t>(kFirstBackoffMs << doublings, kMaxBackoffMs);
+}
 
 // Context of a pending restart: the slot of the generation it was scheduled for.
 struct RestartCtx {
@@ -86,8 +106,32 @@ void Master::do_close_unused_sockets() {
     }
 }
 
+int Master::do_take_status_slot(const Generation &gen) const {
+    std::vector<bool> used(MasterStatus::kSlots);
+    auto mark = [&used](const Generation &g) {
+        for (const Worker &w : g.workers)
+            if (w.status_slot >= 0) used[static_cast<size_t>(w.status_slot)] = true;
+    };
+    if (current_) mark(*current_);
+    for (const auto &g : draining_)
+        mark(*g);
+    mark(gen);
+    for (int i = 0; i < MasterStatus::kSlots; ++i)
+        if (!used[static_cast<size_t>(i)]) return i;
+    return -1;  // more than kSlots workers: the extra ones report no last request
+}
+
+std::string Master::last_request(Worker &w) {
+    WorkerSlot *slot = status_->worker_slot(w.status_slot);
+    w.status_slot = -1;
+    std::string line = slot ? slot->request_line() : std::string();
+    return line.empty() ? std::string("none") : "\"" + line + "\"";
+}
+
 void Master::do_spawn(Generation &gen, size_t slot) {
     Worker &w = gen.workers[slot];
+    if (w.status_slot < 0) w.status_slot = do_take_status_slot(gen);
+    if (WorkerSlot *ws = status_->worker_slot(w.status_slot)) ws->clear();
     // Signals stay blocked across fork: in the child, until the worker has installed its own
     // handlers, a signal (the next reload's SIGQUIT, a SIGUSR1) would otherwise run the
     // master's handler, which writes into the master's signal pipe, or kill the child.
@@ -97,9 +141,10 @@ void Master::do_spawn(Generation &gen, size_t slot) {
     pid_t pid = fork();
     if (pid != 0) sigprocmask(SIG_SETMASK, &saved, nullptr);
     if (pid < 0) {
-        log_error("fork: %s; retrying in 1s", strerror(errno));
+        log_error("fork: %s; retrying in %llums", strerror(errno),
+                  static_cast<unsigned long long>(kMaxBackoffMs));
         w.restart_ctx = std::make_unique<RestartCtx>(RestartCtx{this, &gen, slot});
-        timeval tv{1, 0};
+        timeval tv = to_timeval(static_cast<int64_t>(kMaxBackoffMs));
         w.restart_timer.reset(evtimer_new(base_.get(), on_restart_cb, w.restart_ctx.get()));
         evtimer_add(w.restart_timer.get(), &tv);
         return;
@@ -121,8 +166,13 @@ void Master::do_spawn(Generation &gen, size_t slot) {
         for (Worker &x : gen.workers)
             x.restart_timer.reset();
         base_.reset();
-        WorkerProcessArgs args{gen.config, gen.plugins, &sockets_,
-                               gen.number, status_,     config_file_};
+        WorkerProcessArgs args{gen.config,
+                               gen.plugins,
+                               &sockets_,
+                               gen.number,
+                               status_,
+                               config_file_,
+                               status_->worker_slot(w.status_slot)};
         // _exit: the master's objects in this copy of memory are not this process's to
         // destroy (the worker has cleaned up its own by now).
         _exit(run_worker_process(args));
@@ -184,14 +234,62 @@ void Master::do_publish_status() {
     status_->publish(s);
 }
 
+// "killed by signal 11 (SIGSEGV), core dumped" / "exited with code 2"
 static std::string describe_exit(int status) {
-    char buf[64];
-    if (WIFSIGNALED(status))
-        snprintf(buf, sizeof buf, "killed by signal %d%s", WTERMSIG(status),
-                 WCOREDUMP(status) ? " (core dumped)" : "");
-    else
+    char buf[96];
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        const char *name = sigabbrev_np(sig);
+        snprintf(buf, sizeof buf, "killed by signal %d (SIG%s), %s", sig, name ? name : "?",
+                 WCOREDUMP(status) ? "core dumped" : "no core dump");
+    } else {
         snprintf(buf, sizeof buf, "exited with code %d", WEXITSTATUS(status));
+    }
     return buf;
+}
+
+// A worker of the serving generation died: a plugin crash, the OOM killer, a kill. It is
+// replaced at once unless it keeps dying right after start before any request (then after a
+// short back-off: see kFreeRestarts).
+void Master::do_reap_current(size_t i, pid_t pid, int status) {
+    Worker &w = current_->workers[i];
+    w.pid = 0;
+    const WorkerSlot *slot = status_->worker_slot(w.status_slot);
+    bool served = slot && slot->len > 0;
+    std::string request = last_request(w);
+    if (stopping_) {
+        // SIGKILL is ours past the stop deadline; any other signal is a crash while stopping.
+        if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
+            log_error("generation %u: worker %d %s while stopping; its last request: %s",
+                      current_->number, static_cast<int>(pid), describe_exit(status).c_str(),
+                      request.c_str());
+        return;
+    }
+    uint64_t now = torii::Worker::now_ms();
+    bool quick = !served && now - w.started_ms < kQuickDeathMs;
+    w.quick_deaths = quick ? w.quick_deaths + 1 : 0;
+    uint64_t delay = restart_delay_ms(w.quick_deaths);
+    std::string next = "starting a new one";
+    if (delay)
+        next += " in " + std::to_string(delay) + "ms (" + std::to_string(w.quick_deaths) +
+                " deaths in a row within " + std::to_string(kQuickDeathMs / 1000) +
+                " s of start, before any request)";
+    bool crashed = WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
+    if (crashed)
+        log_error("generation %u: worker %d %s; its last request: %s; %s", current_->number,
+                  static_cast<int>(pid), describe_exit(status).c_str(), request.c_str(),
+                  next.c_str());
+    else
+        log_warn("generation %u: worker %d %s; %s", current_->number, static_cast<int>(pid),
+                 describe_exit(status).c_str(), next.c_str());
+    if (delay == 0) {
+        do_spawn(*current_, i);
+        return;
+    }
+    w.restart_ctx = std::make_unique<RestartCtx>(RestartCtx{this, current_.get(), i});
+    timeval tv = to_timeval(static_cast<int64_t>(delay));
+    w.restart_timer.reset(evtimer_new(base_.get(), on_restart_cb, w.restart_ctx.get()));
+    evtimer_add(w.restart_timer.get(), &tv);
 }
 
 void Master::do_reap() {
@@ -201,34 +299,10 @@ void Master::do_reap() {
         if (pid <= 0) break;
         bool found = false;
         if (current_) {
-            for (size_t i = 0; i < current_->workers.size(); ++i) {
-                Worker &w = current_->workers[i];
-                if (w.pid != pid) continue;
+            for (size_t i = 0; i < current_->workers.size() && !found; ++i) {
+                if (current_->workers[i].pid != pid) continue;
                 found = true;
-                w.pid = 0;
-                if (stopping_) break;
-                // A worker of the serving generation died: a plugin crash or a kill. Replace
-                // it; back off when it keeps dying right after start.
-                uint64_t now = torii::Worker::now_ms();
-                w.quick_deaths = now - w.started_ms < kQuickDeathMs ? w.quick_deaths + 1 : 0;
-                uint64_t delay =
-                    w.quick_deaths
-                        ? std::min<uint64_t>(100ull << std::min(w.quick_deaths, 9), kMaxBackoffMs)
-                        : 0;
-                log_warn("worker %d %s; starting a new one%s", static_cast<int>(pid),
-                         describe_exit(status).c_str(),
-                         delay ? (" in " + std::to_string(delay) + "ms").c_str() : "");
-                if (delay == 0) {
-                    do_spawn(*current_, i);
-                } else {
-                    w.restart_ctx =
-                        std::make_unique<RestartCtx>(RestartCtx{this, current_.get(), i});
-                    timeval tv = to_timeval(static_cast<int64_t>(delay));
-                    w.restart_timer.reset(
-                        evtimer_new(base_.get(), on_restart_cb, w.restart_ctx.get()));
-                    evtimer_add(w.restart_timer.get(), &tv);
-                }
-                break;
+                do_reap_current(i, pid, status);
             }
         }
         if (!found) {
@@ -237,8 +311,18 @@ void Master::do_reap() {
                     if (w.pid != pid) continue;
                     found = true;
                     w.pid = 0;
-                    log_notice("generation %u: worker %d finished draining (%s)", (*it)->number,
-                               static_cast<int>(pid), describe_exit(status).c_str());
+                    std::string request = last_request(w);
+                    // SIGKILL is ours (past shutdown_timeout) or the OOM killer's; any other
+                    // signal is a crash while draining.
+                    if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
+                        log_error(
+                            "generation %u: worker %d %s while draining; its last "
+                            "request: %s",
+                            (*it)->number, static_cast<int>(pid), describe_exit(status).c_str(),
+                            request.c_str());
+                    else
+                        log_notice("generation %u: worker %d finished draining (%s)", (*it)->number,
+                                   static_cast<int>(pid), describe_exit(status).c_str());
                 }
             }
             draining_.remove_if([](const std::unique_ptr<Generation> &g) {
@@ -269,6 +353,8 @@ void Master::do_reload() {
     LogLevel level = LogLevel::info;
     Log::parse_level(config.main.log_level, &level);
     Log::open(config.main.error_log, level, nullptr);
+    std::string fd_warning = raise_fd_limit(config.main.worker_connections);
+    if (!fd_warning.empty()) log_warn("%s", fd_warning.c_str());
 
     auto gen = std::make_unique<Generation>();
     gen->number = next_generation_++;
@@ -382,6 +468,9 @@ int Master::run() {
         fprintf(stderr, "torii: %s\n", error.c_str());
         return 1;
     }
+    // Before the first fork: workers inherit the raised limit.
+    std::string fd_warning = raise_fd_limit(config.main.worker_connections);
+    if (!fd_warning.empty()) log_warn("%s", fd_warning.c_str());
     auto opened = do_open_sockets(config);
     if (!opened) {
         log_error("%s", opened.error().c_str());

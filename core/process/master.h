@@ -5,8 +5,10 @@
 //   SIGHUP:  load + validate afresh (plugins from content-addressed copies) → open new
 //            sockets → fork N workers (gen n+1) → SIGQUIT the old generation, which stops
 //            accepting and drains; a failure at any step keeps generation n and logs why
-//   SIGCHLD: a current-generation worker that died is replaced (with back-off when it keeps
-//            dying); an old worker that exits leaves its draining generation
+//   SIGCHLD: a current-generation worker that died is replaced at once (after a short
+//            back-off, at most 250 ms, only when it keeps dying right after start); a
+//            crash is logged with its signal and the worker's last request line; an old
+//            worker that exits leaves its draining generation
 //   SIGQUIT: graceful stop (workers drain up to shutdown_timeout); SIGTERM/SIGINT: fast stop
 //   SIGUSR1: reopen logs, in the master and every worker
 //
@@ -47,6 +49,7 @@ private:
         pid_t pid = 0;
         uint64_t started_ms = 0;
         int quick_deaths = 0;    // consecutive deaths soon after start, for back-off
+        int status_slot = -1;    // its WorkerSlot in MasterStatus while it runs
         EventPtr restart_timer;  // armed while a restart waits out its back-off
         std::unique_ptr<RestartCtx> restart_ctx;
     };
@@ -71,6 +74,9 @@ private:
     Result<void> do_open_sockets(const Config &config);
     void do_close_unused_sockets();
     void do_spawn(Generation &gen, size_t slot);
+    int do_take_status_slot(const Generation &gen) const;
+    std::string last_request(Worker &w);  // reads and frees the worker's status slot
+    void do_reap_current(size_t i, pid_t pid, int status);
     void do_reload();
     void do_stop(bool graceful);
     void do_reap();

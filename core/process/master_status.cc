@@ -19,6 +19,7 @@ struct MasterStatus::Page {
     uint64_t reload_failures;
     int32_t master;
     int32_t workers[kMaxWorkers];
+    WorkerSlot slots[MasterStatus::kSlots];
 };
 
 MasterStatus *MasterStatus::create() {
@@ -34,6 +35,10 @@ void MasterStatus::destroy(MasterStatus *s) {
     if (!s) return;
     munmap(s->page_, sizeof(Page));
     delete s;
+}
+
+WorkerSlot *MasterStatus::worker_slot(int i) {
+    return i >= 0 && i < kSlots ? &page_->slots[i] : nullptr;
 }
 
 void MasterStatus::publish(const StatusSnapshot &s) {

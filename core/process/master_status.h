@@ -2,6 +2,9 @@
 // generation, its workers' PIDs, when the config was loaded, how many old workers still
 // drain. One anonymous MAP_SHARED page written only by the master and read by workers
 // under a sequence counter (a reader retries while a write is under way).
+//
+// The same mapping holds one WorkerSlot per running worker, written the other way: by its
+// worker, read by the master after the worker died (core/process/worker_slot.h).
 #pragma once
 
 #include <sys/types.h>
@@ -9,6 +12,8 @@
 #include <cstdint>
 #include <ctime>
 #include <vector>
+
+#include "core/process/worker_slot.h"
 
 namespace torii {
 
@@ -29,6 +34,11 @@ public:
 
     void publish(const StatusSnapshot &s);  // master only
     StatusSnapshot read() const;            // any process
+
+    // Slots for the workers' last request lines; the master hands one to each worker it
+    // forks and reads it back when that worker dies.
+    static constexpr int kSlots = 1024;
+    WorkerSlot *worker_slot(int i);
 
 private:
     struct Page;

@@ -12,6 +12,7 @@
 
 #include "core/base/log.h"
 #include "core/config/config.h"
+#include "core/net/fd_limit.h"
 #include "core/net/listener.h"
 #include "core/config/pending_features.h"
 #include "core/plugin/host_api.h"
@@ -35,6 +36,9 @@ int check_config(const std::string &file) {
     }
     for (const std::string &w : pending_feature_warnings(*config.value()))
         fprintf(stderr, "warning: %s\n", w.c_str());
+    // What the master would warn about the fd limit of this shell's environment.
+    std::string fd_warning = raise_fd_limit(config.value()->main.worker_connections);
+    if (!fd_warning.empty()) fprintf(stderr, "warning: %s\n", fd_warning.c_str());
     // Loading every plugin and creating every instance is what validates their tables.
     auto plugins = PluginSet::load(*config.value());
     if (!plugins) {
@@ -115,6 +119,8 @@ int run_single_process(std::shared_ptr<const Config> config, const std::string &
     }
     for (const std::string &w : pending_feature_warnings(*config))  // as the master does
         log_warn("%s", w.c_str());
+    std::string fd_warning = raise_fd_limit(main.worker_connections);
+    if (!fd_warning.empty()) log_warn("%s", fd_warning.c_str());
 
     // Open every listening socket before anything runs, so a taken port fails the start.
     std::map<std::string, int> open;

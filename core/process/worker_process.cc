@@ -40,7 +40,7 @@ int run_worker_process(const WorkerProcessArgs &args) {
     int rc;
     {
         Worker worker(args.config, args.plugins, std::move(mine), args.config_file);
-        worker.set_process(args.generation, args.status);
+        worker.set_process(args.generation, args.status, args.slot);
         auto ok = worker.init();
         sigset_t none;
         sigemptyset(&none);

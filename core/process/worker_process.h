@@ -12,6 +12,7 @@ namespace torii {
 struct Config;
 class PluginSet;
 class MasterStatus;
+struct WorkerSlot;
 
 struct WorkerProcessArgs {
     std::shared_ptr<const Config> config;
@@ -20,6 +21,7 @@ struct WorkerProcessArgs {
     uint32_t generation;
     MasterStatus *status;
     std::string config_file;
+    WorkerSlot *slot;  // where this worker leaves its last request line; may be null
 };
 
 // The worker process's exit code.

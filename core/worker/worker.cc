@@ -6,6 +6,7 @@
 
 #include "core/base/log.h"
 #include "core/http/request.h"
+#include "core/net/fd_limit.h"
 #include "core/plugin/host_api.h"
 #include "core/plugin/plugin_set.h"
 #include "core/shm/shared_zone.h"
@@ -49,6 +50,7 @@ Worker::~Worker() {
     for (Request *r : request_pool_)
         delete r;
     request_pool_.clear();
+    accept_gate_.reset();
     listeners_.clear();
     servers_.clear();
     upstreams_.clear();
@@ -123,6 +125,11 @@ Result<void> Worker::init() {
     for (auto &[key, group] : groups_)
         for (HttpServer *s : group->servers)
             if (!group->tls && s->config().tls) group->tls = s->config().tls->ctx.get();
+    // Client connections this worker holds at most: worker_connections, fewer when the fd
+    // limit cannot also give each an upstream connection (the master warned about it).
+    accept_gate_ = std::make_unique<AcceptGate>(
+        base_.get(),
+        static_cast<size_t>(client_connection_limit(config_->main.worker_connections)));
     for (const ListenSocket &ls : listen_sockets_) {
         auto it = groups_.find(ls.admin ? std::string(kAdminGroup) : ls.address);
         if (it == groups_.end()) return make_error("no server for listen socket " + ls.address);
@@ -145,7 +152,8 @@ Result<void> Worker::init() {
 
 void Worker::add_listener(int fd, ServerGroup *group) {
     listeners_.push_back(std::make_unique<Listener>(
-        base_.get(), fd, [this, group](int cfd, const SocketAddress &peer) {
+        base_.get(), fd,
+        [this, group](int cfd, const SocketAddress &peer) {
             stats_.connections_accepted++;
             if (group->tls) {
                 auto *stage = new AcceptStage(*this, cfd, peer, *group);
@@ -155,7 +163,9 @@ void Worker::add_listener(int fd, ServerGroup *group) {
             }
             accept_http1(*this, std::make_unique<Socket>(base_.get(), cfd, nullptr), peer,
                          *group);
-        }));
+        },
+        [this](int err) { accept_gate_->on_exhausted(err, connections_.size()); }));
+    accept_gate_->add(listeners_.back().get());
 }
 
 // Bounds the memory the pool keeps: enough for a burst of concurrent requests.
@@ -192,12 +202,14 @@ void Worker::add_connection(ClientConnection *c) {
         zone->counter_add("torii|connections", 1);
         zone->counter_add("torii|accepted", 1);
     }
+    accept_gate_->on_opened(connections_.size());
 }
 
 void Worker::remove_connection(ClientConnection *c) {
     connections_.erase(c->registry_pos);
     stats_.connections_active--;
     if (SharedZone *zone = shared_zone()) zone->counter_add("torii|connections", -1);
+    accept_gate_->on_closed(connections_.size());
     if (stopping_) check_drained();
 }
 
@@ -272,8 +284,7 @@ void Worker::stop(bool graceful) {
         return;
     }
     stopping_ = true;
-    for (auto &l : listeners_)
-        l->pause();
+    if (accept_gate_) accept_gate_->close();
     shutdown_deadline_ms_ = now_ms() + static_cast<uint64_t>(config_->main.shutdown_timeout);
     // Idle keep-alive connections close now; busy ones close after their response.
     std::vector<ClientConnection *> snapshot(connections_.begin(), connections_.end());
@@ -289,6 +300,7 @@ void Worker::check_drained() {
 void Worker::on_shutdown_tick_cb(evutil_socket_t, short, void *ctx) {
     auto *w = static_cast<Worker *>(ctx);
     access_log_flush();
+    if (w->accept_gate_) w->accept_gate_->tick(now_ms());
     if (w->stopping_ && now_ms() >= w->shutdown_deadline_ms_) {
         log_notice("shutdown_timeout reached with %zu connections open; closing them",
                    w->connections_.size());

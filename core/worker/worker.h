@@ -18,7 +18,9 @@
 #include "core/base/result.h"
 #include "core/config/config.h"
 #include "core/net/listener.h"
+#include "core/process/worker_slot.h"
 #include "core/server/http_server.h"
+#include "core/worker/accept_gate.h"
 
 namespace torii {
 
@@ -58,11 +60,17 @@ public:
     void stop(bool graceful);
 
     static Worker &current() { return *current_; }
-    // Set by the master's worker process: which generation this is, and where the master
-    // publishes the process tree. Without it (master_process = false) the worker is alone.
-    void set_process(uint32_t generation, MasterStatus *status) {
+    // Set by the master's worker process: which generation this is, where the master
+    // publishes the process tree, and the slot where this worker leaves its last request
+    // line for the master. Without it (master_process = false) the worker is alone.
+    void set_process(uint32_t generation, MasterStatus *status, WorkerSlot *slot) {
         generation_ = generation;
         master_status_ = status;
+        slot_ = slot;
+    }
+    // A request head was dispatched: remember its line for the master's crash report.
+    void note_request(std::string_view method, std::string_view target) noexcept {
+        if (slot_) slot_->set_request(method, target);
     }
     uint32_t generation() const { return generation_; }
     MasterStatus *master_status() const { return master_status_; }
@@ -132,6 +140,8 @@ private:
     bool stopping_ = false;
     uint32_t generation_ = 1;
     MasterStatus *master_status_ = nullptr;
+    WorkerSlot *slot_ = nullptr;
+    std::unique_ptr<AcceptGate> accept_gate_;  // created in init(), with the listeners
     time_t started_at_ = 0;
     time_t date_second_ = 0;
     char date_[40] = {};

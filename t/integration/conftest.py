@@ -36,8 +36,9 @@ class Procs:
         self.items.append(b)
         return b.start()
 
-    def torii(self, config_text, start=True, wait_ports=None, timeout=10.0):
-        t = harness.Torii(config_text, workdir=self._dir("torii"), wait_ports=wait_ports)
+    def torii(self, config_text, start=True, wait_ports=None, timeout=10.0, rlimits=None):
+        t = harness.Torii(config_text, workdir=self._dir("torii"), wait_ports=wait_ports,
+                          rlimits=rlimits)
         self.items.append(t)
         if start:
             t.start(timeout=timeout)

@@ -302,8 +302,10 @@ class Backend:
 class Torii:
     """torii with a config written to WORKDIR/torii.toml, run as `TORII_BIN -c PATH`."""
 
-    def __init__(self, config_text, workdir=None, wait_ports=None, extra_args=()):
+    def __init__(self, config_text, workdir=None, wait_ports=None, extra_args=(), rlimits=None):
         self.config_text = config_text
+        # {resource.RLIMIT_X: (soft, hard)} set in the child before exec (fd exhaustion tests)
+        self.rlimits = dict(rlimits or {})
         self.workdir = workdir or tempfile.mkdtemp(prefix="torii-")
         os.makedirs(self.workdir, exist_ok=True)
         self.config_path = os.path.join(self.workdir, "torii.toml")
@@ -325,10 +327,18 @@ class Torii:
         if not os.access(binary, os.X_OK):
             raise HarnessError("torii binary not found at %s: build it (make build) or set "
                                "TORII_BIN" % binary)
+        limits = self.rlimits
+
+        def set_limits():
+            import resource
+            for res, pair in limits.items():
+                resource.setrlimit(res, pair)
+
         with open(self.stdout_path, "wb") as fo, open(self.stderr_path, "wb") as fe:
             self.proc = subprocess.Popen([binary, "-c", self.config_path] + self.extra_args,
                                          stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
-                                         cwd=self.workdir, start_new_session=True)
+                                         cwd=self.workdir, start_new_session=True,
+                                         preexec_fn=set_limits if limits else None)
         _live.append(self)
         if not wait:
             return self

@@ -160,18 +160,19 @@ def test_start_with_bad_config_exits_without_listening(procs):
 
 
 def test_check_warns_about_settings_that_are_not_active_yet(tmp_path):
-    # TLS on a listener is accepted (SPEC vocabulary) but not served yet: `-t` still says ok,
-    # and says on stderr, with the place, that this listener is plain HTTP.
+    # Discovery is accepted (SPEC vocabulary) but not run yet: `-t` still says ok, and says
+    # on stderr, with the place, that only `targets` are used.
     port = harness.free_port()
-    text = config(main_block(), server_block([port], [
-        {"path": "/", "return": {"status": 200, "body": "x"}}],
-        tls={"cert": "cert.pem", "key": "key.pem"}))
-    path = tmp_path / "tls.toml"
+    text = config(main_block(),
+                  upstream_block("api", [harness.free_port()],
+                                 discovery={"type": "dns", "name": "api.test", "port": 80}),
+                  server_block([port], [{"path": "/", "upstream": "api"}]))
+    path = tmp_path / "discovery.toml"
     path.write_text(text)
-    line = text.splitlines().index("[[server]]") + 1
+    line = text.splitlines().index("[upstream.api]") + 1
     res = run_torii(["-t", "-c", str(path)])
     assert res.returncode == 0 and res.stdout.strip() == "ok", (res.stdout, res.stderr)
-    assert "warning: %s:%d:1: [[server]] tls: TLS termination is not available yet" % (
+    assert "warning: %s:%d:1: upstream \"api\": discovery is not available yet" % (
         path, line) in res.stderr, res.stderr
 
 

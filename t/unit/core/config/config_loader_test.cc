@@ -303,6 +303,7 @@ TEST_CASE("defaults are the struct initialisers") {
     CHECK(config->main.access_log == "off");
     CHECK(config->main.log_level == "info");
     CHECK(config->main.shutdown_timeout == 30'000);
+    CHECK(config->main.worker_connections == 1024);
     CHECK(config->main.plugin_dir == "/etc/build/plugins");
     CHECK(config->plugins.empty());
     CHECK_FALSE(config->admin);
@@ -533,6 +534,12 @@ TEST_CASE("errors name file, line, column and reason") {
               "conf/torii.toml:5:1: unknown key \"intervall\" in [upstream.api.health]");
         CHECK(load_error(with_location("return = { status = 200, bdy = \"x\" }\n")) ==
               "conf/torii.toml:9:26: unknown key \"return.bdy\" in [[server.location]]");
+    }
+    SUBCASE("worker_connections out of range") {
+        CHECK(load_error("[main]\nworker_connections = 0\n") ==
+              "conf/torii.toml:2:1: [main] worker_connections: must be from 1 to 1048576, not 0");
+        CHECK(load_error("[main]\nworker_connections = \"many\"\n") ==
+              "conf/torii.toml:2:1: [main] worker_connections: expected an integer");
     }
     SUBCASE("unknown sections") {
         CHECK(load_error("[mian]\nworkers = 2\n") == "conf/torii.toml:1:1: unknown section [mian]");
