@@ -67,6 +67,9 @@ public:
     virtual void send_end(Request &req, const HeaderList *trailers) noexcept = 0;
     // The response broke after its head was sent: the client must see a truncated message.
     virtual void send_abort(Request &req) noexcept = 0;
+    // The exchange is reset (the upstream reset it, or it is cancelled): distinct from a
+    // truncation; HTTP/1.1 resets the connection, HTTP/2 will send RST_STREAM.
+    virtual void send_reset(Request &req) noexcept = 0;
     // Interim "100 Continue": the handler is ready for the body.
     virtual void send_continue(Request &req) noexcept = 0;
     // Another informational response (103 Early Hints) before the final head; ignored by a

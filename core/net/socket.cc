@@ -445,6 +445,12 @@ void Socket::detach() {
     handler_ = &detached_handler;
 }
 
+void Socket::reset_on_close() {
+    linger lg{1, 0};
+    setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    failed_ = true;  // and no TLS close_notify either
+}
+
 void Socket::shutdown_write() {
     if (ssl_ && !failed_ && !handshaking_) SSL_shutdown(ssl_);
     ::shutdown(fd_.get(), SHUT_WR);

@@ -99,6 +99,8 @@ public:
     bool read_paused() const { return read_paused_; }
     // Half-close: no more output. Used for lingering close after an early error response.
     void shutdown_write();
+    // Closing will reset the connection (RST) instead of a graceful FIN.
+    void reset_on_close();
     // The owner is letting go (the socket waits for deferred deletion): no event, pending
     // or future, reaches any handler again. A connect completing, a timeout or a queued
     // drain notice would otherwise call an owner that has already moved on.

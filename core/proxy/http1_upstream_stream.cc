@@ -1,5 +1,6 @@
 #include "core/proxy/http1_upstream_stream.h"
 
+#include <cerrno>
 #include <cstring>
 
 #include "core/base/arena.h"
@@ -216,7 +217,10 @@ void Http1UpstreamStream::on_socket_error(Socket &s, int err) {
     if (state_ == State::done) return;
     // A TLS failure says why (certificate verify failed (hostname mismatch), ...).
     const char *why = s.tls_error().empty() ? strerror(err) : s.tls_error().c_str();
-    do_fail(state_ == State::connecting ? UpstreamError::connect : UpstreamError::closed, why);
+    UpstreamError kind = state_ == State::connecting  ? UpstreamError::connect
+                         : err == ECONNRESET || err == EPIPE ? UpstreamError::reset
+                                                             : UpstreamError::closed;
+    do_fail(kind, why);
 }
 
 void Http1UpstreamStream::on_socket_timeout(Socket &, bool reading) {

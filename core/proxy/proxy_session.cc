@@ -242,18 +242,23 @@ void ProxySession::on_stream_error(UpstreamStream &s, UpstreamError err, const c
         case UpstreamError::send_timeout:
         case UpstreamError::read_timeout:
         case UpstreamError::closed:
+        case UpstreamError::reset:
             break;
     }
-    bool timeout = err != UpstreamError::closed;
+    bool timeout = err == UpstreamError::send_timeout || err == UpstreamError::read_timeout;
     if (!head_received_) {
         do_attempt_failed(timeout ? 504 : 502, false, why);
         return;
     }
-    // The head went to the client already: all that is left is to cut the response short.
+    // The head went to the client already: all that is left is to cut the response short,
+    // the way it broke: a reset is passed on as a reset, anything else as a truncation.
     log_warn("upstream %s: %s", std::string(req_.upstream_addr).c_str(), why);
     do_drop_stream();
     state_ = State::done;
-    req_.downstream->send_abort(req_);
+    if (err == UpstreamError::reset)
+        req_.downstream->send_reset(req_);
+    else
+        req_.downstream->send_abort(req_);
 }
 
 void ProxySession::do_drop_stream() {

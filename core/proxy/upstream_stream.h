@@ -24,7 +24,8 @@ enum class UpstreamError {
     connect_timeout,  // not made within connect_timeout
     send_timeout,     // the request did not go out within send_timeout
     read_timeout,     // no response byte within read_timeout
-    closed,           // reset or closed by the target
+    closed,           // closed by the target (FIN)
+    reset,            // reset by the target (RST)
     invalid,          // what came back is not a valid response
     upgrade,          // the target switched protocols (101), which needs a tunnel
 };

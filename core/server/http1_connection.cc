@@ -352,6 +352,17 @@ void Http1Connection::send_abort(Request &req) noexcept {
     arm_timer(limits_.send_timeout);
 }
 
+void Http1Connection::send_reset(Request &req) noexcept {
+    req.state = RequestState::responded;
+    response_done_ = true;
+    keep_alive_ = false;
+    exchange_finish(*req_);
+    // What is queued is dropped with the connection: the client sees a reset, not a body
+    // that merely ends early.
+    sock_->reset_on_close();
+    do_close();
+}
+
 void Http1Connection::send_continue(Request &req) noexcept {
     if (req.input.version != HttpVersion::http11 || req.head_sent) return;
     evbuffer_add(sock_->output(), "HTTP/1.1 100 Continue\r\n\r\n", 25);

@@ -59,6 +59,7 @@ private:
     void send_body(Request &req, evbuffer *data) noexcept override;
     void send_end(Request &req, const HeaderList *trailers) noexcept override;
     void send_abort(Request &req) noexcept override;
+    void send_reset(Request &req) noexcept override;
     void send_continue(Request &req) noexcept override;
     void send_interim(Request &req, int status, const HeaderList &fields) noexcept override;
     bool output_full(const Request &req) const noexcept override;

@@ -14,6 +14,7 @@ Endpoints (matched on the last path segments, so any prefix works: /api/bytes, /
   .../slowbody?ms=M                      head with Content-Length 10, sleep M ms, then the body
   .../close                              echo answer with Connection: close, then close
   .../early                              103 Early Hints (Link), then the echo answer
+  .../cutbody, .../resetbody             10 of 100 promised bytes, then FIN / RST
   .../hop                                200 with hop-by-hop headers (see handle_hop), then close
   .../__connections                      {"accepted": TCP connections accepted so far}
   anything else (/echo...)               200 JSON echo of the request (see echo_document)
@@ -453,6 +454,14 @@ class Backend:
             return True
         if last == "close":
             self.send_json(sock, req, self.echo_document(req, conn_id), close=True)
+            return False
+        if last in ("cutbody", "resetbody"):
+            # 10 of the 100 bytes the head promises, then a close (FIN) or a reset (RST)
+            headers = [("Server", "backend/" + self.name), ("Content-Length", "100")]
+            sock.sendall(self.head_bytes(200, headers) + b"0123456789")
+            time.sleep(0.05)
+            if last == "resetbody":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False
         if last == "early":
             # 103 Early Hints (with a field a proxy must drop), then the echo answer

@@ -371,3 +371,27 @@ def test_early_hints_reach_the_client_before_the_answer(gw):
     # HTTP/1.0 clients cannot take an interim answer: only the final one comes.
     r = harness.parse_response(harness.raw_request(gw.port, b"GET /api/early HTTP/1.0\r\n\r\n"))
     assert r.status == 200 and not r.interim
+
+
+def read_until_closed(port, wire, timeout=5):
+    """(bytes received, how the connection ended: "eof" or "reset")."""
+    import socket as _socket
+    with _socket.create_connection((harness.HOST, port), timeout=timeout) as s:
+        s.sendall(wire)
+        data = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                return data, "reset"
+            if not chunk:
+                return data, "eof"
+            data += chunk
+
+
+def test_upstream_reset_mid_body_is_a_reset_and_a_close_is_a_truncation(gw):
+    # Both send 10 of 100 promised bytes; the client learns which way the response broke.
+    data, end = read_until_closed(gw.port, b"GET /api/cutbody HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert end == "eof" and data.startswith(b"HTTP/1.1 200") and data.endswith(b"0123456789")
+    data, end = read_until_closed(gw.port, b"GET /api/resetbody HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert end == "reset", data
