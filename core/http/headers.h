@@ -72,6 +72,7 @@ public:
     void truncate(size_t n) { items_.resize(n < items_.size() ? n : items_.size()); }
     void reserve(size_t n) { items_.reserve(n); }
     const Header &operator[](size_t i) const { return items_[i]; }
+    const Header &back() const { return items_.back(); }
     iterator begin() { return items_.begin(); }
     iterator end() { return items_.end(); }
     const_iterator begin() const { return items_.begin(); }

@@ -98,6 +98,8 @@ private:
     bool in_value_ = false;
     bool request_was_head_ = false;
     bool allow_underscores_ = false;
+    uint16_t hosts_ = 0;    // Host fields of the head being parsed
+    bool te_seen_ = false;  // a Transfer-Encoding field in it
     uint64_t head_bytes_ = 0;
     uint64_t max_head_size_ = UINT64_MAX;
     uint64_t body_bytes_ = 0;

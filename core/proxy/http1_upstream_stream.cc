@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "core/base/arena.h"
 #include "core/base/format.h"
@@ -14,6 +15,29 @@ namespace torii {
 // Request body bytes queued toward the upstream before the session stops sending more.
 static constexpr size_t kOutputHigh = 256 * 1024;
 static constexpr size_t kOutputLow = 64 * 1024;
+
+namespace {
+// Freed streams kept for reuse; bounded so a burst does not pin memory for ever.
+constexpr size_t kFreeStreamsMax = 256;
+std::vector<void *> free_streams;
+}  // namespace
+
+void *Http1UpstreamStream::operator new(size_t size) {
+    if (size == sizeof(Http1UpstreamStream) && !free_streams.empty()) {
+        void *p = free_streams.back();
+        free_streams.pop_back();
+        return p;
+    }
+    return ::operator new(size);
+}
+
+void Http1UpstreamStream::operator delete(void *p) {
+    if (free_streams.size() < kFreeStreamsMax) {
+        free_streams.push_back(p);
+        return;
+    }
+    ::operator delete(p);
+}
 
 Http1UpstreamStream::Http1UpstreamStream(UpstreamRuntime &upstream, int target,
                                          UpstreamStreamHandler &handler, ResponseHead &head,

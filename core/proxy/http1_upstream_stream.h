@@ -25,6 +25,11 @@ public:
                         ResponseHead &head, evbuffer *body, Arena &arena, bool head_request);
     ~Http1UpstreamStream() override;
 
+    // One stream per attempt: recycled through a small per-process free list instead of
+    // a malloc/free pair per proxied request (the worker is single-threaded).
+    static void *operator new(size_t size);
+    static void operator delete(void *p);
+
     void start() override;
 
     bool reused() const override { return reused_; }
