@@ -39,6 +39,7 @@ struct MainConfig {
     std::string access_log = "off";    // absolute path or "off"
     std::string log_level = "info";    // debug | info | notice | warn | error
     Millis shutdown_timeout = 30'000;
+    Millis tunnel_idle_timeout = 3'600'000;  // WebSocket (and TCP) tunnels without traffic
     // Client connections one worker holds at most (nginx's worker_connections); a worker
     // also keeps about as many fds for upstream connections (core/net/fd_limit.h).
     int worker_connections = 1024;
@@ -177,6 +178,7 @@ struct ServerConfig {
     Millis keepalive_timeout = 75'000;
     int keepalive_requests = 1000;   // extension: requests per client connection
     bool underscores_in_headers = false;  // false: request header names with '_' are dropped
+    Millis tunnel_idle_timeout = 0;       // 0: [main]'s
     std::string upstream;            // tcp servers only
     std::vector<PluginUse> plugins;  // server-wide
     std::vector<LocationConfig> locations;

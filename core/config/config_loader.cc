@@ -159,7 +159,8 @@ void Loader::read_main() {
     std::optional<Section> s = top_table("main");
     if (!s) return;
     s->allow_only({"workers", "pid_file", "error_log", "access_log", "log_level",
-                   "shutdown_timeout", "plugin_dir", "master_process", "worker_connections"});
+                   "shutdown_timeout", "plugin_dir", "master_process", "worker_connections",
+                   "tunnel_idle_timeout"});
     s->read("master_process", main.master_process);
 
     if (const toml::node *workers = s->get("workers")) {
@@ -179,6 +180,7 @@ void Loader::read_main() {
     read_log_target(*s, "access_log", main.access_log);
     s->read_choice("log_level", main.log_level, {"debug", "info", "notice", "warn", "error"});
     s->read_duration("shutdown_timeout", main.shutdown_timeout);
+    s->read_duration("tunnel_idle_timeout", main.tunnel_idle_timeout);
     s->read("worker_connections", main.worker_connections, 1, 1 << 20);
     s->read_path("plugin_dir", main.plugin_dir);
 }
@@ -405,7 +407,7 @@ ServerConfig Loader::read_server(const Section &s) const {
     s.allow_only({"listen", "protocol", "server_name", "tls", "client_max_body_size",
                   "client_max_header_size", "client_header_timeout", "client_body_timeout",
                   "send_timeout", "keepalive_timeout", "keepalive_requests", "upstream", "plugins",
-                  "location", "underscores_in_headers"});
+                  "location", "underscores_in_headers", "tunnel_idle_timeout"});
     ServerConfig server;
     server.pos = s.pos();
     read_listen(s, server);
@@ -448,6 +450,7 @@ ServerConfig Loader::read_server(const Section &s) const {
     s.read_duration("keepalive_timeout", server.keepalive_timeout);
     s.read("keepalive_requests", server.keepalive_requests, 1, INT_MAX);
     s.read("underscores_in_headers", server.underscores_in_headers);
+    s.read_duration("tunnel_idle_timeout", server.tunnel_idle_timeout);
     server.plugins = read_plugin_uses(s, "[server.plugins.");
 
     // A tcp server forwards the stream to one upstream; an http server routes by location.

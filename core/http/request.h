@@ -18,6 +18,7 @@
 #include "core/base/deletable.h"
 #include "core/base/socket_address.h"
 #include "core/http/message.h"
+#include "core/proxy/in_flight.h"
 
 struct ssl_st;  // OpenSSL's SSL
 
@@ -25,6 +26,7 @@ namespace torii {
 
 struct Request;
 struct LocationConfig;
+class Socket;
 class HttpServer;
 struct PhaseChain;
 
@@ -81,6 +83,11 @@ public:
     virtual void watch_output_drain(Request &req) noexcept = 0;
     // The handler consumed req.body: read more of it from the client.
     virtual void resume_body(Request &req) noexcept = 0;
+    // The tunnel hand-off: after a 101 (WebSocket) the client side and `upstream` become a
+    // two-way tunnel (core/tunnel), which keeps the request until it ends and logs it then.
+    // The downstream lets go of the request and its connection.
+    virtual void start_tunnel(Request &req, std::unique_ptr<Socket> upstream,
+                              InFlight in_flight) noexcept = 0;
 
 protected:
     ~Downstream() = default;

@@ -84,6 +84,11 @@ static std::string_view join(Arena &arena, std::string_view a, std::string_view 
     return {p, a.size() + sep.size() + b.size()};
 }
 
+bool wants_websocket(const RequestHead &in) {
+    return in.upgrade && in.method == "GET" &&
+           has_token(in.headers.get(HeaderId::upgrade), "websocket");
+}
+
 void build_upstream_request_headers(Request &req, HeaderList &out) {
     // The working copy: the client's Connection-named fields already left it
     // (copy_client_headers); what plugins added stays.
@@ -121,6 +126,10 @@ void build_upstream_request_headers(Request &req, HeaderList &out) {
     out.add("X-Forwarded-Proto", req.input.scheme, HeaderId::x_forwarded_proto);
     std::string_view hop = req.input.version == HttpVersion::http10 ? "1.0 torii" : "1.1 torii";
     out.add("Via", via.empty() ? hop : join(req.arena, via, ", ", hop), HeaderId::via);
+    if (wants_websocket(req.input)) {  // the handshake's hop-by-hop pair goes on
+        out.add("Upgrade", "websocket", HeaderId::upgrade);
+        out.add("Connection", "upgrade", HeaderId::connection);
+    }
 }
 
 void copy_response_headers(const HeaderList &from, HeaderList &to) {

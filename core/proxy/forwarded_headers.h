@@ -18,6 +18,10 @@ bool is_hop_by_hop(HeaderId id);
 // that carry routing, framing, forwarding or credentials are never left out that way.
 void copy_client_headers(const HeaderList &in, HeaderList &out);
 
+// A WebSocket handshake (RFC 6455 4.1): a GET asking to upgrade to "websocket". The only
+// upgrade torii forwards; others are dropped like any hop-by-hop field.
+bool wants_websocket(const RequestHead &in);
+
 // The request head for the upstream from the working copy, without hop-by-hop and framing
 // fields (the caller adds framing).
 void build_upstream_request_headers(Request &req, HeaderList &out);

@@ -17,9 +17,15 @@ static constexpr size_t kOutputHigh = 256 * 1024;
 static constexpr size_t kOutputLow = 64 * 1024;
 
 namespace {
-// Freed streams kept for reuse; bounded so a burst does not pin memory for ever.
+// Freed streams kept for reuse; bounded so a burst does not pin memory for ever, and given
+// back at exit (LeakSanitizer checks single-process runs).
 constexpr size_t kFreeStreamsMax = 256;
-std::vector<void *> free_streams;
+struct FreeStreams : std::vector<void *> {
+    ~FreeStreams() {
+        for (void *p : *this)
+            ::operator delete(p);
+    }
+} free_streams;
 }  // namespace
 
 void *Http1UpstreamStream::operator new(size_t size) {
@@ -142,6 +148,7 @@ void Http1UpstreamStream::do_read() {
         ParseEvent ev = parser_.feed(s.input(), body_);
         switch (ev) {
             case ParseEvent::head_complete:
+                if (head_.status == 101) continue;  // the upgrade event follows
                 if (head_.status < 200) {
                     interim_ = true;
                     // 100 Continue was for torii; others (103 Early Hints) go on.
@@ -165,7 +172,13 @@ void Http1UpstreamStream::do_read() {
                 do_finish();
                 return;
             case ParseEvent::upgrade:
-                do_fail(UpstreamError::upgrade, "upstream switched protocols");
+                if (head_.status != 101) {
+                    do_fail(UpstreamError::upgrade, "upstream switched protocols");
+                    return;
+                }
+                head_received_ = true;
+                handler_.on_stream_upgrade(*this, head_);
+                if (state_ == State::exchanging) abort();  // nobody took the tunnel
                 return;
             case ParseEvent::error:
                 do_fail(UpstreamError::invalid, parser_.error_reason());
@@ -235,6 +248,14 @@ void Http1UpstreamStream::abort() {
     state_ = State::done;
     in_flight_.release();
     UpstreamConnection::retire(std::move(conn_));
+}
+
+std::unique_ptr<Socket> Http1UpstreamStream::take_tunnel(InFlight *in_flight) {
+    state_ = State::done;
+    *in_flight = std::move(in_flight_);
+    std::unique_ptr<Socket> sock = conn_->release_socket();
+    conn_.reset();
+    return sock;
 }
 
 void Http1UpstreamStream::on_socket_error(Socket &s, int err) {

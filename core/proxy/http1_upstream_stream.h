@@ -41,6 +41,7 @@ public:
     void pause_receiving() override;
     void resume_receiving() override;
     void abort() override;
+    std::unique_ptr<Socket> take_tunnel(InFlight *in_flight) override;
 
 private:
     enum class State { connecting, exchanging, done };

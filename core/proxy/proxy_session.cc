@@ -6,6 +6,7 @@
 #include "core/plugin/phase_runner.h"
 #include "core/plugin/plugin_set.h"
 #include "core/proxy/forwarded_headers.h"
+#include "core/net/socket.h"
 #include "core/proxy/upstream.h"
 #include "core/worker/worker.h"
 
@@ -196,6 +197,37 @@ void ProxySession::on_stream_head(UpstreamStream &s, const ResponseHead &head) {
         state_ = State::done;
         send_plugin_response(req_);
     }
+}
+
+void ProxySession::on_stream_upgrade(UpstreamStream &s, const ResponseHead &head) {
+    if (&s != stream_.get()) return;
+    if (!wants_websocket(req_.input)) {  // a 101 nobody asked for: not a valid answer
+        do_attempt_failed(502, false, "upstream switched protocols unasked");
+        return;
+    }
+    head_received_ = true;
+    req_.upstream_latency_us = Worker::now_us() - attempt_start_us_;
+    upstream_.report_success(req_, target_, req_.upstream_latency_us);
+    do_report(TORII_PEER_OK, 101);
+    ResponseHead &r = req_.response;
+    r.status = 101;
+    r.reason = head.reason;
+    r.content_length = -1;
+    r.no_body = true;
+    copy_response_headers(head.headers, r.headers);  // Sec-WebSocket-Accept and the like
+    r.headers.add("Upgrade", head.headers.get(HeaderId::upgrade), HeaderId::upgrade);
+    r.headers.add("Connection", "upgrade", HeaderId::connection);
+    if (!start_response(req_)) {  // a response-phase plugin replaced the answer
+        do_drop_stream();
+        state_ = State::done;
+        send_plugin_response(req_);
+        return;
+    }
+    InFlight in_flight;
+    std::unique_ptr<Socket> upstream = stream_->take_tunnel(&in_flight);
+    do_drop_stream();
+    state_ = State::done;
+    req_.downstream->start_tunnel(req_, std::move(upstream), std::move(in_flight));
 }
 
 void ProxySession::on_stream_body(UpstreamStream &s, evbuffer *data) {

@@ -51,6 +51,7 @@ private:
     void on_stream_end(UpstreamStream &s, const HeaderList *trailers) override;
     void on_stream_drained(UpstreamStream &s) override;
     void on_stream_error(UpstreamStream &s, UpstreamError err, const char *why) override;
+    void on_stream_upgrade(UpstreamStream &s, const ResponseHead &head) override;
     // PhaseOwner (the upstream phase may pause)
     void on_phase_resumed(Request &req, int phase, int action) noexcept override;
 

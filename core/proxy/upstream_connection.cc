@@ -19,7 +19,7 @@ void UpstreamConnection::park(int64_t idle_timeout_ms) {
 
 void UpstreamConnection::retire(std::unique_ptr<UpstreamConnection> conn) {
     if (!conn) return;
-    conn->sock_->detach();
+    if (conn->sock_) conn->sock_->detach();
     Worker::current().defer_delete(std::move(conn));
 }
 

@@ -27,6 +27,8 @@ public:
     // Leaving use for good: silences the socket at once (no event reaches the session or
     // the pool again) and frees the connection after the current callback.
     static void retire(std::unique_ptr<UpstreamConnection> conn);
+    // The socket leaves the connection (for a tunnel); the connection is then empty.
+    std::unique_ptr<Socket> release_socket() { return std::move(sock_); }
 
 private:
     void on_socket_read(Socket &s) override;

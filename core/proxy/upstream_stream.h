@@ -14,10 +14,15 @@
 #include <cstdint>
 #include <string_view>
 
+#include <memory>
+
 #include "core/base/deletable.h"
 #include "core/http/message.h"
+#include "core/proxy/in_flight.h"
 
 namespace torii {
+
+class Socket;
 
 enum class UpstreamError {
     connect,          // the connection (TCP, TLS) could not be made
@@ -46,6 +51,9 @@ public:
     // The request side can take more body (after output_full()).
     virtual void on_stream_drained(UpstreamStream &s) = 0;
     virtual void on_stream_error(UpstreamStream &s, UpstreamError err, const char *why) = 0;
+    // The target switched protocols (101) as the request asked: the handler may take the
+    // connection for a tunnel (take_tunnel) or abort the stream.
+    virtual void on_stream_upgrade(UpstreamStream &s, const ResponseHead &head) = 0;
 
 protected:
     ~UpstreamStreamHandler() = default;
@@ -86,6 +94,9 @@ public:
     // The session gives the stream up (error, client gone, answer replaced): nothing more
     // is delivered, the connection is not reused. Safe from any callback.
     virtual void abort() = 0;
+    // After on_stream_upgrade: the connection to the target (bytes after the 101 are in its
+    // input) and the target's in-flight count, for a tunnel. The stream is done after it.
+    virtual std::unique_ptr<Socket> take_tunnel(InFlight *in_flight) = 0;
 };
 
 }  // namespace torii

@@ -11,6 +11,7 @@
 #include "core/plugin/phase_runner.h"
 #include "core/proxy/forwarded_headers.h"
 #include "core/server/access_log.h"
+#include "core/tunnel/tunnel.h"
 #include "core/worker/worker.h"
 
 namespace torii {
@@ -288,7 +289,9 @@ void Http1Connection::send_head(Request &req) noexcept {
             keep_alive_ = false;  // HTTP/1.0: the body ends when the connection does
         }
     }
-    if (!keep_alive_ || close_after_)
+    if (r.status == 101)
+        ;  // Connection: upgrade is the handler's (a tunnel follows)
+    else if (!keep_alive_ || close_after_)
         h.add("Connection", "close");
     else if (req.input.version == HttpVersion::http10)
         h.add("Connection", "keep-alive");
@@ -368,6 +371,26 @@ void Http1Connection::send_continue(Request &req) noexcept {
     evbuffer_add(sock_->output(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     continue_sent_ = true;
     sock_->flush();
+}
+
+void Http1Connection::start_tunnel(Request &req, std::unique_ptr<Socket> upstream,
+                                   InFlight in_flight) noexcept {
+    const ServerConfig &cfg = req.server ? req.server->config() : limits_;
+    Millis idle = cfg.tunnel_idle_timeout > 0 ? cfg.tunnel_idle_timeout
+                                              : worker_.config().main.tunnel_idle_timeout;
+    sock_->flush();  // the 101 head
+    req.state = RequestState::responded;
+    req.downstream = nullptr;  // this connection goes away; the tunnel logs the request
+    auto *t = new Tunnel(worker_, std::move(sock_), std::move(upstream), req_,
+                         std::move(in_flight), idle);
+    req_ = nullptr;
+    set_state(State::closed);
+    disarm_timer();
+    event_del(resume_ev_.get());
+    worker_.remove_connection(this);
+    worker_.add_connection(t);
+    t->start();
+    worker_.defer_delete(std::unique_ptr<Deletable>(this));
 }
 
 void Http1Connection::send_interim(Request &req, int status, const HeaderList &fields) noexcept {

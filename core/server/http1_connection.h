@@ -65,6 +65,8 @@ private:
     bool output_full(const Request &req) const noexcept override;
     void watch_output_drain(Request &req) noexcept override;
     void resume_body(Request &req) noexcept override;
+    void start_tunnel(Request &req, std::unique_ptr<Socket> upstream,
+                      InFlight in_flight) noexcept override;
 
     static void on_timer_cb(evutil_socket_t, short, void *ctx);
     static void on_resume_cb(evutil_socket_t, short, void *ctx);

@@ -1,0 +1,131 @@
+#include "core/tunnel/tunnel.h"
+
+#include <cstring>
+
+#include "core/base/log.h"
+#include "core/exchange/exchange.h"
+#include "core/http/request.h"
+#include "core/worker/worker.h"
+
+namespace torii {
+
+static constexpr size_t kHigh = 256 * 1024;
+static constexpr size_t kLow = 64 * 1024;
+
+Tunnel::Tunnel(Worker &worker, std::unique_ptr<Socket> client, std::unique_ptr<Socket> upstream,
+               Request *req, InFlight in_flight, Millis idle_timeout)
+    : worker_(worker),
+      req_(req),
+      in_flight_(std::move(in_flight)),
+      idle_timeout_(idle_timeout) {
+    client_.sock = std::move(client);
+    upstream_.sock = std::move(upstream);
+    idle_timer_.reset(evtimer_new(worker.base(), on_idle_cb, this));
+}
+
+Tunnel::~Tunnel() = default;
+
+void Tunnel::start() {
+    for (Side *s : {&client_, &upstream_}) {
+        s->sock->set_handler(this);
+        s->sock->set_read_timeout(0);  // the idle timer covers both directions at once
+        s->sock->set_write_timeout(0);
+        s->sock->resume_read();
+    }
+    do_touch();
+    // Bytes that came with the handshake (a client that did not wait, frames right after
+    // the 101) go through first.
+    do_relay(client_, upstream_);
+    if (!closed_) do_relay(upstream_, client_);
+}
+
+void Tunnel::do_touch() {
+    last_activity_ms_ = Worker::now_ms();
+    if (!evtimer_pending(idle_timer_.get(), nullptr)) {
+        timeval tv = to_timeval(idle_timeout_);
+        evtimer_add(idle_timer_.get(), &tv);
+    }
+}
+
+void Tunnel::on_idle_cb(evutil_socket_t, short, void *ctx) {
+    auto *t = static_cast<Tunnel *>(ctx);
+    uint64_t idle = Worker::now_ms() - t->last_activity_ms_;
+    if (idle < static_cast<uint64_t>(t->idle_timeout_)) {  // traffic since: wait for the rest
+        timeval tv = to_timeval(t->idle_timeout_ - static_cast<Millis>(idle));
+        evtimer_add(t->idle_timer_.get(), &tv);
+        return;
+    }
+    t->do_close("idle for tunnel_idle_timeout");
+}
+
+void Tunnel::on_socket_read(Socket &s) {
+    if (!closed_) do_relay(side_of(s), other_of(s));
+}
+
+void Tunnel::do_relay(Side &from, Side &to) {
+    Socket &in = *from.sock;
+    Socket &out = *to.sock;
+    size_t n = evbuffer_get_length(in.input());
+    if (n > 0) {
+        from.bytes_in += n;
+        evbuffer_add_buffer(out.output(), in.input());
+        out.flush();
+        do_touch();
+        if (out.pending_output() >= kHigh) {
+            in.pause_read();  // until `out` drains (on_socket_drained)
+            out.watch_drain(kLow);
+        }
+    }
+    if (in.eof() && !from.eof_passed) {
+        from.eof_passed = true;
+        if (out.pending_output() == 0) {
+            out.shutdown_write();
+        } else {
+            from.shutdown_pending = true;
+            out.watch_drain(0);
+        }
+    }
+    if (client_.eof_passed && upstream_.eof_passed && !client_.shutdown_pending &&
+        !upstream_.shutdown_pending)
+        do_close(nullptr);
+}
+
+void Tunnel::on_socket_drained(Socket &s) {
+    if (closed_) return;
+    Side &drained = side_of(s);  // `s` wrote out what it held
+    Side &from = other_of(s);    // the side that feeds it
+    if (from.shutdown_pending && s.pending_output() == 0) {
+        from.shutdown_pending = false;
+        s.shutdown_write();
+    }
+    from.sock->resume_read();
+    do_relay(from, drained);
+}
+
+void Tunnel::on_socket_error(Socket &s, int err) {
+    if (closed_) return;
+    const char *who = &s == client_.sock.get() ? "client" : "upstream";
+    log_info("tunnel: %s connection error: %s", who,
+             s.tls_error().empty() ? strerror(err) : s.tls_error().c_str());
+    do_close(nullptr);
+}
+
+void Tunnel::do_close(const char *why) {
+    if (closed_) return;
+    closed_ = true;
+    if (why) log_info("tunnel to %s closed: %s", std::string(req_->upstream_addr).c_str(), why);
+    event_del(idle_timer_.get());
+    client_.sock->detach();
+    upstream_.sock->detach();
+    in_flight_.release();
+    // One log line for the whole tunnel: its duration and the bytes each way.
+    req_->bytes_sent = upstream_.bytes_in;
+    req_->body_received = client_.bytes_in;
+    exchange_finish(*req_);
+    exchange_release(worker_, req_);
+    req_ = nullptr;
+    worker_.remove_connection(this);
+    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+}
+
+}  // namespace torii
