@@ -157,8 +157,8 @@ struct ServerTlsConfig {
     std::string cert;  // absolute
     std::string key;   // absolute
     std::vector<std::string> alpn = {"h2", "http/1.1"};
-    std::string client_ca;      // absolute; mTLS when set
-    std::string verify_client;  // "on" | "optional" (with client_ca)
+    std::string client_ca;            // absolute; mTLS when set
+    std::string verify_client;        // "on" | "optional" (with client_ca)
     std::shared_ptr<ssl_ctx_st> ctx;  // built at load (modules/tls)
 };
 
@@ -176,11 +176,11 @@ struct ServerConfig {
     Millis client_body_timeout = 60'000;  // extension: gap between body reads
     Millis send_timeout = 60'000;         // extension: gap between writes to the client
     Millis keepalive_timeout = 75'000;
-    int keepalive_requests = 1000;   // extension: requests per client connection
+    int keepalive_requests = 1000;        // extension: requests per client connection
     bool underscores_in_headers = false;  // false: request header names with '_' are dropped
     Millis tunnel_idle_timeout = 0;       // 0: [main]'s
-    std::string upstream;            // tcp servers only
-    std::vector<PluginUse> plugins;  // server-wide
+    std::string upstream;                 // tcp servers only
+    std::vector<PluginUse> plugins;       // server-wide
     std::vector<LocationConfig> locations;
     SourcePos pos;
 };

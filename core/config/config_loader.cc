@@ -395,8 +395,8 @@ void Loader::read_servers() {
             if (!fresh && bool(it->second->tls) != bool(s.tls)) {
                 throw ConfigError{s.pos.to_string() + ": server " +
                                   in_quotes(s.listen_text.front()) + ": listen " +
-                              in_quotes(a.to_string()) + " is shared with a server " +
-                              (s.tls ? "without" : "with") +
+                                  in_quotes(a.to_string()) + " is shared with a server " +
+                                  (s.tls ? "without" : "with") +
                                   " tls; all servers of one address use TLS or none do"};
             }
         }

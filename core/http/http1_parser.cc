@@ -168,8 +168,7 @@ int Http1Parser::check_request_framing(RequestHead *r) {
     }
     if (r->version == HttpVersion::http10)
         return fail(400, "Transfer-Encoding in an HTTP/1.0 request");
-    if (r->content_length >= 0)
-        return fail(400, "both Content-Length and Transfer-Encoding");
+    if (r->content_length >= 0) return fail(400, "both Content-Length and Transfer-Encoding");
     // Only chunked is supported (as nginx): anything else cannot be framed, answer 501.
     if (unknown) return fail(501, "unsupported Transfer-Encoding");
     if (chunked_twice || !chunked_last || codings != 1)

@@ -11,9 +11,12 @@ namespace torii {
 // sub-delims, '%', ':', '[', ']'.
 static constexpr auto kAuthorityChar = [] {
     std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 32] = true;
-    for (char c : std::string_view("-._~!$&'()*+,;=%:[]")) t[static_cast<unsigned char>(c)] = true;
+    for (int c = '0'; c <= '9'; ++c)
+        t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c)
+        t[c] = t[c - 32] = true;
+    for (char c : std::string_view("-._~!$&'()*+,;=%:[]"))
+        t[static_cast<unsigned char>(c)] = true;
     return t;
 }();
 
@@ -48,10 +51,9 @@ int prepare_request_target(Request &req, const char **why) {
                 return 400;
             }
             size_t path_start = target.find_first_of("/?", scheme_end + 3);
-            std::string_view authority =
-                target.substr(scheme_end + 3, path_start == std::string_view::npos
-                                                  ? std::string_view::npos
-                                                  : path_start - scheme_end - 3);
+            std::string_view authority = target.substr(
+                scheme_end + 3, path_start == std::string_view::npos ? std::string_view::npos
+                                                                     : path_start - scheme_end - 3);
             if (authority.empty() || authority.find('@') != std::string_view::npos) {
                 *why = "absolute URI without a host, or with user information";
                 return 400;

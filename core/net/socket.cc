@@ -278,8 +278,10 @@ void Socket::do_read_tls() {
     } else if (total == 0) {
         return;  // only TLS records without data (a session ticket, a key update)
     }
-    if (total >= read_size_ && read_size_ < kMaxReadSize) read_size_ *= 2;
-    else if (total < read_size_ / 4 && read_size_ > kMinReadSize) read_size_ /= 2;
+    if (total >= read_size_ && read_size_ < kMaxReadSize)
+        read_size_ *= 2;
+    else if (total < read_size_ / 4 && read_size_ > kMinReadSize)
+        read_size_ /= 2;
     handler_->on_socket_read(*this);
     // Records already decrypted inside OpenSSL: no epoll event will say so.
     if (!read_paused_ && !failed_ && SSL_has_pending(ssl_))

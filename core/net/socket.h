@@ -142,7 +142,7 @@ private:
     std::string tls_error_;
     bool handshaking_ = false;
     bool tls_server_ = false;
-    bool tcp_up_ = false;  // a TLS client socket's TCP connect completed
+    bool tcp_up_ = false;            // a TLS client socket's TCP connect completed
     bool read_wants_write_ = false;  // SSL_read needs the socket writable (rare, TLS 1.2)
     bool peek_mode_ = false;
 };

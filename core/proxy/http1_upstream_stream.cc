@@ -262,7 +262,7 @@ void Http1UpstreamStream::on_socket_error(Socket &s, int err) {
     if (state_ == State::done) return;
     // A TLS failure says why (certificate verify failed (hostname mismatch), ...).
     const char *why = s.tls_error().empty() ? strerror(err) : s.tls_error().c_str();
-    UpstreamError kind = state_ == State::connecting  ? UpstreamError::connect
+    UpstreamError kind = state_ == State::connecting         ? UpstreamError::connect
                          : err == ECONNRESET || err == EPIPE ? UpstreamError::reset
                                                              : UpstreamError::closed;
     do_fail(kind, why);

@@ -261,8 +261,8 @@ void ProxySession::on_stream_error(UpstreamStream &s, UpstreamError err, const c
             do_attempt_failed(504, true, why);
             return;
         case UpstreamError::invalid:
-            log_warn("upstream %s: invalid response: %s",
-                     std::string(req_.upstream_addr).c_str(), why);
+            log_warn("upstream %s: invalid response: %s", std::string(req_.upstream_addr).c_str(),
+                     why);
             upstream_.report_failure(req_, target_, TORII_PEER_FAILED);
             do_report(TORII_PEER_FAILED, 0);
             do_fail(502);

@@ -34,9 +34,9 @@ public:
 
 private:
     enum class State {
-        picking,     // choosing a target (at start and between attempts)
-        streaming,   // an attempt is under way on stream_
-        done,        // finished or failed; nothing more will happen
+        picking,    // choosing a target (at start and between attempts)
+        streaming,  // an attempt is under way on stream_
+        done,       // finished or failed; nothing more will happen
     };
 
     // RequestHandler
@@ -70,7 +70,7 @@ private:
     UpstreamRuntime &upstream_;
     State state_ = State::picking;
     std::unique_ptr<UpstreamStream> stream_;
-    UpstreamRequest up_;       // the head we send (built once, sent on every attempt)
+    UpstreamRequest up_;  // the head we send (built once, sent on every attempt)
     TriedTargets tried_;
     int target_ = -1;
     int attempts_ = 0;

@@ -35,7 +35,8 @@ void AcceptStage::start() {
 }
 
 void AcceptStage::on_timer_cb(evutil_socket_t, short, void *ctx) {
-    static_cast<AcceptStage *>(ctx)->do_close("TLS handshake not done within client_header_timeout");
+    static_cast<AcceptStage *>(ctx)->do_close(
+        "TLS handshake not done within client_header_timeout");
 }
 
 void AcceptStage::on_socket_read(Socket &s) {

@@ -30,10 +30,9 @@ static constexpr int64_t kDrainIdleGraceMs = 1000;
 const Module http1_module = {
     .name = "http1",
     .alpn = "http/1.1",
-    .accept = [](Worker &worker, std::unique_ptr<Socket> sock, const SocketAddress &peer,
-                 const ServerGroup &group) {
-        return accept_http1(worker, std::move(sock), peer, group);
-    },
+    .accept =
+        [](Worker &worker, std::unique_ptr<Socket> sock, const SocketAddress &peer,
+           const ServerGroup &group) { return accept_http1(worker, std::move(sock), peer, group); },
 };
 
 ClientConnection *accept_http1(Worker &worker, std::unique_ptr<Socket> sock,
@@ -94,7 +93,9 @@ void Http1Connection::arm_timer(int64_t ms) {
     timer_fires_ms_ = deadline;
 }
 
-void Http1Connection::disarm_timer() { timer_deadline_ms_ = 0; }
+void Http1Connection::disarm_timer() {
+    timer_deadline_ms_ = 0;
+}
 
 void Http1Connection::on_timer_cb(evutil_socket_t, short, void *ctx) {
     auto *c = static_cast<Http1Connection *>(ctx);
@@ -381,8 +382,8 @@ void Http1Connection::start_tunnel(Request &req, std::unique_ptr<Socket> upstrea
     sock_->flush();  // the 101 head
     req.state = RequestState::responded;
     req.downstream = nullptr;  // this connection goes away; the tunnel logs the request
-    auto *t = new Tunnel(worker_, std::move(sock_), std::move(upstream), req_,
-                         std::move(in_flight), idle);
+    auto *t = new Tunnel(worker_, std::move(sock_), std::move(upstream), req_, std::move(in_flight),
+                         idle);
     req_ = nullptr;
     set_state(State::closed);
     disarm_timer();

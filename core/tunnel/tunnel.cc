@@ -14,10 +14,7 @@ static constexpr size_t kLow = 64 * 1024;
 
 Tunnel::Tunnel(Worker &worker, std::unique_ptr<Socket> client, std::unique_ptr<Socket> upstream,
                Request *req, InFlight in_flight, Millis idle_timeout)
-    : worker_(worker),
-      req_(req),
-      in_flight_(std::move(in_flight)),
-      idle_timeout_(idle_timeout) {
+    : worker_(worker), req_(req), in_flight_(std::move(in_flight)), idle_timeout_(idle_timeout) {
     client_.sock = std::move(client);
     upstream_.sock = std::move(upstream);
     idle_timer_.reset(evtimer_new(worker.base(), on_idle_cb, this));

@@ -42,8 +42,8 @@ public:
 private:
     struct Side {
         std::unique_ptr<Socket> sock;
-        uint64_t bytes_in = 0;      // read from this side
-        bool eof_passed = false;    // its FIN was passed to the other side
+        uint64_t bytes_in = 0;          // read from this side
+        bool eof_passed = false;        // its FIN was passed to the other side
         bool shutdown_pending = false;  // pass the FIN once the other side's output drained
     };
 

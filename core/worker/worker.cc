@@ -161,8 +161,7 @@ void Worker::add_listener(int fd, ServerGroup *group) {
                 stage->start();
                 return;
             }
-            accept_http1(*this, std::make_unique<Socket>(base_.get(), cfd, nullptr), peer,
-                         *group);
+            accept_http1(*this, std::make_unique<Socket>(base_.get(), cfd, nullptr), peer, *group);
         },
         [this](int err) { accept_gate_->on_exhausted(err, connections_.size()); }));
     accept_gate_->add(listeners_.back().get());

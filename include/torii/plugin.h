@@ -55,12 +55,12 @@ typedef struct torii_header {
 } torii_header_t;
 
 /* Opaque handles owned by the host. */
-typedef struct torii_request torii_request_t; /* one exchange; valid during a hook   */
-typedef struct torii_conf torii_conf_t;       /* a TOML table of the config           */
-typedef struct torii_timer torii_timer_t;     /* a one-shot timer                     */
+typedef struct torii_request torii_request_t;   /* one exchange; valid during a hook   */
+typedef struct torii_conf torii_conf_t;         /* a TOML table of the config           */
+typedef struct torii_timer torii_timer_t;       /* a one-shot timer                     */
 typedef struct torii_template torii_template_t; /* a compiled "$var text" template     */
-typedef struct torii_io torii_io_t;           /* a watched file descriptor            */
-typedef struct torii_buf torii_buf_t;         /* an output buffer the host owns       */
+typedef struct torii_io torii_io_t;             /* a watched file descriptor            */
+typedef struct torii_buf torii_buf_t;           /* an output buffer the host owns       */
 
 #define TORII_IO_READ 1
 #define TORII_IO_WRITE 2
@@ -101,19 +101,19 @@ typedef enum torii_log_level {
 
 /* Return codes of host functions. */
 #define TORII_OK 0
-#define TORII_NOT_FOUND 1  /* key, header or variable absent */
-#define TORII_EINVAL (-1)  /* wrong type, bad argument, or not allowed in this phase */
+#define TORII_NOT_FOUND 1 /* key, header or variable absent */
+#define TORII_EINVAL (-1) /* wrong type, bad argument, or not allowed in this phase */
 
 /* ---- Balancers ------------------------------------------------------------------------ */
 
 /* A target of the upstream as the core sees it. The array is owned by the core and updated
  * in place (health, in_flight, latency) before each pick; a balancer reads, never writes. */
 typedef struct torii_peer {
-    torii_str_t address;  /* "127.0.0.1:9001" */
-    uint32_t weight;      /* >= 1 */
-    uint32_t healthy;     /* 0 while marked down (passive or active health) */
-    uint32_t in_flight;   /* requests being sent to it now */
-    uint32_t latency_us;  /* moving average of response-head latency; 0 when unknown */
+    torii_str_t address; /* "127.0.0.1:9001" */
+    uint32_t weight;     /* >= 1 */
+    uint32_t healthy;    /* 0 while marked down (passive or active health) */
+    uint32_t in_flight;  /* requests being sent to it now */
+    uint32_t latency_us; /* moving average of response-head latency; 0 when unknown */
 } torii_peer_t;
 
 typedef struct torii_peer_set {
@@ -124,9 +124,9 @@ typedef struct torii_peer_set {
 #define TORII_PEER_NONE (-1) /* pick: nothing left to try */
 
 typedef enum torii_peer_outcome {
-    TORII_PEER_OK = 0,      /* a response head arrived */
-    TORII_PEER_FAILED = 1,  /* refused, reset, or an invalid response */
-    TORII_PEER_TIMEOUT = 2  /* connect or read timed out */
+    TORII_PEER_OK = 0,     /* a response head arrived */
+    TORII_PEER_FAILED = 1, /* refused, reset, or an invalid response */
+    TORII_PEER_TIMEOUT = 2 /* connect or read timed out */
 } torii_peer_outcome_t;
 
 /* ---- The host's function table ------------------------------------------------------- */
@@ -157,8 +157,7 @@ typedef struct torii_host {
     /* Arrays: element count (0 when absent), then elements by index. For an array of
      * tables use conf_array_table. */
     size_t (*conf_array_size)(const torii_conf_t *conf, const char *key);
-    int (*conf_array_string)(const torii_conf_t *conf, const char *key, size_t i,
-                             torii_str_t *out);
+    int (*conf_array_string)(const torii_conf_t *conf, const char *key, size_t i, torii_str_t *out);
     const torii_conf_t *(*conf_array_table)(const torii_conf_t *conf, const char *key, size_t i);
     /* Keys of a table, in file order: returns TORII_NOT_FOUND past the end. */
     int (*conf_key_at)(const torii_conf_t *conf, size_t i, torii_str_t *out);
@@ -271,8 +270,8 @@ typedef struct torii_host {
      * alike), under the zone's lock: fn must be short and must not call back into the
      * shared-state functions. For exporters such as stats' /metrics. */
     void (*shared_each)(torii_str_t prefix,
-                        void (*fn)(torii_str_t key, int64_t counter, const void *value,
-                                   size_t len, void *arg),
+                        void (*fn)(torii_str_t key, int64_t counter, const void *value, size_t len,
+                                   void *arg),
                         void *arg);
     /* The authenticated consumer's name ($consumer), set by auth plugins; copied. */
     int (*req_set_consumer)(torii_request_t *r, torii_str_t name);
@@ -296,9 +295,9 @@ typedef struct torii_host {
 typedef torii_action_t (*torii_phase_hook_t)(void *instance, torii_request_t *r, void **req_ctx);
 
 typedef struct torii_plugin {
-    uint32_t size; /* sizeof(torii_plugin_t) as the plugin was built: set it */
-    uint16_t abi_major; /* TORII_PLUGIN_ABI_MAJOR */
-    uint16_t abi_minor; /* TORII_PLUGIN_ABI_MINOR */
+    uint32_t size;       /* sizeof(torii_plugin_t) as the plugin was built: set it */
+    uint16_t abi_major;  /* TORII_PLUGIN_ABI_MAJOR */
+    uint16_t abi_minor;  /* TORII_PLUGIN_ABI_MINOR */
     const char *name;    /* informational; the config's name is what counts */
     const char *version; /* the plugin's own version, printed by `torii -t` */
 
@@ -330,8 +329,8 @@ typedef struct torii_plugin {
     void (*peers_changed)(void *instance, const torii_peer_set_t *peers);
     int (*pick)(void *instance, torii_request_t *r, const torii_peer_set_t *peers,
                 const uint8_t *tried);
-    void (*feedback)(void *instance, torii_request_t *r, size_t peer,
-                     torii_peer_outcome_t outcome, uint64_t latency_us);
+    void (*feedback)(void *instance, torii_request_t *r, size_t peer, torii_peer_outcome_t outcome,
+                     uint64_t latency_us);
 
     /* Target admission, for any plugin of the location's chain (not only balancers), after
      * the balancer picked a target and before torii connects: return 0 to let the attempt

@@ -74,8 +74,7 @@ void read_keys(TicketKey &current, TicketKey &previous) {
 bool key_init(const TicketKey &k, unsigned char *iv, EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac,
               bool encrypt) {
     OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char *>("SHA256"),
-                                         0),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char *>("SHA256"), 0),
         OSSL_PARAM_construct_end(),
     };
     if (EVP_MAC_CTX_set_params(mac, params) != 1) return false;
@@ -108,8 +107,8 @@ int ticket_key_cb(SSL *, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LEN
 
 bool ensure_ring() {
     if (ring) return true;
-    void *p = mmap(nullptr, sizeof(TicketRing), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(nullptr, sizeof(TicketRing), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
     if (p == MAP_FAILED) return false;
     auto *r = new (p) TicketRing();
     r->seq.store(0);

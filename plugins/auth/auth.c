@@ -40,9 +40,9 @@
 
 #include "auth.h"
 
-#define MAX_FILE (64u << 20)   /* users/key files */
-#define MAX_NAME 255           /* consumer and user names */
-#define MAX_BASIC 4096         /* base64 of user:password */
+#define MAX_FILE (64u << 20) /* users/key files */
+#define MAX_NAME 255         /* consumer and user names */
+#define MAX_BASIC 4096       /* base64 of user:password */
 #define MIN_SALT 4
 
 const torii_host_t *auth_host;
@@ -67,15 +67,15 @@ typedef struct {
     auth_type_t type;
     cidr_list_t allow, deny;
     int hide_credentials;
-    char *header; /* NULL: no header source */
-    char *query;  /* NULL: no query source */
+    char *header;    /* NULL: no header source */
+    char *query;     /* NULL: no query source */
     char *challenge; /* WWW-Authenticate without an error */
     char *realm;
     key_entry_t *keys;
     size_t nkeys;
     user_entry_t *users;
     size_t nusers;
-    user_entry_t dummy; /* verified against when the user is unknown: same cost */
+    user_entry_t dummy;      /* verified against when the user is unknown: same cost */
     EVP_MD *sha256, *sha512; /* fetched once: OpenSSL 3's implicit fetches are slow */
     jwt_conf_t *jwt;
 } auth_t;
@@ -102,7 +102,8 @@ char *auth_read_file(const torii_conf_t *conf, const char *key, torii_str_t path
     }
     FILE *f = fopen(name, "rb");
     struct stat st;
-    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_FILE) {
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size > MAX_FILE) {
         host->conf_error(conf, key, "cannot read \"%s\": %s", name,
                          !f ? strerror(errno) : "not a regular file of at most 64 MiB");
         if (f) fclose(f);
@@ -138,8 +139,10 @@ static int ieq_prefix(torii_str_t s, const char *prefix) {
 }
 
 static torii_str_t trim(torii_str_t s) {
-    while (s.len && (s.ptr[0] == ' ' || s.ptr[0] == '\t')) ++s.ptr, --s.len;
-    while (s.len && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t')) --s.len;
+    while (s.len && (s.ptr[0] == ' ' || s.ptr[0] == '\t'))
+        ++s.ptr, --s.len;
+    while (s.len && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t'))
+        --s.len;
     return s;
 }
 
@@ -158,23 +161,25 @@ static int read_keys(const torii_conf_t *conf, auth_t *a) {
     static const char *const fields[] = {"key", "consumer", NULL};
     size_t n = host->conf_array_size(conf, "keys");
     if (n == 0)
-        return host->conf_error(conf, "keys" /* or the table */,
-                                "type = \"key\" needs keys = [ { key = \"...\", consumer = \"...\" } ]");
+        return host->conf_error(
+            conf, "keys" /* or the table */,
+            "type = \"key\" needs keys = [ { key = \"...\", consumer = \"...\" } ]");
     a->keys = calloc(n, sizeof(key_entry_t));
     if (!a->keys) return TORII_EINVAL;
     for (size_t i = 0; i < n; ++i) {
         const torii_conf_t *t = host->conf_array_table(conf, "keys", i);
         if (!t || host->conf_allow_only(t, fields) != TORII_OK) return TORII_EINVAL;
         torii_str_t key, consumer;
-        int rk = host->conf_string(t, "key", &key), rc = host->conf_string(t, "consumer", &consumer);
+        int rk = host->conf_string(t, "key", &key),
+            rc = host->conf_string(t, "consumer", &consumer);
         if (rk == TORII_EINVAL || rc == TORII_EINVAL) return TORII_EINVAL;
         if (rk != TORII_OK || key.len == 0)
             return host->conf_error(t, NULL, "keys[%zu] needs a non-empty key", i);
         if (memchr(key.ptr, 0, key.len)) /* refused in requests, so it could never match */
             return host->conf_error(t, NULL, "keys[%zu]: a key cannot hold a NUL byte", i);
         if (rc != TORII_OK || !printable_name(consumer))
-            return host->conf_error(t, NULL, "keys[%zu] needs a consumer name of 1 to %d printable bytes", i,
-                                    MAX_NAME);
+            return host->conf_error(
+                t, NULL, "keys[%zu] needs a consumer name of 1 to %d printable bytes", i, MAX_NAME);
         key_entry_t *e = &a->keys[a->nkeys];
         sha256(a, key.ptr, key.len, e->digest);
         for (size_t k = 0; k < a->nkeys; ++k)
@@ -196,7 +201,8 @@ static const key_entry_t *find_key(const auth_t *a, torii_str_t key) {
     return NULL;
 }
 
-/* ---- Basic users ------------------------------------------------------------------------------ */
+/* ---- Basic users ------------------------------------------------------------------------------
+ */
 
 static const char *parse_hash(const auth_t *a, torii_str_t text, user_entry_t *u) {
     static const struct {
@@ -237,7 +243,8 @@ static const char *check_user_name(torii_str_t user) {
 static int add_user(auth_t *a, size_t *cap, torii_str_t user, torii_str_t hash, const char **why) {
     if ((*why = check_user_name(user))) return 0;
     for (size_t i = 0; i < a->nusers; ++i)
-        if (strlen(a->users[i].user) == user.len && memcmp(a->users[i].user, user.ptr, user.len) == 0) {
+        if (strlen(a->users[i].user) == user.len &&
+            memcmp(a->users[i].user, user.ptr, user.len) == 0) {
             *why = "this user is listed twice";
             return 0;
         }
@@ -371,32 +378,47 @@ static const struct {
     const char *key;
     unsigned types;
 } typed_keys[] = {
-    {"keys", FOR_KEY},           {"header", FOR_KEY | FOR_JWT},
-    {"query", FOR_KEY | FOR_JWT}, {"users", FOR_BASIC},
-    {"users_file", FOR_BASIC},   {"algorithms", FOR_JWT},
-    {"secret", FOR_JWT},         {"secret_file", FOR_JWT},
-    {"public_key", FOR_JWT},     {"public_key_file", FOR_JWT},
-    {"issuer", FOR_JWT},         {"audience", FOR_JWT},
-    {"clock_skew", FOR_JWT},     {"consumer_claim", FOR_JWT},
-    {"require_claims", FOR_JWT}, {"es256_low_s", FOR_JWT},
+    {"keys", FOR_KEY},
+    {"header", FOR_KEY | FOR_JWT},
+    {"query", FOR_KEY | FOR_JWT},
+    {"users", FOR_BASIC},
+    {"users_file", FOR_BASIC},
+    {"algorithms", FOR_JWT},
+    {"secret", FOR_JWT},
+    {"secret_file", FOR_JWT},
+    {"public_key", FOR_JWT},
+    {"public_key_file", FOR_JWT},
+    {"issuer", FOR_JWT},
+    {"audience", FOR_JWT},
+    {"clock_skew", FOR_JWT},
+    {"consumer_claim", FOR_JWT},
+    {"require_claims", FOR_JWT},
+    {"es256_low_s", FOR_JWT},
     {"hide_credentials", FOR_KEY | FOR_BASIC | FOR_JWT},
     {"realm", FOR_KEY | FOR_BASIC | FOR_JWT},
 };
 
 static const char *type_names(unsigned types) {
     switch (types) {
-    case FOR_KEY: return "type = \"key\"";
-    case FOR_BASIC: return "type = \"basic\"";
-    case FOR_JWT: return "type = \"jwt\"";
-    case FOR_KEY | FOR_JWT: return "type = \"key\" or \"jwt\"";
-    default: return "a type (\"key\", \"basic\" or \"jwt\")";
+        case FOR_KEY:
+            return "type = \"key\"";
+        case FOR_BASIC:
+            return "type = \"basic\"";
+        case FOR_JWT:
+            return "type = \"jwt\"";
+        case FOR_KEY | FOR_JWT:
+            return "type = \"key\" or \"jwt\"";
+        default:
+            return "a type (\"key\", \"basic\" or \"jwt\")";
     }
 }
 
 /* Every key set must belong to the chosen type. */
 static int check_typed_keys(const torii_conf_t *conf, auth_type_t type) {
-    unsigned mine = type == TYPE_KEY ? FOR_KEY : type == TYPE_BASIC ? FOR_BASIC
-                    : type == TYPE_JWT ? FOR_JWT : 0;
+    unsigned mine = type == TYPE_KEY     ? FOR_KEY
+                    : type == TYPE_BASIC ? FOR_BASIC
+                    : type == TYPE_JWT   ? FOR_JWT
+                                         : 0;
     torii_str_t k;
     for (size_t i = 0; host->conf_key_at(conf, i, &k) == TORII_OK; ++i) {
         for (size_t j = 0; j < sizeof typed_keys / sizeof typed_keys[0]; ++j) {
@@ -431,8 +453,10 @@ static int read_sources(const torii_conf_t *conf, auth_t *a, const char *default
         if (!(a->query = auth_strdup(q))) return TORII_EINVAL;
         /* The credential is in the request line: the access log must not keep it. */
         if (!TORII_HOST_HAS(host, log_mask_query_arg))
-            host->log(TORII_LOG_WARN, "auth: this torii (plugin ABI before 1.1) cannot mask "
-                                      "query argument \"%s\" in its access log", a->query);
+            host->log(TORII_LOG_WARN,
+                      "auth: this torii (plugin ABI before 1.1) cannot mask "
+                      "query argument \"%s\" in its access log",
+                      a->query);
         else if (host->log_mask_query_arg(q) != TORII_OK)
             return host->conf_error(conf, "query", "at most 64 bytes (the access log masks it)");
     }
@@ -450,7 +474,8 @@ static void auth_destroy(void *instance) {
     free(a->query);
     free(a->challenge);
     free(a->realm);
-    for (size_t i = 0; i < a->nkeys; ++i) free(a->keys[i].consumer);
+    for (size_t i = 0; i < a->nkeys; ++i)
+        free(a->keys[i].consumer);
     if (a->keys) OPENSSL_cleanse(a->keys, a->nkeys * sizeof(key_entry_t));
     free(a->keys);
     for (size_t i = 0; i < a->nusers; ++i) {
@@ -467,10 +492,11 @@ static void auth_destroy(void *instance) {
 
 static void *auth_create(const torii_host_t *h, const torii_conf_t *conf) {
     static const char *const keys[] = {
-        "type",   "allow",  "deny",      "realm",  "hide_credentials", "keys",
-        "header", "query",  "users",     "users_file", "algorithms", "secret",
-        "secret_file", "public_key", "public_key_file", "issuer", "audience", "clock_skew",
-        "consumer_claim", "require_claims", "es256_low_s", NULL};
+        "type",        "allow",    "deny",        "realm",          "hide_credentials",
+        "keys",        "header",   "query",       "users",          "users_file",
+        "algorithms",  "secret",   "secret_file", "public_key",     "public_key_file",
+        "issuer",      "audience", "clock_skew",  "consumer_claim", "require_claims",
+        "es256_low_s", NULL};
     (void)h;
     if (host->conf_allow_only(conf, keys) != TORII_OK) return NULL;
     auth_t *a = calloc(1, sizeof(auth_t));
@@ -485,9 +511,12 @@ static void *auth_create(const torii_host_t *h, const torii_conf_t *conf) {
     int rc = host->conf_string(conf, "type", &type);
     if (rc == TORII_EINVAL) goto fail;
     if (rc == TORII_OK) {
-        if (type.len == 3 && memcmp(type.ptr, "key", 3) == 0) a->type = TYPE_KEY;
-        else if (type.len == 5 && memcmp(type.ptr, "basic", 5) == 0) a->type = TYPE_BASIC;
-        else if (type.len == 3 && memcmp(type.ptr, "jwt", 3) == 0) a->type = TYPE_JWT;
+        if (type.len == 3 && memcmp(type.ptr, "key", 3) == 0)
+            a->type = TYPE_KEY;
+        else if (type.len == 5 && memcmp(type.ptr, "basic", 5) == 0)
+            a->type = TYPE_BASIC;
+        else if (type.len == 3 && memcmp(type.ptr, "jwt", 3) == 0)
+            a->type = TYPE_JWT;
         else {
             host->conf_error(conf, "type", "\"%.*s\" is not key, basic or jwt", (int)type.len,
                              type.ptr);
@@ -509,7 +538,8 @@ static void *auth_create(const torii_host_t *h, const torii_conf_t *conf) {
     for (size_t i = 0; i < realm.len; ++i) {
         unsigned char c = (unsigned char)realm.ptr[i];
         if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
-            host->conf_error(conf, "realm", "cannot hold quotes, backslashes or control characters");
+            host->conf_error(conf, "realm",
+                             "cannot hold quotes, backslashes or control characters");
             goto fail;
         }
     }
@@ -536,8 +566,8 @@ static void *auth_create(const torii_host_t *h, const torii_conf_t *conf) {
     }
     size_t n = strlen(scheme) + realm.len + 64;
     if (!(a->challenge = malloc(n))) goto fail;
-    snprintf(a->challenge, n, a->type == TYPE_BASIC ? "%s realm=\"%s\", charset=\"UTF-8\""
-                                                    : "%s realm=\"%s\"",
+    snprintf(a->challenge, n,
+             a->type == TYPE_BASIC ? "%s realm=\"%s\", charset=\"UTF-8\"" : "%s realm=\"%s\"",
              scheme, a->realm);
     return a;
 
@@ -664,7 +694,8 @@ static int query_arg(torii_request_t *r, const char *name, torii_str_t *out) {
     char *buf = host->req_alloc(r, (size_t)(value_end - value) + 1);
     if (!buf) return 0;
     size_t n = 0;
-    for (const char *c = value; c < value_end;) buf[n++] = form_byte(&c, value_end);
+    for (const char *c = value; c < value_end;)
+        buf[n++] = form_byte(&c, value_end);
     if (memchr(buf, 0, n)) return -2;
     *out = (torii_str_t){buf, n};
     return 1;
@@ -724,7 +755,8 @@ static torii_action_t check_basic(const auth_t *a, torii_request_t *r) {
     v = trim(v);
     if (!ieq_prefix(v, "basic ")) return unauthorized(a, r, "not Basic credentials", NULL);
     v = trim((torii_str_t){v.ptr + 6, v.len - 6});
-    if (v.len == 0 || v.len > MAX_BASIC) return unauthorized(a, r, "malformed Basic credentials", NULL);
+    if (v.len == 0 || v.len > MAX_BASIC)
+        return unauthorized(a, r, "malformed Basic credentials", NULL);
     char *plain = host->req_alloc(r, v.len / 4 * 3 + 4);
     size_t n = 0;
     if (!plain || !auth_b64_decode(v.ptr, v.len, 0, (uint8_t *)plain, &n))
@@ -774,16 +806,22 @@ static torii_action_t auth_access(void *instance, torii_request_t *r, void **ctx
     if (a->allow.count || a->deny.count) {
         torii_str_t text;
         cidr_t addr;
-        if (host->var(r, TORII_STR("remote_addr"), &text) != TORII_OK || !cidr_parse_addr(text, &addr))
+        if (host->var(r, TORII_STR("remote_addr"), &text) != TORII_OK ||
+            !cidr_parse_addr(text, &addr))
             return forbid(r, "client address unknown");
         if (cidr_match(&a->deny, &addr)) return forbid(r, "address denied");
-        if (a->allow.count && !cidr_match(&a->allow, &addr)) return forbid(r, "address not allowed");
+        if (a->allow.count && !cidr_match(&a->allow, &addr))
+            return forbid(r, "address not allowed");
     }
     switch (a->type) {
-    case TYPE_KEY: return check_key(a, r);
-    case TYPE_BASIC: return check_basic(a, r);
-    case TYPE_JWT: return check_jwt(a, r);
-    default: return TORII_CONTINUE;
+        case TYPE_KEY:
+            return check_key(a, r);
+        case TYPE_BASIC:
+            return check_basic(a, r);
+        case TYPE_JWT:
+            return check_jwt(a, r);
+        default:
+            return TORII_CONTINUE;
     }
 }
 
@@ -815,8 +853,9 @@ static const torii_plugin_t descriptor = {
 
 TORII_EXPORT const torii_plugin_t *torii_plugin_entry(const torii_host_t *h) {
     if (!TORII_HOST_HAS(h, req_set_consumer)) {
-        h->log(TORII_LOG_ERROR, "auth: this torii lacks req_set_consumer (plugin ABI 1.0 with "
-                                "traffic-control additions): upgrade torii");
+        h->log(TORII_LOG_ERROR,
+               "auth: this torii lacks req_set_consumer (plugin ABI 1.0 with "
+               "traffic-control additions): upgrade torii");
         return NULL;
     }
     host = h;

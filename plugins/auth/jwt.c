@@ -24,35 +24,35 @@
 
 #include "auth.h"
 
-#define MAX_TOKEN (16 * 1024)  /* longer tokens are refused before any decoding */
-#define MAX_DEPTH 16           /* JSON nesting */
-#define MAX_CLAIM 1024         /* decoded length of a claim we read (iss, aud, sub) */
-#define MIN_HMAC_SECRET 32     /* RFC 7518 3.2: a key at least as long as the hash */
+#define MAX_TOKEN (16 * 1024) /* longer tokens are refused before any decoding */
+#define MAX_DEPTH 16          /* JSON nesting */
+#define MAX_CLAIM 1024        /* decoded length of a claim we read (iss, aud, sub) */
+#define MIN_HMAC_SECRET 32    /* RFC 7518 3.2: a key at least as long as the hash */
 #define MIN_RSA_BITS 2048
-#define MAX_REQUIRED 16        /* require_claims entries */
-#define MAX_CLAIM_NAME 63      /* json_object_members compares names up to this length */
+#define MAX_REQUIRED 16   /* require_claims entries */
+#define MAX_CLAIM_NAME 63 /* json_object_members compares names up to this length */
 
 enum { ALG_HS256 = 1, ALG_RS256 = 2, ALG_ES256 = 4 };
 
 struct jwt_conf {
-    unsigned algs;            /* accepted algorithms (ALG_* bits) */
-    uint8_t *secret;          /* HS256 */
+    unsigned algs;   /* accepted algorithms (ALG_* bits) */
+    uint8_t *secret; /* HS256 */
     size_t secret_len;
-    EVP_PKEY *rsa;            /* RS256 */
-    EVP_PKEY *ec;             /* ES256 (P-256) */
+    EVP_PKEY *rsa; /* RS256 */
+    EVP_PKEY *ec;  /* ES256 (P-256) */
     /* Made once in create(), copied per request: OpenSSL 3 fetches algorithms and sets up
      * key contexts on every init, which costs more than a small verification itself. */
     EVP_MAC *mac;
-    EVP_MAC_CTX *hmac;        /* HMAC-SHA256 keyed with the secret */
-    EVP_MD_CTX *rsa_verify;   /* SHA-256 verification contexts, initialised with the key */
+    EVP_MAC_CTX *hmac;      /* HMAC-SHA256 keyed with the secret */
+    EVP_MD_CTX *rsa_verify; /* SHA-256 verification contexts, initialised with the key */
     EVP_MD_CTX *ec_verify;
-    char *issuer;             /* NULL: not checked */
-    char *audience;           /* NULL: not checked */
-    int64_t skew_s;           /* clock_skew in seconds (rounded up) */
-    char *consumer_claim;     /* default "sub" */
+    char *issuer;                 /* NULL: not checked */
+    char *audience;               /* NULL: not checked */
+    int64_t skew_s;               /* clock_skew in seconds (rounded up) */
+    char *consumer_claim;         /* default "sub" */
     char *required[MAX_REQUIRED]; /* require_claims, default { "exp" } */
     size_t nrequired;
-    int es256_low_s;          /* refuse ES256 signatures with s > n/2 */
+    int es256_low_s; /* refuse ES256 signatures with s > n/2 */
 };
 
 /* ---- base64 --------------------------------------------------------------------------- */
@@ -69,7 +69,8 @@ static int b64_value(unsigned char c, int url) {
 int auth_b64_decode(const char *in, size_t len, unsigned flags, uint8_t *out, size_t *out_len) {
     int url = (flags & AUTH_B64_URL) != 0;
     if (!(flags & AUTH_B64_STRICT))
-        while (len > 0 && in[len - 1] == '=') --len; /* padding is optional */
+        while (len > 0 && in[len - 1] == '=')
+            --len; /* padding is optional */
     if (len % 4 == 1) return 0;
     uint32_t acc = 0;
     int bits = 0;
@@ -144,45 +145,59 @@ static int json_string(json_t *j, char *out, size_t cap, size_t *len) {
             if (j->p >= j->end) return 0;
             char e = *j->p++;
             switch (e) {
-            case '"': case '\\': case '/': enc[k++] = e; break;
-            case 'b': enc[k++] = '\b'; break;
-            case 'f': enc[k++] = '\f'; break;
-            case 'n': enc[k++] = '\n'; break;
-            case 'r': enc[k++] = '\r'; break;
-            case 't': enc[k++] = '\t'; break;
-            case 'u': {
-                unsigned cp;
-                if (!hex4(j->p, j->end, &cp)) return 0;
-                j->p += 4;
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    unsigned lo;
-                    if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u' ||
-                        !hex4(j->p + 2, j->end, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                case '"':
+                case '\\':
+                case '/':
+                    enc[k++] = e;
+                    break;
+                case 'b':
+                    enc[k++] = '\b';
+                    break;
+                case 'f':
+                    enc[k++] = '\f';
+                    break;
+                case 'n':
+                    enc[k++] = '\n';
+                    break;
+                case 'r':
+                    enc[k++] = '\r';
+                    break;
+                case 't':
+                    enc[k++] = '\t';
+                    break;
+                case 'u': {
+                    unsigned cp;
+                    if (!hex4(j->p, j->end, &cp)) return 0;
+                    j->p += 4;
+                    if (cp >= 0xD800 && cp <= 0xDBFF) {
+                        unsigned lo;
+                        if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u' ||
+                            !hex4(j->p + 2, j->end, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                            return 0;
+                        j->p += 6;
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                         return 0;
-                    j->p += 6;
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    }
+                    if (cp < 0x80) {
+                        enc[k++] = (char)cp;
+                    } else if (cp < 0x800) {
+                        enc[k++] = (char)(0xC0 | (cp >> 6));
+                        enc[k++] = (char)(0x80 | (cp & 0x3F));
+                    } else if (cp < 0x10000) {
+                        enc[k++] = (char)(0xE0 | (cp >> 12));
+                        enc[k++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                        enc[k++] = (char)(0x80 | (cp & 0x3F));
+                    } else {
+                        enc[k++] = (char)(0xF0 | (cp >> 18));
+                        enc[k++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+                        enc[k++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                        enc[k++] = (char)(0x80 | (cp & 0x3F));
+                    }
+                    break;
+                }
+                default:
                     return 0;
-                }
-                if (cp < 0x80) {
-                    enc[k++] = (char)cp;
-                } else if (cp < 0x800) {
-                    enc[k++] = (char)(0xC0 | (cp >> 6));
-                    enc[k++] = (char)(0x80 | (cp & 0x3F));
-                } else if (cp < 0x10000) {
-                    enc[k++] = (char)(0xE0 | (cp >> 12));
-                    enc[k++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                    enc[k++] = (char)(0x80 | (cp & 0x3F));
-                } else {
-                    enc[k++] = (char)(0xF0 | (cp >> 18));
-                    enc[k++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-                    enc[k++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                    enc[k++] = (char)(0x80 | (cp & 0x3F));
-                }
-                break;
-            }
-            default:
-                return 0;
             }
         }
         for (size_t i = 0; i < k; ++i, ++n)
@@ -198,20 +213,23 @@ static int json_number(json_t *j) {
     if (*p == '0') {
         ++p;
     } else if (*p >= '1' && *p <= '9') {
-        while (p < j->end && *p >= '0' && *p <= '9') ++p;
+        while (p < j->end && *p >= '0' && *p <= '9')
+            ++p;
     } else {
         return 0;
     }
     if (p < j->end && *p == '.') {
         ++p;
         if (p >= j->end || *p < '0' || *p > '9') return 0;
-        while (p < j->end && *p >= '0' && *p <= '9') ++p;
+        while (p < j->end && *p >= '0' && *p <= '9')
+            ++p;
     }
     if (p < j->end && (*p == 'e' || *p == 'E')) {
         ++p;
         if (p < j->end && (*p == '+' || *p == '-')) ++p;
         if (p >= j->end || *p < '0' || *p > '9') return 0;
-        while (p < j->end && *p >= '0' && *p <= '9') ++p;
+        while (p < j->end && *p >= '0' && *p <= '9')
+            ++p;
     }
     j->p = p;
     return 1;
@@ -261,13 +279,20 @@ static int json_container(json_t *j, int depth, char close) {
 static int json_value(json_t *j, int depth) {
     if (j->p >= j->end) return 0;
     switch (*j->p) {
-    case '{': return json_container(j, depth, '}');
-    case '[': return json_container(j, depth, ']');
-    case '"': return json_string(j, NULL, 0, NULL);
-    case 't': return json_literal(j, "true");
-    case 'f': return json_literal(j, "false");
-    case 'n': return json_literal(j, "null");
-    default: return json_number(j);
+        case '{':
+            return json_container(j, depth, '}');
+        case '[':
+            return json_container(j, depth, ']');
+        case '"':
+            return json_string(j, NULL, 0, NULL);
+        case 't':
+            return json_literal(j, "true");
+        case 'f':
+            return json_literal(j, "false");
+        case 'n':
+            return json_literal(j, "null");
+        default:
+            return json_number(j);
     }
 }
 
@@ -406,7 +431,8 @@ void jwt_destroy(jwt_conf_t *j) {
     free(j->issuer);
     free(j->audience);
     free(j->consumer_claim);
-    for (size_t i = 0; i < j->nrequired; ++i) free(j->required[i]);
+    for (size_t i = 0; i < j->nrequired; ++i)
+        free(j->required[i]);
     free(j);
 }
 
@@ -439,7 +465,8 @@ static int read_required(const torii_conf_t *conf, jwt_conf_t *j) {
         if (!ok) {
             host->conf_error(conf, "require_claims",
                              "[%zu]: claim names are 1 to %d printable bytes without spaces, "
-                             "quotes or backslashes", i, MAX_CLAIM_NAME);
+                             "quotes or backslashes",
+                             i, MAX_CLAIM_NAME);
             return 0;
         }
         if (!(j->required[j->nrequired] = auth_strdup(s))) return 0;
@@ -520,7 +547,8 @@ jwt_conf_t *jwt_create(const torii_conf_t *conf) {
     if (got < 0) goto fail;
     if (got > 0) {
         if (strcmp(which, "secret_file") == 0) /* drop the trailing newline editors add */
-            while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = 0;
+            while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+                text[--len] = 0;
         if (len < MIN_HMAC_SECRET) {
             OPENSSL_cleanse(text, len);
             free(text);
@@ -544,7 +572,8 @@ jwt_conf_t *jwt_create(const torii_conf_t *conf) {
         if (!pk) goto fail;
         if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA) {
             if (EVP_PKEY_get_bits(pk) < MIN_RSA_BITS) {
-                host->conf_error(conf, which, "RSA keys under %d bits are refused (this one has %d)",
+                host->conf_error(conf, which,
+                                 "RSA keys under %d bits are refused (this one has %d)",
                                  MIN_RSA_BITS, EVP_PKEY_get_bits(pk));
                 EVP_PKEY_free(pk);
                 goto fail;
@@ -553,7 +582,8 @@ jwt_conf_t *jwt_create(const torii_conf_t *conf) {
         } else if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC) {
             char group[64] = "";
             size_t glen = 0;
-            EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &glen);
+            EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                           &glen);
             if (strcmp(group, "prime256v1") != 0 && strcmp(group, "P-256") != 0) {
                 host->conf_error(conf, which, "ES256 needs a P-256 (prime256v1) key, not %s",
                                  group[0] ? group : "this curve");
@@ -562,14 +592,16 @@ jwt_conf_t *jwt_create(const torii_conf_t *conf) {
             }
             j->ec = pk;
         } else {
-            host->conf_error(conf, which, "only RSA (RS256) and EC P-256 (ES256) keys are supported");
+            host->conf_error(conf, which,
+                             "only RSA (RS256) and EC P-256 (ES256) keys are supported");
             EVP_PKEY_free(pk);
             goto fail;
         }
     }
 
     /* algorithms: by default whatever the configured keys can verify */
-    unsigned have = (j->secret ? ALG_HS256 : 0) | (j->rsa ? ALG_RS256 : 0) | (j->ec ? ALG_ES256 : 0);
+    unsigned have =
+        (j->secret ? ALG_HS256 : 0) | (j->rsa ? ALG_RS256 : 0) | (j->ec ? ALG_ES256 : 0);
     if (!have) {
         host->conf_error(conf, NULL,
                          "type = \"jwt\" needs a key: secret/secret_file (HS256) or "
@@ -593,8 +625,9 @@ jwt_conf_t *jwt_create(const torii_conf_t *conf) {
         if (!(bit & have)) {
             host->conf_error(conf, "algorithms", "%.*s is listed but no %s is configured",
                              (int)s.len, s.ptr,
-                             bit == ALG_HS256 ? "secret" : bit == ALG_RS256 ? "RSA public_key"
-                                                                            : "EC P-256 public_key");
+                             bit == ALG_HS256   ? "secret"
+                             : bit == ALG_RS256 ? "RSA public_key"
+                                                : "EC P-256 public_key");
             goto fail;
         }
         j->algs |= bit;
@@ -672,10 +705,10 @@ static int verify_es256(const jwt_conf_t *j, const char *msg, size_t msg_len, co
     /* P-256's group order n, halved: (r, s) and (r, n - s) both verify, so every token has
      * a twin with another signature. Most signers (OpenSSL, Go, Java) pick either at random,
      * hence es256_low_s is opt-in. Public values: memcmp's timing tells nothing. */
-    static const uint8_t half_n[32] = {
-        0x7F, 0xFF, 0xFF, 0xFF, 0x80, 0x00, 0x00, 0x00, 0x7F, 0xFF, 0xFF,
-        0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xDE, 0x73, 0x7D, 0x56, 0xD3, 0x8B,
-        0xCF, 0x42, 0x79, 0xDC, 0xE5, 0x61, 0x7E, 0x31, 0x92, 0xA8};
+    static const uint8_t half_n[32] = {0x7F, 0xFF, 0xFF, 0xFF, 0x80, 0x00, 0x00, 0x00,
+                                       0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                                       0xDE, 0x73, 0x7D, 0x56, 0xD3, 0x8B, 0xCF, 0x42,
+                                       0x79, 0xDC, 0xE5, 0x61, 0x7E, 0x31, 0x92, 0xA8};
     if (sig_len != 64) return 0; /* JOSE: r and s, 32 bytes each, big-endian */
     if (j->es256_low_s && memcmp(sig + 32, half_n, 32) > 0) return 0;
     ECDSA_SIG *es = ECDSA_SIG_new();
@@ -736,9 +769,13 @@ int jwt_verify(const jwt_conf_t *j, torii_request_t *r, torii_str_t token, torii
                                 : verify_es256(j, msg, msg_len, sig, slen);
     if (!ok) return 0;
 
-    member_t cm[5 + MAX_REQUIRED] = {{"exp", NULL, NULL}, {"nbf", NULL, NULL}, {"iss", NULL, NULL},
-                                     {"aud", NULL, NULL}, {j->consumer_claim, NULL, NULL}};
-    for (size_t i = 0; i < j->nrequired; ++i) cm[5 + i] = (member_t){j->required[i], NULL, NULL};
+    member_t cm[5 + MAX_REQUIRED] = {{"exp", NULL, NULL},
+                                     {"nbf", NULL, NULL},
+                                     {"iss", NULL, NULL},
+                                     {"aud", NULL, NULL},
+                                     {j->consumer_claim, NULL, NULL}};
+    for (size_t i = 0; i < j->nrequired; ++i)
+        cm[5 + i] = (member_t){j->required[i], NULL, NULL};
     *why = "the token's claims are not a JSON object";
     if (!json_object_members((const char *)payload, plen, cm, 5 + j->nrequired)) return 0;
     for (size_t i = 0; i < j->nrequired; ++i) {

@@ -40,12 +40,14 @@ static void *pt_create(const torii_host_t *h, const torii_conf_t *conf) {
     return c;
 }
 
-static void pt_destroy(void *instance) { free(instance); }
+static void pt_destroy(void *instance) {
+    free(instance);
+}
 
 static void on_timer(void *arg) {
     pending_t *p = arg;
     torii_request_t *r = host->token_request(p->token);
-    if (!r) {  /* the client left meanwhile: resume is harmless, and we just clean up */
+    if (!r) { /* the client left meanwhile: resume is harmless, and we just clean up */
         host->resume(p->token, TORII_CONTINUE);
         free(p);
         return;

@@ -30,7 +30,9 @@ static void *veto_create(const torii_host_t *h, const torii_conf_t *conf) {
     return t;
 }
 
-static void veto_destroy(void *instance) { free(instance); }
+static void veto_destroy(void *instance) {
+    free(instance);
+}
 
 static int veto_admit(void *instance, torii_request_t *r, torii_str_t upstream,
                       torii_str_t target) {

@@ -126,9 +126,9 @@ TEST_CASE("a transfer coding other than chunked is 501, before any head_complete
         Http1Parser p(Http1Parser::Kind::request);
         RequestHead head;
         Arena arena;
-        Fed f = feed_request(p, head, arena,
-                             std::string("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ") +
-                                 te + "\r\n\r\n");
+        Fed f = feed_request(
+            p, head, arena,
+            std::string("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ") + te + "\r\n\r\n");
         REQUIRE(f.events.size() == 1);
         CHECK(f.events[0] == ParseEvent::error);
         CHECK(p.error_status() == 501);
