@@ -388,6 +388,40 @@ def cpu_ns(pids):
     return total
 
 
+def cpu_ticks(pids):
+    """(user, kernel) clock ticks used so far by these processes, all threads: only their
+    ratio is used, to split the schedstat time into user space and kernel."""
+    user = kernel = 0
+    for pid in pids:
+        try:
+            for tid in os.listdir("/proc/%d/task" % pid):
+                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                user += int(fields[11])
+                kernel += int(fields[12])
+        except OSError:
+            pass
+    return user, kernel
+
+
+class CpuWindow:
+    """The proxy's CPU time over a measured window: schedstat ns, split by tick counts."""
+
+    def __init__(self, proxy):
+        self.pids = proxy.pids()
+        self.ns = cpu_ns(self.pids)
+        self.ticks = cpu_ticks(self.pids)
+
+    def per(self, count, r):
+        used = cpu_ns(self.pids) - self.ns
+        user, kernel = (b - a for a, b in zip(self.ticks, cpu_ticks(self.pids)))
+        us = used / 1000.0 / max(count, 1)
+        r["cpu_us_per_req"] = us
+        r["cpu_user_us_per_req"] = us * user / (user + kernel) if user + kernel else None
+        r["cpu_kernel_us_per_req"] = us * kernel / (user + kernel) if user + kernel else None
+        return r
+
+
 def parse_wrk(text):
     def latency(label):
         m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)\s*$" % label, text, re.M)
@@ -415,13 +449,10 @@ def run_wrk(proxy, path, seconds, connections, close=False):
     if close:
         cmd += ["-H", "Connection: close"]
     cmd.append(proxy.url(path))
-    pids = proxy.pids()
-    before = cpu_ns(pids)
+    window = CpuWindow(proxy)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
-    used = cpu_ns(pids) - before
     r = parse_wrk(out)
-    r["cpu_us_per_req"] = used / 1000.0 / max(r["requests"], 1)
-    return r
+    return window.per(r["requests"], r)
 
 
 def h2load_fixed(proxy, n, clients=10, path="/small", headers=()):
@@ -504,8 +535,7 @@ def run_handshakes(proxy, seconds, clients=HANDSHAKE_CLIENTS):
     """Full TLS handshakes per second (each with one proxied request) from `clients`
     closed-loop client processes, and the proxy's CPU time per handshake."""
     mp = multiprocessing.get_context("fork")
-    pids = proxy.pids()
-    before = cpu_ns(pids)
+    window = CpuWindow(proxy)
     t0 = time.monotonic()
     procs = []
     for _ in range(clients):
@@ -524,16 +554,14 @@ def run_handshakes(proxy, seconds, clients=HANDSHAKE_CLIENTS):
         resumed += r
         latencies += lat
     elapsed = time.monotonic() - t0
-    used = cpu_ns(pids) - before
     latencies.sort()
 
     def pct(q):
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000.0 \
             if latencies else None
 
-    return {"requests": done, "rps": done / elapsed, "p50": pct(0.50), "p99": pct(0.99),
-            "errors": errors, "resumed": resumed,
-            "cpu_us_per_req": used / 1000.0 / max(done, 1)}
+    return window.per(done, {"requests": done, "rps": done / elapsed, "p50": pct(0.50),
+                             "p99": pct(0.99), "errors": errors, "resumed": resumed})
 
 
 def callgrind_count(proxy, tag, warm_up, measured):
@@ -571,7 +599,7 @@ def callgrind_count(proxy, tag, warm_up, measured):
     return total
 
 
-def instructions_per_request(proxy, n, headers=()):
+def instructions_per_request(proxy, n, headers=(), tag="keepalive"):
     """User-space instructions per keep-alive request (h2load: 10 connections, n requests).
     Over TLS, the 10 connections are made and their handshakes done before counting starts
     (a client here, as h2load cannot): the row counts keep-alive requests only, and the
@@ -585,12 +613,11 @@ def instructions_per_request(proxy, n, headers=()):
             run_keepalive(clients, 10 * len(clients))
 
         try:
-            return callgrind_count(proxy, "keepalive", warm_up,
-                                   lambda: run_keepalive(clients, n)) / n
+            return callgrind_count(proxy, tag, warm_up, lambda: run_keepalive(clients, n)) / n
         finally:
             for c in clients:
                 c.close()
-    return callgrind_count(proxy, "keepalive", lambda: h2load_fixed(proxy, 500, headers=headers),
+    return callgrind_count(proxy, tag, lambda: h2load_fixed(proxy, 500, headers=headers),
                            lambda: h2load_fixed(proxy, n, headers=headers)) / n
 
 
@@ -742,11 +769,12 @@ def plugin_setups():
 
 def plugin_costs(work, backend, n):
     rows = []
-    for label, extra in plugin_setups():
+    for i, (label, extra) in enumerate(plugin_setups()):
         t = Torii(work, backend)
         t.extra = extra
         try:
-            v = instructions_per_request(t, n, headers=["X-API-Key: bench-key"])
+            v = instructions_per_request(t, n, headers=["X-API-Key: bench-key"],
+                                         tag="plugins-%d" % i)
         except Exception as e:
             log("plugin cost %s failed: %s" % (label, e))
             v = None
@@ -771,7 +799,9 @@ def ratio(a, b):
 
 # Rows --rows can pick; all of them by default.
 ROWS = ["keepalive", "close", "big", "tls-keepalive", "tls-handshake", "instructions",
-        "syscalls", "rss", "tls-instructions", "tls-handshake-instructions", "plugins"]
+        "syscalls", "rss", "tls-instructions", "tls-handshake-instructions", "plugins",
+        "tls-syscalls"]
+DEFAULT_ROWS = ROWS[:-1]  # tls-syscalls only when asked (the run's time budget)
 
 # Timed scenarios: (row key, scenario, path, connections, Connection: close, over TLS)
 SCENARIOS = [
@@ -799,7 +829,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results", "latest.md"))
     ap.add_argument("--only", default="", help="comma-separated proxies to run")
     ap.add_argument("--rows", default="",
-                    help="comma-separated rows to run (default all): " + ",".join(ROWS))
+                    help="comma-separated rows to run (default all but tls-syscalls): " +
+                    ",".join(ROWS))
     ap.add_argument("--profile-dir", default="",
                     help="keep each callgrind output there (for callgrind_annotate)")
     ap.add_argument("--no-plugin-costs", dest="plugin_costs", action="store_false",
@@ -807,7 +838,7 @@ def main():
     args = ap.parse_args()
     BUILD = os.path.abspath(args.build)
     PROFILE_DIR = os.path.abspath(args.profile_dir) if args.profile_dir else None
-    rows_wanted = args.rows.split(",") if args.rows else list(ROWS)
+    rows_wanted = args.rows.split(",") if args.rows else list(DEFAULT_ROWS)
     for r in rows_wanted:
         if r not in ROWS:
             ap.error("unknown row %r (rows: %s)" % (r, ",".join(ROWS)))
@@ -871,15 +902,13 @@ def main():
                     results[scenario][p.name].append(r)
 
         for key, scenario, *_ in scenarios:
-            if key == "tls-handshake":
-                metrics = [("handshakes/s", "rps", False), ("p50 ms", "p50", True),
-                           ("p99 ms", "p99", True),
-                           ("proxy CPU us/handshake", "cpu_us_per_req", True),
-                           ("errors", "errors", True)]
-            else:
-                metrics = [("req/s", "rps", False), ("p50 ms", "p50", True),
-                           ("p99 ms", "p99", True), ("proxy CPU us/req", "cpu_us_per_req", True),
-                           ("errors", "errors", True)]
+            unit = "handshake" if key == "tls-handshake" else "req"
+            metrics = [("handshakes/s" if key == "tls-handshake" else "req/s", "rps", False),
+                       ("p50 ms", "p50", True), ("p99 ms", "p99", True),
+                       ("proxy CPU us/%s" % unit, "cpu_us_per_req", True),
+                       ("of which user space", "cpu_user_us_per_req", True),
+                       ("of which kernel", "cpu_kernel_us_per_req", True),
+                       ("errors", "errors", True)]
             for metric, k, lower in metrics:
                 vals = {}
                 for p in proxies:
@@ -899,6 +928,8 @@ def main():
             ("tls-handshake-instructions", "TLS new connection per request (full handshake)",
              "instructions/handshake (callgrind)", instructions_per_handshake, args.handshakes,
              True),
+            ("tls-syscalls", "TLS keep-alive, small response", "syscalls/req (strace -c)",
+             syscalls_per_request, args.fixed, True),
         ]
         for key, scenario, metric, fn, arg, tls in fixed:
             if key not in rows_wanted:
