@@ -11,16 +11,27 @@ show a more efficient proxy: efficiency is judged by the proxy's CPU time per re
 instructions per request (callgrind, stable on noisy machines) and syscalls per request
 (strace -c). req/s and p99 are sanity checks.
 
+TLS rows: each proxy terminates TLS (1.3, X25519, TLS_AES_256_GCM_SHA384) with the same
+self-signed ECDSA P-256 certificate and proxies to the same backend as the plain rows. Keep-alive
+over TLS is driven by wrk (https), its callgrind row by a client here that connects before
+counting starts; full handshakes by client processes here (Python's ssl): a new connection per
+request that never offers a session, and the row fails if any handshake was resumed (wrk and
+h2load resume sessions when they reconnect, so neither can drive that row).
+
+--rows picks rows (see ROWS), e.g. --rows instructions,tls-keepalive,tls-handshake.
+
 Everything listens on 127.0.0.1 and every process started here is stopped by its PID.
 """
 
 import argparse
+import multiprocessing
 import os
 import random
 import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -33,6 +44,8 @@ LOAD_CPU = "1"
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 BIG = 1024 * 1024
+HANDSHAKE_CLIENTS = 4  # closed-loop client processes for the full-handshake row
+PROFILE_DIR = None  # --profile-dir: where callgrind outputs are kept
 
 started = []  # every Popen we made, stopped at exit whatever happens
 
@@ -158,12 +171,20 @@ http {
 class Proxy:
     name = "?"
 
-    def __init__(self, work, backend):
+    def __init__(self, work, backend, tls=None):
         self.port = free_port()
-        self.dir = os.path.join(work, "%s-%d" % (self.name, self.port))
+        self.tls = tls  # a Cert: the listener terminates TLS with it
+        self.dir = os.path.join(work, "%s%s-%d" % (self.name, "-tls" if tls else "", self.port))
         os.makedirs(self.dir)
         self.backend = backend
         self.proc = None
+
+    @property
+    def label(self):
+        return self.name + (" (TLS)" if self.tls else "")
+
+    def url(self, path):
+        return "%s://%s:%d%s" % ("https" if self.tls else "http", HOST, self.port, path)
 
     def command(self, single_process=False):
         raise NotImplementedError
@@ -211,12 +232,14 @@ keepalive = 64
 [[server]]
 listen = ["%(h)s:%(p)d"]
 client_max_body_size = "8m"
-
+%(tls)s
 [[server.location]]
 path = "/"
 upstream = "backend"
 %(extra)s
-""" % {"extra": self.extra, "d": self.dir, "h": HOST, "p": self.port, "bp": self.backend.port,
+""" % {"extra": self.extra, "d": self.dir,
+       "tls": 'tls = { cert = "%s", key = "%s" }\n' % (self.tls.cert, self.tls.key)
+              if self.tls else "", "h": HOST, "p": self.port, "bp": self.backend.port,
        "plugins": os.path.join(BUILD, "plugins"),
        "master": "false" if single_process else "true"})
         return [os.path.join(BUILD, "torii"), "-c", conf]
@@ -241,8 +264,8 @@ http {
     keepalive_requests 1000000;
     upstream backend { server %(h)s:%(bp)d; keepalive 64; }
     server {
-        listen %(h)s:%(p)d backlog=4096;
-        location / {
+        listen %(h)s:%(p)d backlog=4096%(ssl)s;
+%(tls)s        location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -256,7 +279,13 @@ http {
     }
 }
 """ % {"d": self.dir, "h": HOST, "p": self.port, "bp": self.backend.port,
-       "master": "off" if single_process else "on"})
+       "master": "off" if single_process else "on",
+       "ssl": " ssl" if self.tls else "",
+       # nginx's defaults otherwise: tickets on, no session cache (resumption by ticket, as
+       # torii); TLS 1.2 and 1.3 as torii.
+       "tls": ("        ssl_certificate %s;\n        ssl_certificate_key %s;\n"
+               "        ssl_protocols TLSv1.2 TLSv1.3;\n" % (self.tls.cert, self.tls.key))
+              if self.tls else ""})
         return ["nginx", "-c", conf, "-p", self.dir]
 
 
@@ -280,19 +309,67 @@ defaults
     http-reuse always
     option forwardfor
 frontend f
-    bind %(h)s:%(p)d
+    bind %(h)s:%(p)d%(ssl)s
     http-request set-header X-Real-IP %%[src]
-    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Proto %(scheme)s
     default_backend b
 backend b
     server s1 %(h)s:%(bp)d
-""" % {"h": HOST, "p": self.port, "bp": self.backend.port, "maxconn": self.maxconn()})
+""" % {"h": HOST, "p": self.port, "bp": self.backend.port, "maxconn": self.maxconn(),
+       # crt: certificate and key in one PEM; ALPN http/1.1 as torii and nginx offer
+       "ssl": " ssl crt %s alpn http/1.1 ssl-min-ver TLSv1.2" % self.tls.combined
+              if self.tls else "",
+       "scheme": "https" if self.tls else "http"})
         return ["haproxy", "-db", "-f", conf]
 
     @staticmethod
     def maxconn():
         import resource
         return min(30000, (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 200) // 2)
+
+
+class Cert:
+    """One self-signed ECDSA P-256 certificate for every proxy's TLS listener (openssl CLI, as
+    t/integration/pki.py makes them)."""
+
+    def __init__(self, work):
+        d = os.path.join(work, "pki")
+        os.makedirs(d, mode=0o755)
+        self.cert = os.path.join(d, "bench.pem")
+        self.key = os.path.join(d, "bench.key")
+        self.combined = os.path.join(d, "bench-combined.pem")  # HAProxy's crt: both in one
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", self.key, "-out",
+                        self.cert, "-days", "30", "-subj", "/CN=bench.test", "-addext",
+                        "subjectAltName=DNS:bench.test,IP:127.0.0.1"],
+                       check=True, capture_output=True, timeout=30)
+        with open(self.combined, "w") as out:
+            for path in (self.cert, self.key):
+                with open(path) as f:
+                    out.write(f.read())
+        for path in (self.cert, self.key, self.combined):
+            os.chmod(path, 0o644)  # nginx and HAProxy read them as root; keep it simple
+
+
+def tls_parameters(proxy):
+    """What one handshake with the proxy negotiated (openssl s_client), and how many session
+    tickets the proxy sends after it: the handshake rows compare like with like only if these
+    match."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (HOST, proxy.port),
+                        "-servername", "bench.test", "-alpn", "http/1.1", "-ign_eof"],
+                       input=b"GET /small HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n",
+                       capture_output=True, timeout=30)
+    out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+    proto = re.search(r"Protocol\s*:\s*(\S+)", out) or re.search(r"New, (TLSv[\d.]+)", out)
+    cipher = re.search(r"Cipher is (\S+)", out)
+    group = re.search(r"Server Temp Key: (\S+)", out)
+    sig = re.search(r"Peer signature type: (\S+)", out)
+    tickets = out.count("Post-Handshake New Session Ticket arrived")
+    ok = "hello from the backend" in out
+    return "%s %s %s %s, %d session ticket%s%s" % (
+        proto.group(1) if proto else "?", cipher.group(1) if cipher else "?",
+        group.group(1).rstrip(",") if group else "?", sig.group(1) if sig else "?", tickets,
+        "" if tickets == 1 else "s", "" if ok else ", NO RESPONSE")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,6 +386,40 @@ def cpu_ns(pids):
         except OSError:
             pass
     return total
+
+
+def cpu_ticks(pids):
+    """(user, kernel) clock ticks used so far by these processes, all threads: only their
+    ratio is used, to split the schedstat time into user space and kernel."""
+    user = kernel = 0
+    for pid in pids:
+        try:
+            for tid in os.listdir("/proc/%d/task" % pid):
+                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                user += int(fields[11])
+                kernel += int(fields[12])
+        except OSError:
+            pass
+    return user, kernel
+
+
+class CpuWindow:
+    """The proxy's CPU time over a measured window: schedstat ns, split by tick counts."""
+
+    def __init__(self, proxy):
+        self.pids = proxy.pids()
+        self.ns = cpu_ns(self.pids)
+        self.ticks = cpu_ticks(self.pids)
+
+    def per(self, count, r):
+        used = cpu_ns(self.pids) - self.ns
+        user, kernel = (b - a for a, b in zip(self.ticks, cpu_ticks(self.pids)))
+        us = used / 1000.0 / max(count, 1)
+        r["cpu_us_per_req"] = us
+        r["cpu_user_us_per_req"] = us * user / (user + kernel) if user + kernel else None
+        r["cpu_kernel_us_per_req"] = us * kernel / (user + kernel) if user + kernel else None
+        return r
 
 
 def parse_wrk(text):
@@ -337,62 +448,249 @@ def run_wrk(proxy, path, seconds, connections, close=False):
            "--latency"]
     if close:
         cmd += ["-H", "Connection: close"]
-    cmd.append("http://%s:%d%s" % (HOST, proxy.port, path))
-    pids = proxy.pids()
-    before = cpu_ns(pids)
+    cmd.append(proxy.url(path))
+    window = CpuWindow(proxy)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
-    used = cpu_ns(pids) - before
     r = parse_wrk(out)
-    r["cpu_us_per_req"] = used / 1000.0 / max(r["requests"], 1)
-    return r
+    return window.per(r["requests"], r)
 
 
-def h2load_fixed(port, n, clients=10, path="/small", headers=()):
+def h2load_fixed(proxy, n, clients=10, path="/small", headers=()):
     cmd = ["taskset", "-c", LOAD_CPU, "h2load", "--h1", "-n", str(n), "-c", str(clients)]
+    if proxy.tls:  # the suite wrk and the handshake client negotiate (OpenSSL's first choice)
+        cmd.append("--tls13-ciphers=TLS_AES_256_GCM_SHA384")
     for h in headers:
         cmd += ["-H", h]
-    cmd.append("http://%s:%d%s" % (HOST, port, path))
+    cmd.append(proxy.url(path))
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
     m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded", out)
     if not m or int(m.group(4)) != n:
         raise RuntimeError("h2load did not complete %d requests:\n%s" % (n, out[-2000:]))
 
 
-def instructions_per_request(proxy, n, headers=()):
-    """User-space instructions per keep-alive request: callgrind with instrumentation off
-    during start-up and warm-up, on for exactly n requests."""
-    out = os.path.join(proxy.dir, "callgrind.out")
+HANDSHAKE_REQUEST = b"GET /small HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+
+
+def client_tls_context():
+    """TLS 1.3 with OpenSSL's default suites and groups (TLS_AES_256_GCM_SHA384, X25519), no
+    certificate check (as wrk and h2load), and no session ever offered for resumption: Python
+    resumes only a session handed to wrap_socket, which this never does."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def handshake_once(ctx, port):
+    """One new connection, full handshake, one request; (ok, resumed)."""
+    with socket.create_connection((HOST, port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="bench.test") as s:
+            s.sendall(HANDSHAKE_REQUEST)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            ok = data.startswith(b"HTTP/1.1 200") and b"hello from the backend" in data
+            return ok, s.session_reused
+
+
+def handshakes(proxy, n):
+    """n full handshakes, one after the other; raises on any failure or resumption."""
+    ctx = client_tls_context()
+    for _ in range(n):
+        ok, resumed = handshake_once(ctx, proxy.port)
+        if not ok or resumed:
+            raise RuntimeError("%s: handshake failed or was resumed" % proxy.label)
+
+
+def _handshake_client(port, seconds, conn):
+    """A load-generator process on the load core: new connections until the deadline."""
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
+    ctx = client_tls_context()
+    done = errors = resumed = 0
+    latencies = []
+    t0 = time.monotonic()
+    deadline = t0 + seconds
+    while True:
+        t = time.monotonic()
+        if t >= deadline:
+            break
+        try:
+            ok, reused = handshake_once(ctx, port)
+        except (OSError, ssl.SSLError):
+            ok, reused = False, False
+        latencies.append(time.monotonic() - t)
+        done += 1
+        errors += not ok
+        resumed += bool(reused)
+    conn.send((done, errors, resumed, latencies))
+    conn.close()
+
+
+def run_handshakes(proxy, seconds, clients=HANDSHAKE_CLIENTS):
+    """Full TLS handshakes per second (each with one proxied request) from `clients`
+    closed-loop client processes, and the proxy's CPU time per handshake."""
+    mp = multiprocessing.get_context("fork")
+    window = CpuWindow(proxy)
+    t0 = time.monotonic()
+    procs = []
+    for _ in range(clients):
+        rx, tx = mp.Pipe(duplex=False)
+        p = mp.Process(target=_handshake_client, args=(proxy.port, seconds, tx))
+        p.start()
+        tx.close()
+        procs.append((p, rx))
+    done = errors = resumed = 0
+    latencies = []
+    for p, rx in procs:
+        d, e, r, lat = rx.recv()
+        p.join(timeout=30)
+        done += d
+        errors += e
+        resumed += r
+        latencies += lat
+    elapsed = time.monotonic() - t0
+    latencies.sort()
+
+    def pct(q):
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000.0 \
+            if latencies else None
+
+    return window.per(done, {"requests": done, "rps": done / elapsed, "p50": pct(0.50),
+                             "p99": pct(0.99), "errors": errors, "resumed": resumed})
+
+
+def callgrind_count(proxy, tag, warm_up, measured):
+    """User-space instructions the proxy executes while measured() runs: callgrind with
+    instrumentation off during start-up and warm_up(), on for measured() alone."""
+    out = os.path.join(proxy.dir, "callgrind-%s.out" % tag)
     proxy.start(wrapper=["valgrind", "--tool=callgrind", "--instr-atstart=no",
                          "--callgrind-out-file=" + out])
     try:
-        h2load_fixed(proxy.port, 500, headers=headers)  # warm-up: pools filled, paths touched
+        warm_up()  # pools filled, paths touched
         pid = proxy.worker_pids()[0]
         # valgrind's pid is the proxy's pid (it execs in place); workers are children.
         target = str(proxy.proc.pid if proxy.name != "nginx" else pid)
         subprocess.run(["callgrind_control", "-i", "on", target], capture_output=True,
                        timeout=60, check=True)
-        h2load_fixed(proxy.port, n, headers=headers)
+        measured()
         subprocess.run(["callgrind_control", "-i", "off", target], capture_output=True,
                        timeout=60, check=True)
         subprocess.run(["callgrind_control", "-d", target], capture_output=True, timeout=60)
         time.sleep(0.5)
     finally:
         proxy.stop()
-    # Instrumentation was on only while the n requests ran: the dump holds exactly those.
+    # Instrumentation was on only while measured() ran: the dump holds exactly that.
     total = 0
-    for name in os.listdir(proxy.dir):
-        if name.startswith("callgrind.out"):
-            with open(os.path.join(proxy.dir, name)) as f:
-                for line in f:
-                    if line.startswith("totals:"):
-                        total += int(line.split()[1])
-    return total / n
+    for name in sorted(os.listdir(proxy.dir)):
+        if name.startswith(os.path.basename(out)):
+            path = os.path.join(proxy.dir, name)
+            with open(path) as f:
+                n = sum(int(line.split()[1]) for line in f if line.startswith("totals:"))
+            total += n
+            if n and PROFILE_DIR:  # kept for callgrind_annotate
+                os.makedirs(PROFILE_DIR, exist_ok=True)
+                shutil.copy(path, os.path.join(PROFILE_DIR, "%s%s-%s.callgrind" % (
+                    proxy.name, "-tls" if proxy.tls else "", tag)))
+    return total
+
+
+def instructions_per_request(proxy, n, headers=(), tag="keepalive"):
+    """User-space instructions per keep-alive request (h2load: 10 connections, n requests).
+    Over TLS, the 10 connections are made and their handshakes done before counting starts
+    (a client here, as h2load cannot): the row counts keep-alive requests only, and the
+    handshake row counts handshakes."""
+    if proxy.tls:
+        clients = []
+
+        def warm_up():
+            h2load_fixed(proxy, 500, headers=headers)
+            clients.extend(KeepAliveClient(proxy) for _ in range(10))
+            run_keepalive(clients, 10 * len(clients))
+
+        try:
+            return callgrind_count(proxy, tag, warm_up, lambda: run_keepalive(clients, n)) / n
+        finally:
+            for c in clients:
+                c.close()
+    return callgrind_count(proxy, tag, lambda: h2load_fixed(proxy, 500, headers=headers),
+                           lambda: h2load_fixed(proxy, n, headers=headers)) / n
+
+
+class KeepAliveClient:
+    """One TLS keep-alive connection sending h2load's request, reading whole responses."""
+
+    def __init__(self, proxy):
+        raw = socket.create_connection((HOST, proxy.port), timeout=120)
+        self.s = client_tls_context().wrap_socket(raw, server_hostname="bench.test") \
+            if proxy.tls else raw
+        self.request = ("GET /small HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: h2load "
+                        "nghttp2/1.52.0\r\n\r\n" % (HOST, proxy.port)).encode()
+        self.buf = b""
+
+    def exchange(self):
+        self.s.sendall(self.request)
+        while b"\r\n\r\n" not in self.buf:
+            self._recv()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        if not head.startswith(b"HTTP/1.1 200") or not m:
+            raise RuntimeError("unexpected response: %r" % head[:200])
+        size = int(m.group(1))
+        while len(self.buf) < size:
+            self._recv()
+        self.buf = self.buf[size:]
+
+    def _recv(self):
+        chunk = self.s.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed")
+        self.buf += chunk
+
+    def close(self):
+        self.s.close()
+
+
+def run_keepalive(clients, n):
+    """n requests spread over the clients, each on its own thread (as h2load's clients)."""
+    import threading
+    errors = []
+
+    def work(c, count):
+        try:
+            for _ in range(count):
+                c.exchange()
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(c, n // len(clients) +
+                                                   (i < n % len(clients))))
+               for i, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError("keep-alive client: %s" % errors[0])
+
+
+def instructions_per_handshake(proxy, n):
+    """User-space instructions per new TLS connection: a full handshake and one proxied
+    request (Connection: close), n of them one after the other."""
+    def warm_up():
+        h2load_fixed(proxy, 500)
+        handshakes(proxy, 20)
+    return callgrind_count(proxy, "handshake", warm_up, lambda: handshakes(proxy, n)) / n
 
 
 def syscalls_per_request(proxy, n):
     proxy.start()
     try:
-        h2load_fixed(proxy.port, 500)
+        h2load_fixed(proxy, 500)
         stat = os.path.join(proxy.dir, "strace.txt")
         args = ["strace", "-c", "-f", "-o", stat]
         for pid in proxy.worker_pids():
@@ -400,7 +698,7 @@ def syscalls_per_request(proxy, n):
         tracer = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started.append(tracer)
         time.sleep(1.0)
-        h2load_fixed(proxy.port, n)
+        h2load_fixed(proxy, n)
         tracer.send_signal(signal.SIGINT)
         tracer.wait(timeout=30)
     finally:
@@ -471,11 +769,12 @@ def plugin_setups():
 
 def plugin_costs(work, backend, n):
     rows = []
-    for label, extra in plugin_setups():
+    for i, (label, extra) in enumerate(plugin_setups()):
         t = Torii(work, backend)
         t.extra = extra
         try:
-            v = instructions_per_request(t, n, headers=["X-API-Key: bench-key"])
+            v = instructions_per_request(t, n, headers=["X-API-Key: bench-key"],
+                                         tag="plugins-%d" % i)
         except Exception as e:
             log("plugin cost %s failed: %s" % (label, e))
             v = None
@@ -498,20 +797,53 @@ def ratio(a, b):
     return "n/a" if a is None or not b else "%.2f" % (a / b)
 
 
+# Rows --rows can pick; all of them by default.
+ROWS = ["keepalive", "close", "big", "tls-keepalive", "tls-handshake", "instructions",
+        "syscalls", "rss", "tls-instructions", "tls-handshake-instructions", "plugins",
+        "tls-syscalls"]
+DEFAULT_ROWS = ROWS[:-1]  # tls-syscalls only when asked (the run's time budget)
+
+# Timed scenarios: (row key, scenario, path, connections, Connection: close, over TLS)
+SCENARIOS = [
+    ("keepalive", "keep-alive, small response", "/small", 50, False, False),
+    ("close", "new connection per request", "/small", 50, True, False),
+    ("big", "1 MiB responses", "/big", 10, False, False),
+    ("tls-keepalive", "TLS keep-alive, small response", "/small", 50, False, True),
+    ("tls-handshake", "TLS new connection per request (full handshake)", "/small",
+     HANDSHAKE_CLIENTS, True, True),
+]
+
+
 def main():
-    global BUILD
+    global BUILD, PROFILE_DIR
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--build", default=os.path.join(REPO, "build"))
     ap.add_argument("--seconds", type=int, default=5, help="per run")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--idle", type=int, default=10000, help="idle connections for the RSS row")
     ap.add_argument("--fixed", type=int, default=5000, help="requests for callgrind/strace")
+    ap.add_argument("--handshake-seconds", type=int, default=3,
+                    help="per run of the full-handshake row (CPU per handshake is its measure)")
+    ap.add_argument("--handshakes", type=int, default=100,
+                    help="full handshakes for the callgrind handshake row")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "latest.md"))
     ap.add_argument("--only", default="", help="comma-separated proxies to run")
+    ap.add_argument("--rows", default="",
+                    help="comma-separated rows to run (default all but tls-syscalls): " +
+                    ",".join(ROWS))
+    ap.add_argument("--profile-dir", default="",
+                    help="keep each callgrind output there (for callgrind_annotate)")
     ap.add_argument("--no-plugin-costs", dest="plugin_costs", action="store_false",
                     help="skip the per-plugin instruction counts")
     args = ap.parse_args()
-    BUILD = args.build
+    BUILD = os.path.abspath(args.build)
+    PROFILE_DIR = os.path.abspath(args.profile_dir) if args.profile_dir else None
+    rows_wanted = args.rows.split(",") if args.rows else list(DEFAULT_ROWS)
+    for r in rows_wanted:
+        if r not in ROWS:
+            ap.error("unknown row %r (rows: %s)" % (r, ",".join(ROWS)))
+    if not args.plugin_costs and "plugins" in rows_wanted:
+        rows_wanted.remove("plugins")
 
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -524,60 +856,97 @@ def main():
     os.chmod(work, 0o755)  # nginx workers drop root and must read the backend's files
     rows = []  # (scenario, metric, {proxy: value}, lower_is_better)
     plugin_rows = []
+    tls_notes = []
+    t_start = time.monotonic()
     try:
         backend = Backend(work)
         kinds = [Torii, Nginx, Haproxy]
         if args.only:
             kinds = [k for k in kinds if k.name in args.only.split(",")]
         proxies = [k(work, backend) for k in kinds]
+        tls_proxies = []
+        if any(r.startswith("tls-") for r in rows_wanted):
+            cert = Cert(work)
+            tls_proxies = [k(work, backend, tls=cert) for k in kinds]
+            for p in tls_proxies:  # what each negotiates, printed with the table
+                p.start()
+                try:
+                    tls_notes.append("%s: %s" % (p.name, tls_parameters(p)))
+                finally:
+                    p.stop()
+                log("TLS", tls_notes[-1])
 
-        scenarios = [
-            ("keep-alive, small response", "/small", 50, False),
-            ("new connection per request", "/small", 50, True),
-            ("1 MiB responses", "/big", 10, False),
-        ]
-        results = {s[0]: {p.name: [] for p in proxies} for s in scenarios}
+        scenarios = [s for s in SCENARIOS if s[0] in rows_wanted]
+        results = {s[1]: {p.name: [] for p in proxies} for s in scenarios}
         for rnd in range(args.rounds):
-            for scenario, path, conns, close in scenarios:
-                order = proxies[rnd % len(proxies):] + proxies[:rnd % len(proxies)]
+            for key, scenario, path, conns, close, tls in scenarios:
+                group = tls_proxies if tls else proxies
+                order = group[rnd % len(group):] + group[:rnd % len(group)]
                 for p in order:
                     p.start()
                     try:
-                        run_wrk(p, path, 1, conns, close)  # warm-up
-                        r = run_wrk(p, path, args.seconds, conns, close)
+                        if key == "tls-handshake":
+                            run_handshakes(p, 0.5)  # warm-up
+                            r = run_handshakes(p, args.handshake_seconds)
+                        else:
+                            run_wrk(p, path, 1, conns, close)  # warm-up
+                            r = run_wrk(p, path, args.seconds, conns, close)
                     finally:
                         p.stop()
                     log("round %d  %-28s %-8s %9.0f req/s  p99 %7.2f ms  %6.1f us/req  errors %d"
                         % (rnd + 1, scenario, p.name, r["rps"], r["p99"] or 0,
                            r["cpu_us_per_req"], r["errors"]))
+                    if r.get("resumed"):
+                        raise RuntimeError("%s resumed %d sessions in the full-handshake row"
+                                           % (p.label, r["resumed"]))
                     results[scenario][p.name].append(r)
 
-        for scenario, *_ in scenarios:
-            for metric, key, lower in [("req/s", "rps", False), ("p50 ms", "p50", True),
-                                       ("p99 ms", "p99", True),
-                                       ("proxy CPU us/req", "cpu_us_per_req", True),
-                                       ("errors", "errors", True)]:
+        for key, scenario, *_ in scenarios:
+            unit = "handshake" if key == "tls-handshake" else "req"
+            metrics = [("handshakes/s" if key == "tls-handshake" else "req/s", "rps", False),
+                       ("p50 ms", "p50", True), ("p99 ms", "p99", True),
+                       ("proxy CPU us/%s" % unit, "cpu_us_per_req", True),
+                       ("of which user space", "cpu_user_us_per_req", True),
+                       ("of which kernel", "cpu_kernel_us_per_req", True),
+                       ("errors", "errors", True)]
+            for metric, k, lower in metrics:
                 vals = {}
                 for p in proxies:
-                    xs = [r[key] for r in results[scenario][p.name] if r[key] is not None]
+                    xs = [r[k] for r in results[scenario][p.name] if r[k] is not None]
                     vals[p.name] = statistics.median(xs) if xs else None
                 rows.append((scenario, metric, vals, lower))
 
-        for metric, fn, arg in [("instructions/req (callgrind)", instructions_per_request,
-                                 args.fixed),
-                                ("syscalls/req (strace -c)", syscalls_per_request, args.fixed),
-                                ("RSS KiB, %d idle conns" % args.idle, idle_rss_kib, args.idle)]:
+        fixed = [
+            ("instructions", "keep-alive, small response", "instructions/req (callgrind)",
+             instructions_per_request, args.fixed, False),
+            ("syscalls", "keep-alive, small response", "syscalls/req (strace -c)",
+             syscalls_per_request, args.fixed, False),
+            ("rss", "keep-alive, small response", "RSS KiB, %d idle conns" % args.idle,
+             idle_rss_kib, args.idle, False),
+            ("tls-instructions", "TLS keep-alive, small response",
+             "instructions/req (callgrind)", instructions_per_request, args.fixed, True),
+            ("tls-handshake-instructions", "TLS new connection per request (full handshake)",
+             "instructions/handshake (callgrind)", instructions_per_handshake, args.handshakes,
+             True),
+            ("tls-syscalls", "TLS keep-alive, small response", "syscalls/req (strace -c)",
+             syscalls_per_request, args.fixed, True),
+        ]
+        for key, scenario, metric, fn, arg, tls in fixed:
+            if key not in rows_wanted:
+                continue
             vals = {}
-            for p in proxies:
+            for p in (tls_proxies if tls else proxies):
                 try:
                     vals[p.name] = fn(p, arg)
                 except Exception as e:
-                    log("%s %s failed: %s" % (p.name, metric, e))
+                    log("%s %s failed: %s" % (p.label, metric, e))
                     vals[p.name] = None
-                log("%-34s %-8s %s" % (metric, p.name, fmt(vals[p.name])))
-            rows.append(("keep-alive, small response", metric, vals, True))
-        rows.append(("HTTP/2 over TLS (h2load)", "req/s", {p.name: None for p in proxies}, False))
-        if args.plugin_costs and any(p.name == "torii" for p in proxies):
+                log("%-34s %-14s %s" % (metric, p.label, fmt(vals[p.name])))
+            rows.append((scenario, metric, vals, True))
+        if not args.rows:
+            rows.append(("HTTP/2 over TLS (h2load)", "req/s", {p.name: None for p in proxies},
+                         False))
+        if "plugins" in rows_wanted and any(p.name == "torii" for p in proxies):
             plugin_rows = plugin_costs(work, backend, args.fixed)
     finally:
         stop_all()
@@ -592,13 +961,25 @@ def main():
             ratio(vals.get("torii"), vals.get("haproxy"))))
     cpu = open("/proc/cpuinfo").read()
     model = re.search(r"model name\s*:\s*(.*)", cpu)
+    command = ("bench/bench.py --seconds %d --rounds %d --idle %d --fixed %d "
+               "--handshake-seconds %d --handshakes %d" % (
+                   args.seconds, args.rounds, args.idle, args.fixed, args.handshake_seconds,
+                   args.handshakes))
+    if args.only:
+        command += " --only " + args.only
+    if args.rows:
+        command += " --rows " + args.rows
     header = ["torii bench, %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine: %d cores, %s" % (os.cpu_count(), model.group(1) if model else "?"),
-              "command: bench/bench.py --seconds %d --rounds %d --idle %d --fixed %d" % (
-                  args.seconds, args.rounds, args.idle, args.fixed),
-              "one worker each on core %s; wrk/h2load and the backend (nginx) on core %s; "
-              "medians of %d rounds" % (PROXY_CPU, LOAD_CPU, args.rounds),
-              "HTTP/2 over TLS: n/a until torii terminates TLS and speaks HTTP/2", ""]
+              "command: " + command,
+              "one worker each on core %s; wrk/h2load, the handshake clients and the backend "
+              "(nginx) on core %s; medians of %d rounds; %.0f s in all" % (
+                  PROXY_CPU, LOAD_CPU, args.rounds, time.monotonic() - t_start)]
+    if tls_notes:
+        header.append("TLS as negotiated (openssl s_client): " + "; ".join(tls_notes))
+    if not args.rows:
+        header.append("HTTP/2 over TLS: n/a until torii speaks HTTP/2")
+    header.append("")
     if plugin_rows:
         lines += ["", "Plugin cost: torii alone, user-space instructions per keep-alive request "
                   "(callgrind, %d requests) with each plugin enabled on the proxied location" %
