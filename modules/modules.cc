@@ -4,7 +4,8 @@
 namespace torii {
 
 const std::vector<const Module *> &modules() {
-    static const std::vector<const Module *> list = {&http1_module, &admin_module};
+    static const std::vector<const Module *> list = {&http1_module, &http2_module,
+                                                     &admin_module};
     return list;
 }
 

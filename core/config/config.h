@@ -179,6 +179,7 @@ struct ServerConfig {
     int keepalive_requests = 1000;        // extension: requests per client connection
     bool underscores_in_headers = false;  // false: request header names with '_' are dropped
     Millis tunnel_idle_timeout = 0;       // 0: [main]'s
+    int http2_max_concurrent_streams = 128;
     std::string upstream;                 // tcp servers only
     std::vector<PluginUse> plugins;       // server-wide
     std::vector<LocationConfig> locations;

@@ -407,7 +407,8 @@ ServerConfig Loader::read_server(const Section &s) const {
     s.allow_only({"listen", "protocol", "server_name", "tls", "client_max_body_size",
                   "client_max_header_size", "client_header_timeout", "client_body_timeout",
                   "send_timeout", "keepalive_timeout", "keepalive_requests", "upstream", "plugins",
-                  "location", "underscores_in_headers", "tunnel_idle_timeout"});
+                  "location", "underscores_in_headers", "tunnel_idle_timeout",
+                  "http2_max_concurrent_streams"});
     ServerConfig server;
     server.pos = s.pos();
     read_listen(s, server);
@@ -451,6 +452,7 @@ ServerConfig Loader::read_server(const Section &s) const {
     s.read("keepalive_requests", server.keepalive_requests, 1, INT_MAX);
     s.read("underscores_in_headers", server.underscores_in_headers);
     s.read_duration("tunnel_idle_timeout", server.tunnel_idle_timeout);
+    s.read("http2_max_concurrent_streams", server.http2_max_concurrent_streams, 1, 65536);
     server.plugins = read_plugin_uses(s, "[server.plugins.");
 
     // A tcp server forwards the stream to one upstream; an http server routes by location.

@@ -144,6 +144,17 @@ void Http1Connection::do_process_input() {
             return;
         if (!head_started_) {
             if (evbuffer_get_length(sock_->input()) == 0 && !sock_->eof()) return;
+            if (requests_ == 0) {
+                switch (do_sniff_h2c()) {
+                    case Sniff::http1:
+                        break;
+                    case Sniff::need_more:
+                        if (!sock_->eof()) return;
+                        break;
+                    case Sniff::handed_over:
+                        return;
+                }
+            }
             if (!req_) do_acquire_request();
             parser_.begin_request(&req_->input, &req_->arena, limits_.client_max_header_size);
             parser_.set_allow_underscores(limits_.underscores_in_headers);
@@ -195,6 +206,27 @@ void Http1Connection::do_process_input() {
         }
         return;
     }
+}
+
+// HTTP/2 with prior knowledge (RFC 9113 3.3) on the same port as HTTP/1.1: a connection
+// that opens with the client preface belongs to the HTTP/2 codec, preface included.
+Http1Connection::Sniff Http1Connection::do_sniff_h2c() {
+    static constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    static constexpr size_t kLen = sizeof kPreface - 1;
+    evbuffer *in = sock_->input();
+    char head[kLen];
+    size_t n = evbuffer_copyout(in, head, kLen);
+    if (std::memcmp(head, kPreface, n) != 0) return Sniff::http1;
+    if (n < kLen) return Sniff::need_more;
+    const Module *h2 = codec_for_alpn("h2");
+    if (!h2) return Sniff::http1;  // answered 400 as an unknown method
+    set_state(State::closed);
+    disarm_timer();
+    event_del(resume_ev_.get());
+    worker_.remove_connection(this);
+    h2->accept(worker_, std::move(sock_), peer_, group_);
+    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+    return Sniff::handed_over;
 }
 
 void Http1Connection::do_notify_body() {

@@ -74,6 +74,8 @@ private:
     void set_state(State next);
     void arm_timer(int64_t ms);
     void disarm_timer();
+    enum class Sniff { http1, need_more, handed_over };
+    Sniff do_sniff_h2c();
     void do_process_input();
     void do_dispatch();
     void do_notify_body();

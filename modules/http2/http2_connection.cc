@@ -1,0 +1,295 @@
+#include "modules/http2/http2_connection.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "core/base/log.h"
+#include "core/module/module.h"
+#include "core/server/http_server.h"
+#include "core/worker/worker.h"
+#include "modules/http2/http2_stream.h"
+
+namespace torii {
+
+// Socket output kept below this while nghttp2 has frames to give (backpressure toward the
+// client: streams' data providers are simply not pulled meanwhile).
+static constexpr size_t kOutputHigh = 256 * 1024;
+static constexpr size_t kOutputLow = 64 * 1024;
+// Per-stream receive window: how much request body a client may send before torii's
+// upstream took it; the connection window allows a few such streams at once.
+static constexpr int32_t kStreamWindow = 256 * 1024;
+static constexpr int32_t kConnectionWindow = 1024 * 1024;
+// Between the shutdown notice and the final GOAWAY (nghttpx waits about one round trip).
+static constexpr int64_t kGoawayDelayMs = 1000;
+
+const Module http2_module = {
+    .name = "http2",
+    .alpn = "h2",
+    .accept = [](Worker &worker, std::unique_ptr<Socket> sock, const SocketAddress &peer,
+                 const ServerGroup &group) -> ClientConnection * {
+        auto *c = new Http2Connection(worker, std::move(sock), peer, group);
+        worker.add_connection(c);
+        c->start();
+        return c;
+    },
+};
+
+namespace {
+
+Http2Stream *stream_of(nghttp2_session *s, int32_t id) {
+    return static_cast<Http2Stream *>(nghttp2_session_get_stream_user_data(s, id));
+}
+
+int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    auto *conn = static_cast<Http2Connection *>(user);
+    auto *s = new Http2Stream(*conn, frame->hd.stream_id);
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
+    conn->stream_opened(s);
+    return 0;
+}
+
+int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+              size_t namelen, const uint8_t *value, size_t valuelen, uint8_t, void *) {
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    Http2Stream *s = stream_of(session, frame->hd.stream_id);
+    if (!s) return 0;
+    std::string_view n(reinterpret_cast<const char *>(name), namelen);
+    std::string_view v(reinterpret_cast<const char *>(value), valuelen);
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {  // trailers
+        s->on_trailer(n, v);
+        return 0;
+    }
+    return s->on_header(n, v);
+}
+
+int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *) {
+    Http2Stream *s = stream_of(session, frame->hd.stream_id);
+    if (!s) return 0;
+    bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    switch (frame->hd.type) {
+        case NGHTTP2_HEADERS:
+            if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+                s->on_request_head(end);
+            else if (end)
+                s->on_request_end();
+            break;
+        case NGHTTP2_DATA:
+            if (end) s->on_request_end();
+            break;
+        default:
+            break;
+    }
+    return 0;
+}
+
+int on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, const uint8_t *data,
+                  size_t len, void *) {
+    if (Http2Stream *s = stream_of(session, id))
+        s->on_data(data, len);
+    else
+        nghttp2_session_consume(session, id, len);
+    return 0;
+}
+
+int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *) {
+    if (Http2Stream *s = stream_of(session, id)) s->on_close(error_code);
+    return 0;
+}
+
+}  // namespace
+
+Http2Connection::Http2Connection(Worker &worker, std::unique_ptr<Socket> sock,
+                                 const SocketAddress &peer, const ServerGroup &group)
+    : worker_(worker),
+      group_(group),
+      limits_(group.servers.front()->config()),
+      sock_(std::move(sock)),
+      peer_(peer) {
+    sock_->set_handler(this);
+    std::string text = peer.host_string();
+    snprintf(remote_text_, sizeof remote_text_, "%s", text.c_str());
+    send_ev_.reset(event_new(worker.base(), -1, 0, on_send_cb, this));
+    timer_.reset(evtimer_new(worker.base(), on_timer_cb, this));
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_option *opt;
+    nghttp2_option_new(&opt);
+    // End-to-end backpressure: a request body is acknowledged once the handler took it.
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_session_server_new2(&session_, cbs, this, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+}
+
+Http2Connection::~Http2Connection() {
+    nghttp2_session_del(session_);
+}
+
+void Http2Connection::start() {
+    nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+         static_cast<uint32_t>(limits_.http2_max_concurrent_streams)},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
+                            sizeof settings / sizeof settings[0]);
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+    sock_->set_read_timeout(0);
+    sock_->set_write_timeout(limits_.send_timeout);
+    do_idle_check();
+    do_recv();  // the preface (and more) may already be in the input (h2c sniffing)
+}
+
+void Http2Connection::stream_opened(Http2Stream *s) {
+    streams_.push_back(s);
+    ++open_streams_;
+}
+
+void Http2Connection::stream_closed(Http2Stream *s) {
+    for (auto it = streams_.begin(); it != streams_.end(); ++it) {
+        if (*it == s) {
+            streams_.erase(it);
+            break;
+        }
+    }
+    --open_streams_;
+    for (Http2Stream *&d : drained_)
+        if (d == s) d = nullptr;
+    worker_.defer_delete(std::unique_ptr<Deletable>(s));
+    if (open_streams_ == 0) do_idle_check();
+}
+
+void Http2Connection::on_socket_read(Socket &) {
+    if (!closed_) do_recv();
+}
+
+void Http2Connection::do_recv() {
+    evbuffer *in = sock_->input();
+    while (evbuffer_get_length(in) > 0) {
+        evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
+        ssize_t rv = nghttp2_session_mem_recv(session_, static_cast<const uint8_t *>(v.iov_base),
+                                              v.iov_len);
+        if (rv < 0) {
+            // nghttp2 queued a GOAWAY for protocol errors: let it go out, then close.
+            log_info("client %s: HTTP/2: %s", remote_text_, nghttp2_strerror(static_cast<int>(rv)));
+            evbuffer_drain(in, evbuffer_get_length(in));
+            do_send();
+            do_close(nullptr);
+            return;
+        }
+        evbuffer_drain(in, static_cast<size_t>(rv));
+    }
+    if (sock_->eof()) {
+        do_close(nullptr);
+        return;
+    }
+    do_send();
+}
+
+void Http2Connection::schedule_send() {
+    if (!closed_) event_active(send_ev_.get(), 0, 0);
+}
+
+void Http2Connection::on_send_cb(evutil_socket_t, short, void *ctx) {
+    auto *c = static_cast<Http2Connection *>(ctx);
+    if (!c->closed_) c->do_send();
+}
+
+void Http2Connection::do_send() {
+    if (closed_) return;
+    while (sock_->pending_output() < kOutputHigh) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(session_, &data);
+        if (n < 0) {
+            log_warn("client %s: HTTP/2 send: %s", remote_text_, nghttp2_strerror(static_cast<int>(n)));
+            do_close(nullptr);
+            return;
+        }
+        if (n == 0) break;
+        evbuffer_add(sock_->output(), data, static_cast<size_t>(n));
+    }
+    sock_->flush();
+    if (sock_->pending_output() >= kOutputHigh) sock_->watch_drain(kOutputLow);
+    // Handlers learn about drained streams now, outside nghttp2's callbacks.
+    std::vector<Http2Stream *> drained;
+    drained.swap(drained_);
+    for (Http2Stream *s : drained)
+        if (s) s->notify_drained();
+    if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_) &&
+        sock_->pending_output() == 0)
+        do_close(nullptr);
+}
+
+void Http2Connection::on_socket_drained(Socket &) {
+    if (!closed_) do_send();
+}
+
+void Http2Connection::on_socket_error(Socket &, int err) {
+    if (open_streams_) log_info("client %s: HTTP/2 connection error: %s", remote_text_, strerror(err));
+    do_close(nullptr);
+}
+
+void Http2Connection::on_socket_timeout(Socket &, bool reading) {
+    do_close(reading ? "read timed out" : "send timed out");
+}
+
+void Http2Connection::do_idle_check() {
+    // An idle connection (no stream) gets keepalive_timeout, then a GOAWAY.
+    if (open_streams_ > 0 || closed_) return;
+    timeval tv = to_timeval(goaway_notice_ ? kGoawayDelayMs : limits_.keepalive_timeout);
+    evtimer_add(timer_.get(), &tv);
+}
+
+void Http2Connection::on_timer_cb(evutil_socket_t, short, void *ctx) {
+    auto *c = static_cast<Http2Connection *>(ctx);
+    if (c->closed_) return;
+    if (!c->goaway_notice_ && c->open_streams_ > 0) return;  // busy again: not idle
+    if (!c->goaway_sent_) {
+        // Streams above the last one processed were not seen: the client may retry them.
+        nghttp2_submit_goaway(c->session_, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->session_),
+                              NGHTTP2_NO_ERROR, nullptr, 0);
+        c->goaway_sent_ = true;
+    }
+    c->do_send();
+}
+
+void Http2Connection::shutdown_gracefully() {
+    if (goaway_notice_ || closed_) return;
+    // Two steps (RFC 9113 6.8): a notice now, the real GOAWAY after about a round trip, so
+    // a request already on its way is still served.
+    goaway_notice_ = true;
+    nghttp2_submit_shutdown_notice(session_);
+    timeval tv = to_timeval(kGoawayDelayMs);
+    evtimer_add(timer_.get(), &tv);
+    do_send();
+}
+
+void Http2Connection::do_close(const char *why) {
+    if (closed_) return;
+    closed_ = true;
+    if (why) log_info("client %s: HTTP/2 connection closed: %s", remote_text_, why);
+    event_del(timer_.get());
+    event_del(send_ev_.get());
+    sock_->detach();
+    // nghttp2_session_del calls no stream-close callback: end the open exchanges here.
+    std::vector<Http2Stream *> open;
+    open.swap(streams_);
+    for (Http2Stream *s : open) {
+        streams_.push_back(s);  // stream_closed() looks for it
+        s->on_close(NGHTTP2_CANCEL);
+    }
+    worker_.remove_connection(this);
+    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+}
+
+}  // namespace torii

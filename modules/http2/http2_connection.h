@@ -1,0 +1,87 @@
+// The HTTP/2 codec module (RFC 9113) over libnghttp2 1.52's classic API: a client
+// connection negotiated by ALPN "h2" or opened with the cleartext preface (h2c prior
+// knowledge, sniffed by the HTTP/1.1 codec on plain ports). Each stream is one exchange of
+// the core (core/exchange) with an Http2Stream as its Downstream, so every phase and plugin
+// runs unchanged.
+//
+// I/O follows nghttpx's shape: every received byte goes to nghttp2_session_mem_recv; frames
+// are pulled with nghttp2_session_mem_send into the socket's output after each batch, never
+// from inside nghttp2's callbacks. Request bodies are flow-controlled end to end: automatic
+// WINDOW_UPDATE is off and bytes are consumed only once the handler took them.
+#pragma once
+
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#include <memory>
+#include <vector>
+
+#include "core/base/libevent_ptr.h"
+#include "core/base/socket_address.h"
+#include "core/net/socket.h"
+#include "core/server/client_connection.h"
+
+namespace torii {
+
+class Worker;
+class Http2Stream;
+struct ServerGroup;
+struct ServerConfig;
+
+class Http2Connection final : public ClientConnection, public SocketHandler {
+public:
+    Http2Connection(Worker &worker, std::unique_ptr<Socket> sock, const SocketAddress &peer,
+                    const ServerGroup &group);
+    ~Http2Connection() override;
+
+    // Sends the server's SETTINGS and processes what the socket already holds (the preface).
+    void start();
+    void shutdown_gracefully() override;
+
+    // For streams: write what nghttp2 has queued once the current work is done.
+    void schedule_send();
+    nghttp2_session *session() const { return session_; }
+    Worker &worker() const { return worker_; }
+    const ServerConfig &limits() const { return limits_; }
+    const char *remote_text() const { return remote_text_; }
+    const SocketAddress &peer() const { return peer_; }
+    const ServerGroup &group() const { return group_; }
+    bool tls() const { return sock_ && sock_->ssl(); }
+    ssl_st *ssl() const { return sock_ ? sock_->ssl() : nullptr; }
+    // A stream's handler wants to hear when its output drained (after this send round).
+    void queue_drained(Http2Stream *s) { drained_.push_back(s); }
+    void stream_opened(Http2Stream *s);
+    void stream_closed(Http2Stream *s);
+
+private:
+    // SocketHandler
+    void on_socket_read(Socket &s) override;
+    void on_socket_drained(Socket &s) override;
+    void on_socket_error(Socket &s, int err) override;
+    void on_socket_timeout(Socket &s, bool reading) override;
+
+    static void on_send_cb(evutil_socket_t, short, void *ctx);
+    static void on_timer_cb(evutil_socket_t, short, void *ctx);
+    void do_recv();
+    void do_send();
+    void do_close(const char *why);
+    void do_idle_check();
+
+    Worker &worker_;
+    const ServerGroup &group_;
+    const ServerConfig &limits_;
+    std::unique_ptr<Socket> sock_;
+    SocketAddress peer_;
+    char remote_text_[64];
+    nghttp2_session *session_ = nullptr;
+    EventPtr send_ev_;  // a deferred send round
+    EventPtr timer_;    // idle timeout, then the second step of a graceful GOAWAY
+    std::vector<Http2Stream *> streams_;  // open streams (nghttp2 offers no iteration)
+    std::vector<Http2Stream *> drained_;
+    size_t open_streams_ = 0;
+    bool closed_ = false;
+    bool goaway_notice_ = false;  // shutdown notice sent, final GOAWAY pending
+    bool goaway_sent_ = false;
+};
+
+}  // namespace torii

@@ -1,0 +1,335 @@
+#include "modules/http2/http2_stream.h"
+
+#include <cctype>
+#include <cstring>
+#include <vector>
+
+#include "core/base/format.h"
+#include "core/base/log.h"
+#include "core/config/config.h"
+#include "core/exchange/exchange.h"
+#include "core/net/socket.h"
+#include "core/server/http_server.h"
+#include "core/worker/worker.h"
+#include "modules/http2/http2_connection.h"
+
+namespace torii {
+
+static constexpr size_t kOutputHigh = 256 * 1024;
+static constexpr size_t kOutputLow = 64 * 1024;
+
+Http2Stream::Http2Stream(Http2Connection &conn, int32_t id)
+    : conn_(conn),
+      id_(id),
+      req_(exchange_acquire(conn.worker(), this, conn.peer(), conn.remote_text())) {}
+
+Http2Stream::~Http2Stream() = default;
+
+static std::string_view copy_to(Arena &arena, std::string_view s) {
+    char *p = arena.alloc(s.size());
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    return {p, s.size()};
+}
+
+// HTTP/2 field names are lower case (RFC 9113 8.2.2); HTTP/1 upstreams write them any way.
+static std::string_view lower_copy(Arena &arena, std::string_view s) {
+    char *p = arena.alloc(s.size());
+    for (size_t i = 0; i < s.size(); ++i)
+        p[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
+    return {p, s.size()};
+}
+
+static nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+    return {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
+            reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())), name.size(),
+            value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+// Fields that describe an HTTP/1.1 connection and must not appear in HTTP/2 (8.2.2).
+static bool connection_specific(const Header &h) {
+    switch (h.id) {
+        case HeaderId::connection:
+        case HeaderId::keep_alive:
+        case HeaderId::proxy_connection:
+        case HeaderId::transfer_encoding:
+        case HeaderId::upgrade:
+        case HeaderId::content_length:  // written from the response's length instead
+            return true;
+        default:
+            return false;
+    }
+}
+
+int Http2Stream::on_header(std::string_view name, std::string_view value) {
+    if (!req_) return 0;
+    header_bytes_ += name.size() + value.size() + 32;  // RFC 9113 6.5.2's accounting
+    if (header_bytes_ > conn_.limits().client_max_header_size) {
+        log_info("client %s: HTTP/2 header list over client_max_header_size", conn_.remote_text());
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // RST_STREAM for this stream only
+    }
+    RequestHead &in = req_->input;
+    Arena &a = req_->arena;
+    if (!name.empty() && name.front() == ':') {  // nghttp2 checked which and how often
+        if (name == ":method")
+            in.method = copy_to(a, value);
+        else if (name == ":path")
+            in.target = copy_to(a, value);
+        else if (name == ":authority")
+            in.authority = copy_to(a, value);
+        return 0;
+    }
+    if (!conn_.limits().underscores_in_headers && name.find('_') != std::string_view::npos)
+        return 0;  // as on HTTP/1.1: a backend may read X_User as X-User
+    in.headers.add(copy_to(a, name), copy_to(a, value));
+    return 0;
+}
+
+void Http2Stream::on_trailer(std::string_view name, std::string_view value) {
+    if (req_) req_->input.trailers.add(copy_to(req_->arena, name), copy_to(req_->arena, value));
+}
+
+void Http2Stream::on_request_head(bool end_stream) {
+    if (!req_) return;
+    Request &r = *req_;
+    RequestHead &in = r.input;
+    in.version = HttpVersion::http2;
+    in.scheme = conn_.tls() ? "https" : "http";
+    r.ssl = conn_.ssl();
+    if (in.authority.empty()) in.authority = in.headers.get(HeaderId::host);
+    bool has_length = false;
+    std::string_view cl = in.headers.get(HeaderId::content_length, &has_length);
+    if (has_length) {
+        uint64_t v = 0;
+        for (char c : cl) v = v * 10 + static_cast<uint64_t>(c - '0');  // digits: nghttp2 checked
+        in.content_length = static_cast<int64_t>(v);
+    }
+    in.chunked = !end_stream && in.content_length < 0;  // a body of unknown length follows
+    if (end_stream) r.body_done = true;
+    // Several cookie fields are one Cookie line for HTTP/1.1 upstreams (RFC 9113 8.2.3).
+    size_t cookies = 0;
+    for (const Header &h : in.headers) cookies += iequals(h.name, "cookie");
+    if (cookies > 1) {
+        std::string joined;
+        for (const Header &h : in.headers)
+            if (iequals(h.name, "cookie")) joined += (joined.empty() ? "" : "; ") + std::string(h.value);
+        in.headers.remove("cookie");
+        in.headers.add("cookie", copy_to(r.arena, joined));
+    }
+    dispatched_ = true;
+    exchange_begin(conn_.worker(), r);
+    int status = 0;
+    HttpServer *server = exchange_route(r, conn_.group(), &status);
+    if (!server) {
+        respond_error(r, status);
+        return;
+    }
+    exchange_run(r, *server);
+}
+
+void Http2Stream::on_data(const uint8_t *data, size_t len) {
+    nghttp2_session *s = conn_.session();
+    if (!req_ || req_->state == RequestState::responded || !dispatched_) {
+        // Nobody will read it (answered already): acknowledge it at once so the client's
+        // windows stay open.
+        nghttp2_session_consume(s, id_, len);
+        return;
+    }
+    Request &r = *req_;
+    r.body_received += len;
+    uint64_t limit = r.server ? r.server->config().client_max_body_size
+                              : conn_.limits().client_max_body_size;
+    if (limit > 0 && r.body_received > limit) {
+        log_info("client %s: request body over client_max_body_size", conn_.remote_text());
+        nghttp2_session_consume(s, id_, len);
+        if (r.handler) exchange_abort(r);
+        if (!r.head_sent && r.state != RequestState::responded)
+            respond_error(r, 413);
+        else
+            do_reset(NGHTTP2_CANCEL);
+        return;
+    }
+    evbuffer_add(r.body.get(), data, len);
+    body_buffered_ += len;
+    if (r.handler) r.handler->on_request_body(r);
+}
+
+void Http2Stream::on_request_end() {
+    if (!req_ || req_->body_done) return;
+    req_->body_done = true;
+    if (req_->handler && req_->state != RequestState::responded)
+        req_->handler->on_request_body(*req_);
+}
+
+void Http2Stream::resume_body(Request &req) noexcept {
+    size_t left = evbuffer_get_length(req.body.get());
+    if (left >= body_buffered_) return;
+    // What the handler took leaves the windows: the client may send that much more.
+    nghttp2_session_consume(conn_.session(), id_, body_buffered_ - left);
+    body_buffered_ = left;
+    conn_.schedule_send();
+}
+
+static int64_t status_digits(char *out, int status) {
+    out[0] = char('0' + status / 100 % 10);
+    out[1] = char('0' + status / 10 % 10);
+    out[2] = char('0' + status % 10);
+    return 3;
+}
+
+static ssize_t read_body_cb(nghttp2_session *, int32_t, uint8_t *buf, size_t length,
+                            uint32_t *flags, nghttp2_data_source *source, void *) {
+    return static_cast<Http2Stream *>(source->ptr)->read_body(buf, length, flags);
+}
+
+void Http2Stream::send_head(Request &req) noexcept {
+    ResponseHead &r = req.response;
+    Arena &a = req.arena;
+    std::vector<nghttp2_nv> nva;
+    nva.reserve(r.headers.size() + 2);
+    char *status = a.alloc(3);
+    status_digits(status, r.status);
+    nva.push_back(make_nv(":status", {status, 3}));
+    bool bodiless = r.no_body || req.input.method == "HEAD" || r.status == 204 ||
+                    r.status == 304 || r.status < 200;
+    if (r.content_length >= 0 && r.status != 204 && r.status != 304 && r.status >= 200) {
+        char *num = a.alloc(24);
+        size_t n = format_u64(num, static_cast<uint64_t>(r.content_length));
+        nva.push_back(make_nv("content-length", {num, n}));
+    }
+    for (const Header &h : r.headers)
+        if (!connection_specific(h)) nva.push_back(make_nv(lower_copy(a, h.name), h.value));
+    response_started_ = true;
+    req.head_sent = true;
+    int rv;
+    if (bodiless) {
+        end_queued_ = true;
+        rv = nghttp2_submit_response(conn_.session(), id_, nva.data(), nva.size(), nullptr);
+    } else {
+        nghttp2_data_provider provider;
+        provider.source.ptr = this;
+        provider.read_callback = read_body_cb;
+        rv = nghttp2_submit_response(conn_.session(), id_, nva.data(), nva.size(), &provider);
+    }
+    if (rv != 0) log_warn("HTTP/2 stream %d: cannot submit the response: %s", id_,
+                          nghttp2_strerror(rv));
+    conn_.schedule_send();
+}
+
+void Http2Stream::send_body(Request &req, evbuffer *data) noexcept {
+    size_t n = evbuffer_get_length(data);
+    if (n == 0) return;
+    req.bytes_sent += n;
+    evbuffer_add_buffer(out_.get(), data);
+    do_resume_data();
+    conn_.schedule_send();
+}
+
+void Http2Stream::send_end(Request &req, const HeaderList *trailers) noexcept {
+    req.state = RequestState::responded;
+    if (trailers && !trailers->empty()) trailers_ = trailers;
+    end_queued_ = true;
+    // A body nobody will read (answered early): release its flow-control credit.
+    size_t unread = evbuffer_get_length(req.body.get());
+    if (unread) {
+        evbuffer_drain(req.body.get(), unread);
+        resume_body(req);
+    }
+    do_resume_data();
+    conn_.schedule_send();
+}
+
+ssize_t Http2Stream::read_body(uint8_t *buf, size_t length, uint32_t *flags) {
+    size_t have = evbuffer_get_length(out_.get());
+    if (have == 0 && !end_queued_) {
+        deferred_ = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = have < length ? have : length;
+    if (n) evbuffer_remove(out_.get(), buf, n);
+    if (end_queued_ && evbuffer_get_length(out_.get()) == 0) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (trailers_ && req_) {
+            std::vector<nghttp2_nv> nva;
+            for (const Header &h : *trailers_)
+                if (!connection_specific(h))
+                    nva.push_back(make_nv(lower_copy(req_->arena, h.name), h.value));
+            if (nghttp2_submit_trailer(conn_.session(), id_, nva.data(), nva.size()) == 0)
+                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        }
+    }
+    if (watch_drain_ && evbuffer_get_length(out_.get()) <= kOutputLow) {
+        watch_drain_ = false;
+        conn_.queue_drained(this);  // told after this send round, outside nghttp2
+    }
+    return static_cast<ssize_t>(n);
+}
+
+void Http2Stream::notify_drained() {
+    if (req_ && !finished_ && req_->handler) req_->handler->on_response_drained(*req_);
+}
+
+void Http2Stream::do_resume_data() {
+    if (!deferred_) return;
+    deferred_ = false;
+    nghttp2_session_resume_data(conn_.session(), id_);
+}
+
+void Http2Stream::do_reset(uint32_t code) {
+    nghttp2_submit_rst_stream(conn_.session(), NGHTTP2_FLAG_NONE, id_, code);
+    conn_.schedule_send();
+}
+
+void Http2Stream::send_abort(Request &req) noexcept {
+    // A response cut short: HTTP/2 has no truncated body, only a reset stream.
+    req.state = RequestState::responded;
+    do_reset(NGHTTP2_INTERNAL_ERROR);
+}
+
+void Http2Stream::send_reset(Request &req) noexcept {
+    req.state = RequestState::responded;
+    do_reset(NGHTTP2_CANCEL);
+}
+
+void Http2Stream::send_continue(Request &) noexcept {}  // HTTP/2 clients do not wait for it
+
+void Http2Stream::send_interim(Request &req, int status, const HeaderList &fields) noexcept {
+    if (req.head_sent) return;
+    std::vector<nghttp2_nv> nva;
+    char *digits = req.arena.alloc(3);
+    status_digits(digits, status);
+    nva.push_back(make_nv(":status", {digits, 3}));
+    for (const Header &h : fields)
+        if (!connection_specific(h)) nva.push_back(make_nv(lower_copy(req.arena, h.name), h.value));
+    nghttp2_submit_headers(conn_.session(), NGHTTP2_FLAG_NONE, id_, nullptr, nva.data(),
+                           nva.size(), nullptr);
+    conn_.schedule_send();
+}
+
+bool Http2Stream::output_full(const Request &) const noexcept {
+    return evbuffer_get_length(out_.get()) >= kOutputHigh;
+}
+
+void Http2Stream::watch_output_drain(Request &) noexcept {
+    watch_drain_ = true;
+}
+
+void Http2Stream::start_tunnel(Request &req, std::unique_ptr<Socket>, InFlight) noexcept {
+    // WebSocket over HTTP/2 (RFC 8441) is not served yet: the upstream connection goes.
+    req.state = RequestState::responded;
+    do_reset(NGHTTP2_REFUSED_STREAM);
+}
+
+void Http2Stream::on_close(uint32_t error_code) {
+    if (finished_) return;
+    finished_ = true;
+    if (req_) {
+        if (req_->state != RequestState::responded || error_code != NGHTTP2_NO_ERROR)
+            if (dispatched_) exchange_abort(*req_);
+        if (dispatched_) exchange_finish(*req_);
+        exchange_release(conn_.worker(), req_);
+        req_ = nullptr;
+    }
+    conn_.stream_closed(this);
+}
+
+}  // namespace torii

@@ -1,0 +1,75 @@
+// One HTTP/2 stream: the Downstream of one exchange. The response head is submitted with a
+// data provider that pulls body bytes from `out_` (NGHTTP2_ERR_DEFERRED while it is empty,
+// resumed by send_body); trailers follow the last DATA frame. Request body bytes go to the
+// request's body evbuffer and are acknowledged to the client (WINDOW_UPDATE) only when the
+// handler has taken them (resume_body).
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <cstdint>
+
+#include "core/base/deletable.h"
+#include "core/base/libevent_ptr.h"
+#include "core/http/request.h"
+
+namespace torii {
+
+class Http2Connection;
+
+class Http2Stream final : public Downstream, public Deletable {
+public:
+    Http2Stream(Http2Connection &conn, int32_t id);
+    ~Http2Stream() override;
+
+    int32_t id() const { return id_; }
+    Request *request() const { return req_; }
+
+    // nghttp2 callbacks, forwarded by the connection.
+    int on_header(std::string_view name, std::string_view value);
+    void on_request_head(bool end_stream);
+    void on_data(const uint8_t *data, size_t len);
+    void on_request_end();
+    void on_trailer(std::string_view name, std::string_view value);
+    ssize_t read_body(uint8_t *buf, size_t length, uint32_t *flags);
+    void on_close(uint32_t error_code);
+    // The connection's send round is over: tell the handler its output drained.
+    void notify_drained();
+
+    // Downstream
+    void send_head(Request &req) noexcept override;
+    void send_body(Request &req, evbuffer *data) noexcept override;
+    void send_end(Request &req, const HeaderList *trailers) noexcept override;
+    void send_abort(Request &req) noexcept override;
+    void send_reset(Request &req) noexcept override;
+    void send_continue(Request &req) noexcept override;
+    void send_interim(Request &req, int status, const HeaderList &fields) noexcept override;
+    bool output_full(const Request &req) const noexcept override;
+    void watch_output_drain(Request &req) noexcept override;
+    void resume_body(Request &req) noexcept override;
+    void start_tunnel(Request &req, std::unique_ptr<Socket> upstream,
+                      InFlight in_flight) noexcept override;
+
+private:
+    void do_reset(uint32_t code);
+    void do_resume_data();
+    void do_refuse(int status);
+
+    Http2Connection &conn_;
+    int32_t id_;
+    Request *req_;
+    EvbufferPtr out_ = make_evbuffer();  // response body not yet pulled by nghttp2
+    const HeaderList *trailers_ = nullptr;
+    uint64_t header_bytes_ = 0;
+    uint64_t body_buffered_ = 0;  // request body bytes in req_->body not yet consumed
+    bool headers_done_ = false;
+    bool dispatched_ = false;
+    bool response_started_ = false;
+    bool end_queued_ = false;   // send_end came: EOF once out_ is empty
+    bool deferred_ = false;     // the data provider returned NGHTTP2_ERR_DEFERRED
+    bool watch_drain_ = false;  // the handler waits for on_response_drained
+    bool finished_ = false;     // logged and released
+    bool bad_ = false;          // a header broke the rules: reset once the head is complete
+};
+
+}  // namespace torii
