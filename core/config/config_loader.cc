@@ -301,12 +301,21 @@ UpstreamConfig Loader::read_upstream(const std::string &name, const Section &s) 
         bool has_cert = tls.read_path("cert", up.tls.cert);
         bool has_key = tls.read_path("key", up.tls.key);
         if (has_cert != has_key) tls.fail(has_cert ? "key" : "cert", "cert and key go together");
+        if (up.protocol == UpstreamProtocol::h2 && !up.tls.enabled)
+            tls.fail("enabled", "protocol = \"h2\" is HTTP/2 over TLS (use \"h2c\" for cleartext)");
         if (up.tls.enabled) {
             std::string at;
-            auto ctx = make_upstream_tls_context(up.tls, &at);
+            auto ctx = make_upstream_tls_context(up.tls, up.protocol == UpstreamProtocol::h2, &at);
             if (!ctx) tls.fail(at, ctx.error());
             up.tls.ctx = std::move(ctx.value());
         }
+    } else if (up.protocol == UpstreamProtocol::h2) {
+        // HTTP/2 to targets goes over TLS (ALPN h2), verified against the system's CAs.
+        up.tls.enabled = true;
+        std::string at;
+        auto ctx = make_upstream_tls_context(up.tls, true, &at);
+        if (!ctx) ctx_.fail(s.where("protocol"), ctx.error());
+        up.tls.ctx = std::move(ctx.value());
     }
     if (s.has("discovery")) read_discovery(s.sub("discovery"), up.discovery);
     read_targets(s, up);

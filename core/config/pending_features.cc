@@ -15,10 +15,9 @@ std::vector<std::string> pending_feature_warnings(const Config &config) {
     }
     for (const auto &[name, u] : config.upstreams) {
         std::string who = "upstream \"" + name + "\": ";
-        if (u.protocol != UpstreamProtocol::http1)
+        if (u.protocol == UpstreamProtocol::tcp)
             warn(u.pos, who +
-                            "protocol other than \"http1\" is not available yet; HTTP/1.1 is "
-                            "used");
+                            "protocol = \"tcp\" is not available yet; HTTP/1.1 is used");
         if (!u.discovery.type.empty())
             warn(u.pos, who + "discovery is not available yet; only `targets` are used");
         if (u.health.enabled)

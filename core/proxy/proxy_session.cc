@@ -63,6 +63,7 @@ void ProxySession::do_prepare() {
     up_.headers = &headers;
     up_.content_length = in.content_length;
     up_.chunked = in.content_length < 0 && in.chunked;
+    up_.te_trailers = has_token(in.headers.get(HeaderId::te), "trailers");
     prepared_ = true;
 }
 
@@ -259,6 +260,9 @@ void ProxySession::on_stream_error(UpstreamStream &s, UpstreamError err, const c
             return;
         case UpstreamError::connect_timeout:
             do_attempt_failed(504, true, why);
+            return;
+        case UpstreamError::refused:  // never processed: as safe to retry as a connect failure
+            do_attempt_failed(502, true, why);
             return;
         case UpstreamError::invalid:
             log_warn("upstream %s: invalid response: %s", std::string(req_.upstream_addr).c_str(),

@@ -12,6 +12,7 @@
 #include "core/plugin/plugin_set.h"
 #include "core/proxy/http1_upstream_stream.h"
 #include "core/proxy/upstream_connection.h"
+#include "modules/http2/http2_upstream.h"
 #include "core/worker/worker.h"
 
 namespace torii {
@@ -78,7 +79,9 @@ int UpstreamRuntime::pick(Request &req, const TriedTargets &tried) {
 std::unique_ptr<UpstreamStream> UpstreamRuntime::new_stream(int target,
                                                             UpstreamStreamHandler &handler,
                                                             Request &req) {
-    // HTTP/1.1 (over TLS when configured); h2 sessions come with HTTP/2 upstreams.
+    if (config_.protocol == UpstreamProtocol::h2 || config_.protocol == UpstreamProtocol::h2c)
+        return std::make_unique<Http2UpstreamStream>(*this, target, handler, req);
+    // HTTP/1.1 (over TLS when configured).
     return std::make_unique<Http1UpstreamStream>(*this, target, handler, req.upstream_response,
                                                  req.upstream_body.get(), req.arena,
                                                  req.input.method == "HEAD");

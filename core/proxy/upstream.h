@@ -20,6 +20,7 @@
 namespace torii {
 
 class UpstreamConnection;
+class Http2SessionPool;
 struct PluginInstance;
 struct Request;
 
@@ -34,6 +35,8 @@ struct TargetState {
     // TLS: the last session this target gave us, offered for resumption on the next
     // connection; the name sent as SNI and checked in its certificate.
     SslSessionPtr tls_session;
+    // protocol = "h2" / "h2c": the target's multiplexed HTTP/2 sessions.
+    std::unique_ptr<Http2SessionPool> h2;
     std::string tls_name;
     bool tls_name_is_ip = false;
 };

@@ -31,6 +31,7 @@ enum class UpstreamError {
     read_timeout,     // no response byte within read_timeout
     closed,           // closed by the target (FIN)
     reset,            // reset by the target (RST)
+    refused,          // refused before processing (HTTP/2 REFUSED_STREAM, after a GOAWAY)
     invalid,          // what came back is not a valid response
     upgrade,          // the target switched protocols (101), which needs a tunnel
 };
@@ -68,6 +69,7 @@ struct UpstreamRequest {
     HeaderList *headers = nullptr;
     int64_t content_length = -1;  // >= 0: declared length; -1: none
     bool chunked = false;         // a body of unknown length follows (chunked on HTTP/1.1)
+    bool te_trailers = false;     // the client sent TE: trailers (gRPC): HTTP/2 passes it
 
     bool has_body() const { return chunked || content_length > 0; }
 };

@@ -206,7 +206,17 @@ void Http2Connection::on_send_cb(evutil_socket_t, short, void *ctx) {
 
 void Http2Connection::do_send() {
     if (closed_) return;
-    while (sock_->pending_output() < kOutputHigh) {
+    bool blocked = false;
+    for (;;) {
+        // At the watermark, write first; stop only if the kernel takes no more, and then
+        // with the socket still above it, so that its drain notice is sure to come.
+        if (sock_->pending_output() >= kOutputHigh) {
+            sock_->flush();
+            if (sock_->pending_output() >= kOutputHigh) {
+                blocked = true;
+                break;
+            }
+        }
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(session_, &data);
         if (n < 0) {
@@ -218,7 +228,7 @@ void Http2Connection::do_send() {
         evbuffer_add(sock_->output(), data, static_cast<size_t>(n));
     }
     sock_->flush();
-    if (sock_->pending_output() >= kOutputHigh) sock_->watch_drain(kOutputLow);
+    if (blocked) sock_->watch_drain(kOutputLow);
     // Handlers learn about drained streams now, outside nghttp2's callbacks.
     std::vector<Http2Stream *> drained;
     drained.swap(drained_);

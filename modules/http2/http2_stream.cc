@@ -190,7 +190,7 @@ void Http2Stream::send_head(Request &req) noexcept {
     status_digits(status, r.status);
     nva.push_back(make_nv(":status", {status, 3}));
     bool bodiless = r.no_body || req.input.method == "HEAD" || r.status == 204 ||
-                    r.status == 304 || r.status < 200;
+                    r.status == 304 || r.status < 200 || r.content_length == 0;
     if (r.content_length >= 0 && r.status != 204 && r.status != 304 && r.status >= 200) {
         char *num = a.alloc(24);
         size_t n = format_u64(num, static_cast<uint64_t>(r.content_length));

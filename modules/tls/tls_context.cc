@@ -112,7 +112,8 @@ static int on_new_upstream_session(SSL *ssl, SSL_SESSION *session) {
     return 1;  // we keep the reference
 }
 
-Result<SslCtxShared> make_upstream_tls_context(const UpstreamTlsConfig &tls, std::string *at) {
+Result<SslCtxShared> make_upstream_tls_context(const UpstreamTlsConfig &tls, bool h2,
+                                               std::string *at) {
     ERR_clear_error();
     SslCtxShared ctx = share_ctx(SSL_CTX_new(TLS_client_method()));
     if (!ctx) return make_error(openssl_errors());
@@ -141,7 +142,11 @@ Result<SslCtxShared> make_upstream_tls_context(const UpstreamTlsConfig &tls, std
             return fail(at, "key", tls.key, "does not match tls.cert");
     }
     static const unsigned char kAlpn[] = "\x08http/1.1";
-    SSL_CTX_set_alpn_protos(c, kAlpn, sizeof kAlpn - 1);
+    static const unsigned char kAlpnH2[] = "\x02h2";
+    if (h2)
+        SSL_CTX_set_alpn_protos(c, kAlpnH2, sizeof kAlpnH2 - 1);
+    else
+        SSL_CTX_set_alpn_protos(c, kAlpn, sizeof kAlpn - 1);
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(c, on_new_upstream_session);
     return ctx;

@@ -31,6 +31,8 @@ protected:
 // On failure *at names the key of the tls table at fault ("cert", "key", "ca", "client_ca")
 // and the error says why: "\"/etc/torii/cert.pem\": no such file".
 Result<SslCtxShared> make_server_tls_context(const ServerTlsConfig &tls, std::string *at);
-Result<SslCtxShared> make_upstream_tls_context(const UpstreamTlsConfig &tls, std::string *at);
+// `h2`: offer ALPN "h2" (protocol = "h2") instead of "http/1.1".
+Result<SslCtxShared> make_upstream_tls_context(const UpstreamTlsConfig &tls, bool h2,
+                                               std::string *at);
 
 }  // namespace torii

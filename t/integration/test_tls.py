@@ -103,8 +103,10 @@ def test_unknown_or_missing_sni_gets_the_default_certificate(gw, pki):
 
 
 def test_alpn_and_protocol_versions(gw, pki):
-    out = s_client(gw.port, "-servername", "a.test", "-alpn", "h2,http/1.1", "-CAfile", pki.ca)
-    # h2 is not spoken yet: ALPN never promises a protocol no codec serves.
+    # The server's order (alpn = ["h2", "http/1.1"]) wins; a client of http/1.1 only gets it.
+    out = s_client(gw.port, "-servername", "a.test", "-alpn", "http/1.1,h2", "-CAfile", pki.ca)
+    assert "ALPN protocol: h2" in out
+    out = s_client(gw.port, "-servername", "a.test", "-alpn", "http/1.1", "-CAfile", pki.ca)
     assert "ALPN protocol: http/1.1" in out
     assert "hello a" in out
     out = s_client(gw.port, "-servername", "a.test", "-tls1_2", "-CAfile", pki.ca)

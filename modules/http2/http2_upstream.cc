@@ -1,0 +1,580 @@
+#include "modules/http2/http2_upstream.h"
+
+#include <openssl/ssl.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
+#include "core/base/arena.h"
+#include "core/base/format.h"
+#include "core/base/log.h"
+#include "core/http/request.h"
+#include "core/proxy/upstream.h"
+#include "core/worker/worker.h"
+
+namespace torii {
+
+static constexpr size_t kOutputHigh = 256 * 1024;
+static constexpr int32_t kStreamWindow = 256 * 1024;
+static constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;
+
+static nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+    return {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
+            reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())), name.size(),
+            value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+static std::string_view lower_copy(Arena &arena, std::string_view s) {
+    char *p = arena.alloc(s.size());
+    for (size_t i = 0; i < s.size(); ++i)
+        p[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
+    return {p, s.size()};
+}
+
+static std::string_view copy_to(Arena &arena, std::string_view s) {
+    char *p = arena.alloc(s.size());
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    return {p, s.size()};
+}
+
+// ---- the session ------------------------------------------------------------------------
+
+static Http2UpstreamStream *stream_of(nghttp2_session *s, int32_t id) {
+    return static_cast<Http2UpstreamStream *>(nghttp2_session_get_stream_user_data(s, id));
+}
+
+static int h2u_on_header(nghttp2_session *session, const nghttp2_frame *frame,
+                         const uint8_t *name, size_t namelen, const uint8_t *value,
+                         size_t valuelen, uint8_t, void *) {
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    if (Http2UpstreamStream *s = stream_of(session, frame->hd.stream_id))
+        s->on_header(frame->headers.cat, {reinterpret_cast<const char *>(name), namelen},
+                     {reinterpret_cast<const char *>(value), valuelen});
+    return 0;
+}
+
+int h2u_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+        // No new streams here; nghttp2 closes those above last_stream_id (REFUSED_STREAM).
+        static_cast<Http2UpstreamSession *>(user)->goaway_ = true;
+        return 0;
+    }
+    Http2UpstreamStream *s = stream_of(session, frame->hd.stream_id);
+    if (!s) return 0;
+    bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    if (frame->hd.type == NGHTTP2_HEADERS)
+        s->on_headers_end(frame->headers.cat, end);
+    else if (frame->hd.type == NGHTTP2_DATA && end)
+        s->on_end();
+    return 0;
+}
+
+static int h2u_on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, const uint8_t *data,
+                             size_t len, void *) {
+    if (Http2UpstreamStream *s = stream_of(session, id))
+        s->on_data(data, len);
+    else
+        nghttp2_session_consume(session, id, len);
+    return 0;
+}
+
+static int h2u_on_stream_close(nghttp2_session *session, int32_t id, uint32_t code, void *) {
+    if (Http2UpstreamStream *s = stream_of(session, id)) s->on_close(code);
+    return 0;
+}
+
+Http2UpstreamSession::Http2UpstreamSession(UpstreamRuntime &upstream, int target)
+    : upstream_(upstream), target_(target) {
+    send_ev_.reset(event_new(Worker::current().base(), -1, 0, on_send_cb, this));
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, h2u_on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2u_on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2u_on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2u_on_stream_close);
+    nghttp2_option *opt;
+    nghttp2_option_new(&opt);
+    nghttp2_option_set_no_auto_window_update(opt, 1);  // consumed when the client took it
+    nghttp2_session_client_new2(&session_, cbs, this, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
+    };
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 2);
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+}
+
+Http2UpstreamSession::~Http2UpstreamSession() {
+    failed_ = true;
+    std::vector<Http2UpstreamStream *> left;
+    left.swap(streams_);
+    for (Http2UpstreamStream *s : left) s->on_session_failed(false, "upstream session closed");
+    if (sock_) sock_->detach();
+    nghttp2_session_del(session_);
+}
+
+bool Http2UpstreamSession::connect(int *err) {
+    Socket *s = upstream_.open_connection(target_, this, err);
+    if (!s) return false;
+    sock_.reset(s);
+    sock_->set_write_timeout(upstream_.config().connect_timeout);
+    return true;
+}
+
+bool Http2UpstreamSession::tls() const {
+    return upstream_.config().tls.enabled;
+}
+
+size_t Http2UpstreamSession::capacity() const {
+    // 100 until the peer's SETTINGS arrive (RFC 9113 recommends no fewer than 100).
+    uint32_t max =
+        nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    return max > 1000 ? 1000 : max;
+}
+
+void Http2UpstreamSession::attach(Http2UpstreamStream *s) {
+    streams_.push_back(s);
+    if (ready_) s->on_ready();
+}
+
+void Http2UpstreamSession::detach(Http2UpstreamStream *s) {
+    for (auto it = streams_.begin(); it != streams_.end(); ++it) {
+        if (*it == s) {
+            streams_.erase(it);
+            return;
+        }
+    }
+}
+
+void Http2UpstreamSession::on_socket_connected(Socket &s) {
+    if (s.ssl()) {
+        const unsigned char *alpn = nullptr;
+        unsigned len = 0;
+        SSL_get0_alpn_selected(s.ssl(), &alpn, &len);
+        if (len != 2 || std::memcmp(alpn, "h2", 2) != 0) {
+            do_fail("the target did not agree to HTTP/2 (ALPN)");
+            return;
+        }
+    }
+    ready_ = true;
+    s.set_write_timeout(upstream_.config().send_timeout);
+    s.set_read_timeout(0);  // streams keep their own read_timeout
+    std::vector<Http2UpstreamStream *> waiting(streams_);
+    for (Http2UpstreamStream *st : waiting) st->on_ready();
+    do_send();
+}
+
+void Http2UpstreamSession::on_socket_read(Socket &) {
+    do_recv();
+}
+
+void Http2UpstreamSession::do_recv() {
+    if (failed_) return;
+    evbuffer *in = sock_->input();
+    while (evbuffer_get_length(in) > 0) {
+        evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
+        ssize_t rv = nghttp2_session_mem_recv(session_, static_cast<const uint8_t *>(v.iov_base),
+                                              v.iov_len);
+        if (rv < 0) {
+            do_fail(nghttp2_strerror(static_cast<int>(rv)));
+            return;
+        }
+        evbuffer_drain(in, static_cast<size_t>(rv));
+        if (failed_) return;
+    }
+    if (sock_->eof()) {
+        do_fail("the target closed the connection");
+        return;
+    }
+    do_send();
+}
+
+void Http2UpstreamSession::schedule_send() {
+    if (!failed_ && ready_) event_active(send_ev_.get(), 0, 0);
+}
+
+void Http2UpstreamSession::on_send_cb(evutil_socket_t, short, void *ctx) {
+    static_cast<Http2UpstreamSession *>(ctx)->do_send();
+}
+
+void Http2UpstreamSession::do_send() {
+    if (failed_ || !ready_) return;
+    bool blocked = false;
+    for (;;) {
+        if (sock_->pending_output() >= kOutputHigh) {  // see Http2Connection::do_send
+            sock_->flush();
+            if (sock_->pending_output() >= kOutputHigh) {
+                blocked = true;
+                break;
+            }
+        }
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(session_, &data);
+        if (n < 0) {
+            do_fail(nghttp2_strerror(static_cast<int>(n)));
+            return;
+        }
+        if (n == 0) break;
+        evbuffer_add(sock_->output(), data, static_cast<size_t>(n));
+    }
+    sock_->flush();
+    if (blocked) sock_->watch_drain(kOutputHigh / 4);
+    if (goaway_ && streams_.empty()) failed_ = true;  // drained after GOAWAY: prune() frees it
+}
+
+void Http2UpstreamSession::on_socket_drained(Socket &) {
+    do_send();
+}
+
+void Http2UpstreamSession::on_socket_error(Socket &s, int err) {
+    do_fail(s.tls_error().empty() ? strerror(err) : s.tls_error().c_str());
+}
+
+void Http2UpstreamSession::on_socket_timeout(Socket &, bool) {
+    do_fail(ready_ ? "timed out sending" : "timed out while connecting");
+}
+
+void Http2UpstreamSession::do_fail(const char *why) {
+    if (failed_) return;
+    failed_ = true;
+    bool connecting = !ready_;
+    std::string text(why);  // the socket's text goes with it
+    sock_->detach();
+    std::vector<Http2UpstreamStream *> left;
+    left.swap(streams_);
+    for (Http2UpstreamStream *s : left) s->on_session_failed(connecting, text.c_str());
+}
+
+// ---- the pool ---------------------------------------------------------------------------
+
+Http2SessionPool::~Http2SessionPool() = default;
+
+void Http2SessionPool::prune() {
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+        if (!(*it)->usable() && (*it)->idle()) {
+            // Freed after the current callback: it may be on the stack.
+            struct Holder : Deletable {
+                std::unique_ptr<Http2UpstreamSession> s;
+            };
+            auto h = std::make_unique<Holder>();
+            h->s = std::move(*it);
+            Worker::current().defer_delete(std::move(h));
+            it = sessions_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+Http2UpstreamSession *Http2SessionPool::pick(int *err, bool *fresh) {
+    prune();
+    Http2UpstreamSession *best = nullptr;
+    for (auto &s : sessions_) {
+        if (!s->usable() || s->load() >= s->capacity()) continue;
+        if (!best || s->load() < best->load()) best = s.get();
+    }
+    *fresh = false;
+    if (best) return best;
+    auto s = std::make_unique<Http2UpstreamSession>(upstream_, target_);
+    if (!s->connect(err)) return nullptr;
+    *fresh = true;
+    sessions_.push_back(std::move(s));
+    return sessions_.back().get();
+}
+
+// ---- the stream -------------------------------------------------------------------------
+
+Http2UpstreamStream::Http2UpstreamStream(UpstreamRuntime &upstream, int target,
+                                         UpstreamStreamHandler &handler, Request &req)
+    : upstream_(upstream),
+      target_(target),
+      handler_(handler),
+      head_(req.upstream_response),
+      body_(req.upstream_body.get()),
+      arena_(req.arena),
+      head_request_(req.input.method == "HEAD") {
+    timer_.reset(evtimer_new(Worker::current().base(), on_timer_cb, this));
+}
+
+Http2UpstreamStream::~Http2UpstreamStream() {
+    if (session_) {
+        if (id_ > 0) nghttp2_session_set_stream_user_data(session_->session(), id_, nullptr);
+        session_->detach(this);
+    }
+}
+
+void Http2UpstreamStream::start() {
+    head_.clear();
+    TargetState &t = upstream_.target(target_);
+    if (!t.h2) t.h2 = std::make_unique<Http2SessionPool>(upstream_, target_);
+    int err = 0;
+    bool fresh = false;
+    Http2UpstreamSession *s = t.h2->pick(&err, &fresh);
+    if (!s) {
+        done_ = true;
+        handler_.on_stream_error(*this, UpstreamError::connect, strerror(err));
+        return;
+    }
+    in_flight_ = InFlight(&t.in_flight);
+    reused_ = !fresh;
+    session_ = s;
+    s->attach(this);  // on_ready now when connected, else once it is
+}
+
+void Http2UpstreamStream::on_ready() {
+    if (!done_) handler_.on_stream_ready(*this);
+}
+
+static ssize_t h2u_read_body(nghttp2_session *, int32_t, uint8_t *buf, size_t length,
+                             uint32_t *flags, nghttp2_data_source *source, void *) {
+    return static_cast<Http2UpstreamStream *>(source->ptr)->read_body(buf, length, flags);
+}
+
+void Http2UpstreamStream::send_head(const UpstreamRequest &req) {
+    std::vector<nghttp2_nv> nva;
+    nva.reserve(req.headers->size() + 6);
+    std::string_view authority;
+    for (const Header &h : *req.headers)
+        if (h.id == HeaderId::host) authority = h.value;
+    nva.push_back(make_nv(":method", req.method));
+    nva.push_back(make_nv(":scheme", session_->tls() ? "https" : "http"));
+    nva.push_back(make_nv(":authority", authority));
+    nva.push_back(make_nv(":path", req.target));
+    for (const Header &h : *req.headers) {
+        switch (h.id) {
+            case HeaderId::host:
+            case HeaderId::connection:
+            case HeaderId::keep_alive:
+            case HeaderId::proxy_connection:
+            case HeaderId::transfer_encoding:
+            case HeaderId::upgrade:
+            case HeaderId::te:
+                continue;
+            default:
+                nva.push_back(make_nv(lower_copy(arena_, h.name), h.value));
+        }
+    }
+    if (req.te_trailers) nva.push_back(make_nv("te", "trailers"));  // gRPC needs it
+    if (req.content_length >= 0) {
+        char *num = arena_.alloc(24);
+        size_t n = format_u64(num, static_cast<uint64_t>(req.content_length));
+        nva.push_back(make_nv("content-length", {num, n}));
+    }
+    nghttp2_data_provider provider;
+    provider.source.ptr = this;
+    provider.read_callback = h2u_read_body;
+    bool body = req.has_body();
+    id_ = nghttp2_submit_request(session_->session(), nullptr, nva.data(), nva.size(),
+                                 body ? &provider : nullptr, this);
+    if (id_ < 0) {
+        done_ = true;
+        in_flight_.release();
+        handler_.on_stream_error(*this, UpstreamError::connect, nghttp2_strerror(id_));
+        return;
+    }
+    if (!body) {
+        end_queued_ = end_sent_ = true;
+        do_arm_read_timeout();
+    }
+}
+
+void Http2UpstreamStream::send_body(evbuffer *data) {
+    evbuffer_add_buffer(out_.get(), data);
+    if (deferred_ && id_ > 0) {
+        deferred_ = false;
+        nghttp2_session_resume_data(session_->session(), id_);
+    }
+}
+
+void Http2UpstreamStream::send_end(const HeaderList *trailers) {
+    if (end_queued_) {
+        flush();
+        return;
+    }
+    end_queued_ = true;
+    if (trailers && !trailers->empty()) trailers_ = trailers;
+    if (deferred_ && id_ > 0) {
+        deferred_ = false;
+        nghttp2_session_resume_data(session_->session(), id_);
+    }
+    do_arm_read_timeout();
+    flush();
+}
+
+ssize_t Http2UpstreamStream::read_body(uint8_t *buf, size_t length, uint32_t *flags) {
+    size_t have = evbuffer_get_length(out_.get());
+    if (have == 0 && !end_queued_) {
+        deferred_ = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = have < length ? have : length;
+    if (n) evbuffer_remove(out_.get(), buf, n);
+    if (end_queued_ && evbuffer_get_length(out_.get()) == 0) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        end_sent_ = true;
+        if (trailers_) {
+            std::vector<nghttp2_nv> nva;
+            for (const Header &h : *trailers_)
+                nva.push_back(make_nv(lower_copy(arena_, h.name), h.value));
+            if (nghttp2_submit_trailer(session_->session(), id_, nva.data(), nva.size()) == 0)
+                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        }
+    }
+    if (!end_sent_ && evbuffer_get_length(out_.get()) < kOutputHigh / 4)
+        handler_.on_stream_drained(*this);  // the session may give more body
+    return static_cast<ssize_t>(n);
+}
+
+void Http2UpstreamStream::flush() {
+    if (session_) session_->schedule_send();
+}
+
+bool Http2UpstreamStream::output_full() const {
+    return evbuffer_get_length(out_.get()) >= kOutputHigh;
+}
+
+void Http2UpstreamStream::pause_receiving() {
+    paused_ = true;
+}
+
+void Http2UpstreamStream::resume_receiving() {
+    paused_ = false;
+    if (unconsumed_ && session_ && id_ > 0) {
+        nghttp2_session_consume(session_->session(), id_, unconsumed_);
+        unconsumed_ = 0;
+        session_->schedule_send();
+    }
+}
+
+void Http2UpstreamStream::on_header(uint8_t cat, std::string_view name, std::string_view value) {
+    if (done_) return;
+    do_arm_read_timeout();
+    if (cat == NGHTTP2_HCAT_HEADERS && head_received_) {  // trailers
+        head_.trailers.add(copy_to(arena_, name), copy_to(arena_, value));
+        return;
+    }
+    if (name == ":status") {
+        int status = 0;
+        for (char c : value) status = status * 10 + (c - '0');
+        head_.status = status;
+        return;
+    }
+    if (name == "content-length") {
+        int64_t v = 0;
+        for (char c : value) v = v * 10 + (c - '0');
+        head_.content_length = v;
+    }
+    head_.headers.add(copy_to(arena_, name), copy_to(arena_, value));
+}
+
+void Http2UpstreamStream::on_headers_end(uint8_t cat, bool end_stream) {
+    if (done_) return;
+    if (!head_received_ && (cat == NGHTTP2_HCAT_RESPONSE || cat == NGHTTP2_HCAT_HEADERS)) {
+        if (head_.status < 200) {  // interim
+            if (head_.status != 100) handler_.on_stream_interim(*this, head_);
+            head_.clear();
+            return;
+        }
+        head_received_ = true;
+        head_.no_body = head_request_ || head_.status == 204 || head_.status == 304;
+        // A head that ends the stream (a gRPC trailers-only answer) has an empty body: said
+        // so, the client side can end its stream with the head as well.
+        if (end_stream && head_.content_length < 0) head_.content_length = 0;
+        handler_.on_stream_head(*this, head_);
+        if (done_) return;
+    }
+    if (end_stream) on_end();
+}
+
+void Http2UpstreamStream::on_data(const uint8_t *data, size_t len) {
+    if (done_ || !session_) {
+        if (session_) nghttp2_session_consume(session_->session(), id_, len);
+        return;
+    }
+    do_arm_read_timeout();
+    evbuffer_add(body_, data, len);
+    handler_.on_stream_body(*this, body_);
+    if (done_ || !session_) return;
+    if (paused_)
+        unconsumed_ += len;
+    else
+        nghttp2_session_consume(session_->session(), id_, len);
+}
+
+void Http2UpstreamStream::on_end() {
+    if (done_) return;
+    if (!end_sent_ && session_ && id_ > 0)  // answered before the request ended
+        nghttp2_submit_rst_stream(session_->session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_NO_ERROR);
+    do_done();
+    handler_.on_stream_end(*this, &head_.trailers);
+}
+
+void Http2UpstreamStream::on_close(uint32_t code) {
+    if (done_) {
+        if (session_) {
+            nghttp2_session_set_stream_user_data(session_->session(), id_, nullptr);
+            session_->detach(this);
+            session_ = nullptr;
+        }
+        return;
+    }
+    do_done();
+    char why[96];
+    snprintf(why, sizeof why, "the target reset the stream (%s)", nghttp2_http2_strerror(code));
+    if (code == NGHTTP2_REFUSED_STREAM)  // not processed: safe to retry anywhere
+        handler_.on_stream_error(*this, UpstreamError::refused, why);
+    else
+        handler_.on_stream_error(*this, code == NGHTTP2_NO_ERROR ? UpstreamError::closed
+                                                                 : UpstreamError::reset,
+                                 why);
+}
+
+void Http2UpstreamStream::on_session_failed(bool connecting, const char *why) {
+    session_ = nullptr;
+    if (done_) return;
+    done_ = true;
+    in_flight_.release();
+    event_del(timer_.get());
+    handler_.on_stream_error(*this, connecting ? UpstreamError::connect : UpstreamError::closed,
+                             why);
+}
+
+void Http2UpstreamStream::do_done() {
+    done_ = true;
+    in_flight_.release();
+    event_del(timer_.get());
+    if (session_) {
+        session_->detach(this);
+        session_->schedule_send();
+        if (id_ > 0) nghttp2_session_set_stream_user_data(session_->session(), id_, nullptr);
+        session_ = nullptr;
+    }
+}
+
+void Http2UpstreamStream::abort() {
+    if (done_) return;
+    if (session_ && id_ > 0)
+        nghttp2_submit_rst_stream(session_->session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_CANCEL);
+    do_done();
+}
+
+void Http2UpstreamStream::do_arm_read_timeout() {
+    timeval tv = to_timeval(upstream_.config().read_timeout);
+    evtimer_add(timer_.get(), &tv);
+}
+
+void Http2UpstreamStream::on_timer_cb(evutil_socket_t, short, void *ctx) {
+    auto *s = static_cast<Http2UpstreamStream *>(ctx);
+    if (s->done_) return;
+    bool head = s->head_received_;
+    s->abort();
+    s->handler_.on_stream_error(*s, UpstreamError::read_timeout,
+                                head ? "timed out in the middle of the response"
+                                     : "timed out waiting for the response");
+}
+
+}  // namespace torii

@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""A gRPC server (Debian's python3-grpcio, generic handlers: no protoc) for the tests.
+Messages are raw bytes (identity serialisers).
+
+    /usr/bin/python3 grpc_backend.py --port N     prints "ready" once listening
+
+Methods of service "test.Echo":
+  Unary          echoes the request; b"fail" -> status INVALID_ARGUMENT, message "told to
+                 fail", trailing metadata ("why-bin", b"\\x00\\x01")
+  ServerStream   request b"N": N responses b"0".."N-1"
+  ClientStream   the concatenation of every request
+  Bidi           echoes each request as it comes
+  Slow           sleeps 2 s, then echoes (deadlines)
+"""
+
+import argparse
+import sys
+import time
+from concurrent import futures
+
+import grpc
+
+
+def unary(request, context):
+    context.set_trailing_metadata((("served-by", "grpc-backend"),))
+    if request == b"fail":
+        context.set_trailing_metadata((("why-bin", b"\x00\x01"),))
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "told to fail")
+    return request
+
+
+def server_stream(request, context):
+    for i in range(int(request)):
+        yield str(i).encode()
+
+
+def client_stream(request_iterator, context):
+    return b"".join(request_iterator)
+
+
+def bidi(request_iterator, context):
+    for r in request_iterator:
+        yield r
+
+
+def slow(request, context):
+    time.sleep(2)
+    return request
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--name", default="grpc")
+    ap.add_argument("--mode", default="normal")
+    args = ap.parse_args()
+    ident = dict(request_deserializer=None, response_serializer=None)
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary, **ident),
+        "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream, **ident),
+        "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream, **ident),
+        "Bidi": grpc.stream_stream_rpc_method_handler(bidi, **ident),
+        "Slow": grpc.unary_unary_rpc_method_handler(slow, **ident),
+    }
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", handlers),))
+    if server.add_insecure_port("127.0.0.1:%d" % args.port) == 0:
+        print("bind failed", file=sys.stderr)
+        sys.exit(3)
+    server.start()
+    print("ready", flush=True)
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()
