@@ -3,6 +3,7 @@
 #include "core/base/log.h"
 #include "core/http/http1_writer.h"
 #include "core/plugin/phase_runner.h"
+#include "modules/grpc/grpc_status.h"
 
 namespace torii {
 
@@ -70,6 +71,10 @@ static void send_body_and_end(Request &req, std::string_view body, BodyBytes how
 }
 
 void send_local_response(Request &req, std::string_view body, BodyBytes how) {
+    if (req.response.status >= 400 && is_grpc_request(req.input)) {
+        make_grpc_error(req, body);
+        body = {};
+    }
     req.response.content_length = static_cast<int64_t>(body.size());
     if (!start_response(req)) {
         send_plugin_response(req);
@@ -86,6 +91,10 @@ void send_plugin_response(Request &req) {
     req.response.headers = std::move(pr.headers);
     if (!req.response.headers.contains("server")) req.response.headers.add("Server", "torii");
     req.response.content_length = static_cast<int64_t>(pr.body.size());
+    if (pr.status >= 400 && is_grpc_request(req.input)) {  // 401 from auth, 429 from ratelimit
+        make_grpc_error(req, pr.body);
+        pr.body = {};
+    }
     // A plugin's own answer does not pass the response phase again. Its body lives in the
     // request's arena, which is reused before the socket may have written it: copied.
     req.downstream->send_head(req);

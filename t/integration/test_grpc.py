@@ -19,9 +19,20 @@ def gw(module_procs):
     port = harness.free_port()
     t = p.torii(config(
         main_block(),
+        plugin_block("auth"),
+        plugin_block("ratelimit"),
         plugin_block("round_robin"),
         upstream_block("grpc", [g1.port, g2.port], protocol="h2c", read_timeout="10s"),
-        server_block([port], [{"path": "/", "upstream": "grpc"}]),
+        upstream_block("down", [harness.free_port()], protocol="h2c", retries=0),
+        server_block([port], [
+            {"path": "/test.Echo/", "upstream": "grpc"},
+            {"path": "/down.Svc/", "upstream": "down"},
+            {"path": "/auth.Svc/", "upstream": "grpc",
+             "plugins": {"auth": {"type": "key", "keys": [{"key": "k1", "consumer": "a"}]}}},
+            {"path": "/limited.Svc/", "upstream": "grpc",
+             "plugins": {"ratelimit": {"rate": 1, "period": "1h", "burst": 1,
+                                       "key": "$remote_addr"}}},
+        ]),
     ))
     channel = grpc.insecure_channel("127.0.0.1:%d" % port)
     grpc.channel_ready_future(channel).result(timeout=10)
@@ -76,3 +87,28 @@ def test_client_deadline(gw):
     assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     # the connection is still good afterwards
     assert method(gw, "unary_unary", "Unary")(b"after", timeout=10) == b"after"
+
+
+# torii's own answers on gRPC calls are gRPC statuses, not HTTP errors (Envoy's mapping).
+@pytest.mark.parametrize("path,code", [
+    ("/down.Svc/M", grpc.StatusCode.UNAVAILABLE),          # 502: no target answers
+    ("/auth.Svc/M", grpc.StatusCode.UNAUTHENTICATED),      # 401 from the auth plugin
+    ("/nowhere.Svc/M", grpc.StatusCode.UNIMPLEMENTED),     # 404: no location
+])
+def test_torii_answers_in_grpc_form(gw, path, code):
+    with pytest.raises(grpc.RpcError) as e:
+        gw.channel.unary_unary(path)(b"x", timeout=10)
+    assert e.value.code() == code, e.value.details()
+    assert e.value.details()  # grpc-message says why
+
+
+def test_rate_limited_call_is_resource_exhausted(gw):
+    call = gw.channel.unary_unary("/limited.Svc/M")
+    codes = []
+    for _ in range(3):
+        try:
+            call(b"x", timeout=10)
+            codes.append("ok")
+        except grpc.RpcError as e:
+            codes.append(e.code())
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes, codes
