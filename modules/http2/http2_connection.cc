@@ -21,6 +21,11 @@ static constexpr int32_t kStreamWindow = 256 * 1024;
 static constexpr int32_t kConnectionWindow = 1024 * 1024;
 // Between the shutdown notice and the final GOAWAY (nghttpx waits about one round trip).
 static constexpr int64_t kGoawayDelayMs = 1000;
+// Frames that serve no request (empty DATA, PING, SETTINGS, PRIORITY, resets the client
+// provoked): a burst, then a steady rate. Legitimate clients stay far below; a flood ends
+// in GOAWAY(ENHANCE_YOUR_CALM) for its connection only. Budgets, not bans (h2o's way).
+static constexpr double kGlitchBurst = 1000;
+static constexpr double kGlitchRate = 200;  // a second
 
 const Module http2_module = {
     .name = "http2",
@@ -64,10 +69,30 @@ int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_
     return s->on_header(n, v);
 }
 
-int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *) {
+int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+    auto *conn = static_cast<Http2Connection *>(user);
+    bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    bool glitch = false;
+    switch (frame->hd.type) {
+        case NGHTTP2_DATA:
+            glitch = frame->hd.length == 0 && !end;
+            break;
+        case NGHTTP2_PING:
+        case NGHTTP2_PRIORITY:
+            glitch = !(frame->hd.flags & NGHTTP2_FLAG_ACK);
+            break;
+        case NGHTTP2_RST_STREAM:  // rapid reset (CVE-2023-44487): open, cancel, repeat
+            glitch = true;
+            break;
+        case NGHTTP2_SETTINGS:
+            glitch = !(frame->hd.flags & NGHTTP2_FLAG_ACK);
+            break;
+        default:
+            break;
+    }
+    if (glitch && !conn->spend_glitch()) return NGHTTP2_ERR_CALLBACK_FAILURE;
     Http2Stream *s = stream_of(session, frame->hd.stream_id);
     if (!s) return 0;
-    bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     switch (frame->hd.type) {
         case NGHTTP2_HEADERS:
             if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
@@ -93,6 +118,17 @@ int on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, const uint8_t *
     return 0;
 }
 
+// Resets torii sends because of what the client did ("MadeYouReset", CVE-2025-8671) cost
+// like the client's own: they come out of the same budget.
+int on_frame_send(nghttp2_session *, const nghttp2_frame *frame, void *user) {
+    if (frame->hd.type == NGHTTP2_RST_STREAM &&
+        frame->rst_stream.error_code != NGHTTP2_NO_ERROR &&
+        frame->rst_stream.error_code != NGHTTP2_CANCEL &&
+        frame->rst_stream.error_code != NGHTTP2_INTERNAL_ERROR)
+        static_cast<Http2Connection *>(user)->spend_glitch();
+    return 0;
+}
+
 int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *) {
     if (Http2Stream *s = stream_of(session, id)) s->on_close(error_code);
     return 0;
@@ -106,8 +142,10 @@ Http2Connection::Http2Connection(Worker &worker, std::unique_ptr<Socket> sock,
       group_(group),
       limits_(group.servers.front()->config()),
       sock_(std::move(sock)),
-      peer_(peer) {
+      peer_(peer),
+      glitch_tokens_(kGlitchBurst) {
     sock_->set_handler(this);
+    glitch_refill_ms_ = Worker::now_ms();
     std::string text = peer.host_string();
     snprintf(remote_text_, sizeof remote_text_, "%s", text.c_str());
     send_ev_.reset(event_new(worker.base(), -1, 0, on_send_cb, this));
@@ -119,8 +157,16 @@ Http2Connection::Http2Connection(Worker &worker, std::unique_ptr<Socket> sock,
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
+    // nghttp2's own limits, stated: client resets (a backstop above the glitch budget,
+    // which counts them first and answers ENHANCE_YOUR_CALM), CONTINUATION floods (8 per
+    // header block), SETTINGS with too many entries, unanswered PING/SETTINGS ACKs.
+    nghttp2_option_set_stream_reset_rate_limit(opt, 4000, 100);
+    nghttp2_option_set_max_continuations(opt, 8);
+    nghttp2_option_set_max_settings(opt, 32);
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
     // End-to-end backpressure: a request body is acknowledged once the handler took it.
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_session_server_new2(&session_, cbs, this, opt);
@@ -167,6 +213,16 @@ void Http2Connection::stream_closed(Http2Stream *s) {
     if (open_streams_ == 0) do_idle_check();
 }
 
+bool Http2Connection::spend_glitch() {
+    uint64_t now = Worker::now_ms();
+    glitch_tokens_ += static_cast<double>(now - glitch_refill_ms_) * kGlitchRate / 1000.0;
+    if (glitch_tokens_ > kGlitchBurst) glitch_tokens_ = kGlitchBurst;
+    glitch_refill_ms_ = now;
+    if (--glitch_tokens_ >= 0) return true;
+    calm_down_ = true;
+    return false;
+}
+
 void Http2Connection::on_socket_read(Socket &) {
     if (!closed_) do_recv();
 }
@@ -179,8 +235,15 @@ void Http2Connection::do_recv() {
         ssize_t rv = nghttp2_session_mem_recv(session_, static_cast<const uint8_t *>(v.iov_base),
                                               v.iov_len);
         if (rv < 0) {
-            // nghttp2 queued a GOAWAY for protocol errors: let it go out, then close.
-            log_info("client %s: HTTP/2: %s", remote_text_, nghttp2_strerror(static_cast<int>(rv)));
+            // nghttp2 queued a GOAWAY for protocol errors and its own limits: let it go out,
+            // then close. Our budget's verdict gets its GOAWAY here.
+            if (calm_down_ || rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+                nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
+            else
+                nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+            log_info("client %s: HTTP/2: %s", remote_text_,
+                     calm_down_ ? "too many frames that serve no request"
+                                : nghttp2_strerror(static_cast<int>(rv)));
             evbuffer_drain(in, evbuffer_get_length(in));
             do_send();
             do_close(nullptr);

@@ -48,6 +48,10 @@ public:
     const ServerGroup &group() const { return group_; }
     bool tls() const { return sock_ && sock_->ssl(); }
     ssl_st *ssl() const { return sock_ ? sock_->ssl() : nullptr; }
+    // The client did something that costs the server and serves no request (an empty DATA
+    // frame, a PING, a SETTINGS, a PRIORITY, a reset it provoked): false once the
+    // connection's budget is spent, and the connection ends with ENHANCE_YOUR_CALM.
+    bool spend_glitch();
     // A stream's handler wants to hear when its output drained (after this send round).
     void queue_drained(Http2Stream *s) { drained_.push_back(s); }
     void stream_opened(Http2Stream *s);
@@ -82,6 +86,9 @@ private:
     bool closed_ = false;
     bool goaway_notice_ = false;  // shutdown notice sent, final GOAWAY pending
     bool goaway_sent_ = false;
+    bool calm_down_ = false;      // the glitch budget is spent
+    double glitch_tokens_;        // token bucket (kGlitchBurst, refilled kGlitchRate a second)
+    uint64_t glitch_refill_ms_ = 0;
 };
 
 }  // namespace torii
