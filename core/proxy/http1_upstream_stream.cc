@@ -93,7 +93,8 @@ void Http1UpstreamStream::send_head(const UpstreamRequest &req) {
     // No read timeout while a body goes out (a long upload is not a slow upstream); a
     // request without body owes its answer within read_timeout from now. A pooled
     // connection keeps its armed timer when the values agree.
-    s.set_read_timeout(req.has_body() ? 0 : upstream_.config().read_timeout);
+    read_timeout_ms_ = req.read_timeout_ms > 0 ? req.read_timeout_ms : upstream_.config().read_timeout;
+    s.set_read_timeout(req.has_body() ? 0 : read_timeout_ms_);
     s.set_write_timeout(upstream_.config().send_timeout);
     HeaderList &h = *req.headers;
     size_t mark = h.size();
@@ -120,7 +121,7 @@ void Http1UpstreamStream::send_end(const HeaderList *trailers) {
     Socket &s = conn_->socket();
     if (chunked_) write_last_chunk(s.output(), trailers);
     request_sent_ = true;
-    s.set_read_timeout(upstream_.config().read_timeout);  // the answer is owed from now
+    s.set_read_timeout(read_timeout_ms_);  // the answer is owed from now
     s.flush();
 }
 

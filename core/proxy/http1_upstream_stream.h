@@ -75,6 +75,7 @@ private:
     bool head_received_ = false;
     bool interim_ = false;  // parsing a 1xx
     bool receiving_paused_ = false;
+    int64_t read_timeout_ms_ = 0;  // this request's (read_timeout, or less for a deadline)
 };
 
 }  // namespace torii

@@ -1,5 +1,6 @@
 #include "core/proxy/proxy_session.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/base/log.h"
@@ -9,6 +10,7 @@
 #include "core/net/socket.h"
 #include "core/proxy/upstream.h"
 #include "core/worker/worker.h"
+#include "modules/grpc/grpc_status.h"
 
 namespace torii {
 
@@ -64,6 +66,13 @@ void ProxySession::do_prepare() {
     up_.content_length = in.content_length;
     up_.chunked = in.content_length < 0 && in.chunked;
     up_.te_trailers = has_token(in.headers.get(HeaderId::te), "trailers");
+    // A gRPC call's deadline is part of the call (Envoy honours it only when asked; nginx
+    // and HAProxy ignore it): torii waits no longer than what is left of it, and tells the
+    // upstream what is left when the request goes out.
+    if (is_grpc_request(in)) {
+        int64_t t = parse_grpc_timeout(in.headers.get("grpc-timeout"));
+        if (t >= 0) deadline_ms_ = static_cast<int64_t>(req_.start_ms) + t;
+    }
     prepared_ = true;
 }
 
@@ -143,6 +152,15 @@ void ProxySession::do_open() {
 void ProxySession::on_stream_ready(UpstreamStream &s) {
     if (&s != stream_.get()) return;
     ready_ = true;
+    if (deadline_ms_) {
+        int64_t left = deadline_ms_ - static_cast<int64_t>(Worker::now_ms());
+        if (left <= 0) {
+            do_fail(504);  // DEADLINE_EXCEEDED in gRPC form
+            return;
+        }
+        up_.read_timeout_ms = std::min<int64_t>(left, upstream_.config().read_timeout);
+        req_.upstream_request_headers.set("grpc-timeout", format_grpc_timeout(req_.arena, left));
+    }
     stream_->send_head(up_);
     do_send_body();
 }

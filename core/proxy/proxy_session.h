@@ -76,6 +76,7 @@ private:
     int attempts_ = 0;
     uint64_t attempt_start_us_ = 0;
     int last_status_ = 502;  // what the last failed attempt would answer
+    int64_t deadline_ms_ = 0;  // a gRPC call's deadline (monotonic ms), 0: none
     bool stale_retry_used_ = false;
     bool prepared_ = false;        // upstream phase done, head built
     bool vetoed_ = false;          // a plugin kept some target out (peer_admit)

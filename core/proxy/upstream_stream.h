@@ -70,6 +70,7 @@ struct UpstreamRequest {
     int64_t content_length = -1;  // >= 0: declared length; -1: none
     bool chunked = false;         // a body of unknown length follows (chunked on HTTP/1.1)
     bool te_trailers = false;     // the client sent TE: trailers (gRPC): HTTP/2 passes it
+    int64_t read_timeout_ms = 0;  // 0: the upstream's read_timeout (a gRPC deadline cuts it)
 
     bool has_body() const { return chunked || content_length > 0; }
 };

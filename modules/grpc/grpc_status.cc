@@ -1,5 +1,6 @@
 #include "modules/grpc/grpc_status.h"
 
+#include "core/base/arena.h"
 #include "core/base/format.h"
 #include "core/http/request.h"
 
@@ -12,6 +13,34 @@ bool is_grpc_request(const RequestHead &in) {
     std::string_view head = ct.substr(0, 16);
     return iequals(head, "application/grpc") &&
            (ct.size() == 16 || ct[16] == '+' || ct[16] == ';');
+}
+
+int64_t parse_grpc_timeout(std::string_view v) {
+    // TimeoutValue is at most 8 digits (gRPC over HTTP/2 spec).
+    if (v.size() < 2 || v.size() > 9) return -1;
+    int64_t n = 0;
+    for (char c : v.substr(0, v.size() - 1)) {
+        if (c < '0' || c > '9') return -1;
+        n = n * 10 + (c - '0');
+    }
+    switch (v.back()) {
+        case 'H': return n * 3'600'000;
+        case 'M': return n * 60'000;
+        case 'S': return n * 1000;
+        case 'm': return n;
+        case 'u': return (n + 999) / 1000;
+        case 'n': return (n + 999'999) / 1'000'000;
+        default: return -1;
+    }
+}
+
+std::string_view format_grpc_timeout(Arena &arena, int64_t ms) {
+    if (ms < 1) ms = 1;
+    if (ms > 99'999'999) ms = 99'999'999;
+    char *p = arena.alloc(12);
+    size_t n = format_u64(p, static_cast<uint64_t>(ms));
+    p[n++] = 'm';
+    return {p, n};
 }
 
 int grpc_status_for_http(int status) {

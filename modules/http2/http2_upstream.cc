@@ -335,6 +335,7 @@ static ssize_t h2u_read_body(nghttp2_session *, int32_t, uint8_t *buf, size_t le
 }
 
 void Http2UpstreamStream::send_head(const UpstreamRequest &req) {
+    read_timeout_ms_ = req.read_timeout_ms > 0 ? req.read_timeout_ms : upstream_.config().read_timeout;
     std::vector<nghttp2_nv> nva;
     nva.reserve(req.headers->size() + 6);
     std::string_view authority;
@@ -563,7 +564,7 @@ void Http2UpstreamStream::abort() {
 }
 
 void Http2UpstreamStream::do_arm_read_timeout() {
-    timeval tv = to_timeval(upstream_.config().read_timeout);
+    timeval tv = to_timeval(read_timeout_ms_ > 0 ? read_timeout_ms_ : upstream_.config().read_timeout);
     evtimer_add(timer_.get(), &tv);
 }
 

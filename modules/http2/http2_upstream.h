@@ -70,6 +70,7 @@ private:
     const HeaderList *trailers_ = nullptr;
     EventPtr timer_;
     size_t unconsumed_ = 0;  // response body held back while the client is slow
+    int64_t read_timeout_ms_ = 0;
     bool reused_ = false;
     bool end_queued_ = false;
     bool end_sent_ = false;

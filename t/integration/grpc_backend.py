@@ -11,6 +11,7 @@ Methods of service "test.Echo":
   ClientStream   the concatenation of every request
   Bidi           echoes each request as it comes
   Slow           sleeps 2 s, then echoes (deadlines)
+  Deadline       the time left of the call's deadline as the server sees it, in seconds
 """
 
 import argparse
@@ -43,6 +44,10 @@ def bidi(request_iterator, context):
         yield r
 
 
+def deadline(request, context):
+    return ("%.3f" % (context.time_remaining() or -1)).encode()
+
+
 def slow(request, context):
     time.sleep(2)
     return request
@@ -61,6 +66,7 @@ def main():
         "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream, **ident),
         "Bidi": grpc.stream_stream_rpc_method_handler(bidi, **ident),
         "Slow": grpc.unary_unary_rpc_method_handler(slow, **ident),
+        "Deadline": grpc.unary_unary_rpc_method_handler(deadline, **ident),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", handlers),))

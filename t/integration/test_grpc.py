@@ -22,10 +22,14 @@ def gw(module_procs):
         plugin_block("auth"),
         plugin_block("ratelimit"),
         plugin_block("round_robin"),
+        plugin_block("pause_timer", path=harness.test_plugin_dir() + "/pause_timer.so"),
         upstream_block("grpc", [g1.port, g2.port], protocol="h2c", read_timeout="10s"),
         upstream_block("down", [harness.free_port()], protocol="h2c", retries=0),
         server_block([port], [
             {"path": "/test.Echo/", "upstream": "grpc"},
+            # 300 ms spent in torii before the call goes out (a plugin pauses it)
+            {"path": "/test.Echo/Deadline", "match": "exact", "upstream": "grpc",
+             "plugins": {"pause_timer": {"delay": "300ms"}}},
             {"path": "/down.Svc/", "upstream": "down"},
             {"path": "/auth.Svc/", "upstream": "grpc",
              "plugins": {"auth": {"type": "key", "keys": [{"key": "k1", "consumer": "a"}]}}},
@@ -112,3 +116,43 @@ def test_rate_limited_call_is_resource_exhausted(gw):
         except grpc.RpcError as e:
             codes.append(e.code())
     assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes, codes
+
+
+def test_deadline_reaches_the_server_reduced(gw):
+    left = float(method(gw, "unary_unary", "Deadline")(b"", timeout=5))
+    # grpc-timeout went on, reduced by the 300 ms the call spent in torii
+    assert 3.5 < left < 4.75, left
+
+
+def test_deadline_is_enforced_at_torii(gw):
+    # A client that sends grpc-timeout but does not enforce it itself: torii answers
+    # DEADLINE_EXCEEDED in gRPC form when the 300 ms are up, not the server's 2 s later.
+    import socket
+    import time
+    import h2.config
+    import h2.connection
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.send_headers(1, [(":method", "POST"), (":path", "/test.Echo/Slow"), (":scheme", "http"),
+                          (":authority", "h"), ("content-type", "application/grpc"),
+                          ("te", "trailers"), ("grpc-timeout", "300m")])
+    conn.send_data(1, b"\x00\x00\x00\x00\x01x", end_stream=True)
+    s.sendall(conn.data_to_send())
+    t0 = time.monotonic()
+    headers = {}
+    ended = False
+    while not ended and time.monotonic() - t0 < 5:
+        data = s.recv(65536)
+        if not data:
+            break
+        for e in conn.receive_data(data):
+            if type(e).__name__ in ("ResponseReceived", "TrailersReceived"):
+                headers.update(dict(e.headers))
+            if type(e).__name__ in ("StreamEnded", "StreamReset"):
+                ended = True
+        s.sendall(conn.data_to_send())
+    elapsed = time.monotonic() - t0
+    s.close()
+    assert headers.get(b"grpc-status") == b"4", headers  # DEADLINE_EXCEEDED
+    assert elapsed < 1.5, elapsed

@@ -46,3 +46,19 @@ TEST_CASE("an error becomes a trailers-only answer with an encoded message") {
     CHECK(req.response.headers.get("grpc-status") == "14");
     CHECK(req.response.headers.get("grpc-message") == "no healthy target: 100%25");
 }
+
+TEST_CASE("grpc-timeout is read in every unit and written back in milliseconds") {
+    CHECK(parse_grpc_timeout("100m") == 100);
+    CHECK(parse_grpc_timeout("2S") == 2000);
+    CHECK(parse_grpc_timeout("1M") == 60000);
+    CHECK(parse_grpc_timeout("1H") == 3600000);
+    CHECK(parse_grpc_timeout("1500u") == 2);      // rounded up: never earlier than asked
+    CHECK(parse_grpc_timeout("1000000n") == 1);
+    CHECK(parse_grpc_timeout("") == -1);
+    CHECK(parse_grpc_timeout("10") == -1);        // no unit
+    CHECK(parse_grpc_timeout("1x") == -1);
+    CHECK(parse_grpc_timeout("123456789S") == -1);  // more than 8 digits
+    Arena arena;
+    CHECK(format_grpc_timeout(arena, 1234) == "1234m");
+    CHECK(format_grpc_timeout(arena, 0) == "1m");
+}
