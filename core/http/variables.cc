@@ -128,6 +128,17 @@ bool get_variable(Request &req, std::string_view name, std::string_view *out) {
     } else if (name == "consumer") {
         if (req.consumer.empty()) return false;
         *out = req.consumer;
+    } else if (name == "server_protocol") {
+        *out = req.input.version == HttpVersion::http2   ? "HTTP/2.0"
+               : req.input.version == HttpVersion::http10 ? "HTTP/1.0"
+                                                          : "HTTP/1.1";
+    } else if (name == "grpc_status") {
+        // In the head for a trailers-only answer (torii's own among them), else in the
+        // upstream's trailers once the response has ended (the log phase).
+        bool found = false;
+        *out = req.response.headers.get("grpc-status", &found);
+        if (!found) *out = req.upstream_response.trailers.get("grpc-status", &found);
+        return found;
     } else if (name.starts_with("ssl_")) {
         return tls_variable(req.ssl, name, req.arena, out);
     } else {
@@ -144,7 +155,7 @@ bool is_known_variable(std::string_view name) {
         "request_length", "upstream_response_time"};
     for (const char *f : fixed)
         if (name == f) return true;
-    if (is_tls_variable(name)) return true;
+    if (is_tls_variable(name) || name == "server_protocol" || name == "grpc_status") return true;
     for (std::string_view prefix : {"http_", "arg_", "cookie_"})
         if (name.size() > prefix.size() && name.starts_with(prefix)) return true;
     return false;

@@ -20,6 +20,7 @@ def gw(module_procs):
     t = p.torii(config(
         main_block(),
         plugin_block("auth"),
+        plugin_block("header_rewrite"),
         plugin_block("ratelimit"),
         plugin_block("round_robin"),
         plugin_block("pause_timer", path=harness.test_plugin_dir() + "/pause_timer.so"),
@@ -30,7 +31,9 @@ def gw(module_procs):
             # 300 ms spent in torii before the call goes out (a plugin pauses it)
             {"path": "/test.Echo/Deadline", "match": "exact", "upstream": "grpc",
              "plugins": {"pause_timer": {"delay": "300ms"}}},
-            {"path": "/down.Svc/", "upstream": "down"},
+            {"path": "/down.Svc/", "upstream": "down",
+             "plugins": {"header_rewrite": {"response_set": {
+                 "x-seen-status": "$grpc_status", "x-seen-protocol": "$server_protocol"}}}},
             {"path": "/auth.Svc/", "upstream": "grpc",
              "plugins": {"auth": {"type": "key", "keys": [{"key": "k1", "consumer": "a"}]}}},
             {"path": "/limited.Svc/", "upstream": "grpc",
@@ -156,3 +159,10 @@ def test_deadline_is_enforced_at_torii(gw):
     s.close()
     assert headers.get(b"grpc-status") == b"4", headers  # DEADLINE_EXCEEDED
     assert elapsed < 1.5, elapsed
+
+
+def test_grpc_status_and_protocol_variables(gw):
+    with pytest.raises(grpc.RpcError) as e:
+        gw.channel.unary_unary("/down.Svc/M")(b"x", timeout=10)
+    md = dict(e.value.trailing_metadata())  # a trailers-only answer: its head is the trailers
+    assert md.get("x-seen-status") == "14" and md.get("x-seen-protocol") == "HTTP/2.0", md
