@@ -12,6 +12,8 @@ Methods of service "test.Echo":
   Bidi           echoes each request as it comes
   Slow           sleeps 2 s, then echoes (deadlines)
   Deadline       the time left of the call's deadline as the server sees it, in seconds
+  Wait           holds the call until the client cancels it (at most 10 s)
+  Cancels        how many Wait calls this server saw cancelled
 """
 
 import argparse
@@ -44,6 +46,23 @@ def bidi(request_iterator, context):
         yield r
 
 
+cancelled = {"count": 0}
+
+
+def wait(request, context):
+    # Holds the call open until the client goes away (at most 10 s), then notes it.
+    for _ in range(200):
+        if not context.is_active():
+            cancelled["count"] += 1
+            return b""
+        time.sleep(0.05)
+    return b"timeout"
+
+
+def cancels(request, context):
+    return str(cancelled["count"]).encode()
+
+
 def deadline(request, context):
     return ("%.3f" % (context.time_remaining() or -1)).encode()
 
@@ -67,6 +86,8 @@ def main():
         "Bidi": grpc.stream_stream_rpc_method_handler(bidi, **ident),
         "Slow": grpc.unary_unary_rpc_method_handler(slow, **ident),
         "Deadline": grpc.unary_unary_rpc_method_handler(deadline, **ident),
+        "Wait": grpc.unary_unary_rpc_method_handler(wait, **ident),
+        "Cancels": grpc.unary_unary_rpc_method_handler(cancels, **ident),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", handlers),))

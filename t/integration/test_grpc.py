@@ -166,3 +166,17 @@ def test_grpc_status_and_protocol_variables(gw):
         gw.channel.unary_unary("/down.Svc/M")(b"x", timeout=10)
     md = dict(e.value.trailing_metadata())  # a trailers-only answer: its head is the trailers
     assert md.get("x-seen-status") == "14" and md.get("x-seen-protocol") == "HTTP/2.0", md
+
+
+def test_client_cancel_reaches_the_server(gw):
+    import time
+    future = method(gw, "unary_unary", "Wait").future(b"", timeout=20)
+    time.sleep(0.5)
+    future.cancel()
+    # Both backends are asked (calls are balanced per call): the cancel reached one of them.
+    def seen():
+        return sum(int(method(gw, "unary_unary", "Cancels")(b"", timeout=5)) for _ in range(4))
+    deadline = time.monotonic() + 5
+    while seen() == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert seen() >= 1, "the server never saw the client's cancel"
