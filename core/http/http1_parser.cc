@@ -119,15 +119,15 @@ int Http1Parser::on_header_value_complete(llhttp_t *p) {
     // Field names are tokens (RFC 9110 5.6.2): llhttp is built in strict mode, which also
     // refuses white space inside a name or before the colon ("X-Forwarded-For : v", RFC
     // 9112 5.1) that a backend trimming names would read as a field torii never saw.
-    if (s->kind_ == Kind::request && !s->allow_underscores_ &&
-        s->field_.find('_') != std::string_view::npos) {
-        s->field_ = s->value_ = {};
-        return 0;
-    }
     // Empty views are fine; give an empty value a non-null pointer for printf-style users.
     s->fields_->add(s->field_, s->value_.data() ? s->value_ : std::string_view("", 0));
-    s->field_ = s->value_ = {};
     HeaderId id = s->fields_->back().id;  // noted for check_request_framing
+    // Names with '_' are dropped (underscores_in_headers); the names torii knows have none,
+    // so only the others are scanned.
+    if (id == HeaderId::other && s->kind_ == Kind::request && !s->allow_underscores_ &&
+        s->field_.find('_') != std::string_view::npos)
+        s->fields_->truncate(s->fields_->size() - 1);
+    s->field_ = s->value_ = {};
     s->hosts_ += id == HeaderId::host;
     s->te_seen_ |= id == HeaderId::transfer_encoding;
     return 0;
