@@ -149,3 +149,33 @@ def test_tunnel_outlives_a_reload(gw):
                 await fresh.send("new")
                 assert await fresh.recv() == "new"
     run(go())
+
+
+def test_tunnel_is_logged_once_with_its_duration_and_bytes(procs, tmp_path):
+    ws = procs.backend("ws", script="ws_backend.py")
+    port = harness.free_port()
+    log = tmp_path / "access.log"
+    procs.torii(config(
+        main_block(access_log=str(log)),
+        plugin_block("round_robin"),
+        upstream_block("ws", [ws.port]),
+        server_block([port], [{"path": "/", "upstream": "ws"}]),
+    ))
+
+    async def go():
+        async with websockets.connect("ws://127.0.0.1:%d/logged" % port) as c:
+            for _ in range(3):
+                await c.send(os.urandom(1000))  # incompressible: permessage-deflate is on
+                await c.recv()
+            await asyncio.sleep(0.5)
+    run(go())
+
+    def line():
+        text = log.read_text() if log.exists() else ""
+        return [ln for ln in text.splitlines() if '"GET /logged HTTP/1.1" 101 ' in ln]
+    assert harness.wait_until(line, 5.0), log.read_text() if log.exists() else "(no log)"
+    fields = line()[0].split('" 101 ')[1].split()
+    sent = int(fields[0])
+    assert sent > 3000, line()  # the three echoes (and frame headers) went to the client
+    seconds = float([f for f in fields if f.count(".") == 1 and f.replace(".", "").isdigit()][0])
+    assert seconds >= 0.5, line()
