@@ -1,5 +1,6 @@
 #include "core/tunnel/tunnel.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/base/log.h"
@@ -17,6 +18,10 @@ Tunnel::Tunnel(Worker &worker, std::unique_ptr<Socket> client, std::unique_ptr<S
     : worker_(worker), req_(req), in_flight_(std::move(in_flight)), idle_timeout_(idle_timeout) {
     client_.sock = std::move(client);
     upstream_.sock = std::move(upstream);
+    // The request's views into the connection that accepted it must not outlive it.
+    size_t n = std::min(req_->remote_addr.size(), sizeof remote_text_);
+    std::memcpy(remote_text_, req_->remote_addr.data(), n);
+    req_->remote_addr = {remote_text_, n};
     idle_timer_.reset(evtimer_new(worker.base(), on_idle_cb, this));
 }
 

@@ -67,6 +67,7 @@ private:
     Millis idle_timeout_;
     EventPtr idle_timer_;
     uint64_t last_activity_ms_ = 0;
+    char remote_text_[64];  // the request's $remote_addr: the connection that held it is gone
     bool closed_ = false;
 };
 
