@@ -220,12 +220,7 @@ Http1Connection::Sniff Http1Connection::do_sniff_h2c() {
     if (n < kLen) return Sniff::need_more;
     const Module *h2 = codec_for_alpn("h2");
     if (!h2) return Sniff::http1;  // answered 400 as an unknown method
-    set_state(State::closed);
-    disarm_timer();
-    event_del(resume_ev_.get());
-    worker_.remove_connection(this);
-    h2->accept(worker_, std::move(sock_), peer_, group_);
-    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+    h2->accept(worker_, do_hand_over(), peer_, group_);
     return Sniff::handed_over;
 }
 
@@ -414,16 +409,23 @@ void Http1Connection::start_tunnel(Request &req, std::unique_ptr<Socket> upstrea
     sock_->flush();  // the 101 head
     req.state = RequestState::responded;
     req.downstream = nullptr;  // this connection goes away; the tunnel logs the request
-    auto *t = new Tunnel(worker_, std::move(sock_), std::move(upstream), req_, std::move(in_flight),
-                         idle);
+    Request *r = req_;
     req_ = nullptr;
+    auto *t =
+        new Tunnel(worker_, do_hand_over(), std::move(upstream), r, std::move(in_flight), idle);
+    worker_.add_connection(t);
+    t->start();
+}
+
+// This connection becomes another (an HTTP/2 connection, a tunnel): it leaves the registry
+// and goes away after the current callback; the caller takes its socket.
+std::unique_ptr<Socket> Http1Connection::do_hand_over() {
     set_state(State::closed);
     disarm_timer();
     event_del(resume_ev_.get());
     worker_.remove_connection(this);
-    worker_.add_connection(t);
-    t->start();
     worker_.defer_delete(std::unique_ptr<Deletable>(this));
+    return std::move(sock_);
 }
 
 void Http1Connection::send_interim(Request &req, int status, const HeaderList &fields) noexcept {

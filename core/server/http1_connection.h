@@ -76,6 +76,7 @@ private:
     void disarm_timer();
     enum class Sniff { http1, need_more, handed_over };
     Sniff do_sniff_h2c();
+    std::unique_ptr<Socket> do_hand_over();
     void do_process_input();
     void do_dispatch();
     void do_notify_body();

@@ -7,6 +7,7 @@
 #include "core/module/module.h"
 #include "core/server/http_server.h"
 #include "core/worker/worker.h"
+#include "modules/http2/h2_common.h"
 #include "modules/http2/http2_stream.h"
 
 namespace torii {
@@ -46,8 +47,7 @@ Http2Stream *stream_of(nghttp2_session *s, int32_t id) {
 }
 
 int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     auto *conn = static_cast<Http2Connection *>(user);
     auto *s = new Http2Stream(*conn, frame->hd.stream_id);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
@@ -109,8 +109,8 @@ int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *us
     return 0;
 }
 
-int on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, const uint8_t *data,
-                  size_t len, void *) {
+int on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, const uint8_t *data, size_t len,
+                  void *) {
     if (Http2Stream *s = stream_of(session, id))
         s->on_data(data, len);
     else
@@ -121,8 +121,7 @@ int on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, const uint8_t *
 // Resets torii sends because of what the client did ("MadeYouReset", CVE-2025-8671) cost
 // like the client's own: they come out of the same budget.
 int on_frame_send(nghttp2_session *, const nghttp2_frame *frame, void *user) {
-    if (frame->hd.type == NGHTTP2_RST_STREAM &&
-        frame->rst_stream.error_code != NGHTTP2_NO_ERROR &&
+    if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code != NGHTTP2_NO_ERROR &&
         frame->rst_stream.error_code != NGHTTP2_CANCEL &&
         frame->rst_stream.error_code != NGHTTP2_INTERNAL_ERROR)
         static_cast<Http2Connection *>(user)->spend_glitch();
@@ -229,27 +228,20 @@ void Http2Connection::on_socket_read(Socket &) {
 
 void Http2Connection::do_recv() {
     evbuffer *in = sock_->input();
-    while (evbuffer_get_length(in) > 0) {
-        evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
-        ssize_t rv = nghttp2_session_mem_recv(session_, static_cast<const uint8_t *>(v.iov_base),
-                                              v.iov_len);
-        if (rv < 0) {
-            // nghttp2 queued a GOAWAY for protocol errors and its own limits: let it go out,
-            // then close. Our budget's verdict gets its GOAWAY here.
-            if (calm_down_ || rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
-                nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
-            else
-                nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
-            log_info("client %s: HTTP/2: %s", remote_text_,
-                     calm_down_ ? "too many frames that serve no request"
-                                : nghttp2_strerror(static_cast<int>(rv)));
-            evbuffer_drain(in, evbuffer_get_length(in));
-            do_send();
-            do_close(nullptr);
-            return;
-        }
-        evbuffer_drain(in, static_cast<size_t>(rv));
+    int rv = h2::recv_all(session_, in);
+    if (rv < 0) {
+        // nghttp2 queued a GOAWAY for protocol errors and its own limits: let it go out,
+        // then close. Our budget's verdict gets its GOAWAY here.
+        if (calm_down_ || rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+            nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
+        else
+            nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+        log_info("client %s: HTTP/2: %s", remote_text_,
+                 calm_down_ ? "too many frames that serve no request" : nghttp2_strerror(rv));
+        evbuffer_drain(in, evbuffer_get_length(in));
+        do_send();
+        do_close(nullptr);
+        return;
     }
     if (sock_->eof()) {
         do_close(nullptr);
@@ -269,29 +261,11 @@ void Http2Connection::on_send_cb(evutil_socket_t, short, void *ctx) {
 
 void Http2Connection::do_send() {
     if (closed_) return;
-    bool blocked = false;
-    for (;;) {
-        // At the watermark, write first; stop only if the kernel takes no more, and then
-        // with the socket still above it, so that its drain notice is sure to come.
-        if (sock_->pending_output() >= kOutputHigh) {
-            sock_->flush();
-            if (sock_->pending_output() >= kOutputHigh) {
-                blocked = true;
-                break;
-            }
-        }
-        const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(session_, &data);
-        if (n < 0) {
-            log_warn("client %s: HTTP/2 send: %s", remote_text_, nghttp2_strerror(static_cast<int>(n)));
-            do_close(nullptr);
-            return;
-        }
-        if (n == 0) break;
-        evbuffer_add(sock_->output(), data, static_cast<size_t>(n));
+    if (int rv = h2::send_all(session_, *sock_, kOutputHigh, kOutputLow)) {
+        log_warn("client %s: HTTP/2 send: %s", remote_text_, nghttp2_strerror(rv));
+        do_close(nullptr);
+        return;
     }
-    sock_->flush();
-    if (blocked) sock_->watch_drain(kOutputLow);
     // Handlers learn about drained streams now, outside nghttp2's callbacks.
     std::vector<Http2Stream *> drained;
     drained.swap(drained_);
@@ -307,7 +281,8 @@ void Http2Connection::on_socket_drained(Socket &) {
 }
 
 void Http2Connection::on_socket_error(Socket &, int err) {
-    if (open_streams_) log_info("client %s: HTTP/2 connection error: %s", remote_text_, strerror(err));
+    if (open_streams_)
+        log_info("client %s: HTTP/2 connection error: %s", remote_text_, strerror(err));
     do_close(nullptr);
 }
 

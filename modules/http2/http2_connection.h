@@ -78,16 +78,16 @@ private:
     SocketAddress peer_;
     char remote_text_[64];
     nghttp2_session *session_ = nullptr;
-    EventPtr send_ev_;  // a deferred send round
-    EventPtr timer_;    // idle timeout, then the second step of a graceful GOAWAY
+    EventPtr send_ev_;                    // a deferred send round
+    EventPtr timer_;                      // idle timeout, then the second step of a graceful GOAWAY
     std::vector<Http2Stream *> streams_;  // open streams (nghttp2 offers no iteration)
     std::vector<Http2Stream *> drained_;
     size_t open_streams_ = 0;
     bool closed_ = false;
     bool goaway_notice_ = false;  // shutdown notice sent, final GOAWAY pending
     bool goaway_sent_ = false;
-    bool calm_down_ = false;      // the glitch budget is spent
-    double glitch_tokens_;        // token bucket (kGlitchBurst, refilled kGlitchRate a second)
+    bool calm_down_ = false;  // the glitch budget is spent
+    double glitch_tokens_;    // token bucket (kGlitchBurst, refilled kGlitchRate a second)
     uint64_t glitch_refill_ms_ = 0;
 };
 

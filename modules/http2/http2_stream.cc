@@ -1,8 +1,6 @@
 #include "modules/http2/http2_stream.h"
 
-#include <cctype>
 #include <cstring>
-#include <vector>
 
 #include "core/base/format.h"
 #include "core/base/log.h"
@@ -11,6 +9,7 @@
 #include "core/net/socket.h"
 #include "core/server/http_server.h"
 #include "core/worker/worker.h"
+#include "modules/http2/h2_common.h"
 #include "modules/http2/http2_connection.h"
 
 namespace torii {
@@ -25,41 +24,6 @@ Http2Stream::Http2Stream(Http2Connection &conn, int32_t id)
 
 Http2Stream::~Http2Stream() = default;
 
-static std::string_view copy_to(Arena &arena, std::string_view s) {
-    char *p = arena.alloc(s.size());
-    if (!s.empty()) std::memcpy(p, s.data(), s.size());
-    return {p, s.size()};
-}
-
-// HTTP/2 field names are lower case (RFC 9113 8.2.2); HTTP/1 upstreams write them any way.
-static std::string_view lower_copy(Arena &arena, std::string_view s) {
-    char *p = arena.alloc(s.size());
-    for (size_t i = 0; i < s.size(); ++i)
-        p[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
-    return {p, s.size()};
-}
-
-static nghttp2_nv make_nv(std::string_view name, std::string_view value) {
-    return {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
-            reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())), name.size(),
-            value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
-// Fields that describe an HTTP/1.1 connection and must not appear in HTTP/2 (8.2.2).
-static bool connection_specific(const Header &h) {
-    switch (h.id) {
-        case HeaderId::connection:
-        case HeaderId::keep_alive:
-        case HeaderId::proxy_connection:
-        case HeaderId::transfer_encoding:
-        case HeaderId::upgrade:
-        case HeaderId::content_length:  // written from the response's length instead
-            return true;
-        default:
-            return false;
-    }
-}
-
 int Http2Stream::on_header(std::string_view name, std::string_view value) {
     if (!req_) return 0;
     header_bytes_ += name.size() + value.size() + 32;  // RFC 9113 6.5.2's accounting
@@ -71,21 +35,21 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
     Arena &a = req_->arena;
     if (!name.empty() && name.front() == ':') {  // nghttp2 checked which and how often
         if (name == ":method")
-            in.method = copy_to(a, value);
+            in.method = a.copy(value);
         else if (name == ":path")
-            in.target = copy_to(a, value);
+            in.target = a.copy(value);
         else if (name == ":authority")
-            in.authority = copy_to(a, value);
+            in.authority = a.copy(value);
         return 0;
     }
     if (!conn_.limits().underscores_in_headers && name.find('_') != std::string_view::npos)
         return 0;  // as on HTTP/1.1: a backend may read X_User as X-User
-    in.headers.add(copy_to(a, name), copy_to(a, value));
+    in.headers.add(a.copy(name), a.copy(value));
     return 0;
 }
 
 void Http2Stream::on_trailer(std::string_view name, std::string_view value) {
-    if (req_) req_->input.trailers.add(copy_to(req_->arena, name), copy_to(req_->arena, value));
+    if (req_) req_->input.trailers.add(req_->arena.copy(name), req_->arena.copy(value));
 }
 
 void Http2Stream::on_request_head(bool end_stream) {
@@ -100,20 +64,23 @@ void Http2Stream::on_request_head(bool end_stream) {
     std::string_view cl = in.headers.get(HeaderId::content_length, &has_length);
     if (has_length) {
         uint64_t v = 0;
-        for (char c : cl) v = v * 10 + static_cast<uint64_t>(c - '0');  // digits: nghttp2 checked
+        for (char c : cl)
+            v = v * 10 + static_cast<uint64_t>(c - '0');  // digits: nghttp2 checked
         in.content_length = static_cast<int64_t>(v);
     }
     in.chunked = !end_stream && in.content_length < 0;  // a body of unknown length follows
     if (end_stream) r.body_done = true;
     // Several cookie fields are one Cookie line for HTTP/1.1 upstreams (RFC 9113 8.2.3).
     size_t cookies = 0;
-    for (const Header &h : in.headers) cookies += iequals(h.name, "cookie");
+    for (const Header &h : in.headers)
+        cookies += iequals(h.name, "cookie");
     if (cookies > 1) {
         std::string joined;
         for (const Header &h : in.headers)
-            if (iequals(h.name, "cookie")) joined += (joined.empty() ? "" : "; ") + std::string(h.value);
+            if (iequals(h.name, "cookie"))
+                joined += (joined.empty() ? "" : "; ") + std::string(h.value);
         in.headers.remove("cookie");
-        in.headers.add("cookie", copy_to(r.arena, joined));
+        in.headers.add("cookie", r.arena.copy(joined));
     }
     dispatched_ = true;
     exchange_begin(conn_.worker(), r);
@@ -136,8 +103,8 @@ void Http2Stream::on_data(const uint8_t *data, size_t len) {
     }
     Request &r = *req_;
     r.body_received += len;
-    uint64_t limit = r.server ? r.server->config().client_max_body_size
-                              : conn_.limits().client_max_body_size;
+    uint64_t limit =
+        r.server ? r.server->config().client_max_body_size : conn_.limits().client_max_body_size;
     if (limit > 0 && r.body_received > limit) {
         log_info("client %s: request body over client_max_body_size", conn_.remote_text());
         nghttp2_session_consume(s, id_, len);
@@ -184,34 +151,33 @@ static ssize_t read_body_cb(nghttp2_session *, int32_t, uint8_t *buf, size_t len
 void Http2Stream::send_head(Request &req) noexcept {
     ResponseHead &r = req.response;
     Arena &a = req.arena;
-    std::vector<nghttp2_nv> nva;
-    nva.reserve(r.headers.size() + 2);
+    h2::NvList nv(a, r.headers.size() + 2);
     char *status = a.alloc(3);
     status_digits(status, r.status);
-    nva.push_back(make_nv(":status", {status, 3}));
-    bool bodiless = r.no_body || req.input.method == "HEAD" || r.status == 204 ||
-                    r.status == 304 || r.status < 200 || r.content_length == 0;
+    nv.add(":status", {status, 3});
+    bool bodiless = r.no_body || req.input.method == "HEAD" || r.status == 204 || r.status == 304 ||
+                    r.status < 200 || r.content_length == 0;
     if (r.content_length >= 0 && r.status != 204 && r.status != 304 && r.status >= 200) {
         char *num = a.alloc(24);
         size_t n = format_u64(num, static_cast<uint64_t>(r.content_length));
-        nva.push_back(make_nv("content-length", {num, n}));
+        nv.add("content-length", {num, n});
     }
     for (const Header &h : r.headers)
-        if (!connection_specific(h)) nva.push_back(make_nv(lower_copy(a, h.name), h.value));
+        nv.add_field(h);
     response_started_ = true;
     req.head_sent = true;
     int rv;
     if (bodiless) {
-        end_queued_ = true;
-        rv = nghttp2_submit_response(conn_.session(), id_, nva.data(), nva.size(), nullptr);
+        out_.end_queued = true;
+        rv = nghttp2_submit_response(conn_.session(), id_, nv.data(), nv.size(), nullptr);
     } else {
         nghttp2_data_provider provider;
         provider.source.ptr = this;
         provider.read_callback = read_body_cb;
-        rv = nghttp2_submit_response(conn_.session(), id_, nva.data(), nva.size(), &provider);
+        rv = nghttp2_submit_response(conn_.session(), id_, nv.data(), nv.size(), &provider);
     }
-    if (rv != 0) log_warn("HTTP/2 stream %d: cannot submit the response: %s", id_,
-                          nghttp2_strerror(rv));
+    if (rv != 0)
+        log_warn("HTTP/2 stream %d: cannot submit the response: %s", id_, nghttp2_strerror(rv));
     conn_.schedule_send();
 }
 
@@ -219,59 +185,37 @@ void Http2Stream::send_body(Request &req, evbuffer *data) noexcept {
     size_t n = evbuffer_get_length(data);
     if (n == 0) return;
     req.bytes_sent += n;
-    evbuffer_add_buffer(out_.get(), data);
-    do_resume_data();
+    out_.add(conn_.session(), id_, data);
     conn_.schedule_send();
 }
 
 void Http2Stream::send_end(Request &req, const HeaderList *trailers) noexcept {
     req.state = RequestState::responded;
-    if (trailers && !trailers->empty()) trailers_ = trailers;
-    end_queued_ = true;
     // A body nobody will read (answered early): release its flow-control credit.
     size_t unread = evbuffer_get_length(req.body.get());
     if (unread) {
         evbuffer_drain(req.body.get(), unread);
         resume_body(req);
     }
-    do_resume_data();
+    out_.end(conn_.session(), id_, trailers);
     conn_.schedule_send();
 }
 
 ssize_t Http2Stream::read_body(uint8_t *buf, size_t length, uint32_t *flags) {
-    size_t have = evbuffer_get_length(out_.get());
-    if (have == 0 && !end_queued_) {
-        deferred_ = true;
-        return NGHTTP2_ERR_DEFERRED;
-    }
-    size_t n = have < length ? have : length;
-    if (n) evbuffer_remove(out_.get(), buf, n);
-    if (end_queued_ && evbuffer_get_length(out_.get()) == 0) {
+    if (!req_) {  // the exchange is over (nghttp2 does not ask then; be safe)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (trailers_ && req_) {
-            std::vector<nghttp2_nv> nva;
-            for (const Header &h : *trailers_)
-                if (!connection_specific(h))
-                    nva.push_back(make_nv(lower_copy(req_->arena, h.name), h.value));
-            if (nghttp2_submit_trailer(conn_.session(), id_, nva.data(), nva.size()) == 0)
-                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        }
+        return 0;
     }
-    if (watch_drain_ && evbuffer_get_length(out_.get()) <= kOutputLow) {
+    ssize_t n = out_.read(conn_.session(), id_, req_->arena, buf, length, flags);
+    if (watch_drain_ && out_.pending() <= kOutputLow) {
         watch_drain_ = false;
         conn_.queue_drained(this);  // told after this send round, outside nghttp2
     }
-    return static_cast<ssize_t>(n);
+    return n;
 }
 
 void Http2Stream::notify_drained() {
     if (req_ && !finished_ && req_->handler) req_->handler->on_response_drained(*req_);
-}
-
-void Http2Stream::do_resume_data() {
-    if (!deferred_) return;
-    deferred_ = false;
-    nghttp2_session_resume_data(conn_.session(), id_);
 }
 
 void Http2Stream::do_reset(uint32_t code) {
@@ -294,19 +238,19 @@ void Http2Stream::send_continue(Request &) noexcept {}  // HTTP/2 clients do not
 
 void Http2Stream::send_interim(Request &req, int status, const HeaderList &fields) noexcept {
     if (req.head_sent) return;
-    std::vector<nghttp2_nv> nva;
+    h2::NvList nv(req.arena, fields.size() + 1);
     char *digits = req.arena.alloc(3);
     status_digits(digits, status);
-    nva.push_back(make_nv(":status", {digits, 3}));
+    nv.add(":status", {digits, 3});
     for (const Header &h : fields)
-        if (!connection_specific(h)) nva.push_back(make_nv(lower_copy(req.arena, h.name), h.value));
-    nghttp2_submit_headers(conn_.session(), NGHTTP2_FLAG_NONE, id_, nullptr, nva.data(),
-                           nva.size(), nullptr);
+        nv.add_field(h);
+    nghttp2_submit_headers(conn_.session(), NGHTTP2_FLAG_NONE, id_, nullptr, nv.data(), nv.size(),
+                           nullptr);
     conn_.schedule_send();
 }
 
 bool Http2Stream::output_full(const Request &) const noexcept {
-    return evbuffer_get_length(out_.get()) >= kOutputHigh;
+    return out_.pending() >= kOutputHigh;
 }
 
 void Http2Stream::watch_output_drain(Request &) noexcept {

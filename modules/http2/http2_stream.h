@@ -12,6 +12,7 @@
 #include "core/base/deletable.h"
 #include "core/base/libevent_ptr.h"
 #include "core/http/request.h"
+#include "modules/http2/h2_common.h"
 
 namespace torii {
 
@@ -52,21 +53,17 @@ public:
 
 private:
     void do_reset(uint32_t code);
-    void do_resume_data();
     void do_refuse(int status);
 
     Http2Connection &conn_;
     int32_t id_;
     Request *req_;
-    EvbufferPtr out_ = make_evbuffer();  // response body not yet pulled by nghttp2
-    const HeaderList *trailers_ = nullptr;
+    h2::OutBody out_;  // the response body, pulled by nghttp2
     uint64_t header_bytes_ = 0;
     uint64_t body_buffered_ = 0;  // request body bytes in req_->body not yet consumed
     bool headers_done_ = false;
     bool dispatched_ = false;
     bool response_started_ = false;
-    bool end_queued_ = false;   // send_end came: EOF once out_ is empty
-    bool deferred_ = false;     // the data provider returned NGHTTP2_ERR_DEFERRED
     bool watch_drain_ = false;  // the handler waits for on_response_drained
     bool finished_ = false;     // logged and released
     bool bad_ = false;          // a header broke the rules: reset once the head is complete

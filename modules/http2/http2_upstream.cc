@@ -1,8 +1,9 @@
 #include "modules/http2/http2_upstream.h"
 
+#include "modules/http2/h2_common.h"
+
 #include <openssl/ssl.h>
 
-#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -19,34 +20,14 @@ static constexpr size_t kOutputHigh = 256 * 1024;
 static constexpr int32_t kStreamWindow = 256 * 1024;
 static constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;
 
-static nghttp2_nv make_nv(std::string_view name, std::string_view value) {
-    return {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
-            reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())), name.size(),
-            value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
-static std::string_view lower_copy(Arena &arena, std::string_view s) {
-    char *p = arena.alloc(s.size());
-    for (size_t i = 0; i < s.size(); ++i)
-        p[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[i])));
-    return {p, s.size()};
-}
-
-static std::string_view copy_to(Arena &arena, std::string_view s) {
-    char *p = arena.alloc(s.size());
-    if (!s.empty()) std::memcpy(p, s.data(), s.size());
-    return {p, s.size()};
-}
-
 // ---- the session ------------------------------------------------------------------------
 
 static Http2UpstreamStream *stream_of(nghttp2_session *s, int32_t id) {
     return static_cast<Http2UpstreamStream *>(nghttp2_session_get_stream_user_data(s, id));
 }
 
-static int h2u_on_header(nghttp2_session *session, const nghttp2_frame *frame,
-                         const uint8_t *name, size_t namelen, const uint8_t *value,
-                         size_t valuelen, uint8_t, void *) {
+static int h2u_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                         size_t namelen, const uint8_t *value, size_t valuelen, uint8_t, void *) {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     if (Http2UpstreamStream *s = stream_of(session, frame->hd.stream_id))
         s->on_header(frame->headers.cat, {reinterpret_cast<const char *>(name), namelen},
@@ -111,7 +92,8 @@ Http2UpstreamSession::~Http2UpstreamSession() {
     failed_ = true;
     std::vector<Http2UpstreamStream *> left;
     left.swap(streams_);
-    for (Http2UpstreamStream *s : left) s->on_session_failed(false, "upstream session closed");
+    for (Http2UpstreamStream *s : left)
+        s->on_session_failed(false, "upstream session closed");
     if (sock_) sock_->detach();
     nghttp2_session_del(session_);
 }
@@ -163,7 +145,8 @@ void Http2UpstreamSession::on_socket_connected(Socket &s) {
     s.set_write_timeout(upstream_.config().send_timeout);
     s.set_read_timeout(0);  // streams keep their own read_timeout
     std::vector<Http2UpstreamStream *> waiting(streams_);
-    for (Http2UpstreamStream *st : waiting) st->on_ready();
+    for (Http2UpstreamStream *st : waiting)
+        st->on_ready();
     do_send();
 }
 
@@ -173,19 +156,11 @@ void Http2UpstreamSession::on_socket_read(Socket &) {
 
 void Http2UpstreamSession::do_recv() {
     if (failed_) return;
-    evbuffer *in = sock_->input();
-    while (evbuffer_get_length(in) > 0) {
-        evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
-        ssize_t rv = nghttp2_session_mem_recv(session_, static_cast<const uint8_t *>(v.iov_base),
-                                              v.iov_len);
-        if (rv < 0) {
-            do_fail(nghttp2_strerror(static_cast<int>(rv)));
-            return;
-        }
-        evbuffer_drain(in, static_cast<size_t>(rv));
-        if (failed_) return;
+    if (int rv = h2::recv_all(session_, sock_->input())) {
+        do_fail(nghttp2_strerror(rv));
+        return;
     }
+    if (failed_) return;
     if (sock_->eof()) {
         do_fail("the target closed the connection");
         return;
@@ -203,26 +178,10 @@ void Http2UpstreamSession::on_send_cb(evutil_socket_t, short, void *ctx) {
 
 void Http2UpstreamSession::do_send() {
     if (failed_ || !ready_) return;
-    bool blocked = false;
-    for (;;) {
-        if (sock_->pending_output() >= kOutputHigh) {  // see Http2Connection::do_send
-            sock_->flush();
-            if (sock_->pending_output() >= kOutputHigh) {
-                blocked = true;
-                break;
-            }
-        }
-        const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(session_, &data);
-        if (n < 0) {
-            do_fail(nghttp2_strerror(static_cast<int>(n)));
-            return;
-        }
-        if (n == 0) break;
-        evbuffer_add(sock_->output(), data, static_cast<size_t>(n));
+    if (int rv = h2::send_all(session_, *sock_, kOutputHigh, kOutputHigh / 4)) {
+        do_fail(nghttp2_strerror(rv));
+        return;
     }
-    sock_->flush();
-    if (blocked) sock_->watch_drain(kOutputHigh / 4);
     if (goaway_ && streams_.empty()) failed_ = true;  // drained after GOAWAY: prune() frees it
 }
 
@@ -246,7 +205,8 @@ void Http2UpstreamSession::do_fail(const char *why) {
     sock_->detach();
     std::vector<Http2UpstreamStream *> left;
     left.swap(streams_);
-    for (Http2UpstreamStream *s : left) s->on_session_failed(connecting, text.c_str());
+    for (Http2UpstreamStream *s : left)
+        s->on_session_failed(connecting, text.c_str());
 }
 
 // ---- the pool ---------------------------------------------------------------------------
@@ -335,41 +295,29 @@ static ssize_t h2u_read_body(nghttp2_session *, int32_t, uint8_t *buf, size_t le
 }
 
 void Http2UpstreamStream::send_head(const UpstreamRequest &req) {
-    read_timeout_ms_ = req.read_timeout_ms > 0 ? req.read_timeout_ms : upstream_.config().read_timeout;
-    std::vector<nghttp2_nv> nva;
-    nva.reserve(req.headers->size() + 6);
+    read_timeout_ms_ =
+        req.read_timeout_ms > 0 ? req.read_timeout_ms : upstream_.config().read_timeout;
+    h2::NvList nv(arena_, req.headers->size() + 6);
     std::string_view authority;
     for (const Header &h : *req.headers)
         if (h.id == HeaderId::host) authority = h.value;
-    nva.push_back(make_nv(":method", req.method));
-    nva.push_back(make_nv(":scheme", session_->tls() ? "https" : "http"));
-    nva.push_back(make_nv(":authority", authority));
-    nva.push_back(make_nv(":path", req.target));
-    for (const Header &h : *req.headers) {
-        switch (h.id) {
-            case HeaderId::host:
-            case HeaderId::connection:
-            case HeaderId::keep_alive:
-            case HeaderId::proxy_connection:
-            case HeaderId::transfer_encoding:
-            case HeaderId::upgrade:
-            case HeaderId::te:
-                continue;
-            default:
-                nva.push_back(make_nv(lower_copy(arena_, h.name), h.value));
-        }
-    }
-    if (req.te_trailers) nva.push_back(make_nv("te", "trailers"));  // gRPC needs it
+    nv.add(":method", req.method);
+    nv.add(":scheme", session_->tls() ? "https" : "http");
+    nv.add(":authority", authority);
+    nv.add(":path", req.target);
+    for (const Header &h : *req.headers)
+        if (h.id != HeaderId::host && h.id != HeaderId::te) nv.add_field(h);
+    if (req.te_trailers) nv.add("te", "trailers");  // gRPC needs it
     if (req.content_length >= 0) {
         char *num = arena_.alloc(24);
         size_t n = format_u64(num, static_cast<uint64_t>(req.content_length));
-        nva.push_back(make_nv("content-length", {num, n}));
+        nv.add("content-length", {num, n});
     }
     nghttp2_data_provider provider;
     provider.source.ptr = this;
     provider.read_callback = h2u_read_body;
     bool body = req.has_body();
-    id_ = nghttp2_submit_request(session_->session(), nullptr, nva.data(), nva.size(),
+    id_ = nghttp2_submit_request(session_->session(), nullptr, nv.data(), nv.size(),
                                  body ? &provider : nullptr, this);
     if (id_ < 0) {
         done_ = true;
@@ -378,56 +326,28 @@ void Http2UpstreamStream::send_head(const UpstreamRequest &req) {
         return;
     }
     if (!body) {
-        end_queued_ = end_sent_ = true;
+        out_.end_queued = out_.end_sent = true;
         do_arm_read_timeout();
     }
 }
 
 void Http2UpstreamStream::send_body(evbuffer *data) {
-    evbuffer_add_buffer(out_.get(), data);
-    if (deferred_ && id_ > 0) {
-        deferred_ = false;
-        nghttp2_session_resume_data(session_->session(), id_);
-    }
+    out_.add(session_ ? session_->session() : nullptr, id_, data);
 }
 
 void Http2UpstreamStream::send_end(const HeaderList *trailers) {
-    if (end_queued_) {
-        flush();
-        return;
+    if (!out_.end_queued) {
+        out_.end(session_ ? session_->session() : nullptr, id_, trailers);
+        do_arm_read_timeout();
     }
-    end_queued_ = true;
-    if (trailers && !trailers->empty()) trailers_ = trailers;
-    if (deferred_ && id_ > 0) {
-        deferred_ = false;
-        nghttp2_session_resume_data(session_->session(), id_);
-    }
-    do_arm_read_timeout();
     flush();
 }
 
 ssize_t Http2UpstreamStream::read_body(uint8_t *buf, size_t length, uint32_t *flags) {
-    size_t have = evbuffer_get_length(out_.get());
-    if (have == 0 && !end_queued_) {
-        deferred_ = true;
-        return NGHTTP2_ERR_DEFERRED;
-    }
-    size_t n = have < length ? have : length;
-    if (n) evbuffer_remove(out_.get(), buf, n);
-    if (end_queued_ && evbuffer_get_length(out_.get()) == 0) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        end_sent_ = true;
-        if (trailers_) {
-            std::vector<nghttp2_nv> nva;
-            for (const Header &h : *trailers_)
-                nva.push_back(make_nv(lower_copy(arena_, h.name), h.value));
-            if (nghttp2_submit_trailer(session_->session(), id_, nva.data(), nva.size()) == 0)
-                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        }
-    }
-    if (!end_sent_ && evbuffer_get_length(out_.get()) < kOutputHigh / 4)
+    ssize_t n = out_.read(session_->session(), id_, arena_, buf, length, flags);
+    if (!out_.end_sent && out_.pending() < kOutputHigh / 4)
         handler_.on_stream_drained(*this);  // the session may give more body
-    return static_cast<ssize_t>(n);
+    return n;
 }
 
 void Http2UpstreamStream::flush() {
@@ -435,7 +355,7 @@ void Http2UpstreamStream::flush() {
 }
 
 bool Http2UpstreamStream::output_full() const {
-    return evbuffer_get_length(out_.get()) >= kOutputHigh;
+    return out_.pending() >= kOutputHigh;
 }
 
 void Http2UpstreamStream::pause_receiving() {
@@ -455,21 +375,23 @@ void Http2UpstreamStream::on_header(uint8_t cat, std::string_view name, std::str
     if (done_) return;
     do_arm_read_timeout();
     if (cat == NGHTTP2_HCAT_HEADERS && head_received_) {  // trailers
-        head_.trailers.add(copy_to(arena_, name), copy_to(arena_, value));
+        head_.trailers.add(arena_.copy(name), arena_.copy(value));
         return;
     }
     if (name == ":status") {
         int status = 0;
-        for (char c : value) status = status * 10 + (c - '0');
+        for (char c : value)
+            status = status * 10 + (c - '0');
         head_.status = status;
         return;
     }
     if (name == "content-length") {
         int64_t v = 0;
-        for (char c : value) v = v * 10 + (c - '0');
+        for (char c : value)
+            v = v * 10 + (c - '0');
         head_.content_length = v;
     }
-    head_.headers.add(copy_to(arena_, name), copy_to(arena_, value));
+    head_.headers.add(arena_.copy(name), arena_.copy(value));
 }
 
 void Http2UpstreamStream::on_headers_end(uint8_t cat, bool end_stream) {
@@ -508,7 +430,7 @@ void Http2UpstreamStream::on_data(const uint8_t *data, size_t len) {
 
 void Http2UpstreamStream::on_end() {
     if (done_) return;
-    if (!end_sent_ && session_ && id_ > 0)  // answered before the request ended
+    if (!out_.end_sent && session_ && id_ > 0)  // answered before the request ended
         nghttp2_submit_rst_stream(session_->session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_NO_ERROR);
     do_done();
     handler_.on_stream_end(*this, &head_.trailers);
@@ -529,9 +451,8 @@ void Http2UpstreamStream::on_close(uint32_t code) {
     if (code == NGHTTP2_REFUSED_STREAM)  // not processed: safe to retry anywhere
         handler_.on_stream_error(*this, UpstreamError::refused, why);
     else
-        handler_.on_stream_error(*this, code == NGHTTP2_NO_ERROR ? UpstreamError::closed
-                                                                 : UpstreamError::reset,
-                                 why);
+        handler_.on_stream_error(
+            *this, code == NGHTTP2_NO_ERROR ? UpstreamError::closed : UpstreamError::reset, why);
 }
 
 void Http2UpstreamStream::on_session_failed(bool connecting, const char *why) {
@@ -564,7 +485,8 @@ void Http2UpstreamStream::abort() {
 }
 
 void Http2UpstreamStream::do_arm_read_timeout() {
-    timeval tv = to_timeval(read_timeout_ms_ > 0 ? read_timeout_ms_ : upstream_.config().read_timeout);
+    timeval tv =
+        to_timeval(read_timeout_ms_ > 0 ? read_timeout_ms_ : upstream_.config().read_timeout);
     evtimer_add(timer_.get(), &tv);
 }
 
@@ -573,9 +495,9 @@ void Http2UpstreamStream::on_timer_cb(evutil_socket_t, short, void *ctx) {
     if (s->done_) return;
     bool head = s->head_received_;
     s->abort();
-    s->handler_.on_stream_error(*s, UpstreamError::read_timeout,
-                                head ? "timed out in the middle of the response"
-                                     : "timed out waiting for the response");
+    s->handler_.on_stream_error(
+        *s, UpstreamError::read_timeout,
+        head ? "timed out in the middle of the response" : "timed out waiting for the response");
 }
 
 }  // namespace torii

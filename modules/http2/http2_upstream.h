@@ -14,6 +14,7 @@
 #include "core/base/libevent_ptr.h"
 #include "core/net/socket.h"
 #include "core/proxy/upstream_stream.h"
+#include "modules/http2/h2_common.h"
 
 namespace torii {
 
@@ -66,15 +67,11 @@ private:
     Http2UpstreamSession *session_ = nullptr;
     int32_t id_ = -1;
     InFlight in_flight_;
-    EvbufferPtr out_ = make_evbuffer();  // request body not yet pulled by nghttp2
-    const HeaderList *trailers_ = nullptr;
+    h2::OutBody out_;  // the request body, pulled by nghttp2
     EventPtr timer_;
     size_t unconsumed_ = 0;  // response body held back while the client is slow
     int64_t read_timeout_ms_ = 0;
     bool reused_ = false;
-    bool end_queued_ = false;
-    bool end_sent_ = false;
-    bool deferred_ = false;
     bool paused_ = false;
     bool head_received_ = false;
     bool done_ = false;
@@ -125,7 +122,8 @@ private:
 // The sessions of one target (TargetState::h2).
 class Http2SessionPool {
 public:
-    Http2SessionPool(UpstreamRuntime &upstream, int target) : upstream_(upstream), target_(target) {}
+    Http2SessionPool(UpstreamRuntime &upstream, int target)
+        : upstream_(upstream), target_(target) {}
     ~Http2SessionPool();
     // The least-loaded usable session with a free slot, or a new one; nullptr with *err.
     Http2UpstreamSession *pick(int *err, bool *fresh);

@@ -1,0 +1,121 @@
+#include "modules/http2/h2_common.h"
+
+#include <cctype>
+#include <cstdint>
+
+#include "core/base/arena.h"
+#include "core/net/socket.h"
+
+namespace torii::h2 {
+
+bool connection_specific(HeaderId id) {
+    switch (id) {
+        case HeaderId::connection:
+        case HeaderId::keep_alive:
+        case HeaderId::proxy_connection:
+        case HeaderId::transfer_encoding:
+        case HeaderId::upgrade:
+        case HeaderId::content_length:
+            return true;
+        default:
+            return false;
+    }
+}
+
+NvList::NvList(Arena &arena, size_t capacity) : arena_(arena), capacity_(capacity) {
+    // The arena hands out 8-byte aligned memory, enough for nghttp2_nv.
+    v_ = reinterpret_cast<nghttp2_nv *>(arena.alloc(capacity * sizeof(nghttp2_nv)));
+}
+
+void NvList::add(std::string_view name, std::string_view value) {
+    if (n_ == capacity_) return;  // callers size the list for what they add
+    v_[n_++] = {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
+                reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())), name.size(),
+                value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+void NvList::add_field(const Header &h) {
+    if (connection_specific(h.id)) return;
+    // HTTP/2 field names are lower case (RFC 9113 8.2.2); HTTP/1 peers write them any way.
+    char *p = arena_.alloc(h.name.size());
+    for (size_t i = 0; i < h.name.size(); ++i)
+        p[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(h.name[i])));
+    add({p, h.name.size()}, h.value);
+}
+
+int recv_all(nghttp2_session *session, evbuffer *in) {
+    while (evbuffer_get_length(in) > 0) {
+        evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;
+        ssize_t rv =
+            nghttp2_session_mem_recv(session, static_cast<const uint8_t *>(v.iov_base), v.iov_len);
+        if (rv < 0) return static_cast<int>(rv);
+        evbuffer_drain(in, static_cast<size_t>(rv));
+    }
+    return 0;
+}
+
+int send_all(nghttp2_session *session, Socket &sock, size_t high, size_t low) {
+    bool blocked = false;
+    for (;;) {
+        // At the watermark, write first; stop only if the kernel takes no more, and then
+        // with the socket still above it, so that its drain notice is sure to come.
+        if (sock.pending_output() >= high) {
+            sock.flush();
+            if (sock.pending_output() >= high) {
+                blocked = true;
+                break;
+            }
+        }
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(session, &data);
+        if (n < 0) return static_cast<int>(n);
+        if (n == 0) break;
+        evbuffer_add(sock.output(), data, static_cast<size_t>(n));
+    }
+    sock.flush();
+    if (blocked) sock.watch_drain(low);
+    return 0;
+}
+
+void OutBody::resume(nghttp2_session *session, int32_t id) {
+    if (!deferred || id <= 0 || !session) return;
+    deferred = false;
+    nghttp2_session_resume_data(session, id);
+}
+
+void OutBody::add(nghttp2_session *session, int32_t id, evbuffer *data) {
+    evbuffer_add_buffer(buf.get(), data);
+    resume(session, id);
+}
+
+void OutBody::end(nghttp2_session *session, int32_t id, const HeaderList *t) {
+    end_queued = true;
+    if (t && !t->empty()) trailers = t;
+    resume(session, id);
+}
+
+ssize_t OutBody::read(nghttp2_session *session, int32_t id, Arena &arena, uint8_t *dst, size_t len,
+                      uint32_t *flags) {
+    size_t have = pending();
+    if (have == 0 && !end_queued) {
+        deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = have < len ? have : len;
+    if (n) evbuffer_remove(buf.get(), dst, n);
+    if (end_queued && pending() == 0) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        end_sent = true;
+        if (trailers) {
+            NvList nv(arena, trailers->size());
+            for (const Header &h : *trailers)
+                nv.add_field(h);
+            if (nghttp2_submit_trailer(session, id, nv.data(), nv.size()) == 0)
+                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        }
+    }
+    return static_cast<ssize_t>(n);
+}
+
+}  // namespace torii::h2

@@ -1,0 +1,72 @@
+// What both HTTP/2 sides do the same way with nghttp2: the client connections
+// (http2_connection, http2_stream) and the upstream sessions (http2_upstream). Field lists
+// live in the request's arena, the socket pumps respect the output watermark, and bodies
+// are pulled by nghttp2's data provider.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <string_view>
+
+#include "core/base/libevent_ptr.h"
+#include "core/http/headers.h"
+
+namespace torii {
+
+class Arena;
+class Socket;
+
+namespace h2 {
+
+// Fields that describe an HTTP/1.1 connection and must not appear in HTTP/2 (RFC 9113
+// 8.2.2), and Content-Length, which each side writes from the message's own length.
+bool connection_specific(HeaderId id);
+
+// Name/value pairs for nghttp2_submit_*, in the request's arena: no allocation per
+// message (nghttp2 copies them at submit time).
+class NvList {
+public:
+    NvList(Arena &arena, size_t capacity);
+    void add(std::string_view name, std::string_view value);
+    // A field of an HTTP/1-shaped list: lower-cased, connection-specific ones left out.
+    void add_field(const Header &h);
+    nghttp2_nv *data() { return v_; }
+    size_t size() const { return n_; }
+
+private:
+    Arena &arena_;
+    nghttp2_nv *v_;
+    size_t n_ = 0;
+    size_t capacity_;
+};
+
+// Hands every byte of `in` to the session; returns 0, or nghttp2's error (< 0).
+int recv_all(nghttp2_session *session, evbuffer *in);
+
+// Pulls frames into the socket until nghttp2 has no more, or the socket still holds `high`
+// bytes after a flush (then a drain watch at `low` brings the caller back). Returns 0, or
+// nghttp2's error.
+int send_all(nghttp2_session *session, Socket &sock, size_t high, size_t low);
+
+// A body toward the peer, pulled by a data provider of nghttp2.
+struct OutBody {
+    EvbufferPtr buf = make_evbuffer();
+    const HeaderList *trailers = nullptr;  // sent after the last DATA when not empty
+    bool end_queued = false;               // no more bytes will be added
+    bool deferred = false;                 // read() answered NGHTTP2_ERR_DEFERRED
+    bool end_sent = false;                 // read() gave the end
+
+    size_t pending() const { return evbuffer_get_length(buf.get()); }
+    // More bytes, or the end: the provider is woken if it was waiting.
+    void add(nghttp2_session *session, int32_t id, evbuffer *data);
+    void end(nghttp2_session *session, int32_t id, const HeaderList *trailers);
+    // The data provider's read: deferred while empty, the end (and trailers) once all is out.
+    ssize_t read(nghttp2_session *session, int32_t id, Arena &arena, uint8_t *dst, size_t len,
+                 uint32_t *flags);
+
+private:
+    void resume(nghttp2_session *session, int32_t id);
+};
+
+}  // namespace h2
+}  // namespace torii
