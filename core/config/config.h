@@ -79,6 +79,7 @@ struct TargetConfig {
     std::string address;  // as written: "127.0.0.1:9001"
     SocketAddress sockaddr;
     int weight = 1;
+    uint64_t id = 0;  // stable across reloads and reorderings (core/config/target_id.h)
 };
 
 struct UpstreamTlsConfig {
@@ -180,8 +181,8 @@ struct ServerConfig {
     bool underscores_in_headers = false;  // false: request header names with '_' are dropped
     Millis tunnel_idle_timeout = 0;       // 0: [main]'s
     int http2_max_concurrent_streams = 128;
-    std::string upstream;                 // tcp servers only
-    std::vector<PluginUse> plugins;       // server-wide
+    std::string upstream;            // tcp servers only
+    std::vector<PluginUse> plugins;  // server-wide
     std::vector<LocationConfig> locations;
     SourcePos pos;
 };
