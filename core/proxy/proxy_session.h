@@ -81,6 +81,7 @@ private:
     uint64_t attempt_start_us_ = 0;
     int last_status_ = 502;    // what the last failed attempt would answer
     int64_t deadline_ms_ = 0;  // a gRPC call's deadline (monotonic ms), 0: none
+    bool deadline_binds_ = false;  // it comes before read_timeout: its expiry is the call's
     bool stale_retry_used_ = false;
     bool prepared_ = false;        // upstream phase done, head built
     bool vetoed_ = false;          // a plugin kept some target out (peer_admit)
