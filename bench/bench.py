@@ -799,8 +799,8 @@ def ratio(a, b):
 
 # Rows --rows can pick; all of them by default.
 ROWS = ["keepalive", "close", "big", "tls-keepalive", "tls-handshake", "instructions",
-        "syscalls", "rss", "tls-instructions", "tls-handshake-instructions", "plugins",
-        "tls-syscalls"]
+        "syscalls", "rss", "tls-instructions", "tls-handshake-instructions", "websocket",
+        "plugins", "tls-syscalls"]
 DEFAULT_ROWS = ROWS[:-1]  # tls-syscalls only when asked (the run's time budget)
 
 # Timed scenarios: (row key, scenario, path, connections, Connection: close, over TLS)
@@ -943,6 +943,16 @@ def main():
                     vals[p.name] = None
                 log("%-34s %-14s %s" % (metric, p.label, fmt(vals[p.name])))
             rows.append((scenario, metric, vals, True))
+        if "websocket" in rows_wanted:
+            import websocket_row
+            ws = websocket_row.run(proxies, work, rounds=args.rounds)
+            for metric, k in (("proxy CPU us/MiB (each way)", "cpu_us_per_req"),
+                              ("of which user space", "cpu_user_us_per_req"),
+                              ("of which kernel", "cpu_kernel_us_per_req"),
+                              ("MiB/s", "mib_per_s")):
+                vals = {n: statistics.median(r[k] for r in rs) if rs else None
+                        for n, rs in ws.items()}
+                rows.append(("WebSocket echo, 64 KiB frames", metric, vals, k != "mib_per_s"))
         if not args.rows:
             rows.append(("HTTP/2 over TLS (h2load)", "req/s", {p.name: None for p in proxies},
                          False))
