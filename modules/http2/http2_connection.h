@@ -66,7 +66,9 @@ private:
 
     static void on_send_cb(evutil_socket_t, short, void *ctx);
     static void on_timer_cb(evutil_socket_t, short, void *ctx);
+    static void on_wrap_up_cb(evutil_socket_t, short, void *ctx);
     void do_recv();
+    void do_goaway_notice();
     void do_send();
     void do_close(const char *why);
     void do_idle_check();
@@ -80,10 +82,13 @@ private:
     nghttp2_session *session_ = nullptr;
     EventPtr send_ev_;                    // a deferred send round
     EventPtr timer_;                      // idle timeout, then the second step of a graceful GOAWAY
+    EventPtr wrap_up_;                    // draining: GOAWAY even if the client never pauses
     std::vector<Http2Stream *> streams_;  // open streams (nghttp2 offers no iteration)
     std::vector<Http2Stream *> drained_;
     size_t open_streams_ = 0;
+    uint64_t last_stream_ms_ = 0;  // when a stream last opened or closed (draining: idle?)
     bool closed_ = false;
+    bool draining_ = false;       // the worker is stopping: GOAWAY once the client pauses
     bool goaway_notice_ = false;  // shutdown notice sent, final GOAWAY pending
     bool goaway_sent_ = false;
     bool calm_down_ = false;  // the glitch budget is spent

@@ -2,6 +2,7 @@
 knowledge) -> python3-grpcio server behind an h2c upstream. All four call kinds, status and
 trailing metadata (binary too), and balancing per call over multiplexed sessions."""
 
+import os
 import types
 
 import grpc
@@ -228,3 +229,37 @@ def test_expired_deadlines_are_not_held_against_the_target(procs):
         r.read()
         c.close()
         assert r.status == 200, r.status
+
+
+def test_bidi_stream_and_calls_across_three_reloads(gw):
+    # A long bidi stream stays on the generation it started on and keeps echoing through
+    # three reloads; calls made meanwhile on the same channel all succeed (the old worker
+    # serves its busy connection on rather than refusing streams with a GOAWAY).
+    import queue
+    import signal
+    outgoing = queue.Queue()
+
+    def requests():
+        while True:
+            item = outgoing.get(timeout=30)
+            if item is None:
+                return
+            yield item
+
+    responses = method(gw, "stream_stream", "Bidi")(requests(), timeout=60)
+    unary = method(gw, "unary_unary", "Unary")
+    for reload in range(3):
+        for i in range(5):
+            msg = b"r%d-m%d" % (reload, i)
+            outgoing.put(msg)
+            assert next(responses) == msg
+            assert unary(msg, timeout=10) == msg
+        workers = set(gw.torii.pids()) - {gw.torii.pid}
+        os.kill(gw.torii.pid, signal.SIGHUP)
+        assert harness.wait_until(
+            lambda: len((set(gw.torii.pids()) - {gw.torii.pid}) - workers) >= 1, 10.0)
+    outgoing.put(b"last")
+    assert next(responses) == b"last"
+    outgoing.put(None)
+    assert list(responses) == []
+    assert responses.code() == grpc.StatusCode.OK
