@@ -793,6 +793,10 @@ H2_CLIENTS = 4          # h2load connections
 H2_TLS_STREAMS = 32     # h2-tls: -c 4 -m 32, 128 streams in flight
 H2C_STREAMS = 64        # h2c-upstream: -c 4 -m 64, 256 streams in flight
 H2C_BACKEND_MAX_STREAMS = 128  # the h2c backend's http2_max_concurrent_streams (nginx's default)
+# Idle upstream connections kept by torii and nginx (keepalive): their HTTP/1.1 rows use 64 for
+# 50 client connections; with 128 or 256 streams in flight, 64 would close and reopen upstream
+# connections all the time (HAProxy and h2o keep every idle one by default).
+H2_UPSTREAM_KEEPALIVE = 256
 
 
 class H2cBackend:
@@ -862,7 +866,7 @@ plugin_dir = "%(plugins)s"
 
 [upstream.backend]
 targets = [ { address = "%(h)s:%(bp)d" } ]
-keepalive = 64
+keepalive = %(ka)d
 %(proto)s
 [[server]]
 listen = ["%(h)s:%(p)d"]
@@ -874,6 +878,7 @@ upstream = "backend"
 """ % {"d": self.dir, "h": HOST, "p": self.port, "bp": self.backend.port,
        "master": "false" if single_process else "true",
        "proto": 'protocol = "h2c"\n' if self.mode == "h2c-upstream" else "",
+       "ka": H2_UPSTREAM_KEEPALIVE,
        "plugins": os.path.join(BUILD, "plugins"),
        "tls": 'tls = { cert = "%s", key = "%s", alpn = ["h2", "http/1.1"] }\n' % (
            self.tls.cert, self.tls.key) if self.tls else ""})
@@ -911,7 +916,7 @@ events { worker_connections 20000; }
 http {
     access_log off;
     keepalive_requests 1000000;
-    upstream backend { server %(h)s:%(bp)d; keepalive 64; }
+    upstream backend { server %(h)s:%(bp)d; keepalive %(ka)d; }
     server {
         listen %(h)s:%(p)d backlog=4096%(ssl)s http2;
 %(tls)s        location / {
@@ -927,6 +932,7 @@ http {
        "master": "off" if single_process else "on", "ssl": " ssl" if self.tls else "",
        "pass": "grpc_pass" if self.mode == "h2c-upstream" else "proxy_pass",
        "up": upstream, "fwd": fwd, "extra": extra,
+       "ka": H2_UPSTREAM_KEEPALIVE,
        "tls": ("        ssl_certificate %s;\n        ssl_certificate_key %s;\n"
                "        ssl_protocols TLSv1.2 TLSv1.3;\n" % (self.tls.cert, self.tls.key))
               if self.tls else ""})
@@ -1220,7 +1226,7 @@ def h2_rows(args, work, backend, rows_wanted):
     tls_scn = "HTTP/2 over TLS, h2load -c %d -m %d" % (H2_CLIENTS, H2_TLS_STREAMS)
     h2c_scn = "h2c client -> h2c upstream, h2load -c %d -m %d" % (H2_CLIENTS, H2C_STREAMS)
     if "h2-tls" in wanted:
-        timed(tls_scn, tls_proxies, H2_TLS_STREAMS)
+        timed(tls_scn, tls_proxies, H2_TLS_STREAMS, upstream_port=backend.port)
     if "h2-tls-instructions" in wanted:
         counted(tls_scn, tls_proxies, H2_TLS_STREAMS)
     if "h2c-upstream" in wanted:
