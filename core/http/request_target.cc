@@ -39,6 +39,7 @@ static bool valid_authority(std::string_view a) {
 // Keep-alive clients send the same Host request after request: the last one that passed
 // is remembered (per worker process: one thread), so the scan runs once per new value.
 static bool known_valid_authority(std::string_view a) {
+    if (a.empty()) return true;  // HTTP/1.0 without Host (and no null pointer for memcmp)
     static char last[64];
     static size_t last_len = SIZE_MAX;
     if (a.size() == last_len && std::memcmp(a.data(), last, a.size()) == 0) return true;
