@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "core/http/http1_parser.h"
 #include "core/net/socket.h"
@@ -30,6 +31,9 @@ public:
     static void *operator new(size_t size);
     static void operator delete(void *p);
 
+    // proxy_protocol upstreams: the header a new connection sends first. It also keys the
+    // pool: a kept-alive connection is reused only for the same client connection.
+    void set_proxy_header(std::string header) { proxy_header_ = std::move(header); }
     void start() override;
 
     bool reused() const override { return reused_; }
@@ -76,6 +80,7 @@ private:
     bool interim_ = false;  // parsing a 1xx
     bool receiving_paused_ = false;
     int64_t read_timeout_ms_ = 0;  // this request's (read_timeout, or less for a deadline)
+    std::string proxy_header_;     // empty unless the upstream has proxy_protocol
 };
 
 }  // namespace torii
