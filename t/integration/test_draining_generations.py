@@ -6,6 +6,7 @@ on both sides. /status lists the draining generations with their connection coun
 import asyncio
 import os
 import signal
+import socket
 import time
 import types
 
@@ -132,3 +133,51 @@ def test_max_draining_generations_zero_retires_at_once(procs):
             await asyncio.wait_for(ws.recv(), 10)
         assert ws.close_code == 1001
     run(go())
+
+
+def test_retired_generation_sends_http2_goaway_then_fin(procs):
+    """An HTTP/2 connection with a stream under way on a generation closed early: the client
+    gets a GOAWAY naming the stream processed, then a clean end of the connection."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    api = procs.backend("api")
+    port, admin = harness.free_port(), harness.free_port()
+    t = procs.torii(config(
+        main_block(admin_port=admin, shutdown_timeout="120s", max_draining_generations=0),
+        plugin_block("round_robin"),
+        upstream_block("api", [api.port]),
+        server_block([port], [{"path": "/", "upstream": "api"}]),
+    ))
+    g = types.SimpleNamespace(torii=t, admin=admin)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.send_headers(1, [(":method", "GET"), (":path", "/slow?ms=20000"), (":scheme", "http"),
+                          (":authority", "x")], end_stream=True)
+    s.sendall(conn.data_to_send())
+    time.sleep(0.3)  # the stream is under way
+    began = time.monotonic()
+    reload_to(g, 2)
+    events, how = [], "timeout"
+    s.settimeout(1)
+    try:
+        while time.monotonic() - began < 8:
+            try:
+                data = s.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                how = "eof"
+                break
+            events += conn.receive_data(data)
+    except ConnectionResetError:
+        how = "reset"
+    finally:
+        s.close()
+    assert how == "eof", (how, events)
+    goaways = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert goaways and goaways[-1].last_stream_id == 1 and goaways[-1].error_code == 0, events
+    assert not any(isinstance(e, h2.events.StreamEnded) for e in events), events
+    assert time.monotonic() - began < 6
