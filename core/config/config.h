@@ -81,6 +81,7 @@ struct TargetConfig {
     std::string address;  // as written: "127.0.0.1:9001"
     SocketAddress sockaddr;
     int weight = 1;
+    uint64_t id = 0;  // stable across reloads and reorderings (core/config/target_id.h)
 };
 
 struct UpstreamTlsConfig {

@@ -22,6 +22,7 @@
 
 #include "core/config/config.h"
 #include "core/config/config_reader.h"
+#include "core/config/target_id.h"
 #include "modules/tls/tls_context.h"
 
 namespace torii {
@@ -361,6 +362,11 @@ void Loader::read_targets(const Section &s, UpstreamConfig &up) const {
         Result<SocketAddress> address = SocketAddress::parse(target.address);
         if (!address) ctx_.fail(at, s.label() + " targets: " + address.error());
         target.sockaddr = *address;
+        unsigned occurrence = 0;
+        for (const TargetConfig &before : up.targets)
+            occurrence += before.sockaddr.same_host(target.sockaddr) &&
+                          before.sockaddr.port() == target.sockaddr.port();
+        target.id = stable_target_id(up.name, target.sockaddr, occurrence);
         up.targets.push_back(std::move(target));
     }
 }

@@ -399,7 +399,8 @@ void Socket::do_write(bool from_event) {
     bool progressed = false;
     // One writev per call: when it leaves data behind, the kernel buffer is full and a
     // second call would only return EAGAIN, so the write event takes over.
-    if (evbuffer_get_length(out) > 0) {
+    size_t left = evbuffer_get_length(out);
+    if (left > 0) {
         int rc = ssl_ ? write_tls() : evbuffer_write(out, fd_.get());
         if (rc < 0 && (ssl_ || (errno != EAGAIN && errno != EINTR))) {
             if (!ssl_) write_error_ = errno;
@@ -414,8 +415,9 @@ void Socket::do_write(bool from_event) {
             return;
         }
         progressed = rc > 0;
+        // evbuffer_write drains what it wrote; write_tls loops, so ask the buffer.
+        left = ssl_ ? evbuffer_get_length(out) : left - (rc > 0 ? static_cast<size_t>(rc) : 0);
     }
-    size_t left = evbuffer_get_length(out);
     if (left > 0 && (!write_armed_ || progressed)) {
         add_write_event();  // (re)starts the write timeout
     } else if (left == 0 && write_armed_) {

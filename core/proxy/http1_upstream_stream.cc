@@ -16,35 +16,6 @@ namespace torii {
 static constexpr size_t kOutputHigh = 256 * 1024;
 static constexpr size_t kOutputLow = 64 * 1024;
 
-namespace {
-// Freed streams kept for reuse; bounded so a burst does not pin memory for ever, and given
-// back at exit (LeakSanitizer checks single-process runs).
-constexpr size_t kFreeStreamsMax = 256;
-struct FreeStreams : std::vector<void *> {
-    ~FreeStreams() {
-        for (void *p : *this)
-            ::operator delete(p);
-    }
-} free_streams;
-}  // namespace
-
-void *Http1UpstreamStream::operator new(size_t size) {
-    if (size == sizeof(Http1UpstreamStream) && !free_streams.empty()) {
-        void *p = free_streams.back();
-        free_streams.pop_back();
-        return p;
-    }
-    return ::operator new(size);
-}
-
-void Http1UpstreamStream::operator delete(void *p) {
-    if (free_streams.size() < kFreeStreamsMax) {
-        free_streams.push_back(p);
-        return;
-    }
-    ::operator delete(p);
-}
-
 Http1UpstreamStream::Http1UpstreamStream(UpstreamRuntime &upstream, int target,
                                          UpstreamStreamHandler &handler, ResponseHead &head,
                                          evbuffer *body, Arena &arena, bool head_request)

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "core/base/recycled.h"
 #include "core/http/http1_parser.h"
 #include "core/net/socket.h"
 #include "core/proxy/in_flight.h"
@@ -19,17 +20,14 @@ class Arena;
 class UpstreamRuntime;
 class UpstreamConnection;
 
-class Http1UpstreamStream final : public UpstreamStream, public SocketHandler {
+class Http1UpstreamStream final : public UpstreamStream,
+                                  public SocketHandler,
+                                  public Recycled<Http1UpstreamStream> {  // one per attempt
 public:
     // `head` and `body` are the request's scratch (pooled capacity), `arena` its memory.
     Http1UpstreamStream(UpstreamRuntime &upstream, int target, UpstreamStreamHandler &handler,
                         ResponseHead &head, evbuffer *body, Arena &arena, bool head_request);
     ~Http1UpstreamStream() override;
-
-    // One stream per attempt: recycled through a small per-process free list instead of
-    // a malloc/free pair per proxied request (the worker is single-threaded).
-    static void *operator new(size_t size);
-    static void operator delete(void *p);
 
     // proxy_protocol upstreams: the header a new connection sends first. It also keys the
     // pool: a kept-alive connection is reused only for the same client connection.

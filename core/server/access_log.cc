@@ -48,11 +48,9 @@ void access_log_reopen() {
     if (!log_path.empty()) access_log_open(std::string(log_path), nullptr);
 }
 
-static void append_quoted(std::string &out, std::string_view s) {
-    out += '"';
-    if (s.empty()) out += '-';
+// Escapes what could forge a log line (quotes, backslashes, control bytes).
+static void append_escaped(std::string &out, std::string_view s) {
     for (char c : s) {
-        // Escape what could forge a log line (quotes, control bytes).
         if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20 ||
             static_cast<unsigned char>(c) == 0x7f) {
             char esc[5];
@@ -62,6 +60,12 @@ static void append_quoted(std::string &out, std::string_view s) {
             out += c;
         }
     }
+}
+
+static void append_quoted(std::string &out, std::string_view s) {
+    out += '"';
+    if (s.empty()) out += '-';
+    append_escaped(out, s);
     out += '"';
 }
 
@@ -78,7 +82,12 @@ void access_log_write(const Request &req) {
     pending += "] \"";
     pending += req.input.method;
     pending += ' ';
-    append_masked_target(pending, req.input.target);  // no credentials from the query
+    // No credentials from the query; and a target is client input like any header (an
+    // HTTP/2 :path may hold '"'): escaped like them.
+    static std::string target;
+    target.clear();
+    append_masked_target(target, req.input.target);
+    append_escaped(pending, target);
     pending += req.input.version == HttpVersion::http10   ? " HTTP/1.0\" "
                : req.input.version == HttpVersion::http2 ? " HTTP/2.0\" "
                                                           : " HTTP/1.1\" ";

@@ -240,16 +240,15 @@ void Worker::on_graveyard_cb(evutil_socket_t, short, void *ctx) {
     auto *w = static_cast<Worker *>(ctx);
     // Deferred calls first (they may free more); each may queue more: loop until empty.
     while (!w->calls_.empty()) {
-        std::vector<std::pair<void (*)(uint64_t), uint64_t>> batch;
-        batch.swap(w->calls_);
-        for (auto &[fn, arg] : batch)
+        w->calls_batch_.swap(w->calls_);
+        for (auto &[fn, arg] : w->calls_batch_)
             fn(arg);
+        w->calls_batch_.clear();
     }
     // Destructors may queue more (a session frees its upstream connection): loop until empty.
     while (!w->graveyard_.empty()) {
-        std::vector<std::unique_ptr<Deletable>> batch;
-        batch.swap(w->graveyard_);
-        batch.clear();
+        w->graveyard_batch_.swap(w->graveyard_);
+        w->graveyard_batch_.clear();
     }
     // Requests last: the handlers just freed no longer point at them.
     for (Request *r : w->released_)

@@ -753,3 +753,35 @@ TEST_CASE("proxy_protocol on servers and upstreams, max_draining_generations") {
 }
 
 }  // namespace torii
+
+namespace torii {
+
+TEST_CASE("targets carry ids that survive reordering, other targets changing, and reloads") {
+    auto ids_of = [](const std::string &targets) {
+        std::shared_ptr<const Config> c = load_ok("[upstream.api]\ntargets = " + targets +
+                                                  "\n[[server]]\nlisten = \"127.0.0.1:8080\"\n"
+                                                  "[[server.location]]\npath = \"/\"\n"
+                                                  "upstream = \"api\"\n");
+        std::map<std::string, std::vector<uint64_t>> ids;
+        for (const TargetConfig &t : c->upstreams.at("api").targets)
+            ids[t.address].push_back(t.id);
+        return ids;
+    };
+    auto first = ids_of(R"(["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"])");
+    auto again = ids_of(R"(["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"])");
+    CHECK(first == again);  // a reload of the same file
+    auto reordered = ids_of(R"(["127.0.0.1:9003", "127.0.0.1:9001", "127.0.0.1:9002"])");
+    CHECK(first == reordered);
+    auto changed = ids_of(R"(["127.0.0.1:9002", "127.0.0.1:9004", "127.0.0.1:9003"])");
+    CHECK(changed["127.0.0.1:9002"] == first["127.0.0.1:9002"]);
+    CHECK(changed["127.0.0.1:9003"] == first["127.0.0.1:9003"]);
+    CHECK(changed["127.0.0.1:9004"][0] != first["127.0.0.1:9001"][0]);
+    // Distinct targets, and a target listed twice, get distinct ids.
+    auto twice = ids_of(R"(["127.0.0.1:9001", "127.0.0.1:9001", "127.0.0.1:9002"])");
+    REQUIRE(twice["127.0.0.1:9001"].size() == 2);
+    CHECK(twice["127.0.0.1:9001"][0] == first["127.0.0.1:9001"][0]);
+    CHECK(twice["127.0.0.1:9001"][1] != twice["127.0.0.1:9001"][0]);
+    CHECK(first["127.0.0.1:9001"][0] != first["127.0.0.1:9002"][0]);
+}
+
+}  // namespace torii
