@@ -51,8 +51,8 @@ void Http1UpstreamStream::start() {
     }
     conn_ = std::make_unique<UpstreamConnection>(upstream_, target_, s);
     if (!proxy_header_.empty()) {
-        s->set_preamble(proxy_header_);
-        conn_->set_pool_key(proxy_header_);
+        s->set_preamble(std::string(proxy_header_));
+        conn_->set_pool_key(std::string(proxy_header_));
     }
     s->set_write_timeout(upstream_.config().connect_timeout);  // bounds connect and TLS
 }

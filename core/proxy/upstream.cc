@@ -93,11 +93,12 @@ std::unique_ptr<UpstreamStream> UpstreamRuntime::new_stream(int target,
 
 // The client as torii saw it ($remote_addr: the PROXY source when torii itself sits behind
 // a balancer) and the address it connected to, as nginx's stream proxy_protocol sends them.
-std::string UpstreamRuntime::proxy_header_for(const Request &req) const {
+std::string_view UpstreamRuntime::proxy_header_for(Request &req) const {
     SocketAddress local = req.client ? req.client->local_address() : SocketAddress();
-    return config_.proxy_protocol == ProxyProtocolSend::v1
-               ? format_proxy_header_v1(req.remote, local)
-               : format_proxy_header_v2(req.remote, local);
+    std::string header = config_.proxy_protocol == ProxyProtocolSend::v1
+                             ? format_proxy_header_v1(req.remote, local)
+                             : format_proxy_header_v2(req.remote, local);
+    return req.arena.copy(header);
 }
 
 Socket *UpstreamRuntime::open_connection(int target, SocketHandler *handler, int *err) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config/config.h"
@@ -79,7 +80,7 @@ public:
     void report_success(Request &req, int target, uint64_t latency_us);
 
 private:
-    std::string proxy_header_for(const Request &req) const;
+    std::string_view proxy_header_for(Request &req) const;
 
     const UpstreamConfig &config_;
     std::vector<TargetState> targets_;
