@@ -45,11 +45,14 @@ def gw(module_procs, tmp_path_factory):
     locations = [
         {"path": "/v1/", "upstream": "pp1"},
         {"path": "/v2/", "upstream": "pp2"},
+        {"path": "/var/", "upstream": "echo",
+         "plugins": {"header_rewrite": {"request_set": {"X-PP-Addr": "[$proxy_protocol_addr]"}}}},
         {"path": "/", "upstream": "echo"},
     ]
     text = config(
         main_block(access_log=str(log)),
         plugin_block("round_robin"),
+        plugin_block("header_rewrite"),
         upstream_block("echo", [echo.port]),
         upstream_block("pp1", [pp1.port], proxy_protocol="v1"),
         upstream_block("pp2", [pp2.port], proxy_protocol="v2"),
@@ -107,6 +110,18 @@ def test_v2_ipv6_with_tlvs_arriving_in_pieces(gw):
     assert h["x-forwarded-for"] == "2001:db8::7"
     lines = logged(gw, "/echo/v2-in")
     assert lines and lines[0].startswith("2001:db8::7 "), lines
+
+
+def test_proxy_protocol_addr_variable(gw):
+    header = b"PROXY TCP4 203.0.113.8 127.0.0.1 45678 80\r\n"
+    h = echoed_headers(harness.raw_request(gw.port, header + get("/var/echo")))
+    assert h["x-pp-addr"] == "[203.0.113.8]"
+    # A LOCAL header names no client: the variable is unset, not the balancer's address.
+    h = echoed_headers(harness.raw_request(gw.port, v2_header(command=0, family=0) +
+                                           get("/var/echo")))
+    assert "127.0.0.1" not in h.get("x-pp-addr", ""), h
+    h = echoed_headers(harness.raw_request(gw.plain_port, get("/var/echo")))
+    assert "127.0.0.1" not in h.get("x-pp-addr", ""), h
 
 
 @pytest.mark.parametrize("header", [
