@@ -40,6 +40,8 @@ struct MainConfig {
     std::string log_level = "info";    // debug | info | notice | warn | error
     Millis shutdown_timeout = 30'000;
     Millis tunnel_idle_timeout = 3'600'000;  // WebSocket (and TCP) tunnels without traffic
+    // Old generations kept draining after reloads; one more makes the oldest close now.
+    int max_draining_generations = 4;
     // Client connections one worker holds at most (nginx's worker_connections); a worker
     // also keeps about as many fds for upstream connections (core/net/fd_limit.h).
     int worker_connections = 1024;
@@ -112,6 +114,9 @@ struct HealthConfig {
     Millis fail_timeout = 10'000;
 };
 
+// The PROXY protocol header sent to targets on every new connection.
+enum class ProxyProtocolSend : uint8_t { none, v1, v2 };
+
 struct UpstreamConfig {
     std::string name;
     std::string balancer = "round_robin";
@@ -123,6 +128,7 @@ struct UpstreamConfig {
     Millis read_timeout = 60'000;
     Millis send_timeout = 60'000;  // extension: nginx proxy_send_timeout
     int retries = 1;
+    ProxyProtocolSend proxy_protocol = ProxyProtocolSend::none;
     UpstreamTlsConfig tls;
     DiscoveryConfig discovery;
     HealthConfig health;
@@ -181,6 +187,9 @@ struct ServerConfig {
     bool underscores_in_headers = false;  // false: request header names with '_' are dropped
     Millis tunnel_idle_timeout = 0;       // 0: [main]'s
     int http2_max_concurrent_streams = 128;
+    // Every connection starts with a PROXY protocol header (v1 or v2) from an L4 balancer;
+    // a listener property, the same for every server of an address.
+    bool proxy_protocol = false;
     std::string upstream;            // tcp servers only
     std::vector<PluginUse> plugins;  // server-wide
     std::vector<LocationConfig> locations;

@@ -161,7 +161,7 @@ void Loader::read_main() {
     if (!s) return;
     s->allow_only({"workers", "pid_file", "error_log", "access_log", "log_level",
                    "shutdown_timeout", "plugin_dir", "master_process", "worker_connections",
-                   "tunnel_idle_timeout"});
+                   "tunnel_idle_timeout", "max_draining_generations"});
     s->read("master_process", main.master_process);
 
     if (const toml::node *workers = s->get("workers")) {
@@ -183,6 +183,7 @@ void Loader::read_main() {
     s->read_duration("shutdown_timeout", main.shutdown_timeout);
     s->read_duration("tunnel_idle_timeout", main.tunnel_idle_timeout);
     s->read("worker_connections", main.worker_connections, 1, 1 << 20);
+    s->read("max_draining_generations", main.max_draining_generations, 0, 64);
     s->read_path("plugin_dir", main.plugin_dir);
 }
 
@@ -258,7 +259,8 @@ void Loader::read_upstreams() {
 
 UpstreamConfig Loader::read_upstream(const std::string &name, const Section &s) const {
     s.allow_only({"balancer", "hash_key", "protocol", "targets", "keepalive", "connect_timeout",
-                  "read_timeout", "send_timeout", "retries", "tls", "discovery", "health"});
+                  "read_timeout", "send_timeout", "retries", "tls", "discovery", "health",
+                  "proxy_protocol"});
     const std::string who = "upstream " + in_quotes(name);
     UpstreamConfig up;
     up.name = name;
@@ -289,6 +291,15 @@ UpstreamConfig Loader::read_upstream(const std::string &name, const Section &s) 
     s.read_duration("read_timeout", up.read_timeout);
     s.read_duration("send_timeout", up.send_timeout);
     s.read("retries", up.retries, 0, 100);
+    std::string proxy_protocol;
+    if (s.read_choice("proxy_protocol", proxy_protocol, {"v1", "v2"})) {
+        up.proxy_protocol = proxy_protocol == "v1" ? ProxyProtocolSend::v1 : ProxyProtocolSend::v2;
+        // The header names one client for the whole connection: an HTTP/2 session
+        // multiplexes many clients' streams, so it cannot carry one.
+        if (up.protocol == UpstreamProtocol::h2 || up.protocol == UpstreamProtocol::h2c)
+            s.fail("proxy_protocol", "not available with protocol = \"" + protocol +
+                                         "\" (one connection carries many clients)");
+    }
 
     if (s.has("tls")) {
         Section tls = s.sub("tls");
@@ -414,6 +425,14 @@ void Loader::read_servers() {
                                   (s.tls ? "without" : "with") +
                                   " tls; all servers of one address use TLS or none do"};
             }
+            if (!fresh && it->second->proxy_protocol != s.proxy_protocol) {
+                throw ConfigError{s.pos.to_string() + ": server " +
+                                  in_quotes(s.listen_text.front()) + ": listen " +
+                                  in_quotes(a.to_string()) + " is shared with a server " +
+                                  (s.proxy_protocol ? "without" : "with") +
+                                  " proxy_protocol; all servers of one address expect the "
+                                  "PROXY header or none do"};
+            }
         }
     }
 }
@@ -423,7 +442,7 @@ ServerConfig Loader::read_server(const Section &s) const {
                   "client_max_header_size", "client_header_timeout", "client_body_timeout",
                   "send_timeout", "keepalive_timeout", "keepalive_requests", "upstream", "plugins",
                   "location", "underscores_in_headers", "tunnel_idle_timeout",
-                  "http2_max_concurrent_streams"});
+                  "http2_max_concurrent_streams", "proxy_protocol"});
     ServerConfig server;
     server.pos = s.pos();
     read_listen(s, server);
@@ -466,6 +485,7 @@ ServerConfig Loader::read_server(const Section &s) const {
     s.read_duration("keepalive_timeout", server.keepalive_timeout);
     s.read("keepalive_requests", server.keepalive_requests, 1, INT_MAX);
     s.read("underscores_in_headers", server.underscores_in_headers);
+    s.read("proxy_protocol", server.proxy_protocol);
     s.read_duration("tunnel_idle_timeout", server.tunnel_idle_timeout);
     s.read("http2_max_concurrent_streams", server.http2_max_concurrent_streams, 1, 65536);
     server.plugins = read_plugin_uses(s, "[server.plugins.");

@@ -43,6 +43,7 @@ void Request::reset() {
     upstream_latency_us = 0;
     arena.reset();
     ssl = nullptr;  // set again when the next request is dispatched
+    client = nullptr;
     // remote / remote_addr belong to the connection and stay.
 }
 

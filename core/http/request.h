@@ -123,6 +123,9 @@ struct Request {
     SocketAddress remote;
     std::string_view remote_addr;  // text form, owned by the connection
     ssl_st *ssl = nullptr;  // the client connection's TLS session ($ssl_* variables), or none
+    // The client connection's socket: whether its address came in a PROXY header
+    // ($proxy_protocol_addr) and its local address (the PROXY header sent to targets).
+    const Socket *client = nullptr;
 
     RequestState state = RequestState::head;
     bool head_sent = false;

@@ -234,6 +234,19 @@ void Socket::do_finish_connect() {
     }
     event_del(write_ev_.get());
     write_armed_ = false;
+    if (preamble_) {
+        // The socket was just connected and its send buffer is empty, so a header of at
+        // most a few hundred bytes goes in one call; anything less is a broken connection.
+        ssize_t n = ::send(fd_.get(), preamble_->data(), preamble_->size(), MSG_NOSIGNAL);
+        bool whole = n == static_cast<ssize_t>(preamble_->size());
+        int err = n < 0 ? errno : EPROTO;
+        preamble_.reset();
+        if (!whole) {
+            failed_ = true;
+            handler_->on_socket_error(*this, err);
+            return;
+        }
+    }
     if (ssl_) {  // TCP is up: now the TLS handshake, still "connecting" for the owner
         tcp_up_ = true;
         read_paused_ = false;
@@ -460,6 +473,13 @@ void Socket::detach() {
     write_armed_ = false;
     watching_drain_ = false;
     handler_ = &detached_handler;
+}
+
+SocketAddress Socket::local_address() const {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getsockname(fd_.get(), reinterpret_cast<sockaddr *>(&ss), &len) != 0) return {};
+    return SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr *>(&ss), len);
 }
 
 void Socket::reset_on_close() {

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 
+#include <memory>
 #include <string>
 
 #include "core/base/libevent_ptr.h"
@@ -79,6 +80,16 @@ public:
     evbuffer *input() { return input_.get(); }
     evbuffer *output() { return output_.get(); }
     int fd() const { return fd_.get(); }
+    // The peer's address came in a PROXY protocol header (set by the accept stage).
+    void set_proxied() { proxied_ = true; }
+    bool proxied() const { return proxied_; }
+    // The local end of the connection (getsockname); empty when it cannot be read.
+    SocketAddress local_address() const;
+    // Bytes written raw to the peer as soon as the TCP connect completes, before TLS and
+    // before any output: the PROXY protocol header sent to targets.
+    void set_preamble(std::string bytes) {
+        preamble_ = std::make_unique<std::string>(std::move(bytes));
+    }
     bool eof() const { return eof_; }
     bool connected() const { return !connecting_; }
 
@@ -145,6 +156,8 @@ private:
     bool tcp_up_ = false;            // a TLS client socket's TCP connect completed
     bool read_wants_write_ = false;  // SSL_read needs the socket writable (rare, TLS 1.2)
     bool peek_mode_ = false;
+    bool proxied_ = false;
+    std::unique_ptr<std::string> preamble_;  // rare (proxy_protocol upstreams): kept small
 };
 
 }  // namespace torii

@@ -35,7 +35,7 @@ void Http1UpstreamStream::start() {
     head_.clear();
     parser_.begin_response(&head_, &arena_, head_request_);
     in_flight_ = InFlight(&upstream_.target(target_).in_flight);
-    conn_ = upstream_.take_idle(target_);
+    conn_ = upstream_.take_idle(target_, proxy_header_);
     if (conn_) {
         reused_ = true;
         conn_->socket().set_handler(this);
@@ -50,6 +50,10 @@ void Http1UpstreamStream::start() {
         return;
     }
     conn_ = std::make_unique<UpstreamConnection>(upstream_, target_, s);
+    if (!proxy_header_.empty()) {
+        s->set_preamble(std::string(proxy_header_));
+        conn_->set_pool_key(std::string(proxy_header_));
+    }
     s->set_write_timeout(upstream_.config().connect_timeout);  // bounds connect and TLS
 }
 

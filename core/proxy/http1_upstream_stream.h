@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
 
 #include "core/base/recycled.h"
 #include "core/http/http1_parser.h"
@@ -28,6 +29,10 @@ public:
                         ResponseHead &head, evbuffer *body, Arena &arena, bool head_request);
     ~Http1UpstreamStream() override;
 
+    // proxy_protocol upstreams: the header a new connection sends first (in the request's
+    // arena). It also keys the pool: a kept-alive connection is reused only for the same
+    // client connection.
+    void set_proxy_header(std::string_view header) { proxy_header_ = header; }
     void start() override;
 
     bool reused() const override { return reused_; }
@@ -73,7 +78,8 @@ private:
     bool head_received_ = false;
     bool interim_ = false;  // parsing a 1xx
     bool receiving_paused_ = false;
-    int64_t read_timeout_ms_ = 0;  // this request's (read_timeout, or less for a deadline)
+    int64_t read_timeout_ms_ = 0;    // this request's (read_timeout, or less for a deadline)
+    std::string_view proxy_header_;  // empty unless the upstream has proxy_protocol
 };
 
 }  // namespace torii

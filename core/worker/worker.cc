@@ -60,6 +60,7 @@ Worker::~Worker() {
     graveyard_.clear();
     signal_events_.clear();
     shutdown_tick_.reset();
+    goodbye_grace_.reset();
     graveyard_ev_.reset();
     if (current_ == this) current_ = nullptr;
 }
@@ -125,6 +126,8 @@ Result<void> Worker::init() {
     for (auto &[key, group] : groups_)
         for (HttpServer *s : group->servers)
             if (!group->tls && s->config().tls) group->tls = s->config().tls->ctx.get();
+    for (auto &[key, group] : groups_)
+        group->proxy_protocol = group->servers.front()->config().proxy_protocol;
     // Client connections this worker holds at most: worker_connections, fewer when the fd
     // limit cannot also give each an upstream connection (the master warned about it).
     accept_gate_ = std::make_unique<AcceptGate>(
@@ -137,7 +140,7 @@ Result<void> Worker::init() {
     }
 
     // Signals: the master (issue #6) will own reload; a worker stops on its own signals.
-    for (int signo : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP}) {
+    for (int signo : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP}) {
         EventPtr ev(evsignal_new(base_.get(), signo, on_signal_cb, this));
         evsignal_add(ev.get(), nullptr);
         signal_events_.push_back(std::move(ev));
@@ -155,7 +158,7 @@ void Worker::add_listener(int fd, ServerGroup *group) {
         base_.get(), fd,
         [this, group](int cfd, const SocketAddress &peer) {
             stats_.connections_accepted++;
-            if (group->tls) {
+            if (group->tls || group->proxy_protocol) {
                 auto *stage = new AcceptStage(*this, cfd, peer, *group);
                 add_connection(stage);
                 stage->start();
@@ -196,6 +199,7 @@ void Worker::add_connection(ClientConnection *c) {
     connections_.push_front(c);
     c->registry_pos = connections_.begin();
     stats_.connections_active++;
+    if (slot_) slot_->set_connections(connections_.size());  // for /status of old generations
     // Machine-wide gauges for plugins (stats): documented in <torii/plugin.h>.
     if (SharedZone *zone = shared_zone()) {
         zone->counter_add("torii|connections", 1);
@@ -207,6 +211,7 @@ void Worker::add_connection(ClientConnection *c) {
 void Worker::remove_connection(ClientConnection *c) {
     connections_.erase(c->registry_pos);
     stats_.connections_active--;
+    if (slot_) slot_->set_connections(connections_.size());
     if (SharedZone *zone = shared_zone()) zone->counter_add("torii|connections", -1);
     accept_gate_->on_closed(connections_.size());
     if (stopping_) check_drained();
@@ -268,6 +273,9 @@ void Worker::on_signal_cb(evutil_socket_t sig, short, void *ctx) {
             Log::reopen();
             access_log_reopen();
             break;
+        case SIGUSR2:
+            w->close_now("generation retired (max_draining_generations)");
+            break;
         case SIGHUP:
             // Reload is the master's job; a worker (or master_process = false) ignores it.
             log_notice("SIGHUP ignored: reload is done by the master process");
@@ -291,6 +299,31 @@ void Worker::stop(bool graceful) {
     check_drained();
 }
 
+// How long connections get to say goodbye (a close frame, a GOAWAY, queued bytes) after
+// close_now before the loop ends regardless.
+static constexpr int64_t kGoodbyeGraceMs = 1000;
+
+void Worker::close_now(const char *why) {
+    if (closing_now_) return;
+    if (!stopping_) stop(true);
+    closing_now_ = true;
+    log_notice("%s: closing %zu connection(s) now", why, connections_.size());
+    std::vector<ClientConnection *> snapshot(connections_.begin(), connections_.end());
+    for (ClientConnection *c : snapshot)
+        c->close_now();
+    if (connections_.empty()) {
+        check_drained();
+        return;
+    }
+    goodbye_grace_.reset(evtimer_new(base_.get(), on_goodbye_grace_cb, this));
+    timeval tv = to_timeval(kGoodbyeGraceMs);
+    evtimer_add(goodbye_grace_.get(), &tv);
+}
+
+void Worker::on_goodbye_grace_cb(evutil_socket_t, short, void *ctx) {
+    event_base_loopbreak(static_cast<Worker *>(ctx)->base_.get());
+}
+
 void Worker::check_drained() {
     if (connections_.empty()) event_base_loopexit(base_.get(), nullptr);
 }
@@ -299,11 +332,8 @@ void Worker::on_shutdown_tick_cb(evutil_socket_t, short, void *ctx) {
     auto *w = static_cast<Worker *>(ctx);
     access_log_flush();
     if (w->accept_gate_) w->accept_gate_->tick(now_ms());
-    if (w->stopping_ && now_ms() >= w->shutdown_deadline_ms_) {
-        log_notice("shutdown_timeout reached with %zu connections open; closing them",
-                   w->connections_.size());
-        event_base_loopbreak(w->base_.get());
-    }
+    if (w->stopping_ && !w->closing_now_ && now_ms() >= w->shutdown_deadline_ms_)
+        w->close_now("shutdown_timeout reached");
 }
 
 int Worker::run() {

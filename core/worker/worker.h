@@ -58,6 +58,10 @@ public:
     int run();
     // graceful: stop accepting, let in-flight exchanges finish up to shutdown_timeout.
     void stop(bool graceful);
+    // End every connection now, each the clean way of its protocol (ClientConnection::
+    // close_now), and exit once they are gone or after a short grace: at shutdown_timeout,
+    // and on SIGUSR2, which the master sends to a generation it retires early.
+    void close_now(const char *why);
 
     static Worker &current() { return *current_; }
     // Set by the master's worker process: which generation this is, where the master
@@ -72,6 +76,7 @@ public:
     void note_request(std::string_view method, std::string_view target) noexcept {
         if (slot_) slot_->set_request(method, target);
     }
+    WorkerSlot *slot() const { return slot_; }
     uint32_t generation() const { return generation_; }
     MasterStatus *master_status() const { return master_status_; }
     event_base *base() const { return base_.get(); }
@@ -113,6 +118,7 @@ private:
     static void on_graveyard_cb(evutil_socket_t, short, void *ctx);
     static void on_signal_cb(evutil_socket_t sig, short, void *ctx);
     static void on_shutdown_tick_cb(evutil_socket_t, short, void *ctx);
+    static void on_goodbye_grace_cb(evutil_socket_t, short, void *ctx);
     void add_listener(int fd, ServerGroup *group);
     void check_drained();
 
@@ -139,9 +145,11 @@ private:
     EventPtr graveyard_ev_;
     std::vector<EventPtr> signal_events_;
     EventPtr shutdown_tick_;
+    EventPtr goodbye_grace_;  // armed by close_now: the loop ends by then at the latest
     uint64_t shutdown_deadline_ms_ = 0;
     WorkerStats stats_;
     bool stopping_ = false;
+    bool closing_now_ = false;
     uint32_t generation_ = 1;
     MasterStatus *master_status_ = nullptr;
     WorkerSlot *slot_ = nullptr;

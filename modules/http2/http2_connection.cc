@@ -365,6 +365,20 @@ void Http2Connection::do_goaway_notice() {
     do_send();
 }
 
+void Http2Connection::close_now() {
+    if (closed_) return;
+    // The client learns which streams were processed (it may retry the others elsewhere)
+    // before the FIN; streams still open end here.
+    if (!goaway_sent_) {
+        nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                              nullptr, 0);
+        goaway_sent_ = true;
+    }
+    do_send();
+    do_close("closed by torii (shutdown_timeout, or its generation retired)");
+}
+
 void Http2Connection::do_close(const char *why) {
     if (closed_) return;
     closed_ = true;

@@ -37,6 +37,7 @@ public:
     // Sends the server's SETTINGS and processes what the socket already holds (the preface).
     void start();
     void shutdown_gracefully() override;
+    void close_now() override;
 
     // For streams: write what nghttp2 has queued once the current work is done.
     void schedule_send();
@@ -48,6 +49,7 @@ public:
     const ServerGroup &group() const { return group_; }
     bool tls() const { return sock_ && sock_->ssl(); }
     ssl_st *ssl() const { return sock_ ? sock_->ssl() : nullptr; }
+    const Socket *socket() const { return sock_.get(); }
     // The client did something that costs the server and serves no request (an empty DATA
     // frame, a PING, a SETTINGS, a PRIORITY, a reset it provoked): false once the
     // connection's budget is spent, and the connection ends with ENHANCE_YOUR_CALM.

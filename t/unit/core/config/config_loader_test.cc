@@ -716,6 +716,42 @@ TEST_CASE("errors name file, line, column and reason") {
     }
 }
 
+TEST_CASE("proxy_protocol on servers and upstreams, max_draining_generations") {
+    std::shared_ptr<const Config> plain = load_ok(kMinimal);
+    CHECK(plain->main.max_draining_generations == 4);
+    CHECK_FALSE(plain->servers[0].proxy_protocol);
+
+    std::shared_ptr<const Config> c =
+        load_ok(std::string("[main]\nmax_draining_generations = 0\n"
+                            "[upstream.a]\ntargets = [\"127.0.0.1:1\"]\n"
+                            "proxy_protocol = \"v1\"\n"
+                            "[upstream.b]\ntargets = [\"127.0.0.1:2\"]\n"
+                            "proxy_protocol = \"v2\"\n") +
+                "[[server]]\nlisten = \"127.0.0.1:8080\"\n"
+                "proxy_protocol = true\n"
+                "[[server.location]]\npath = \"/\"\n"
+                "upstream = \"a\"\n");
+    CHECK(c->main.max_draining_generations == 0);
+    CHECK(c->servers[0].proxy_protocol);
+    CHECK(c->upstreams.at("a").proxy_protocol == ProxyProtocolSend::v1);
+    CHECK(c->upstreams.at("b").proxy_protocol == ProxyProtocolSend::v2);
+    CHECK(load_ok(with_location("upstream = \"api\"\n"))->upstreams.at("api").proxy_protocol ==
+          ProxyProtocolSend::none);
+
+    CHECK(load_error("[main]\nmax_draining_generations = 65\n").find("max_draining_generations") !=
+          std::string::npos);
+    CHECK(load_error("[upstream.a]\ntargets = [\"127.0.0.1:1\"]\nproxy_protocol = \"v3\"\n")
+              .find("proxy_protocol") != std::string::npos);
+    CHECK(load_error("[upstream.a]\ntargets = [\"127.0.0.1:1\"]\nprotocol = \"h2c\"\n"
+                     "proxy_protocol = \"v2\"\n")
+              .find("one connection carries many clients") != std::string::npos);
+    CHECK(load_error(std::string(kMinimal) + "[[server]]\nlisten = \"127.0.0.1:8080\"\n"
+                                             "proxy_protocol = true\nserver_name = [\"b\"]\n"
+                                             "[[server.location]]\npath = \"/\"\n"
+                                             "return = { status = 204 }\n")
+              .find("PROXY header or none do") != std::string::npos);
+}
+
 }  // namespace torii
 
 namespace torii {
