@@ -460,6 +460,11 @@ void Socket::detach() {
     handler_ = &detached_handler;
 }
 
+UniqueFd Socket::release_fd() {
+    detach();
+    return std::move(fd_);
+}
+
 void Socket::reset_on_close() {
     linger lg{1, 0};
     setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
