@@ -134,7 +134,7 @@ bool get_variable(Request &req, std::string_view name, std::string_view *out) {
             *out = "TCP";
             return true;
         }
-        *out = req.input.version == HttpVersion::http2   ? "HTTP/2.0"
+        *out = req.input.version == HttpVersion::http2    ? "HTTP/2.0"
                : req.input.version == HttpVersion::http10 ? "HTTP/1.0"
                                                           : "HTTP/1.1";
     } else if (name == "grpc_status") {

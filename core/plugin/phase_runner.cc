@@ -55,8 +55,9 @@ PhaseResult run_phase(Request &req, int phase, PhaseOwner *owner) {
             if (!pausable(phase) || !req.pause_token) {
                 log_error("plugin \"%s\" paused in the %s phase %s", h.inst->plugin->name().c_str(),
                           phase_name(phase),
-                          req.pause_token ? "(pause is allowed in pre_route, access, upstream, connect)"
-                                          : "without taking a token with host->pause()");
+                          req.pause_token
+                              ? "(pause is allowed in pre_route, access, upstream, connect)"
+                              : "without taking a token with host->pause()");
                 cancel_pause(req);
                 req.phase = -1;
                 return PhaseResult::error;

@@ -96,10 +96,13 @@ std::unique_ptr<PhaseChain> PluginSet::build_chain(const std::vector<PluginInsta
     for (PluginInstance *m : chain->members) {
         const LoadedPlugin &p = *m->plugin;
         torii_phase_hook_t hooks[kPhaseSlots] = {
-            TORII_PLUGIN_HOOK(p, pre_route), TORII_PLUGIN_HOOK(p, access),
+            TORII_PLUGIN_HOOK(p, pre_route),
+            TORII_PLUGIN_HOOK(p, access),
             nullptr,  // balance: the upstream's balancer, not a chain
-            TORII_PLUGIN_HOOK(p, upstream),  TORII_PLUGIN_HOOK(p, response),
-            TORII_PLUGIN_HOOK(p, log),       TORII_PLUGIN_HOOK(p, connect)};
+            TORII_PLUGIN_HOOK(p, upstream),
+            TORII_PLUGIN_HOOK(p, response),
+            TORII_PLUGIN_HOOK(p, log),
+            TORII_PLUGIN_HOOK(p, connect)};
         for (int ph = 0; ph < kPhaseSlots; ++ph)
             if (hooks[ph]) chain->phases[ph].push_back({hooks[ph], m});
         if (TORII_PLUGIN_HOOK(p, request_done)) chain->finishers.push_back(m);
@@ -160,8 +163,8 @@ Result<std::unique_ptr<PluginSet>> PluginSet::load(const Config &config) {
                 return make_error(u.pos.to_string() + ": plugin \"" + u.name +
                                   "\" has no connect or log hook: it has nothing to do on a "
                                   "tcp server");
-            auto inst = set->instantiate(*it->second, u.table, tcp ? "tcp server" : "server",
-                                         u.pos, tcp);
+            auto inst =
+                set->instantiate(*it->second, u.table, tcp ? "tcp server" : "server", u.pos, tcp);
             if (!inst) return make_error(inst.error());
             server_uses[u.name] = inst.value();
         }

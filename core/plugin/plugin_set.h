@@ -57,7 +57,7 @@ struct PhaseHook {
 // What runs for one server or location, phase by phase, in [[plugin]] order.
 struct PhaseChain {
     std::vector<PhaseHook> phases[kPhaseSlots];  // kPhaseConnect last (tcp servers)
-    std::vector<PluginInstance *> members;  // every instance of the chain
+    std::vector<PluginInstance *> members;       // every instance of the chain
     // The members that have these hooks, found once at load so a request never scans for
     // them: request_done, peer_admit, peer_result.
     std::vector<PluginInstance *> finishers, admitters, reporters;

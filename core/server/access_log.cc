@@ -87,9 +87,9 @@ void access_log_write(const Request &req) {
         pending += req.input.method;
         pending += ' ';
         append_masked_target(pending, req.input.target);  // no credentials from the query
-        pending += req.input.version == HttpVersion::http10   ? " HTTP/1.0\" "
+        pending += req.input.version == HttpVersion::http10  ? " HTTP/1.0\" "
                    : req.input.version == HttpVersion::http2 ? " HTTP/2.0\" "
-                                                              : " HTTP/1.1\" ";
+                                                             : " HTTP/1.1\" ";
     }
     char nums[96];
     double secs = static_cast<double>(Worker::now_ms() - req.start_ms) / 1000.0;

@@ -33,9 +33,9 @@ bool SplicePipe::open() {
     return true;
 }
 
-SpliceTunnel::SpliceTunnel(Worker &worker, UniqueFd client, UniqueFd upstream,
-                           SplicePipe up_pipe, SplicePipe down_pipe, Request *req,
-                           InFlight in_flight, Millis idle_timeout)
+SpliceTunnel::SpliceTunnel(Worker &worker, UniqueFd client, UniqueFd upstream, SplicePipe up_pipe,
+                           SplicePipe down_pipe, Request *req, InFlight in_flight,
+                           Millis idle_timeout)
     : worker_(worker), req_(req), in_flight_(std::move(in_flight)), idle_timeout_(idle_timeout) {
     client_.fd = std::move(client);
     upstream_.fd = std::move(upstream);
@@ -43,7 +43,8 @@ SpliceTunnel::SpliceTunnel(Worker &worker, UniqueFd client, UniqueFd upstream,
     down_ = Flow{this, &upstream_, &client_, std::move(down_pipe)};
     // A read event carries the flow whose source it is; a write event the flow it drains.
     event_base *base = worker.base();
-    client_.read_ev.reset(event_new(base, client_.fd.get(), EV_READ | EV_PERSIST, on_read_cb, &up_));
+    client_.read_ev.reset(
+        event_new(base, client_.fd.get(), EV_READ | EV_PERSIST, on_read_cb, &up_));
     upstream_.read_ev.reset(
         event_new(base, upstream_.fd.get(), EV_READ | EV_PERSIST, on_read_cb, &down_));
     upstream_.write_ev.reset(

@@ -31,9 +31,9 @@ static Result<void> init_stream_worker(Worker &worker) {
         if (!up) return make_error(sc.pos.to_string() + ": no upstream " + sc.upstream);
         // One handler per address (the loader refuses a tcp server sharing one).
         for (const SocketAddress &addr : sc.listen)
-            worker.add_listen_handler(addr.to_string(),
-                                      std::make_unique<TcpServer>(
-                                          worker, sc, worker.plugins().server_chain(i), *up));
+            worker.add_listen_handler(
+                addr.to_string(),
+                std::make_unique<TcpServer>(worker, sc, worker.plugins().server_chain(i), *up));
     }
     return {};
 }

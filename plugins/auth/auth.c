@@ -822,8 +822,7 @@ static torii_action_t check_address(const auth_t *a, torii_request_t *r) {
     if (!a->allow.count && !a->deny.count) return TORII_CONTINUE;
     torii_str_t text;
     cidr_t addr;
-    if (host->var(r, TORII_STR("remote_addr"), &text) != TORII_OK ||
-        !cidr_parse_addr(text, &addr))
+    if (host->var(r, TORII_STR("remote_addr"), &text) != TORII_OK || !cidr_parse_addr(text, &addr))
         return forbid(r, "client address unknown");
     if (cidr_match(&a->deny, &addr)) return forbid(r, "address denied");
     if (a->allow.count && !cidr_match(&a->allow, &addr)) return forbid(r, "address not allowed");
