@@ -394,3 +394,28 @@ def test_config_errors_name_the_place(tmp_path, case):
     assert cp.returncode == 1, cp.stdout + cp.stderr
     assert needle in cp.stderr, cp.stderr
     assert str(path) + ":" in cp.stderr, cp.stderr
+
+
+def test_session_past_shutdown_timeout_ends_with_a_fin(procs):
+    """A session outlives a reload on the old generation; when shutdown_timeout passes the
+    old worker exits and both sides see a FIN (an orderly end, not a reset)."""
+    echo = echo_backend(procs, "echo")
+    port = harness.free_port()
+    t = procs.torii(config(
+        main_block(shutdown_timeout="1s"),
+        upstream_block("echo", [echo.port], protocol="tcp"),
+        tcp_server(port, "echo"),
+    ))
+    with connect(port) as s:
+        s.sendall(b"before\n")
+        assert read_until(s, b"\n") == b"before\n"
+        old = set(t.pids()) - {t.pid}
+        os.kill(t.pid, signal.SIGHUP)
+        assert harness.wait_until(lambda: (set(t.pids()) - {t.pid}) - old, 10.0)
+        s.sendall(b"during the drain\n")  # the old worker still relays
+        assert read_until(s, b"\n") == b"during the drain\n"
+        s.settimeout(10)
+        t0 = time.monotonic()
+        assert s.recv(65536) == b""  # FIN: recv would raise on a reset
+        assert time.monotonic() - t0 < 5
+        assert harness.wait_until(lambda: not (old & set(t.pids())), 5.0)
