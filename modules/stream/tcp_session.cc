@@ -158,9 +158,9 @@ void TcpSession::on_socket_connected(Socket &s) {
     }
     UpstreamRuntime &up = server_.upstream();
     uint64_t latency = Worker::now_us() - attempt_start_us_;
+    req_->upstream_latency_us = latency;  // $upstream_response_time: the connect's time
     up.report_success(*req_, target_, latency);
     do_report(TORII_PEER_OK);
-    req_->upstream_latency_us = latency;
     do_tunnel();
 }
 

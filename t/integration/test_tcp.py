@@ -419,3 +419,46 @@ def test_session_past_shutdown_timeout_ends_with_a_fin(procs):
         assert s.recv(65536) == b""  # FIN: recv would raise on a reset
         assert time.monotonic() - t0 < 5
         assert harness.wait_until(lambda: not (old & set(t.pids())), 5.0)
+
+
+def test_stats_count_sessions_and_their_bytes(procs):
+    echo = echo_backend(procs, "echo")
+    port, admin = harness.free_port(), harness.free_port()
+    procs.torii(config(
+        main_block(admin_port=admin),
+        plugin_block("stats"),
+        upstream_block("echo", [echo.port], protocol="tcp"),
+        tcp_server(port, "echo", plugins={"stats": {}}),
+    ))
+    time.sleep(1.0)  # the readiness probe's session has ended and is counted
+    before = metric_values(admin, port)
+    with connect(port) as s:
+        s.sendall(b"y" * 7000)
+        s.shutdown(socket.SHUT_WR)
+        assert len(read_to_eof(s)) == 7000 + len(b"echo saw eof\n")
+
+    def counted():
+        after = metric_values(admin, port)
+        return after if after.get("requests", 0) == before.get("requests", 0) + 1 else None
+    after = harness.wait_until(counted, 5.0)
+    assert after, (before, metric_values(admin, port))
+    assert after["received"] - before.get("received", 0) == 7000
+    assert after["sent"] - before.get("sent", 0) == 7000 + len(b"echo saw eof\n")
+
+
+def metric_values(admin, port):
+    """The route series of the tcp server on `port`: sessions (status class 2xx), bytes."""
+    body = harness.request(admin, "GET", "/metrics").body.decode()
+    server = 'server="127.0.0.1:%d"' % port
+    out = {}
+    for line in body.splitlines():
+        if server not in line or line.startswith("#"):
+            continue
+        name, value = line.split("{")[0], float(line.rsplit(" ", 1)[1])
+        if name == "torii_http_requests_total" and 'status_class="2xx"' in line:
+            out["requests"] = value
+        elif name == "torii_http_received_bytes_total":
+            out["received"] = value
+        elif name == "torii_http_sent_bytes_total":
+            out["sent"] = value
+    return out
