@@ -63,6 +63,14 @@ SpliceTunnel::~SpliceTunnel() {
         e->read_ev.reset();
         e->write_ev.reset();
     }
+    // Still open when the worker goes away (shutdown_timeout cut it): the session is logged
+    // with what it moved, and its request goes back to the worker, which frees it.
+    if (req_) {
+        req_->bytes_sent = down_.bytes;
+        req_->body_received = up_.bytes;
+        exchange_finish(*req_);
+        exchange_release(worker_, req_);
+    }
 }
 
 void SpliceTunnel::start() {

@@ -44,6 +44,7 @@ Worker::~Worker() {
         delete c;
     }
     graveyard_.clear();
+    access_log_flush();  // the lines of tunnels cut by shutdown_timeout
     for (Request *r : released_)
         delete r;
     released_.clear();

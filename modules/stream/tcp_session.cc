@@ -35,11 +35,20 @@ TcpSession::TcpSession(Worker &worker, const TcpServer &server, int fd, const So
     client_->pause_read();
     req_ = exchange_acquire(worker, nullptr, peer, remote_text_);
     exchange_begin(worker, *req_);
+    worker.note_request("TCP", server.config().listen_text.front());  // for a crash report
     req_->tcp_server = &server.config();
     req_->chain = &server.chain();
 }
 
-TcpSession::~TcpSession() = default;
+TcpSession::~TcpSession() {
+    // The worker went away while this session was still getting to its tunnel.
+    if (req_) {
+        cancel_pause(*req_);
+        req_->response.status = 499;
+        exchange_finish(*req_);
+        exchange_release(worker_, req_);
+    }
+}
 
 void TcpSession::start() {
     PhaseResult r = run_phase(*req_, kPhaseConnect, this);
