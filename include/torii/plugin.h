@@ -86,8 +86,8 @@ typedef enum torii_action {
      * Returning it without having called respond() answers 500. */
     TORII_RESPOND = 1,
     /* The hook took a token with host->pause() and will call host->resume() later, from a
-     * timer or an I/O callback. Honoured in pre_route, access and upstream; elsewhere it is
-     * treated as an error (500 before the response starts). */
+     * timer or an I/O callback. Honoured in pre_route, access, upstream and connect (1.2);
+     * elsewhere it is treated as an error (500 before the response starts). */
     TORII_PAUSE = 2,
     /* Something failed inside the plugin: 500 before the response starts; logged. */
     TORII_ERROR = 3
