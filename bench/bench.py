@@ -18,7 +18,13 @@ counting starts; full handshakes by client processes here (Python's ssl): a new 
 request that never offers a session, and the row fails if any handshake was resumed (wrk and
 h2load resume sessions when they reconnect, so neither can drive that row).
 
---rows picks rows (see ROWS), e.g. --rows instructions,tls-keepalive,tls-handshake.
+TCP relay rows: each proxy relays raw TCP (torii: a tcp server; nginx: its stream module;
+HAProxy: mode tcp, its defaults, so no splicing) to the same backend, and wrk's keep-alive
+requests for 1 MiB responses pass through the relay; CPU per MiB is the measure (the
+responses' bytes; request and head bytes are under 0.1%). Callgrind counts user-space
+instructions per MiB, which hides what a relay makes the kernel do: read CPU with it.
+
+--rows picks rows (see ROWS), e.g. --rows instructions,tls-keepalive,tls-handshake,tcp.
 
 Everything listens on 127.0.0.1 and every process started here is stopped by its PID.
 """
@@ -171,17 +177,19 @@ http {
 class Proxy:
     name = "?"
 
-    def __init__(self, work, backend, tls=None):
+    def __init__(self, work, backend, tls=None, tcp=False):
         self.port = free_port()
         self.tls = tls  # a Cert: the listener terminates TLS with it
-        self.dir = os.path.join(work, "%s%s-%d" % (self.name, "-tls" if tls else "", self.port))
+        self.tcp = tcp  # relay raw TCP to the backend instead of proxying HTTP
+        self.dir = os.path.join(work, "%s%s%s-%d" % (self.name, "-tls" if tls else "",
+                                                     "-tcp" if tcp else "", self.port))
         os.makedirs(self.dir)
         self.backend = backend
         self.proc = None
 
     @property
     def label(self):
-        return self.name + (" (TLS)" if self.tls else "")
+        return self.name + (" (TLS)" if self.tls else "") + (" (TCP)" if self.tcp else "")
 
     def url(self, path):
         return "%s://%s:%d%s" % ("https" if self.tls else "http", HOST, self.port, path)
@@ -215,6 +223,29 @@ class Torii(Proxy):
 
     def command(self, single_process=False):
         conf = os.path.join(self.dir, "torii.toml")
+        if self.tcp:
+            with open(conf, "w") as f:
+                f.write("""
+[main]
+workers = 1
+master_process = %(master)s
+error_log = "%(d)s/error.log"
+access_log = "off"
+log_level = "warn"
+plugin_dir = "%(plugins)s"
+
+[upstream.backend]
+protocol = "tcp"
+targets = [ { address = "%(h)s:%(bp)d" } ]
+
+[[server]]
+listen = ["%(h)s:%(p)d"]
+protocol = "tcp"
+upstream = "backend"
+""" % {"d": self.dir, "h": HOST, "p": self.port, "bp": self.backend.port,
+       "plugins": os.path.join(BUILD, "plugins"),
+       "master": "false" if single_process else "true"})
+            return [os.path.join(BUILD, "torii"), "-c", conf]
         with open(conf, "w") as f:
             f.write("""
 [main]
@@ -250,6 +281,27 @@ class Nginx(Proxy):
 
     def command(self, single_process=False):
         conf = os.path.join(self.dir, "nginx.conf")
+        if self.tcp:  # the stream module (Debian: libnginx-mod-stream), its defaults
+            with open(conf, "w") as f:
+                f.write("""
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1;
+daemon off;
+master_process %(master)s;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+worker_rlimit_nofile 65536;
+events { worker_connections 20000; }
+stream {
+    upstream backend { server %(h)s:%(bp)d; }
+    server {
+        listen %(h)s:%(p)d backlog=4096;
+        proxy_pass backend;
+    }
+}
+""" % {"d": self.dir, "h": HOST, "p": self.port, "bp": self.backend.port,
+       "master": "off" if single_process else "on"})
+            return ["nginx", "-c", conf, "-p", self.dir]
         with open(conf, "w") as f:
             f.write("""
 worker_processes 1;
@@ -294,6 +346,24 @@ class Haproxy(Proxy):
 
     def command(self, single_process=False):
         conf = os.path.join(self.dir, "haproxy.cfg")
+        if self.tcp:  # mode tcp with HAProxy's defaults (no option splice-*)
+            with open(conf, "w") as f:
+                f.write("""
+global
+    maxconn %(maxconn)d
+    nbthread 1
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+frontend f
+    bind %(h)s:%(p)d
+    default_backend b
+backend b
+    server s1 %(h)s:%(bp)d
+""" % {"h": HOST, "p": self.port, "bp": self.backend.port, "maxconn": self.maxconn()})
+            return ["haproxy", "-db", "-f", conf]
         with open(conf, "w") as f:
             f.write("""
 global
@@ -710,6 +780,38 @@ def syscalls_per_request(proxy, n):
                 parts = line.split()
                 calls = int(parts[3]) if len(parts) >= 5 else int(parts[2])
     return calls / n
+
+
+def instructions_per_mib(proxy, mib):
+    """User-space instructions per relayed MiB: `mib` requests for /big (1 MiB) through the
+    relay, on 10 keep-alive connections."""
+    return callgrind_count(proxy, "tcp", lambda: h2load_fixed(proxy, 20, path="/big"),
+                           lambda: h2load_fixed(proxy, mib, path="/big")) / mib
+
+
+def syscalls_per_mib(proxy, mib):
+    proxy.start()
+    try:
+        h2load_fixed(proxy, 20, path="/big")
+        stat = os.path.join(proxy.dir, "strace-tcp.txt")
+        args = ["strace", "-c", "-f", "-o", stat]
+        for pid in proxy.worker_pids():
+            args += ["-p", str(pid)]
+        tracer = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(tracer)
+        time.sleep(1.0)
+        h2load_fixed(proxy, mib, path="/big")
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=30)
+    finally:
+        proxy.stop()
+    calls = 0
+    with open(stat) as f:
+        for line in f:
+            if line.strip().endswith("total"):
+                parts = line.split()
+                calls = int(parts[3]) if len(parts) >= 5 else int(parts[2])
+    return calls / mib
 
 
 def idle_rss_kib(proxy, count):
@@ -1264,19 +1366,22 @@ def ratio(a, b):
 # Rows --rows can pick; all of them by default.
 ROWS = ["keepalive", "close", "big", "tls-keepalive", "tls-handshake", "instructions",
         "syscalls", "rss", "tls-instructions", "tls-handshake-instructions", "websocket",
-        "plugins", "tls-syscalls"]
+        "plugins", "tcp", "tcp-instructions", "tcp-syscalls", "tls-syscalls"]
 DEFAULT_ROWS = ROWS[:-1]  # tls-syscalls only when asked (the run's time budget)
 ROWS = ROWS + H2_ROWS  # the HTTP/2 rows: h2_rows()
 DEFAULT_ROWS = DEFAULT_ROWS + H2_ROWS
 
-# Timed scenarios: (row key, scenario, path, connections, Connection: close, over TLS)
+# Timed scenarios: (row key, scenario, path, connections, Connection: close, over TLS,
+# TCP relay)
+TCP_SCENARIO = "TCP relay, 1 MiB responses"
 SCENARIOS = [
-    ("keepalive", "keep-alive, small response", "/small", 50, False, False),
-    ("close", "new connection per request", "/small", 50, True, False),
-    ("big", "1 MiB responses", "/big", 10, False, False),
-    ("tls-keepalive", "TLS keep-alive, small response", "/small", 50, False, True),
+    ("keepalive", "keep-alive, small response", "/small", 50, False, False, False),
+    ("close", "new connection per request", "/small", 50, True, False, False),
+    ("big", "1 MiB responses", "/big", 10, False, False, False),
+    ("tls-keepalive", "TLS keep-alive, small response", "/small", 50, False, True, False),
     ("tls-handshake", "TLS new connection per request (full handshake)", "/small",
-     HANDSHAKE_CLIENTS, True, True),
+     HANDSHAKE_CLIENTS, True, True, False),
+    ("tcp", TCP_SCENARIO, "/big", 10, False, False, True),
 ]
 
 
@@ -1299,6 +1404,8 @@ def main():
                     ",".join(ROWS))
     ap.add_argument("--profile-dir", default="",
                     help="keep each callgrind output there (for callgrind_annotate)")
+    ap.add_argument("--tcp-mib", type=int, default=300,
+                    help="MiB relayed for the TCP callgrind/strace rows")
     ap.add_argument("--no-plugin-costs", dest="plugin_costs", action="store_false",
                     help="skip the per-plugin instruction counts")
     args = ap.parse_args()
@@ -1331,6 +1438,9 @@ def main():
         if args.only:
             kinds = [k for k in kinds if k.name in args.only.split(",")]
         proxies = [k(work, backend) for k in kinds]
+        tcp_proxies = []
+        if any(r.startswith("tcp") for r in rows_wanted):
+            tcp_proxies = [k(work, backend, tcp=True) for k in kinds]
         tls_proxies = []
         if any(r.startswith("tls-") for r in rows_wanted):
             cert = Cert(work)
@@ -1346,8 +1456,8 @@ def main():
         scenarios = [s for s in SCENARIOS if s[0] in rows_wanted]
         results = {s[1]: {p.name: [] for p in proxies} for s in scenarios}
         for rnd in range(args.rounds):
-            for key, scenario, path, conns, close, tls in scenarios:
-                group = tls_proxies if tls else proxies
+            for key, scenario, path, conns, close, tls, tcp in scenarios:
+                group = tcp_proxies if tcp else tls_proxies if tls else proxies
                 order = group[rnd % len(group):] + group[:rnd % len(group)]
                 for p in order:
                     p.start()
@@ -1369,7 +1479,7 @@ def main():
                     results[scenario][p.name].append(r)
 
         for key, scenario, *_ in scenarios:
-            unit = "handshake" if key == "tls-handshake" else "req"
+            unit = "handshake" if key == "tls-handshake" else "MiB" if key == "tcp" else "req"
             metrics = [("handshakes/s" if key == "tls-handshake" else "req/s", "rps", False),
                        ("p50 ms", "p50", True), ("p99 ms", "p99", True),
                        ("proxy CPU us/%s" % unit, "cpu_us_per_req", True),
@@ -1397,12 +1507,16 @@ def main():
              True),
             ("tls-syscalls", "TLS keep-alive, small response", "syscalls/req (strace -c)",
              syscalls_per_request, args.fixed, True),
+            ("tcp-instructions", TCP_SCENARIO, "instructions/MiB (callgrind)",
+             instructions_per_mib, args.tcp_mib, "tcp"),
+            ("tcp-syscalls", TCP_SCENARIO, "syscalls/MiB (strace -c)", syscalls_per_mib,
+             args.tcp_mib, "tcp"),
         ]
         for key, scenario, metric, fn, arg, tls in fixed:
             if key not in rows_wanted:
                 continue
             vals = {}
-            for p in (tls_proxies if tls else proxies):
+            for p in (tcp_proxies if tls == "tcp" else tls_proxies if tls else proxies):
                 try:
                     vals[p.name] = fn(p, arg)
                 except Exception as e:
@@ -1444,6 +1558,8 @@ def main():
         command += " --only " + args.only
     if args.rows:
         command += " --rows " + args.rows
+    if any(r.startswith("tcp") for r in rows_wanted):
+        command += " --tcp-mib %d" % args.tcp_mib
     header = ["torii bench, %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine: %d cores, %s" % (os.cpu_count(), model.group(1) if model else "?"),
               "command: " + command,

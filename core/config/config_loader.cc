@@ -418,6 +418,16 @@ void Loader::read_servers() {
     for (const ServerConfig &s : config_.servers) {
         for (const SocketAddress &a : s.listen) {
             auto [it, fresh] = first.emplace(a.to_string(), &s);
+            // A tcp server's listener relays every connection to its upstream: nothing
+            // (no Host, no SNI routing) could tell servers sharing it apart.
+            if (!fresh && (s.protocol == ServerProtocol::tcp ||
+                           it->second->protocol == ServerProtocol::tcp)) {
+                throw ConfigError{s.pos.to_string() + ": server " +
+                                  in_quotes(s.listen_text.front()) + ": listen " +
+                                  in_quotes(a.to_string()) +
+                                  " is shared with another server; a tcp server needs an "
+                                  "address of its own"};
+            }
             if (!fresh && bool(it->second->tls) != bool(s.tls)) {
                 throw ConfigError{s.pos.to_string() + ": server " +
                                   in_quotes(s.listen_text.front()) + ": listen " +
@@ -494,9 +504,15 @@ ServerConfig Loader::read_server(const Section &s) const {
     bool has_upstream = s.read("upstream", server.upstream);
     if (server.protocol == ServerProtocol::tcp) {
         if (!has_upstream) ctx_.fail(s.where(), who + ": a tcp server needs upstream = \"NAME\"");
-        if (!config_.find_upstream(server.upstream)) {
+        const UpstreamConfig *up = config_.find_upstream(server.upstream);
+        if (!up) {
             ctx_.fail(s.where("upstream"),
                       who + ": unknown upstream " + in_quotes(server.upstream));
+        }
+        if (up->protocol == UpstreamProtocol::h2 || up->protocol == UpstreamProtocol::h2c) {
+            ctx_.fail(s.where("upstream"),
+                      who + ": upstream " + in_quotes(server.upstream) +
+                          " speaks HTTP/2; a tcp server relays bytes (protocol = \"tcp\")");
         }
         if (s.has("location")) {
             ctx_.fail(s.where("location"), who + ": a tcp server takes no [[server.location]]");
@@ -562,6 +578,11 @@ LocationConfig Loader::read_location(const Section &s) const {
     }
     if (has_upstream && !config_.find_upstream(location.upstream)) {
         ctx_.fail(s.where("upstream"), who + ": unknown upstream " + in_quotes(location.upstream));
+    }
+    if (has_upstream &&
+        config_.find_upstream(location.upstream)->protocol == UpstreamProtocol::tcp) {
+        ctx_.fail(s.where("upstream"), who + ": upstream " + in_quotes(location.upstream) +
+                                           " has protocol = \"tcp\": it serves tcp servers only");
     }
     location.plugins = read_plugin_uses(s, "[server.location.plugins.");
     return location;

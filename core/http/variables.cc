@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/config/config.h"
 #include "core/http/request.h"
 #include "core/net/socket.h"
 #include "core/worker/worker.h"
@@ -130,7 +131,11 @@ bool get_variable(Request &req, std::string_view name, std::string_view *out) {
         if (req.consumer.empty()) return false;
         *out = req.consumer;
     } else if (name == "server_protocol") {
-        *out = req.input.version == HttpVersion::http2   ? "HTTP/2.0"
+        if (req.tcp_server) {
+            *out = "TCP";
+            return true;
+        }
+        *out = req.input.version == HttpVersion::http2    ? "HTTP/2.0"
                : req.input.version == HttpVersion::http10 ? "HTTP/1.0"
                                                           : "HTTP/1.1";
     } else if (name == "grpc_status") {

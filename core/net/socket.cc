@@ -482,6 +482,11 @@ SocketAddress Socket::local_address() const {
     return SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr *>(&ss), len);
 }
 
+UniqueFd Socket::release_fd() {
+    detach();
+    return std::move(fd_);
+}
+
 void Socket::reset_on_close() {
     linger lg{1, 0};
     setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);

@@ -116,6 +116,10 @@ public:
     // or future, reaches any handler again. A connect completing, a timeout or a queued
     // drain notice would otherwise call an owner that has already moved on.
     void detach();
+    // Another I/O layer takes the descriptor (core/tunnel/splice_tunnel: plain TCP moved by
+    // splice(2)): the socket detaches and keeps nothing. Only for a plain (no TLS) socket
+    // whose input and output are empty; the Socket is then an empty shell to free.
+    UniqueFd release_fd();
 
 private:
     static void on_read_cb(evutil_socket_t, short, void *ctx);

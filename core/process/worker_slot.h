@@ -44,10 +44,10 @@ struct WorkerSlot {
     // "METHOD TARGET", cut at kLineMax bytes.
     void set_request(std::string_view method, std::string_view target) noexcept {
         size_t m = std::min(method.size(), kLineMax - 1);
-        std::memcpy(line, method.data(), m);
+        if (m) std::memcpy(line, method.data(), m);  // (an empty view may hold no pointer)
         line[m] = ' ';
         size_t t = std::min(target.size(), kLineMax - 1 - m);
-        std::memcpy(line + m + 1, target.data(), t);
+        if (t) std::memcpy(line + m + 1, target.data(), t);
         truncated = t < target.size() || m < method.size();
         len = static_cast<uint32_t>(m + 1 + t);
     }

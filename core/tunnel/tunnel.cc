@@ -27,7 +27,16 @@ Tunnel::Tunnel(Worker &worker, std::unique_ptr<Socket> client, std::unique_ptr<S
     idle_timer_.reset(evtimer_new(worker.base(), on_idle_cb, this));
 }
 
-Tunnel::~Tunnel() = default;
+Tunnel::~Tunnel() {
+    // Still open when the worker goes away (shutdown_timeout cut it): logged with what it
+    // moved; the request goes back to the worker, which frees it.
+    if (req_) {
+        req_->bytes_sent = upstream_.bytes_in;
+        req_->body_received = client_.bytes_in;
+        exchange_finish(*req_);
+        exchange_release(worker_, req_);
+    }
+}
 
 void Tunnel::start() {
     for (Side *s : {&client_, &upstream_}) {

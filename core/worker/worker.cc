@@ -44,6 +44,7 @@ Worker::~Worker() {
         delete c;
     }
     graveyard_.clear();
+    access_log_flush();  // the lines of tunnels cut by shutdown_timeout
     for (Request *r : released_)
         delete r;
     released_.clear();
@@ -52,6 +53,7 @@ Worker::~Worker() {
     request_pool_.clear();
     accept_gate_.reset();
     listeners_.clear();
+    listen_handlers_.clear();
     servers_.clear();
     upstreams_.clear();
     // Plugin instances go while the loop still exists: their destroy() may cancel timers
@@ -102,10 +104,7 @@ Result<void> Worker::init() {
 
     for (size_t i = 0; i < config_->servers.size(); ++i) {
         const ServerConfig &sc = config_->servers[i];
-        if (sc.protocol != ServerProtocol::http) {
-            log_warn("%s: tcp servers are not served yet; skipped", sc.pos.to_string().c_str());
-            continue;
-        }
+        if (sc.protocol != ServerProtocol::http) continue;  // modules/stream serves tcp ones
         auto server = VirtualServer::build(sc, i, *this);
         if (!server) return make_error(server.error());
         HttpServer *raw = server.value().get();
@@ -134,6 +133,11 @@ Result<void> Worker::init() {
         base_.get(),
         static_cast<size_t>(client_connection_limit(config_->main.worker_connections)));
     for (const ListenSocket &ls : listen_sockets_) {
+        auto own = listen_handlers_.find(ls.address);
+        if (!ls.admin && own != listen_handlers_.end()) {
+            add_listener(ls.fd, own->second.get());
+            continue;
+        }
         auto it = groups_.find(ls.admin ? std::string(kAdminGroup) : ls.address);
         if (it == groups_.end()) return make_error("no server for listen socket " + ls.address);
         add_listener(ls.fd, it->second.get());
@@ -168,6 +172,22 @@ void Worker::add_listener(int fd, ServerGroup *group) {
         },
         [this](int err) { accept_gate_->on_exhausted(err, connections_.size()); }));
     accept_gate_->add(listeners_.back().get());
+}
+
+void Worker::add_listener(int fd, ListenHandler *handler) {
+    listeners_.push_back(std::make_unique<Listener>(
+        base_.get(), fd,
+        [this, handler](int cfd, const SocketAddress &peer) {
+            stats_.connections_accepted++;
+            handler->on_accept(cfd, peer);
+        },
+        [this](int err) { accept_gate_->on_exhausted(err, connections_.size()); }));
+    accept_gate_->add(listeners_.back().get());
+}
+
+void Worker::add_listen_handler(const std::string &address,
+                                std::unique_ptr<ListenHandler> handler) {
+    listen_handlers_[address] = std::move(handler);
 }
 
 // Bounds the memory the pool keeps: enough for a burst of concurrent requests.

@@ -38,6 +38,14 @@ struct ListenSocket {
     bool admin = false;  // the [admin] listener rather than a [[server]] one
 };
 
+// Takes the connections of a listener that serves no HTTP server group: a module's own
+// protocol (modules/stream: tcp servers). Owned by the worker for its life.
+class ListenHandler {
+public:
+    virtual ~ListenHandler() = default;
+    virtual void on_accept(int fd, const SocketAddress &peer) noexcept = 0;
+};
+
 struct WorkerStats {
     uint64_t connections_accepted = 0;
     uint64_t connections_active = 0;
@@ -113,6 +121,8 @@ public:
     // Service modules (the admin listener) add their servers under a listener key: a
     // ListenSocket with `admin` set is served by the group keyed "admin".
     void add_server(std::unique_ptr<HttpServer> server, const std::string &group_key);
+    // Modules whose servers are not HTTP (tcp servers) take a listen address's connections.
+    void add_listen_handler(const std::string &address, std::unique_ptr<ListenHandler> handler);
 
 private:
     static void on_graveyard_cb(evutil_socket_t, short, void *ctx);
@@ -120,6 +130,7 @@ private:
     static void on_shutdown_tick_cb(evutil_socket_t, short, void *ctx);
     static void on_goodbye_grace_cb(evutil_socket_t, short, void *ctx);
     void add_listener(int fd, ServerGroup *group);
+    void add_listener(int fd, ListenHandler *handler);
     void check_drained();
 
     static inline Worker *current_ = nullptr;
@@ -133,6 +144,7 @@ private:
     std::map<std::string, std::unique_ptr<ServerGroup>> groups_;  // by listen address
     std::map<std::string, std::unique_ptr<UpstreamRuntime>> upstreams_;
     std::vector<std::unique_ptr<Listener>> listeners_;
+    std::map<std::string, std::unique_ptr<ListenHandler>> listen_handlers_;  // by address
     std::list<ClientConnection *> connections_;
     std::vector<std::unique_ptr<Deletable>> graveyard_;
     // What on_graveyard_cb is freeing: swapped with graveyard_ so both keep their capacity

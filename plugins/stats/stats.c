@@ -16,6 +16,10 @@
  *   upstream series {upstream, target}, in peer_result, once per attempt on a target
  *     (retries included): attempts by the class of the target's status ("none" when it sent
  *     no response head) and a histogram of $upstream_response_time (attempts with a head).
+ * On a tcp server ([server.plugins.stats]) each session counts as one exchange of the route
+ * {server, "", upstream}: from its connect hook to its end, its status (200 for a session
+ * that ran), the bytes each way and its duration; each connect attempt is an upstream
+ * attempt with status 0 (class "other") and the connect time as its latency.
  * Rendered too, read at scrape time: the core's counters "torii|connections" and
  * "torii|accepted" (every client connection of every worker, admin ones included).
  *
@@ -914,11 +918,13 @@ static const torii_plugin_t descriptor = {
     .log = stats_log,
     .request_done = NULL, /* per-request state lives in request memory */
     .peer_result = stats_peer_result,
+    .connect = stats_access, /* tcp servers: a session counts like a request */
 };
 
 TORII_EXPORT const torii_plugin_t *torii_plugin_entry(const torii_host_t *h) {
     if (!TORII_HOST_HAS(h, req_set_consumer)) { /* the ABI of peer_result and torii|* */
-        h->log(TORII_LOG_ERROR, "stats: this torii is older than the plugin (no peer_result); upgrade torii");
+        h->log(TORII_LOG_ERROR,
+               "stats: this torii is older than the plugin (no peer_result); upgrade torii");
         return NULL;
     }
     host = h;

@@ -700,6 +700,26 @@ TEST_CASE("errors name file, line, column and reason") {
                          "listen = \"127.0.0.1:1\"\nupstream = \"db\"\n") ==
               "conf/torii.toml:5:1: server \"127.0.0.1:1\": upstream is for tcp servers; http "
               "servers use [[server.location]]");
+        // A tcp server relays bytes: an HTTP/2 upstream cannot take them, and a tcp upstream
+        // cannot serve an http location.
+        CHECK(load_error("[upstream.db]\ntargets = [\"127.0.0.1:5432\"]\nprotocol = \"h2c\"\n"
+                         "[[server]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\n"
+                         "upstream = \"db\"\n") ==
+              "conf/torii.toml:7:1: server \"127.0.0.1:1\": upstream \"db\" speaks HTTP/2; a tcp "
+              "server relays bytes (protocol = \"tcp\")");
+        CHECK(load_error("[upstream.db]\ntargets = [\"127.0.0.1:5432\"]\nprotocol = \"tcp\"\n"
+                         "[[server]]\nlisten = \"127.0.0.1:1\"\n[[server.location]]\npath = \"/\"\n"
+                         "upstream = \"db\"\n") ==
+              "conf/torii.toml:8:1: location \"/\": upstream \"db\" has protocol = \"tcp\": it "
+              "serves tcp servers only");
+        // Nothing could tell servers sharing a tcp server's listener apart.
+        CHECK(load_error("[upstream.db]\ntargets = [\"127.0.0.1:5432\"]\n"
+                         "[[server]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\n"
+                         "upstream = \"db\"\n"
+                         "[[server]]\nlisten = \"127.0.0.1:1\"\n[[server.location]]\npath = \"/\"\n"
+                         "return = {}\n") ==
+              "conf/torii.toml:7:1: server \"127.0.0.1:1\": listen \"127.0.0.1:1\" is shared with "
+              "another server; a tcp server needs an address of its own");
     }
     SUBCASE("discovery") {
         CHECK(
