@@ -79,9 +79,11 @@ public:
     void report_failure(Request &req, int target, torii_peer_outcome_t outcome);
     void report_success(Request &req, int target, uint64_t latency_us);
 
-private:
+    // proxy_protocol = "v1" / "v2": the header for a new connection on behalf of `req`'s
+    // client, in its arena.
     std::string_view proxy_header_for(Request &req) const;
 
+private:
     const UpstreamConfig &config_;
     std::vector<TargetState> targets_;
     PluginInstance *balancer_;

@@ -38,6 +38,7 @@ TcpSession::TcpSession(Worker &worker, const TcpServer &server, int fd, const So
     worker.note_request("TCP", server.config().listen_text.front());  // for a crash report
     req_->tcp_server = &server.config();
     req_->chain = &server.chain();
+    req_->client = client_.get();  // $proxy_protocol_addr; the local address for targets
 }
 
 TcpSession::~TcpSession() {
@@ -51,6 +52,51 @@ TcpSession::~TcpSession() {
 }
 
 void TcpSession::start() {
+    if (server_.config().proxy_protocol) {
+        // Before anything else (plugins must see the real client), bounded like a
+        // handshake; exactly the header's bytes are taken, the rest stays in the kernel.
+        state_ = State::proxy_header;
+        proxy_header_ = std::make_unique<ProxyHeaderReader>();
+        client_->set_peek_mode(true);
+        client_->set_read_timeout(server_.config().client_header_timeout);
+        client_->resume_read();
+        return;
+    }
+    do_connect_phase();
+}
+
+void TcpSession::on_socket_read(Socket &s) {
+    if (&s != client_.get() || state_ != State::proxy_header) return;
+    switch (proxy_header_->read(s.fd())) {
+        case ProxyHeaderReader::Step::again:
+            return;
+        case ProxyHeaderReader::Step::invalid:
+            // No answer, as on HTTP listeners: the peer should be a balancer.
+            do_close(400, proxy_header_->header().error);
+            return;
+        case ProxyHeaderReader::Step::closed:
+            do_close(400, "closed before a whole PROXY header");
+            return;
+        case ProxyHeaderReader::Step::done:
+            break;
+    }
+    const ProxyHeader &h = proxy_header_->header();
+    if (h.has_addresses) {  // LOCAL and UNKNOWN keep the balancer's own address
+        req_->remote = h.source;
+        std::string text = h.source.host_string();
+        snprintf(remote_text_, sizeof remote_text_, "%s", text.c_str());
+        req_->remote_addr = remote_text_;
+        client_->set_proxied();
+    }
+    proxy_header_.reset();
+    client_->set_peek_mode(false);
+    client_->pause_read();
+    client_->set_read_timeout(0);
+    do_connect_phase();
+}
+
+void TcpSession::do_connect_phase() {
+    state_ = State::connect_phase;
     PhaseResult r = run_phase(*req_, kPhaseConnect, this);
     if (r == PhaseResult::paused) return;  // on_phase_resumed continues
     do_after_connect_phase(r == PhaseResult::done      ? TORII_CONTINUE
@@ -122,6 +168,8 @@ void TcpSession::do_attempt() {
         do_attempt_failed(TORII_PEER_FAILED, strerror(err));
         return;
     }
+    if (up.config().proxy_protocol != ProxyProtocolSend::none)
+        s->set_preamble(std::string(up.proxy_header_for(*req_)));  // before TLS, if any
     upstream_.reset(s);
     upstream_->set_write_timeout(up.config().connect_timeout);  // the connect and TLS
     in_flight_ = InFlight(&target.in_flight);
@@ -188,7 +236,9 @@ void TcpSession::on_socket_error(Socket &s, int err) {
 void TcpSession::on_socket_timeout(Socket &s, bool) {
     if (state_ == State::done) return;
     if (&s == client_.get()) {
-        do_close(400, "TLS handshake not done within client_header_timeout");
+        do_close(400, state_ == State::proxy_header
+                          ? "no PROXY header within client_header_timeout"
+                          : "TLS handshake not done within client_header_timeout");
         return;
     }
     do_attempt_failed(TORII_PEER_TIMEOUT, "connect timed out (connect_timeout)");

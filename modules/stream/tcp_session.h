@@ -22,6 +22,7 @@
 #include "core/net/socket.h"
 #include "core/proxy/in_flight.h"
 #include "core/proxy/tried_targets.h"
+#include "core/net/proxy_protocol.h"
 #include "core/server/client_connection.h"
 
 namespace torii {
@@ -41,6 +42,7 @@ public:
 
 private:
     enum class State {
+        proxy_header,   // proxy_protocol = true: the balancer's PROXY header is read first
         connect_phase,  // plugins' connect hooks run (or one paused)
         handshake,      // TLS termination toward the client
         connecting,     // a target is being connected (TCP, then TLS when configured)
@@ -48,7 +50,7 @@ private:
     };
 
     // SocketHandler, for both the client and the upstream socket.
-    void on_socket_read(Socket &) override {}
+    void on_socket_read(Socket &s) override;  // the PROXY header only
     void on_socket_drained(Socket &) override {}
     void on_socket_error(Socket &s, int err) override;
     void on_socket_timeout(Socket &s, bool reading) override;
@@ -56,6 +58,7 @@ private:
     // PhaseOwner
     void on_phase_resumed(Request &req, int phase, int action) noexcept override;
 
+    void do_connect_phase();
     void do_after_connect_phase(int action);
     void do_handshake();
     void do_attempt();
@@ -78,6 +81,7 @@ private:
     bool vetoed_ = false;  // a plugin's peer_admit kept a target out
     uint64_t attempt_start_us_ = 0;
     InFlight in_flight_;
+    std::unique_ptr<ProxyHeaderReader> proxy_header_;
     char remote_text_[64];  // $remote_addr
 };
 

@@ -493,3 +493,68 @@ def test_connection_rate_with_delay_holds_connections_back(procs):
     # about 0.2 s later; without the pause all three would echo within milliseconds.
     assert arrived[2] - arrived[0] >= 0.15, arrived
     assert max(arrived) < 3, arrived
+
+
+def closed_without_a_byte(sock):
+    """True when the peer closed without sending anything (a FIN, or a reset: closing with
+    unread bytes in the kernel's buffer resets)."""
+    try:
+        return read_to_eof(sock) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_proxy_protocol_in_and_out(procs):
+    # A tcp server behind an L4 balancer (proxy_protocol = true) sees the client the PROXY
+    # header names: auth's allow list judges that address, and the header torii sends to
+    # the target (upstream proxy_protocol = "v2") carries it on.
+    import json
+    from proxy_header_backend import read_proxy_header
+    got = []
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((harness.HOST, harness.free_port()))
+    ls.listen(16)
+    ls.settimeout(10)
+
+    def serve():
+        for _ in range(2):
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            with c:
+                header = read_proxy_header(c)
+                got.append(header)
+                c.sendall(json.dumps(header).encode() + b"\n")
+                data = c.recv(65536)
+                if data:
+                    c.sendall(data)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    port = harness.free_port()
+    procs.torii(config(
+        main_block(), plugin_block("auth"), plugin_block("round_robin"),
+        upstream_block("pp", ["%s:%d" % (harness.HOST, ls.getsockname()[1])],
+                       protocol="tcp", proxy_protocol="v2"),
+        tcp_server(port, "pp", proxy_protocol=True,
+                   plugins={"auth": {"allow": ["192.0.2.0/24"]}})))
+    try:
+        with connect(port) as c:
+            c.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 443\r\nhello")
+            line = read_until(c, b"\n")
+            header = json.loads(line.split(b"\n", 1)[0])
+            assert header["src"] == "192.0.2.7" and header["sport"] == 5555, header
+            assert read_until(c, b"hello").endswith(b"hello")
+        # The real client is outside the allow list: refused before any target is asked.
+        with connect(port) as c:
+            c.sendall(b"PROXY TCP4 198.51.100.7 127.0.0.1 5555 443\r\nhello")
+            assert closed_without_a_byte(c)
+        # No header at all: closed without a byte.
+        with connect(port) as c:
+            c.sendall(b"hello without a header\r\n")
+            assert closed_without_a_byte(c)
+        assert len(got) == 1, got
+    finally:
+        ls.close()
