@@ -69,8 +69,15 @@ int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_
     return s->on_header(n, v);
 }
 
+int on_begin_frame(nghttp2_session *, const nghttp2_frame_hd *hd, void *user) {
+    return static_cast<Http2Connection *>(user)->check_begin_frame(*hd);
+}
+
 int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
     auto *conn = static_cast<Http2Connection *>(user);
+    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK) &&
+        conn->check_settings() != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     bool glitch = false;
     switch (frame->hd.type) {
@@ -153,6 +160,7 @@ Http2Connection::Http2Connection(Worker &worker, std::unique_ptr<Socket> sock,
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
@@ -212,6 +220,22 @@ void Http2Connection::stream_closed(Http2Stream *s) {
     if (open_streams_ == 0) do_idle_check();
 }
 
+int Http2Connection::check_begin_frame(const nghttp2_frame_hd &hd) {
+    if (uint32_t code = checks_.on_begin_frame(session_, hd, streams_)) {
+        connection_error_ = code;
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
+int Http2Connection::check_settings() {
+    if (uint32_t code = checks_.on_settings(session_)) {
+        connection_error_ = code;
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
 bool Http2Connection::spend_glitch() {
     uint64_t now = Worker::now_ms();
     glitch_tokens_ += static_cast<double>(now - glitch_refill_ms_) * kGlitchRate / 1000.0;
@@ -232,12 +256,17 @@ void Http2Connection::do_recv() {
     if (rv < 0) {
         // nghttp2 queued a GOAWAY for protocol errors and its own limits: let it go out,
         // then close. Our budget's verdict gets its GOAWAY here.
-        if (calm_down_ || rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
-            nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
-        else
-            nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
-        log_info("client %s: HTTP/2: %s", remote_text_,
-                 calm_down_ ? "too many frames that serve no request" : nghttp2_strerror(rv));
+        uint32_t code = NGHTTP2_PROTOCOL_ERROR;
+        const char *why = nghttp2_strerror(rv);
+        if (calm_down_ || rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
+            code = NGHTTP2_ENHANCE_YOUR_CALM;
+            if (calm_down_) why = "too many frames that serve no request";
+        } else if (connection_error_) {
+            code = connection_error_;
+            why = nghttp2_http2_strerror(code);
+        }
+        nghttp2_session_terminate_session(session_, code);
+        log_info("client %s: HTTP/2: %s", remote_text_, why);
         evbuffer_drain(in, evbuffer_get_length(in));
         do_send();
         do_close(nullptr);

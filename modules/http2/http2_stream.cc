@@ -34,18 +34,38 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
     RequestHead &in = req_->input;
     Arena &a = req_->arena;
     if (!name.empty() && name.front() == ':') {  // nghttp2 checked which and how often
-        if (name == ":method")
+        if (name == ":method") {
             in.method = a.copy(value);
-        else if (name == ":path")
+        } else if (name == ":path") {
             in.target = a.copy(value);
-        else if (name == ":authority")
+        } else if (name == ":authority") {
+            // No userinfo in an http(s) authority (RFC 9113 8.3.1): "user@host" is read as
+            // a different host by different parsers.
+            if (value.find('@') != std::string_view::npos) return do_refuse_malformed();
             in.authority = a.copy(value);
+        }
         return 0;
+    }
+    if (name == "host") {
+        // The server is chosen by :authority, an HTTP/1 upstream reads Host: they must name
+        // the same (RFC 9113 8.3.1 says SHOULD; a proxy that routes by one and forwards the
+        // other can be sent anywhere). Pseudo-headers came first, so :authority is known.
+        bool seen = false;
+        in.headers.get(HeaderId::host, &seen);
+        if (seen || (!in.authority.empty() && !iequals(value, in.authority)))
+            return do_refuse_malformed();
     }
     if (!conn_.limits().underscores_in_headers && name.find('_') != std::string_view::npos)
         return 0;  // as on HTTP/1.1: a backend may read X_User as X-User
     in.headers.add(a.copy(name), a.copy(value));
     return 0;
+}
+
+int Http2Stream::do_refuse_malformed() {
+    // A malformed request is a stream error of type PROTOCOL_ERROR (RFC 9113 8.1.1); nghttp2
+    // resets with INTERNAL_ERROR unless the code is submitted first.
+    nghttp2_submit_rst_stream(conn_.session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_PROTOCOL_ERROR);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
 void Http2Stream::on_trailer(std::string_view name, std::string_view value) {
@@ -266,6 +286,13 @@ void Http2Stream::start_tunnel(Request &req, std::unique_ptr<Socket>, InFlight) 
 void Http2Stream::on_close(uint32_t error_code) {
     if (finished_) return;
     finished_ = true;
+    if (body_buffered_) {
+        // Body the handler never took (the stream was reset, or the client left): with
+        // automatic WINDOW_UPDATE off, the connection's window would shrink for good.
+        nghttp2_session_consume_connection(conn_.session(), body_buffered_);
+        body_buffered_ = 0;
+        conn_.schedule_send();
+    }
     if (req_) {
         if (req_->state != RequestState::responded || error_code != NGHTTP2_NO_ERROR)
             if (dispatched_) exchange_abort(*req_);

@@ -53,6 +53,8 @@ public:
 
 private:
     void do_reset(uint32_t code);
+    // Resets the stream as malformed; the value to return from nghttp2's header callback.
+    int do_refuse_malformed();
     void do_refuse(int status);
 
     Http2Connection &conn_;
@@ -66,7 +68,6 @@ private:
     bool response_started_ = false;
     bool watch_drain_ = false;  // the handler waits for on_response_drained
     bool finished_ = false;     // logged and released
-    bool bad_ = false;          // a header broke the rules: reset once the head is complete
 };
 
 }  // namespace torii
