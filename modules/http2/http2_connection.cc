@@ -191,6 +191,8 @@ void Http2Connection::start() {
          static_cast<uint32_t>(limits_.http2_max_concurrent_streams)},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        // WebSocket over HTTP/2 (RFC 8441): extended CONNECT with :protocol.
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
     };
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
                             sizeof settings / sizeof settings[0]);

@@ -10,6 +10,7 @@
 #include "core/server/http_server.h"
 #include "core/worker/worker.h"
 #include "modules/http2/h2_common.h"
+#include "modules/http2/h2_websocket.h"
 #include "modules/http2/http2_connection.h"
 
 namespace torii {
@@ -43,6 +44,8 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
             // a different host by different parsers.
             if (value.find('@') != std::string_view::npos) return do_refuse_malformed();
             in.authority = a.copy(value);
+        } else if (name == ":protocol") {  // nghttp2 allows it on CONNECT only
+            protocol_ = a.copy(value);
         }
         return 0;
     }
@@ -90,6 +93,16 @@ void Http2Stream::on_request_head(bool end_stream) {
     }
     in.chunked = !end_stream && in.content_length < 0;  // a body of unknown length follows
     if (end_stream) r.body_done = true;
+    client_ended_ = end_stream;
+    bool connect = in.method == "CONNECT";
+    if (connect && protocol_ == "websocket") {
+        // From here on the HTTP/1.1 handshake it stands for; its DATA is the tunnel's.
+        websocket_ = true;
+        websocket_key_ = h2::websocket_handshake_from_connect(r);
+        r.body_done = true;
+        early_ = make_evbuffer();
+        connect = false;
+    }
     // Several cookie fields are one Cookie line for HTTP/1.1 upstreams (RFC 9113 8.2.3).
     size_t cookies = 0;
     for (const Header &h : in.headers)
@@ -104,6 +117,12 @@ void Http2Stream::on_request_head(bool end_stream) {
     }
     dispatched_ = true;
     exchange_begin(conn_.worker(), r);
+    if (connect) {
+        // A CONNECT tunnel to any host, or an extended CONNECT for another protocol: not
+        // served (an HTTP/1.1 upstream would read "CONNECT /path").
+        respond_error(r, 501);
+        return;
+    }
     int status = 0;
     HttpServer *server = exchange_route(r, conn_.group(), &status);
     if (!server) {
@@ -115,10 +134,19 @@ void Http2Stream::on_request_head(bool end_stream) {
 
 void Http2Stream::on_data(const uint8_t *data, size_t len) {
     nghttp2_session *s = conn_.session();
+    if (tunnel_ && tunnel_->open()) {
+        tunnel_->on_client_data(data, len);
+        return;
+    }
     if (!req_ || req_->state == RequestState::responded || !dispatched_) {
         // Nobody will read it (answered already): acknowledge it at once so the client's
         // windows stay open.
         nghttp2_session_consume(s, id_, len);
+        return;
+    }
+    if (websocket_) {  // sent before the answer: written upstream once the tunnel opens
+        evbuffer_add(early_.get(), data, len);
+        body_buffered_ += len;
         return;
     }
     Request &r = *req_;
@@ -141,6 +169,8 @@ void Http2Stream::on_data(const uint8_t *data, size_t len) {
 }
 
 void Http2Stream::on_request_end() {
+    client_ended_ = true;
+    if (tunnel_) tunnel_->on_client_end();
     if (!req_ || req_->body_done) return;
     req_->body_done = true;
     if (req_->handler && req_->state != RequestState::responded)
@@ -168,7 +198,36 @@ static ssize_t read_body_cb(nghttp2_session *, int32_t, uint8_t *buf, size_t len
     return static_cast<Http2Stream *>(source->ptr)->read_body(buf, length, flags);
 }
 
+void Http2Stream::do_websocket_answer(Request &req) {
+    ResponseHead &r = req.response;
+    if (r.status == 101) {
+        // torii is the WebSocket client toward the upstream: the accept proves the upstream
+        // read this handshake (the HTTP/2 client has no key to check it with).
+        if (h2::websocket_accept_matches(websocket_key_, r.headers.get("sec-websocket-accept"))) {
+            tunnel_accepted_ = true;
+            r.status = 200;
+            r.content_length = -1;
+            r.no_body = false;
+            r.headers.remove("sec-websocket-accept");
+            return;
+        }
+        log_warn("upstream %.*s: WebSocket handshake answered with a wrong Sec-WebSocket-Accept",
+                 static_cast<int>(req.upstream_addr.size()), req.upstream_addr.data());
+        r.headers.clear();
+        r.status = 502;
+        r.content_length = 0;
+        r.no_body = true;
+        return;
+    }
+    if (r.status >= 200 && r.status < 300) {
+        log_warn("upstream %.*s: answered a WebSocket handshake with %d, not 101",
+                 static_cast<int>(req.upstream_addr.size()), req.upstream_addr.data(), r.status);
+        r.status = 502;
+    }
+}
+
 void Http2Stream::send_head(Request &req) noexcept {
+    if (websocket_) do_websocket_answer(req);
     ResponseHead &r = req.response;
     Arena &a = req.arena;
     h2::NvList nv(a, r.headers.size() + 2);
@@ -235,7 +294,31 @@ ssize_t Http2Stream::read_body(uint8_t *buf, size_t length, uint32_t *flags) {
 }
 
 void Http2Stream::notify_drained() {
-    if (req_ && !finished_ && req_->handler) req_->handler->on_response_drained(*req_);
+    if (finished_) return;
+    if (tunnel_)
+        tunnel_->on_client_drained();
+    else if (req_ && req_->handler)
+        req_->handler->on_response_drained(*req_);
+}
+
+void Http2Stream::tunnel_to_client(evbuffer *data) {
+    out_.add(conn_.session(), id_, data);
+    conn_.schedule_send();
+}
+
+void Http2Stream::tunnel_end_to_client() {
+    out_.end(conn_.session(), id_, nullptr);
+    conn_.schedule_send();
+}
+
+bool Http2Stream::tunnel_client_full() const {
+    return out_.pending() >= kOutputHigh;
+}
+
+void Http2Stream::tunnel_consumed(size_t n) {
+    nghttp2_session_consume(conn_.session(), id_, n);
+    body_buffered_ -= n;
+    conn_.schedule_send();
 }
 
 void Http2Stream::do_reset(uint32_t code) {
@@ -277,15 +360,37 @@ void Http2Stream::watch_output_drain(Request &) noexcept {
     watch_drain_ = true;
 }
 
-void Http2Stream::start_tunnel(Request &req, std::unique_ptr<Socket>, InFlight) noexcept {
-    // WebSocket over HTTP/2 (RFC 8441) is not served yet: the upstream connection goes.
+void Http2Stream::start_tunnel(Request &req, std::unique_ptr<Socket> upstream,
+                               InFlight in_flight) noexcept {
     req.state = RequestState::responded;
-    do_reset(NGHTTP2_REFUSED_STREAM);
+    if (!upstream) {  // nothing to relay to (a 101 from an HTTP/2 upstream cannot happen)
+        do_reset(NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    const ServerConfig &cfg = req.server ? req.server->config() : conn_.limits();
+    Millis idle = cfg.tunnel_idle_timeout > 0 ? cfg.tunnel_idle_timeout
+                                              : conn_.worker().config().main.tunnel_idle_timeout;
+    // The stream owns the socket from now on, also when it is not used: it may be inside
+    // one of its own callbacks, and goes with the stream after them.
+    tunnel_ = std::make_unique<Http2Tunnel>(*this, std::move(upstream), std::move(in_flight), idle);
+    if (!websocket_ || !tunnel_accepted_) {  // the 502 went out instead
+        tunnel_->close(true);
+        return;
+    }
+    tunnel_->start(early_.get(), client_ended_);
 }
 
 void Http2Stream::on_close(uint32_t error_code) {
     if (finished_) return;
     finished_ = true;
+    if (tunnel_) {
+        // One log line for the whole tunnel, as for HTTP/1.1: its bytes each way.
+        tunnel_->close(error_code != NGHTTP2_NO_ERROR);
+        if (req_) {
+            req_->bytes_sent = tunnel_->bytes_to_client();
+            req_->body_received = tunnel_->bytes_from_client();
+        }
+    }
     if (body_buffered_) {
         // Body the handler never took (the stream was reset, or the client left): with
         // automatic WINDOW_UPDATE off, the connection's window would shrink for good.
