@@ -121,6 +121,10 @@ struct UpstreamConfig {
     Millis connect_timeout = 2'000;
     Millis read_timeout = 60'000;
     Millis send_timeout = 60'000;  // extension: nginx proxy_send_timeout
+    // HTTP/2 sessions: a PING once nothing came from the target for this long, and the
+    // session closed if its ACK takes longer than http2_ping_timeout (0: no PING).
+    Millis http2_ping_interval = 30'000;
+    Millis http2_ping_timeout = 10'000;
     int retries = 1;
     UpstreamTlsConfig tls;
     DiscoveryConfig discovery;
@@ -180,8 +184,8 @@ struct ServerConfig {
     bool underscores_in_headers = false;  // false: request header names with '_' are dropped
     Millis tunnel_idle_timeout = 0;       // 0: [main]'s
     int http2_max_concurrent_streams = 128;
-    std::string upstream;                 // tcp servers only
-    std::vector<PluginUse> plugins;       // server-wide
+    std::string upstream;            // tcp servers only
+    std::vector<PluginUse> plugins;  // server-wide
     std::vector<LocationConfig> locations;
     SourcePos pos;
 };
