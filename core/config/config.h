@@ -184,8 +184,8 @@ struct ServerConfig {
     bool underscores_in_headers = false;  // false: request header names with '_' are dropped
     Millis tunnel_idle_timeout = 0;       // 0: [main]'s
     int http2_max_concurrent_streams = 128;
-    std::string upstream;            // tcp servers only
-    std::vector<PluginUse> plugins;  // server-wide
+    std::string upstream;                 // tcp servers only
+    std::vector<PluginUse> plugins;       // server-wide
     std::vector<LocationConfig> locations;
     SourcePos pos;
 };
