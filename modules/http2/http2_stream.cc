@@ -135,6 +135,7 @@ void Http2Stream::on_request_head(bool end_stream) {
 void Http2Stream::on_data(const uint8_t *data, size_t len) {
     nghttp2_session *s = conn_.session();
     if (tunnel_ && tunnel_->open()) {
+        body_buffered_ += len;  // until the tunnel wrote it upstream (tunnel_consumed)
         tunnel_->on_client_data(data, len);
         return;
     }
@@ -317,7 +318,7 @@ bool Http2Stream::tunnel_client_full() const {
 
 void Http2Stream::tunnel_consumed(size_t n) {
     nghttp2_session_consume(conn_.session(), id_, n);
-    body_buffered_ -= n;
+    body_buffered_ = n < body_buffered_ ? body_buffered_ - n : 0;
     conn_.schedule_send();
 }
 
