@@ -255,6 +255,22 @@ def test_valid_request_is_answered(c, name):
     assert r and r[0] == 200, c.frames
 
 
+@pytest.mark.parametrize("fields", [
+    [(":method", "CONNECT"), (":authority", "example.com:443")],
+    [(":method", "CONNECT"), (":protocol", "x-unknown"), (":scheme", "http"),
+     (":path", "/rec/c"), (":authority", "h")],
+], ids=["connect", "extended connect, unknown protocol"])
+def test_connect_other_than_websocket_is_not_implemented(gw, c, fields):
+    # torii advertises SETTINGS_ENABLE_CONNECT_PROTOCOL for WebSocket (RFC 8441) only; an
+    # HTTP/1.1 upstream must never see "CONNECT".
+    assert c.server_settings.get(0x8) == 1
+    gw.rec.clear()
+    c.send(c.headers(1, fields, end_stream=False))
+    r = c.response(1)
+    assert r and r[0] == 501, c.frames
+    assert gw.rec.settle() == b""
+
+
 def test_pseudo_header_in_trailers_is_a_stream_error(c):
     c.send(c.headers(1, get("/paused/x", method="POST"), end_stream=False))
     c.send(c.headers(1, [(":path", "/trailer")]))
