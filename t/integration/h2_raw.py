@@ -112,7 +112,7 @@ class H2Raw:
         try:
             self.sock.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
-            self.closed = True
+            pass  # the server ended the connection: what it sent first is still to be read
 
     def headers(self, sid, fields, end_stream=True, end_headers=True, **kw):
         flags = (["END_STREAM"] if end_stream else []) + (["END_HEADERS"] if end_headers else [])
