@@ -29,11 +29,13 @@ struct WorkerSlot {
 
     // "METHOD TARGET", cut at kLineMax bytes.
     void set_request(std::string_view method, std::string_view target) noexcept {
+        // An empty view may have no data at all (an HTTP/2 CONNECT has no :path), and
+        // memcpy from null is undefined even for 0 bytes.
         size_t m = std::min(method.size(), kLineMax - 1);
-        std::memcpy(line, method.data(), m);
+        if (m) std::memcpy(line, method.data(), m);
         line[m] = ' ';
         size_t t = std::min(target.size(), kLineMax - 1 - m);
-        std::memcpy(line + m + 1, target.data(), t);
+        if (t) std::memcpy(line + m + 1, target.data(), t);
         truncated = t < target.size() || m < method.size();
         len = static_cast<uint32_t>(m + 1 + t);
     }
