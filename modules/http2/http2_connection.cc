@@ -127,11 +127,14 @@ int on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, const uint8_t *
 
 // Resets torii sends because of what the client did ("MadeYouReset", CVE-2025-8671) cost
 // like the client's own: they come out of the same budget.
-int on_frame_send(nghttp2_session *, const nghttp2_frame *frame, void *user) {
+int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
     if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code != NGHTTP2_NO_ERROR &&
         frame->rst_stream.error_code != NGHTTP2_CANCEL &&
         frame->rst_stream.error_code != NGHTTP2_INTERNAL_ERROR)
         static_cast<Http2Connection *>(user)->spend_glitch();
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        if (Http2Stream *s = stream_of(session, frame->hd.stream_id)) s->on_response_sent();
     return 0;
 }
 

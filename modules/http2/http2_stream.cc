@@ -381,6 +381,14 @@ void Http2Stream::start_tunnel(Request &req, std::unique_ptr<Socket> upstream,
     tunnel_->start(early_.get(), client_ended_);
 }
 
+void Http2Stream::on_response_sent() {
+    // A WebSocket handshake answered without a tunnel (refused, or torii's own answer):
+    // the client's side of the stream would stay open waiting for nothing. RFC 9113 8.1
+    // lets a server that answered in full end it with RST_STREAM(NO_ERROR).
+    if (websocket_ && !tunnel_accepted_ && !client_ended_)
+        nghttp2_submit_rst_stream(conn_.session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_NO_ERROR);
+}
+
 void Http2Stream::on_close(uint32_t error_code) {
     if (finished_) return;
     finished_ = true;

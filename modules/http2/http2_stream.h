@@ -35,6 +35,8 @@ public:
     void on_trailer(std::string_view name, std::string_view value);
     ssize_t read_body(uint8_t *buf, size_t length, uint32_t *flags);
     void on_close(uint32_t error_code);
+    // The response's last frame (END_STREAM) went out.
+    void on_response_sent();
     // The connection's send round is over: tell the handler its output drained.
     void notify_drained();
 

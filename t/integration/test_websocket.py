@@ -378,8 +378,9 @@ def test_websocket_over_h2_client_reset_resets_the_upstream(gw):
 def test_websocket_over_h2_refused_upgrade_is_a_response(gw):
     ws = H2WebSocket(gw.port, "/plain/status/403")
     try:
-        ws._until(lambda: ws.ended)
+        ws._until(lambda: ws.ended and ws.reset is not None)
         assert ws.status == 403 and ws.buf  # the upstream's answer and its body
+        assert ws.reset == 0  # then NO_ERROR: the client need not end a stream with no tunnel
     finally:
         ws.close()
     # a 2xx that did not switch protocols would tell the client its WebSocket is open
@@ -394,6 +395,8 @@ def test_websocket_over_h2_auth_applies_to_the_handshake(gw):
     ws = H2WebSocket(gw.port, "/auth/h2")
     try:
         assert ws.status == 401
+        ws._until(lambda: ws.reset is not None)
+        assert ws.reset == 0
     finally:
         ws.close()
     ws = H2WebSocket(gw.port, "/auth/h2", headers=[("x-api-key", KEY)])
