@@ -18,7 +18,13 @@ counting starts; full handshakes by client processes here (Python's ssl): a new 
 request that never offers a session, and the row fails if any handshake was resumed (wrk and
 h2load resume sessions when they reconnect, so neither can drive that row).
 
---rows picks rows (see ROWS), e.g. --rows instructions,tls-keepalive,tls-handshake.
+TCP relay rows: each proxy relays raw TCP (torii: a tcp server; nginx: its stream module;
+HAProxy: mode tcp, its defaults, so no splicing) to the same backend, and wrk's keep-alive
+requests for 1 MiB responses pass through the relay; CPU per MiB is the measure (the
+responses' bytes; request and head bytes are under 0.1%). Callgrind counts user-space
+instructions per MiB, which hides what a relay makes the kernel do: read CPU with it.
+
+--rows picks rows (see ROWS), e.g. --rows instructions,tls-keepalive,tls-handshake,tcp.
 
 Everything listens on 127.0.0.1 and every process started here is stopped by its PID.
 """
@@ -171,17 +177,19 @@ http {
 class Proxy:
     name = "?"
 
-    def __init__(self, work, backend, tls=None):
+    def __init__(self, work, backend, tls=None, tcp=False):
         self.port = free_port()
         self.tls = tls  # a Cert: the listener terminates TLS with it
-        self.dir = os.path.join(work, "%s%s-%d" % (self.name, "-tls" if tls else "", self.port))
+        self.tcp = tcp  # relay raw TCP to the backend instead of proxying HTTP
+        self.dir = os.path.join(work, "%s%s%s-%d" % (self.name, "-tls" if tls else "",
+                                                     "-tcp" if tcp else "", self.port))
         os.makedirs(self.dir)
         self.backend = backend
         self.proc = None
 
     @property
     def label(self):
-        return self.name + (" (TLS)" if self.tls else "")
+        return self.name + (" (TLS)" if self.tls else "") + (" (TCP)" if self.tcp else "")
 
     def url(self, path):
         return "%s://%s:%d%s" % ("https" if self.tls else "http", HOST, self.port, path)
@@ -215,6 +223,29 @@ class Torii(Proxy):
 
     def command(self, single_process=False):
         conf = os.path.join(self.dir, "torii.toml")
+        if self.tcp:
+            with open(conf, "w") as f:
+                f.write("""
+[main]
+workers = 1
+master_process = %(master)s
+error_log = "%(d)s/error.log"
+access_log = "off"
+log_level = "warn"
+plugin_dir = "%(plugins)s"
+
+[upstream.backend]
+protocol = "tcp"
+targets = [ { address = "%(h)s:%(bp)d" } ]
+
+[[server]]
+listen = ["%(h)s:%(p)d"]
+protocol = "tcp"
+upstream = "backend"
+""" % {"d": self.dir, "h": HOST, "p": self.port, "bp": self.backend.port,
+       "plugins": os.path.join(BUILD, "plugins"),
+       "master": "false" if single_process else "true"})
+            return [os.path.join(BUILD, "torii"), "-c", conf]
         with open(conf, "w") as f:
             f.write("""
 [main]
@@ -250,6 +281,27 @@ class Nginx(Proxy):
 
     def command(self, single_process=False):
         conf = os.path.join(self.dir, "nginx.conf")
+        if self.tcp:  # the stream module (Debian: libnginx-mod-stream), its defaults
+            with open(conf, "w") as f:
+                f.write("""
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1;
+daemon off;
+master_process %(master)s;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+worker_rlimit_nofile 65536;
+events { worker_connections 20000; }
+stream {
+    upstream backend { server %(h)s:%(bp)d; }
+    server {
+        listen %(h)s:%(p)d backlog=4096;
+        proxy_pass backend;
+    }
+}
+""" % {"d": self.dir, "h": HOST, "p": self.port, "bp": self.backend.port,
+       "master": "off" if single_process else "on"})
+            return ["nginx", "-c", conf, "-p", self.dir]
         with open(conf, "w") as f:
             f.write("""
 worker_processes 1;
@@ -294,6 +346,24 @@ class Haproxy(Proxy):
 
     def command(self, single_process=False):
         conf = os.path.join(self.dir, "haproxy.cfg")
+        if self.tcp:  # mode tcp with HAProxy's defaults (no option splice-*)
+            with open(conf, "w") as f:
+                f.write("""
+global
+    maxconn %(maxconn)d
+    nbthread 1
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+frontend f
+    bind %(h)s:%(p)d
+    default_backend b
+backend b
+    server s1 %(h)s:%(bp)d
+""" % {"h": HOST, "p": self.port, "bp": self.backend.port, "maxconn": self.maxconn()})
+            return ["haproxy", "-db", "-f", conf]
         with open(conf, "w") as f:
             f.write("""
 global
@@ -712,6 +782,38 @@ def syscalls_per_request(proxy, n):
     return calls / n
 
 
+def instructions_per_mib(proxy, mib):
+    """User-space instructions per relayed MiB: `mib` requests for /big (1 MiB) through the
+    relay, on 10 keep-alive connections."""
+    return callgrind_count(proxy, "tcp", lambda: h2load_fixed(proxy, 20, path="/big"),
+                           lambda: h2load_fixed(proxy, mib, path="/big")) / mib
+
+
+def syscalls_per_mib(proxy, mib):
+    proxy.start()
+    try:
+        h2load_fixed(proxy, 20, path="/big")
+        stat = os.path.join(proxy.dir, "strace-tcp.txt")
+        args = ["strace", "-c", "-f", "-o", stat]
+        for pid in proxy.worker_pids():
+            args += ["-p", str(pid)]
+        tracer = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(tracer)
+        time.sleep(1.0)
+        h2load_fixed(proxy, mib, path="/big")
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=30)
+    finally:
+        proxy.stop()
+    calls = 0
+    with open(stat) as f:
+        for line in f:
+            if line.strip().endswith("total"):
+                parts = line.split()
+                calls = int(parts[3]) if len(parts) >= 5 else int(parts[2])
+    return calls / mib
+
+
 def idle_rss_kib(proxy, count):
     """RSS of a freshly started proxy holding `count` idle keep-alive client connections,
     each of which has made one request."""
@@ -784,6 +886,470 @@ def plugin_costs(work, backend, n):
 
 
 # ---------------------------------------------------------------------------------------------
+# HTTP/2 rows (h2-tls, h2-tls-instructions, h2c-upstream): classes and functions of their own,
+# so that the HTTP/1.1 configurations above stay as they are. Each proxy gets an HTTP/2 twin
+# of its configuration; h2o (2.2, Debian) joins as a fourth peer.
+
+H2_ROWS = ["h2-tls", "h2-tls-instructions", "h2c-upstream"]
+H2_CLIENTS = 4          # h2load connections
+H2_TLS_STREAMS = 32     # h2-tls: -c 4 -m 32, 128 streams in flight
+H2C_STREAMS = 64        # h2c-upstream: -c 4 -m 64, 256 streams in flight
+H2C_BACKEND_MAX_STREAMS = 128  # the h2c backend's http2_max_concurrent_streams (nginx's default)
+# Idle upstream connections kept by torii and nginx (keepalive): their HTTP/1.1 rows use 64 for
+# 50 client connections; with 128 or 256 streams in flight, 64 would close and reopen upstream
+# connections all the time (HAProxy and h2o keep every idle one by default).
+H2_UPSTREAM_KEEPALIVE = 256
+
+
+class H2cBackend:
+    """An nginx speaking cleartext HTTP/2 with prior knowledge (`listen ... http2` without ssl),
+    serving the same /small as Backend, on the load core."""
+
+    def __init__(self, work):
+        self.port = free_port()
+        self.dir = os.path.join(work, "backend-h2c")
+        os.makedirs(self.dir, mode=0o755)
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""
+worker_processes 1;
+daemon off;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log;
+worker_rlimit_nofile 65536;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    keepalive_requests 1000000;  # also the requests per HTTP/2 connection (nginx >= 1.19.7)
+    keepalive_timeout 300s;
+    http2_max_concurrent_streams %(ms)d;
+    server {
+        listen %(h)s:%(p)d http2 backlog=4096;
+        location = /small { return 200 "hello from the backend\\n"; }
+    }
+}
+""" % {"d": self.dir, "h": HOST, "p": self.port, "ms": H2C_BACKEND_MAX_STREAMS})
+        self.proc = start(["nginx", "-c", conf, "-p", self.dir], LOAD_CPU)
+        wait_port(self.port)
+
+
+class H2Proxy(Proxy):
+    """A proxy in one of the HTTP/2 modes:
+    - "h2-tls": a TLS listener offering h2 (and http/1.1) by ALPN, HTTP/1.1 keep-alive upstream
+      (Backend), as the TLS rows;
+    - "h2c-upstream": a cleartext listener taking HTTP/2 with prior knowledge, cleartext HTTP/2
+      to H2cBackend."""
+
+    supports = ("h2-tls", "h2c-upstream")
+
+    def __init__(self, work, backend, mode, tls=None):
+        self.mode = mode
+        super().__init__(work, backend, tls=tls)
+
+    @property
+    def label(self):
+        return "%s (%s)" % (self.name, self.mode)
+
+
+class ToriiH2(H2Proxy):
+    name = "torii"
+
+    def command(self, single_process=False):
+        conf = os.path.join(self.dir, "torii.toml")
+        with open(conf, "w") as f:
+            f.write("""
+[main]
+workers = 1
+master_process = %(master)s
+error_log = "%(d)s/error.log"
+access_log = "off"
+log_level = "warn"
+plugin_dir = "%(plugins)s"
+
+[upstream.backend]
+targets = [ { address = "%(h)s:%(bp)d" } ]
+keepalive = %(ka)d
+%(proto)s
+[[server]]
+listen = ["%(h)s:%(p)d"]
+client_max_body_size = "8m"
+%(tls)s
+[[server.location]]
+path = "/"
+upstream = "backend"
+""" % {"d": self.dir, "h": HOST, "p": self.port, "bp": self.backend.port,
+       "master": "false" if single_process else "true",
+       "proto": 'protocol = "h2c"\n' if self.mode == "h2c-upstream" else "",
+       "ka": H2_UPSTREAM_KEEPALIVE,
+       "plugins": os.path.join(BUILD, "plugins"),
+       "tls": 'tls = { cert = "%s", key = "%s", alpn = ["h2", "http/1.1"] }\n' % (
+           self.tls.cert, self.tls.key) if self.tls else ""})
+        return [os.path.join(BUILD, "torii"), "-c", conf]
+
+
+class NginxH2(H2Proxy):
+    name = "nginx"
+
+    def command(self, single_process=False):
+        conf = os.path.join(self.dir, "nginx.conf")
+        if self.mode == "h2c-upstream":
+            # grpc_pass speaks HTTP/2 to the upstream for any request (not only gRPC); nginx
+            # does not multiplex: one stream per upstream connection, kept alive.
+            upstream = "grpc://backend"
+            fwd = "grpc_set_header"
+            extra = ""
+        else:
+            upstream = "http://backend"
+            fwd = "proxy_set_header"
+            extra = """            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering on;
+            proxy_max_temp_file_size 0;
+"""
+        with open(conf, "w") as f:
+            f.write("""
+worker_processes 1;
+daemon off;
+master_process %(master)s;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+worker_rlimit_nofile 65536;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    upstream backend { server %(h)s:%(bp)d; keepalive %(ka)d; }
+    server {
+        listen %(h)s:%(p)d backlog=4096%(ssl)s http2;
+%(tls)s        location / {
+            %(pass)s %(up)s;
+            %(fwd)s Host $host;
+            %(fwd)s X-Forwarded-For $proxy_add_x_forwarded_for;
+            %(fwd)s X-Real-IP $remote_addr;
+            %(fwd)s X-Forwarded-Proto $scheme;
+%(extra)s        }
+    }
+}
+""" % {"d": self.dir, "h": HOST, "p": self.port, "bp": self.backend.port,
+       "master": "off" if single_process else "on", "ssl": " ssl" if self.tls else "",
+       "pass": "grpc_pass" if self.mode == "h2c-upstream" else "proxy_pass",
+       "up": upstream, "fwd": fwd, "extra": extra,
+       "ka": H2_UPSTREAM_KEEPALIVE,
+       "tls": ("        ssl_certificate %s;\n        ssl_certificate_key %s;\n"
+               "        ssl_protocols TLSv1.2 TLSv1.3;\n" % (self.tls.cert, self.tls.key))
+              if self.tls else ""})
+        return ["nginx", "-c", conf, "-p", self.dir]
+
+
+class HaproxyH2(H2Proxy):
+    name = "haproxy"
+
+    def command(self, single_process=False):
+        conf = os.path.join(self.dir, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write("""
+global
+    maxconn %(maxconn)d
+    nbthread 1
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    http-reuse always
+    option forwardfor
+frontend f
+    bind %(h)s:%(p)d%(bind)s
+    http-request set-header X-Real-IP %%[src]
+    http-request set-header X-Forwarded-Proto %(scheme)s
+    default_backend b
+backend b
+    server s1 %(h)s:%(bp)d%(server)s
+""" % {"h": HOST, "p": self.port, "bp": self.backend.port, "maxconn": Haproxy.maxconn(),
+       "bind": (" ssl crt %s alpn h2,http/1.1 ssl-min-ver TLSv1.2" % self.tls.combined)
+               if self.tls else " proto h2",
+       "server": " proto h2" if self.mode == "h2c-upstream" else "",
+       "scheme": "https" if self.tls else "http"})
+        return ["haproxy", "-db", "-f", conf]
+
+
+class H2o(H2Proxy):
+    """h2o 2.2: one worker thread (num-threads: 1; the whole process is pinned as the others),
+    the private key in-process (Debian's build has no neverbleed), HTTP/1.1
+    keep-alive to the backend (proxy.timeout.keepalive), X-Forwarded-For and
+    X-Forwarded-Proto emitted (its default; 2.2 cannot set X-Real-IP from a variable without
+    mruby). h2o 2.2 speaks only HTTP/1.1 to upstreams: no h2c-upstream mode."""
+
+    name = "h2o"
+    supports = ("h2-tls",)
+
+    def command(self, single_process=False):
+        conf = os.path.join(self.dir, "h2o.conf")
+        ssl_conf = ""
+        if self.tls:
+            ssl_conf = """  ssl:
+    certificate-file: %s
+    key-file: %s
+    minimum-version: TLSv1.2
+    ocsp-update-interval: 0
+""" % (self.tls.cert, self.tls.key)
+        with open(conf, "w") as f:
+            f.write("""
+num-threads: 1
+user: root  # as root without it, h2o switches to nobody
+error-log: %(d)s/error.log
+max-connections: 20000
+listen:
+  host: %(h)s
+  port: %(p)d
+%(ssl)shosts:
+  default:
+    paths:
+      /:
+        proxy.reverse.url: http://%(h)s:%(bp)d/
+        proxy.preserve-host: ON
+        proxy.timeout.keepalive: 300000
+""" % {"d": self.dir, "h": HOST, "p": self.port, "bp": self.backend.port,
+       "ssl": ssl_conf})
+        return ["h2o", "-m", "worker", "-c", conf]
+
+
+H2_KINDS = [ToriiH2, NginxH2, HaproxyH2, H2o]
+
+
+def h2_tls_parameters(proxy):
+    """ALPN, protocol and cipher one handshake with the proxy negotiates (openssl s_client
+    offering h2 only)."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (HOST, proxy.port),
+                        "-servername", "bench.test", "-alpn", "h2"],
+                       input=b"", capture_output=True, timeout=30)
+    out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+    alpn = re.search(r"ALPN protocol: (\S+)", out)
+    proto = re.search(r"Protocol\s*:\s*(\S+)", out) or re.search(r"New, (TLSv[\d.]+)", out)
+    cipher = re.search(r"Cipher is (\S+)", out)
+    return "ALPN %s, %s %s" % (alpn.group(1) if alpn else "none",
+                               proto.group(1) if proto else "?",
+                               cipher.group(1) if cipher else "?")
+
+
+def _h2load_cmd(proxy, streams, path="/small"):
+    cmd = ["taskset", "-c", LOAD_CPU, "h2load", "-t", "1", "-c", str(H2_CLIENTS),
+           "-m", str(streams)]
+    if proxy.tls:  # as the TLS rows: TLS 1.3 with TLS_AES_256_GCM_SHA384; ALPN h2 (its default)
+        cmd.append("--tls13-ciphers=TLS_AES_256_GCM_SHA384")
+    return cmd
+
+
+def _parse_h2load(out):
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                  r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
+    if not m:
+        raise RuntimeError("h2load output not understood:\n%s" % out[-2000:])
+    total, _, done, ok, failed, errored, timeout = (int(x) for x in m.groups())
+    proto = re.search(r"Application protocol: (\S+)", out)
+    if not proto or proto.group(1) not in ("h2", "h2c"):
+        raise RuntimeError("h2load did not speak HTTP/2:\n%s" % out[-2000:])
+    rps = re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", out)
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\s", out)
+    mean_ms = None
+    if mean:
+        v = float(mean.group(1))
+        mean_ms = {"us": v / 1000.0, "ms": v, "s": v * 1000.0}[mean.group(2)]
+    codes = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    errors = failed + errored + timeout + (sum(int(x) for x in codes.groups()) if codes else 0)
+    return {"requests": ok, "rps": float(rps.group(1)) if rps else None, "mean": mean_ms,
+            "errors": errors, "done": done, "total": total}
+
+
+class UpstreamConnSampler:
+    """Counts ESTABLISHED TCP connections to a port (`ss -tn`, the proxy's side: destination
+    port) every `interval` seconds on a thread: the most seen at once, and how many distinct
+    ones (by local port) were seen in all."""
+
+    def __init__(self, port, interval=0.25):
+        import threading
+        self.port = port
+        self.interval = interval
+        self.max = 0
+        self.samples = []
+        self.seen = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self):
+        while not self._stop.is_set():
+            r = subprocess.run(["taskset", "-c", LOAD_CPU, "ss", "-Htn", "state", "established",
+                                "( dport = :%d )" % self.port],
+                               capture_output=True, text=True, timeout=10)
+            conns = [line.split()[2] for line in r.stdout.splitlines() if line.strip()]
+            # columns without the state column: Recv-Q Send-Q Local Peer
+            self.samples.append(len(conns))
+            self.max = max(self.max, len(conns))
+            self.seen.update(conns)
+            self._stop.wait(self.interval)
+
+
+def run_h2load(proxy, seconds, streams, upstream_port=None):
+    """h2load for `seconds` (-c 4 -m streams, /small) against the proxy; req/s, mean request
+    time, the proxy's CPU per request; with upstream_port, the upstream connections seen."""
+    cmd = _h2load_cmd(proxy, streams) + ["-D", str(seconds), proxy.url("/small")]
+    window = CpuWindow(proxy)
+    if upstream_port:
+        with UpstreamConnSampler(upstream_port) as sampler:
+            out = subprocess.run(cmd, capture_output=True, text=True,
+                                 timeout=seconds + 60).stdout
+    else:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    parsed = _parse_h2load(out)
+    r = window.per(parsed["requests"], parsed)
+    if upstream_port:
+        busy = sorted(sampler.samples[2:-2] or sampler.samples)  # without ramp-up and end
+        r["upstream_max"] = sampler.max
+        r["upstream_median"] = statistics.median(busy) if busy else None
+        r["upstream_distinct"] = len(sampler.seen)
+    return r
+
+
+def h2load_count(proxy, n, streams):
+    cmd = _h2load_cmd(proxy, streams) + ["-n", str(n), proxy.url("/small")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
+    r = _parse_h2load(out)
+    if r["requests"] != n or r["errors"]:
+        raise RuntimeError("h2load did not complete %d requests:\n%s" % (n, out[-2000:]))
+    time.sleep(1.0)  # the proxy sees the connections close before counting stops
+
+
+def h2_instructions_per_request(proxy, n, streams):
+    """User-space instructions per request over HTTP/2 (callgrind), handshakes and connection
+    set-up excluded by difference: two counted h2load runs against the same warmed-up proxy
+    configuration, each with its own 4 new connections (TLS: full handshakes), of n/5 and
+    n/5 + n requests; (count(long) - count(short)) / n. Also returns the plain average of
+    the long run (handshakes amortised over its requests)."""
+    short, long_ = max(n // 5, H2_CLIENTS * streams), n + max(n // 5, H2_CLIENTS * streams)
+
+    def count(k, tag):
+        return callgrind_count(proxy, tag, lambda: h2load_count(proxy, 1000, streams),
+                               lambda: h2load_count(proxy, k, streams))
+
+    a = count(short, "%s-short" % proxy.mode)
+    b = count(long_, "%s-long" % proxy.mode)
+    return (b - a) / float(long_ - short), b / float(long_)
+
+
+def h2_rows(args, work, backend, rows_wanted):
+    """Runs the HTTP/2 rows that are wanted; returns (table lines, notes)."""
+    wanted = [r for r in H2_ROWS if r in rows_wanted]
+    if not wanted:
+        return [], []
+    kinds = H2_KINDS
+    if args.only:
+        kinds = [k for k in kinds if k.name in args.only.split(",")]
+    names = [k.name for k in kinds]
+    rows = []  # (scenario, metric, {name: value})
+    notes = []
+    h2dir = os.path.join(work, "h2")
+    os.makedirs(h2dir, mode=0o755, exist_ok=True)
+    tls_proxies = []
+    if any(r.startswith("h2-tls") for r in wanted):
+        cert = Cert(h2dir)
+        tls_proxies = [k(work, backend, "h2-tls", tls=cert) for k in kinds]
+        for p in tls_proxies:
+            p.start()
+            try:
+                notes.append("%s: %s" % (p.name, h2_tls_parameters(p)))
+            finally:
+                p.stop()
+            log("HTTP/2 TLS", notes[-1])
+    h2c_proxies = []
+    if "h2c-upstream" in wanted:
+        h2c_backend = H2cBackend(work)
+        h2c_proxies = [k(work, h2c_backend, "h2c-upstream") for k in kinds
+                       if "h2c-upstream" in k.supports]
+
+    def timed(scenario, group, streams, upstream_port=None):
+        results = {p.name: [] for p in group}
+        for rnd in range(args.rounds):
+            order = group[rnd % len(group):] + group[:rnd % len(group)]
+            for p in order:
+                p.start()
+                try:
+                    run_h2load(p, 1, streams)  # warm-up
+                    r = run_h2load(p, args.seconds, streams, upstream_port)
+                finally:
+                    p.stop()
+                log("round %d  %-28s %-8s %9.0f req/s  mean %6.2f ms  %6.1f us/req  errors %d%s"
+                    % (rnd + 1, scenario, p.name, r["rps"] or 0, r["mean"] or 0,
+                       r["cpu_us_per_req"], r["errors"],
+                       "  upstream conns max %d median %s distinct %d" % (
+                           r["upstream_max"], r["upstream_median"], r["upstream_distinct"])
+                       if upstream_port else ""))
+                results[p.name].append(r)
+        metrics = [("req/s", "rps"), ("mean request ms", "mean"),
+                   ("proxy CPU us/req", "cpu_us_per_req"),
+                   ("of which user space", "cpu_user_us_per_req"),
+                   ("of which kernel", "cpu_kernel_us_per_req"), ("errors", "errors")]
+        if upstream_port:
+            metrics += [("upstream conns, most at once", "upstream_max"),
+                        ("upstream conns, distinct", "upstream_distinct")]
+        for metric, k in metrics:
+            vals = {}
+            for p in group:
+                xs = [r[k] for r in results[p.name] if r.get(k) is not None]
+                vals[p.name] = statistics.median(xs) if xs else None
+            rows.append((scenario, metric, vals))
+        cpu = {p.name: ", ".join(fmt(r["cpu_us_per_req"]) for r in results[p.name])
+               for p in group}
+        notes.append("%s, proxy CPU us/req per round: %s" % (
+            scenario, "; ".join("%s %s" % kv for kv in cpu.items())))
+
+    def counted(scenario, group, streams):
+        vals, amortised = {}, {}
+        for p in group:
+            try:
+                vals[p.name], amortised[p.name] = h2_instructions_per_request(
+                    p, args.fixed, streams)
+            except Exception as e:
+                log("%s instructions failed: %s" % (p.label, e))
+                vals[p.name] = amortised[p.name] = None
+            log("%-34s %-24s %s (handshakes amortised: %s)" % (
+                "instructions/req", p.label, fmt(vals[p.name]), fmt(amortised[p.name])))
+        rows.append((scenario, "instructions/req (callgrind, connections excluded)", vals))
+        rows.append((scenario, "instructions/req, %d connections' set-up amortised" %
+                     H2_CLIENTS, amortised))
+
+    tls_scn = "HTTP/2 over TLS, h2load -c %d -m %d" % (H2_CLIENTS, H2_TLS_STREAMS)
+    h2c_scn = "h2c client -> h2c upstream, h2load -c %d -m %d" % (H2_CLIENTS, H2C_STREAMS)
+    if "h2-tls" in wanted:
+        timed(tls_scn, tls_proxies, H2_TLS_STREAMS, upstream_port=backend.port)
+    if "h2-tls-instructions" in wanted:
+        counted(tls_scn, tls_proxies, H2_TLS_STREAMS)
+    if "h2c-upstream" in wanted:
+        timed(h2c_scn, h2c_proxies, H2C_STREAMS, upstream_port=h2c_backend.port)
+        counted(h2c_scn, h2c_proxies, H2C_STREAMS)
+        streams = H2_CLIENTS * H2C_STREAMS
+        notes.append("h2c upstream: %d streams in flight, backend SETTINGS_MAX_CONCURRENT_STREAMS "
+                     "%d: at most ceil(%d / %d) = %d connections per target allowed" % (
+                         streams, H2C_BACKEND_MAX_STREAMS, streams, H2C_BACKEND_MAX_STREAMS,
+                         -(-streams // H2C_BACKEND_MAX_STREAMS)))
+    lines = ["| scenario | metric | " + " | ".join(names) + " | torii/h2o | torii/haproxy |",
+             "|---|---|" + "---|" * len(names) + "---|---|"]
+    for scenario, metric, vals in rows:
+        lines.append("| %s | %s | %s | %s | %s |" % (
+            scenario, metric, " | ".join(fmt(vals[n]) if n in vals else "n/a" for n in names),
+            ratio(vals.get("torii"), vals.get("h2o")),
+            ratio(vals.get("torii"), vals.get("haproxy"))))
+    return lines, notes
+
+
+# ---------------------------------------------------------------------------------------------
 
 def fmt(v, digits=1):
     if v is None:
@@ -799,18 +1365,23 @@ def ratio(a, b):
 
 # Rows --rows can pick; all of them by default.
 ROWS = ["keepalive", "close", "big", "tls-keepalive", "tls-handshake", "instructions",
-        "syscalls", "rss", "tls-instructions", "tls-handshake-instructions", "plugins",
-        "tls-syscalls"]
+        "syscalls", "rss", "tls-instructions", "tls-handshake-instructions", "websocket",
+        "plugins", "tcp", "tcp-instructions", "tcp-syscalls", "tls-syscalls"]
 DEFAULT_ROWS = ROWS[:-1]  # tls-syscalls only when asked (the run's time budget)
+ROWS = ROWS + H2_ROWS  # the HTTP/2 rows: h2_rows()
+DEFAULT_ROWS = DEFAULT_ROWS + H2_ROWS
 
-# Timed scenarios: (row key, scenario, path, connections, Connection: close, over TLS)
+# Timed scenarios: (row key, scenario, path, connections, Connection: close, over TLS,
+# TCP relay)
+TCP_SCENARIO = "TCP relay, 1 MiB responses"
 SCENARIOS = [
-    ("keepalive", "keep-alive, small response", "/small", 50, False, False),
-    ("close", "new connection per request", "/small", 50, True, False),
-    ("big", "1 MiB responses", "/big", 10, False, False),
-    ("tls-keepalive", "TLS keep-alive, small response", "/small", 50, False, True),
+    ("keepalive", "keep-alive, small response", "/small", 50, False, False, False),
+    ("close", "new connection per request", "/small", 50, True, False, False),
+    ("big", "1 MiB responses", "/big", 10, False, False, False),
+    ("tls-keepalive", "TLS keep-alive, small response", "/small", 50, False, True, False),
     ("tls-handshake", "TLS new connection per request (full handshake)", "/small",
-     HANDSHAKE_CLIENTS, True, True),
+     HANDSHAKE_CLIENTS, True, True, False),
+    ("tcp", TCP_SCENARIO, "/big", 10, False, False, True),
 ]
 
 
@@ -833,6 +1404,8 @@ def main():
                     ",".join(ROWS))
     ap.add_argument("--profile-dir", default="",
                     help="keep each callgrind output there (for callgrind_annotate)")
+    ap.add_argument("--tcp-mib", type=int, default=300,
+                    help="MiB relayed for the TCP callgrind/strace rows")
     ap.add_argument("--no-plugin-costs", dest="plugin_costs", action="store_false",
                     help="skip the per-plugin instruction counts")
     args = ap.parse_args()
@@ -857,6 +1430,7 @@ def main():
     rows = []  # (scenario, metric, {proxy: value}, lower_is_better)
     plugin_rows = []
     tls_notes = []
+    h2_lines, h2_notes = [], []
     t_start = time.monotonic()
     try:
         backend = Backend(work)
@@ -864,6 +1438,9 @@ def main():
         if args.only:
             kinds = [k for k in kinds if k.name in args.only.split(",")]
         proxies = [k(work, backend) for k in kinds]
+        tcp_proxies = []
+        if any(r.startswith("tcp") for r in rows_wanted):
+            tcp_proxies = [k(work, backend, tcp=True) for k in kinds]
         tls_proxies = []
         if any(r.startswith("tls-") for r in rows_wanted):
             cert = Cert(work)
@@ -879,8 +1456,8 @@ def main():
         scenarios = [s for s in SCENARIOS if s[0] in rows_wanted]
         results = {s[1]: {p.name: [] for p in proxies} for s in scenarios}
         for rnd in range(args.rounds):
-            for key, scenario, path, conns, close, tls in scenarios:
-                group = tls_proxies if tls else proxies
+            for key, scenario, path, conns, close, tls, tcp in scenarios:
+                group = tcp_proxies if tcp else tls_proxies if tls else proxies
                 order = group[rnd % len(group):] + group[:rnd % len(group)]
                 for p in order:
                     p.start()
@@ -902,7 +1479,7 @@ def main():
                     results[scenario][p.name].append(r)
 
         for key, scenario, *_ in scenarios:
-            unit = "handshake" if key == "tls-handshake" else "req"
+            unit = "handshake" if key == "tls-handshake" else "MiB" if key == "tcp" else "req"
             metrics = [("handshakes/s" if key == "tls-handshake" else "req/s", "rps", False),
                        ("p50 ms", "p50", True), ("p99 ms", "p99", True),
                        ("proxy CPU us/%s" % unit, "cpu_us_per_req", True),
@@ -930,12 +1507,16 @@ def main():
              True),
             ("tls-syscalls", "TLS keep-alive, small response", "syscalls/req (strace -c)",
              syscalls_per_request, args.fixed, True),
+            ("tcp-instructions", TCP_SCENARIO, "instructions/MiB (callgrind)",
+             instructions_per_mib, args.tcp_mib, "tcp"),
+            ("tcp-syscalls", TCP_SCENARIO, "syscalls/MiB (strace -c)", syscalls_per_mib,
+             args.tcp_mib, "tcp"),
         ]
         for key, scenario, metric, fn, arg, tls in fixed:
             if key not in rows_wanted:
                 continue
             vals = {}
-            for p in (tls_proxies if tls else proxies):
+            for p in (tcp_proxies if tls == "tcp" else tls_proxies if tls else proxies):
                 try:
                     vals[p.name] = fn(p, arg)
                 except Exception as e:
@@ -943,9 +1524,17 @@ def main():
                     vals[p.name] = None
                 log("%-34s %-14s %s" % (metric, p.label, fmt(vals[p.name])))
             rows.append((scenario, metric, vals, True))
-        if not args.rows:
-            rows.append(("HTTP/2 over TLS (h2load)", "req/s", {p.name: None for p in proxies},
-                         False))
+        if "websocket" in rows_wanted:
+            import websocket_row
+            ws = websocket_row.run(proxies, work, rounds=args.rounds)
+            for metric, k in (("proxy CPU us/MiB (each way)", "cpu_us_per_req"),
+                              ("of which user space", "cpu_user_us_per_req"),
+                              ("of which kernel", "cpu_kernel_us_per_req"),
+                              ("MiB/s", "mib_per_s")):
+                vals = {n: statistics.median(r[k] for r in rs) if rs else None
+                        for n, rs in ws.items()}
+                rows.append(("WebSocket echo, 64 KiB frames", metric, vals, k != "mib_per_s"))
+        h2_lines, h2_notes = h2_rows(args, work, backend, rows_wanted)
         if "plugins" in rows_wanted and any(p.name == "torii" for p in proxies):
             plugin_rows = plugin_costs(work, backend, args.fixed)
     finally:
@@ -953,7 +1542,7 @@ def main():
 
     names = [p.name for p in proxies]
     lines = ["| scenario | metric | " + " | ".join(names) + " | torii/nginx | torii/haproxy |",
-             "|---|---|" + "---|" * len(names) + "---|---|"]
+             "|---|---|" + "---|" * len(names) + "---|---|"] if rows else []
     for scenario, metric, vals, lower in rows:
         lines.append("| %s | %s | %s | %s | %s |" % (
             scenario, metric, " | ".join(fmt(vals.get(n)) for n in names),
@@ -969,6 +1558,8 @@ def main():
         command += " --only " + args.only
     if args.rows:
         command += " --rows " + args.rows
+    if any(r.startswith("tcp") for r in rows_wanted):
+        command += " --tcp-mib %d" % args.tcp_mib
     header = ["torii bench, %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine: %d cores, %s" % (os.cpu_count(), model.group(1) if model else "?"),
               "command: " + command,
@@ -977,8 +1568,6 @@ def main():
                   PROXY_CPU, LOAD_CPU, args.rounds, time.monotonic() - t_start)]
     if tls_notes:
         header.append("TLS as negotiated (openssl s_client): " + "; ".join(tls_notes))
-    if not args.rows:
-        header.append("HTTP/2 over TLS: n/a until torii speaks HTTP/2")
     header.append("")
     if plugin_rows:
         lines += ["", "Plugin cost: torii alone, user-space instructions per keep-alive request "
@@ -990,6 +1579,9 @@ def main():
             lines.append("| %s | %s | %s | %s |" % (
                 label, fmt(v), fmt(v - base) if v is not None and base else "n/a",
                 ratio(v, base)))
+    if h2_lines:
+        lines += ["", "HTTP/2 (torii, nginx, HAProxy and h2o; --rows %s)" % ",".join(H2_ROWS),
+                  ""] + h2_lines + [""] + ["- " + n for n in h2_notes]
     text = "\n".join(header + lines) + "\n"
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:

@@ -4,7 +4,7 @@
 namespace torii {
 
 const std::vector<const Module *> &modules() {
-    static const std::vector<const Module *> list = {&http1_module, &http2_module,
+    static const std::vector<const Module *> list = {&http1_module, &http2_module, &stream_module,
                                                      &admin_module};
     return list;
 }

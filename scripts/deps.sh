@@ -11,6 +11,8 @@ packages=(
   # test clients and peers
   curl nghttp2-client python3 python3-pytest python3-h2 python3-websockets python3-grpcio
   redis-server procps
+  # benchmark peers (bench/bench.py; bench/run.sh installs the rest of make bench's tools)
+  h2o
 )
 
 missing=()

@@ -40,6 +40,8 @@ struct MainConfig {
     std::string log_level = "info";    // debug | info | notice | warn | error
     Millis shutdown_timeout = 30'000;
     Millis tunnel_idle_timeout = 3'600'000;  // WebSocket (and TCP) tunnels without traffic
+    // Old generations kept draining after reloads; one more makes the oldest close now.
+    int max_draining_generations = 4;
     // Client connections one worker holds at most (nginx's worker_connections); a worker
     // also keeps about as many fds for upstream connections (core/net/fd_limit.h).
     int worker_connections = 1024;
@@ -79,6 +81,7 @@ struct TargetConfig {
     std::string address;  // as written: "127.0.0.1:9001"
     SocketAddress sockaddr;
     int weight = 1;
+    uint64_t id = 0;  // stable across reloads and reorderings (core/config/target_id.h)
 };
 
 struct UpstreamTlsConfig {
@@ -111,6 +114,9 @@ struct HealthConfig {
     Millis fail_timeout = 10'000;
 };
 
+// The PROXY protocol header sent to targets on every new connection.
+enum class ProxyProtocolSend : uint8_t { none, v1, v2 };
+
 struct UpstreamConfig {
     std::string name;
     std::string balancer = "round_robin";
@@ -126,6 +132,7 @@ struct UpstreamConfig {
     Millis http2_ping_interval = 30'000;
     Millis http2_ping_timeout = 10'000;
     int retries = 1;
+    ProxyProtocolSend proxy_protocol = ProxyProtocolSend::none;
     UpstreamTlsConfig tls;
     DiscoveryConfig discovery;
     HealthConfig health;
@@ -184,8 +191,11 @@ struct ServerConfig {
     bool underscores_in_headers = false;  // false: request header names with '_' are dropped
     Millis tunnel_idle_timeout = 0;       // 0: [main]'s
     int http2_max_concurrent_streams = 128;
-    std::string upstream;                 // tcp servers only
-    std::vector<PluginUse> plugins;       // server-wide
+    // Every connection starts with a PROXY protocol header (v1 or v2) from an L4 balancer;
+    // a listener property, the same for every server of an address.
+    bool proxy_protocol = false;
+    std::string upstream;            // tcp servers only
+    std::vector<PluginUse> plugins;  // server-wide
     std::vector<LocationConfig> locations;
     SourcePos pos;
 };

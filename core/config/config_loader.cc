@@ -22,6 +22,7 @@
 
 #include "core/config/config.h"
 #include "core/config/config_reader.h"
+#include "core/config/target_id.h"
 #include "modules/tls/tls_context.h"
 
 namespace torii {
@@ -160,7 +161,7 @@ void Loader::read_main() {
     if (!s) return;
     s->allow_only({"workers", "pid_file", "error_log", "access_log", "log_level",
                    "shutdown_timeout", "plugin_dir", "master_process", "worker_connections",
-                   "tunnel_idle_timeout"});
+                   "tunnel_idle_timeout", "max_draining_generations"});
     s->read("master_process", main.master_process);
 
     if (const toml::node *workers = s->get("workers")) {
@@ -182,6 +183,7 @@ void Loader::read_main() {
     s->read_duration("shutdown_timeout", main.shutdown_timeout);
     s->read_duration("tunnel_idle_timeout", main.tunnel_idle_timeout);
     s->read("worker_connections", main.worker_connections, 1, 1 << 20);
+    s->read("max_draining_generations", main.max_draining_generations, 0, 64);
     s->read_path("plugin_dir", main.plugin_dir);
 }
 
@@ -258,7 +260,7 @@ void Loader::read_upstreams() {
 UpstreamConfig Loader::read_upstream(const std::string &name, const Section &s) const {
     s.allow_only({"balancer", "hash_key", "protocol", "targets", "keepalive", "connect_timeout",
                   "read_timeout", "send_timeout", "retries", "tls", "discovery", "health",
-                  "http2_ping_interval", "http2_ping_timeout"});
+                  "proxy_protocol", "http2_ping_interval", "http2_ping_timeout"});
     const std::string who = "upstream " + in_quotes(name);
     UpstreamConfig up;
     up.name = name;
@@ -296,6 +298,15 @@ UpstreamConfig Loader::read_upstream(const std::string &name, const Section &s) 
                       ": http2_ping_timeout must be above 0 (http2_ping_interval = \"0s\" "
                       "turns the PING off)");
     s.read("retries", up.retries, 0, 100);
+    std::string proxy_protocol;
+    if (s.read_choice("proxy_protocol", proxy_protocol, {"v1", "v2"})) {
+        up.proxy_protocol = proxy_protocol == "v1" ? ProxyProtocolSend::v1 : ProxyProtocolSend::v2;
+        // The header names one client for the whole connection: an HTTP/2 session
+        // multiplexes many clients' streams, so it cannot carry one.
+        if (up.protocol == UpstreamProtocol::h2 || up.protocol == UpstreamProtocol::h2c)
+            s.fail("proxy_protocol", "not available with protocol = \"" + protocol +
+                                         "\" (one connection carries many clients)");
+    }
 
     if (s.has("tls")) {
         Section tls = s.sub("tls");
@@ -358,6 +369,11 @@ void Loader::read_targets(const Section &s, UpstreamConfig &up) const {
         Result<SocketAddress> address = SocketAddress::parse(target.address);
         if (!address) ctx_.fail(at, s.label() + " targets: " + address.error());
         target.sockaddr = *address;
+        unsigned occurrence = 0;
+        for (const TargetConfig &before : up.targets)
+            occurrence += before.sockaddr.same_host(target.sockaddr) &&
+                          before.sockaddr.port() == target.sockaddr.port();
+        target.id = stable_target_id(up.name, target.sockaddr, occurrence);
         up.targets.push_back(std::move(target));
     }
 }
@@ -409,12 +425,30 @@ void Loader::read_servers() {
     for (const ServerConfig &s : config_.servers) {
         for (const SocketAddress &a : s.listen) {
             auto [it, fresh] = first.emplace(a.to_string(), &s);
+            // A tcp server's listener relays every connection to its upstream: nothing
+            // (no Host, no SNI routing) could tell servers sharing it apart.
+            if (!fresh && (s.protocol == ServerProtocol::tcp ||
+                           it->second->protocol == ServerProtocol::tcp)) {
+                throw ConfigError{s.pos.to_string() + ": server " +
+                                  in_quotes(s.listen_text.front()) + ": listen " +
+                                  in_quotes(a.to_string()) +
+                                  " is shared with another server; a tcp server needs an "
+                                  "address of its own"};
+            }
             if (!fresh && bool(it->second->tls) != bool(s.tls)) {
                 throw ConfigError{s.pos.to_string() + ": server " +
                                   in_quotes(s.listen_text.front()) + ": listen " +
                                   in_quotes(a.to_string()) + " is shared with a server " +
                                   (s.tls ? "without" : "with") +
                                   " tls; all servers of one address use TLS or none do"};
+            }
+            if (!fresh && it->second->proxy_protocol != s.proxy_protocol) {
+                throw ConfigError{s.pos.to_string() + ": server " +
+                                  in_quotes(s.listen_text.front()) + ": listen " +
+                                  in_quotes(a.to_string()) + " is shared with a server " +
+                                  (s.proxy_protocol ? "without" : "with") +
+                                  " proxy_protocol; all servers of one address expect the "
+                                  "PROXY header or none do"};
             }
         }
     }
@@ -425,7 +459,7 @@ ServerConfig Loader::read_server(const Section &s) const {
                   "client_max_header_size", "client_header_timeout", "client_body_timeout",
                   "send_timeout", "keepalive_timeout", "keepalive_requests", "upstream", "plugins",
                   "location", "underscores_in_headers", "tunnel_idle_timeout",
-                  "http2_max_concurrent_streams"});
+                  "http2_max_concurrent_streams", "proxy_protocol"});
     ServerConfig server;
     server.pos = s.pos();
     read_listen(s, server);
@@ -468,6 +502,7 @@ ServerConfig Loader::read_server(const Section &s) const {
     s.read_duration("keepalive_timeout", server.keepalive_timeout);
     s.read("keepalive_requests", server.keepalive_requests, 1, INT_MAX);
     s.read("underscores_in_headers", server.underscores_in_headers);
+    s.read("proxy_protocol", server.proxy_protocol);
     s.read_duration("tunnel_idle_timeout", server.tunnel_idle_timeout);
     s.read("http2_max_concurrent_streams", server.http2_max_concurrent_streams, 1, 65536);
     server.plugins = read_plugin_uses(s, "[server.plugins.");
@@ -476,9 +511,15 @@ ServerConfig Loader::read_server(const Section &s) const {
     bool has_upstream = s.read("upstream", server.upstream);
     if (server.protocol == ServerProtocol::tcp) {
         if (!has_upstream) ctx_.fail(s.where(), who + ": a tcp server needs upstream = \"NAME\"");
-        if (!config_.find_upstream(server.upstream)) {
+        const UpstreamConfig *up = config_.find_upstream(server.upstream);
+        if (!up) {
             ctx_.fail(s.where("upstream"),
                       who + ": unknown upstream " + in_quotes(server.upstream));
+        }
+        if (up->protocol == UpstreamProtocol::h2 || up->protocol == UpstreamProtocol::h2c) {
+            ctx_.fail(s.where("upstream"),
+                      who + ": upstream " + in_quotes(server.upstream) +
+                          " speaks HTTP/2; a tcp server relays bytes (protocol = \"tcp\")");
         }
         if (s.has("location")) {
             ctx_.fail(s.where("location"), who + ": a tcp server takes no [[server.location]]");
@@ -544,6 +585,11 @@ LocationConfig Loader::read_location(const Section &s) const {
     }
     if (has_upstream && !config_.find_upstream(location.upstream)) {
         ctx_.fail(s.where("upstream"), who + ": unknown upstream " + in_quotes(location.upstream));
+    }
+    if (has_upstream &&
+        config_.find_upstream(location.upstream)->protocol == UpstreamProtocol::tcp) {
+        ctx_.fail(s.where("upstream"), who + ": upstream " + in_quotes(location.upstream) +
+                                           " has protocol = \"tcp\": it serves tcp servers only");
     }
     location.plugins = read_plugin_uses(s, "[server.location.plugins.");
     return location;

@@ -7,17 +7,8 @@ std::vector<std::string> pending_feature_warnings(const Config &config) {
     auto warn = [&](const SourcePos &pos, const std::string &what) {
         out.push_back(pos.to_string() + ": " + what);
     };
-    for (const ServerConfig &s : config.servers) {
-        if (s.protocol == ServerProtocol::tcp)
-            warn(s.pos,
-                 "[[server]] protocol = \"tcp\": TCP proxying is not available yet; this "
-                 "server is not started");
-    }
     for (const auto &[name, u] : config.upstreams) {
         std::string who = "upstream \"" + name + "\": ";
-        if (u.protocol == UpstreamProtocol::tcp)
-            warn(u.pos, who +
-                            "protocol = \"tcp\" is not available yet; HTTP/1.1 is used");
         if (!u.discovery.type.empty())
             warn(u.pos, who + "discovery is not available yet; only `targets` are used");
         if (u.health.enabled)

@@ -10,11 +10,47 @@ static inline char lower(char c) {
     return (c >= 'A' && c <= 'Z') ? char(c | 0x20) : c;
 }
 
+// Case-insensitive ASCII compare a word at a time: two bytes match when they are equal,
+// or when they differ only in bit 0x20 and are letters (checked on x folded to lowercase,
+// per byte without carries: each lane is masked to 7 bits before the range additions).
+template <typename W>
+static inline bool iequal_words(W x, W y) {
+    constexpr W ones = W(~W(0)) / 0xff;  // 0x0101...
+    W diff = x ^ y;
+    if (diff == 0) return true;
+    W folded = x | (ones * 0x20);
+    W low7 = folded & (ones * 0x7f);
+    W at_least_a = low7 + ones * (0x80 - 'a');   // lane's top bit set when >= 'a'
+    W above_z = low7 + ones * (0x80 - 'z' - 1);  // ... when > 'z'
+    W letter = at_least_a & ~above_z & ~folded & (ones * 0x80);
+    return (diff & ~(letter >> 2)) == 0;  // 0x80 >> 2 == 0x20: only case may differ
+}
+
 bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (lower(a[i]) != lower(b[i])) return false;
+    size_t n = a.size();
+    if (n != b.size()) return false;
+    const char *p = a.data(), *q = b.data();
+    if (n >= 8) {
+        uint64_t x, y;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            std::memcpy(&x, p + i, 8);
+            std::memcpy(&y, q + i, 8);
+            if (!iequal_words(x, y)) return false;
+        }
+        std::memcpy(&x, p + n - 8, 8);  // the last 8 bytes, overlapping what was checked
+        std::memcpy(&y, q + n - 8, 8);
+        return iequal_words(x, y);
     }
+    if (n >= 4) {
+        uint32_t x, y, x2, y2;
+        std::memcpy(&x, p, 4);
+        std::memcpy(&y, q, 4);
+        std::memcpy(&x2, p + n - 4, 4);
+        std::memcpy(&y2, q + n - 4, 4);
+        return iequal_words(x, y) && iequal_words(x2, y2);
+    }
+    for (size_t i = 0; i < n; ++i)
+        if (lower(p[i]) != lower(q[i])) return false;
     return true;
 }
 
@@ -40,7 +76,8 @@ bool has_token(std::string_view value, std::string_view token) {
 // `lit` is lowercase letters, digits and '-'. For a valid field name (a token: no control
 // characters), c | 0x20 equals such a character only when c is that character or, for a
 // letter, its uppercase form: so one OR folds case without a table, 8 bytes at a time.
-static bool equals_lowercase_literal(std::string_view a, std::string_view lit) {
+__attribute__((always_inline)) static inline bool equals_lowercase_literal(std::string_view a,
+                                                                           std::string_view lit) {
     if (a.size() != lit.size()) return false;
     size_t i = 0, n = a.size();
     for (; i + 8 <= n; i += 8) {
@@ -130,6 +167,10 @@ bool HeaderList::contains(std::string_view name) const {
 
 size_t HeaderList::remove(std::string_view name) {
     return remove_if([&](const Header &h) { return iequals(h.name, name); });
+}
+
+void HeaderList::add_growing(std::string_view name, std::string_view value, HeaderId id) {
+    items_.push_back({name, value, id});
 }
 
 void HeaderList::set(std::string_view name, std::string_view value) {

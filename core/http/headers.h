@@ -50,10 +50,15 @@ public:
     using const_iterator = std::vector<Header>::const_iterator;
 
     void add(std::string_view name, std::string_view value) {
-        items_.push_back({name, value, classify_header(name)});
+        add(name, value, classify_header(name));
     }
     void add(std::string_view name, std::string_view value, HeaderId id) {
-        items_.push_back({name, value, id});
+        // Lists are pooled with the request and reserved ahead: growing is the rare case,
+        // kept out of line so the common append is a few instructions.
+        if (items_.size() < items_.capacity()) [[likely]]
+            items_.push_back({name, value, id});
+        else
+            add_growing(name, value, id);
     }
     // The first value of `name`, or an empty view with found=false.
     std::string_view get(std::string_view name, bool *found = nullptr) const;
@@ -85,6 +90,7 @@ public:
     }
 
 private:
+    void add_growing(std::string_view name, std::string_view value, HeaderId id);
     std::vector<Header> items_;
 };
 

@@ -62,6 +62,45 @@ int Http1Parser::count_head_bytes(size_t len) {
     return 0;
 }
 
+void Http1Parser::take_piece(std::string_view &s, const char *at, size_t len) {
+    if (len == 0) return;
+    if (s.empty()) {  // the usual case: the piece arrived whole; keep pointing at it
+        if (!raw_lo_) raw_lo_ = at;
+        raw_hi_ = at + len;
+        s = {at, len};
+        return;
+    }
+    // A second piece of the same item (obs-fold, or the item went on in a later chunk):
+    // both into the arena, joined.
+    arena_->append(s, at, len);
+}
+
+void Http1Parser::copy_raw_pieces() {
+    auto lo = reinterpret_cast<uintptr_t>(raw_lo_), hi = reinterpret_cast<uintptr_t>(raw_hi_);
+    char *copy = arena_->alloc(hi - lo);
+    std::memcpy(copy, raw_lo_, hi - lo);
+    auto rebase = [&](std::string_view &v) {
+        auto p = reinterpret_cast<uintptr_t>(v.data());
+        if (!v.empty() && p >= lo && p < hi) v = {copy + (p - lo), v.size()};
+    };
+    if (kind_ == Kind::request) {
+        if (req_) rebase(req_->target);
+    } else if (resp_) {
+        rebase(resp_->reason);
+    }
+    rebase(field_);
+    rebase(value_);
+    if (fields_) {
+        for (auto it = fields_->begin() + static_cast<ptrdiff_t>(raw_fields_from_);
+             it != fields_->end(); ++it) {
+            rebase(it->name);
+            rebase(it->value);
+        }
+        raw_fields_from_ = fields_->size();
+    }
+    raw_lo_ = raw_hi_ = nullptr;
+}
+
 void Http1Parser::consume_to(const char *pos) {
     if (pos > cursor_) {
         evbuffer_drain(in_, static_cast<size_t>(pos - cursor_));
@@ -81,34 +120,36 @@ int Http1Parser::on_message_begin(llhttp_t *p) {
     s->field_ = s->value_ = {};
     s->in_value_ = false;
     s->fields_ = s->kind_ == Kind::request ? &s->req_->headers : &s->resp_->headers;
+    s->raw_lo_ = s->raw_hi_ = nullptr;
+    s->raw_fields_from_ = s->fields_->size();
     return 0;
 }
 
 int Http1Parser::on_url(llhttp_t *p, const char *at, size_t len) {
     Http1Parser *s = self(p);
     if (int rc = s->count_head_bytes(len)) return rc;
-    s->arena_->append(s->req_->target, at, len);
+    s->take_piece(s->req_->target, at, len);
     return 0;
 }
 
 int Http1Parser::on_status(llhttp_t *p, const char *at, size_t len) {
     Http1Parser *s = self(p);
     if (int rc = s->count_head_bytes(len)) return rc;
-    s->arena_->append(s->resp_->reason, at, len);
+    s->take_piece(s->resp_->reason, at, len);
     return 0;
 }
 
 int Http1Parser::on_header_field(llhttp_t *p, const char *at, size_t len) {
     Http1Parser *s = self(p);
     if (int rc = s->count_head_bytes(len)) return rc;
-    s->arena_->append(s->field_, at, len);
+    s->take_piece(s->field_, at, len);
     return 0;
 }
 
 int Http1Parser::on_header_value(llhttp_t *p, const char *at, size_t len) {
     Http1Parser *s = self(p);
     if (int rc = s->count_head_bytes(len)) return rc;
-    s->arena_->append(s->value_, at, len);
+    s->take_piece(s->value_, at, len);
     return 0;
 }
 
@@ -178,6 +219,7 @@ int Http1Parser::check_request_framing(RequestHead *r) {
 
 int Http1Parser::on_headers_complete(llhttp_t *p) {
     Http1Parser *s = self(p);
+    s->materialize();  // the owner reads the head after this chunk is drained
     s->state_ = State::body;
     s->head_pending_ = true;
     bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
@@ -199,6 +241,7 @@ int Http1Parser::on_headers_complete(llhttp_t *p) {
         if (int rc = s->check_request_framing(r)) return rc;
         // Trailers (after a chunked body) go to their own list.
         s->fields_ = &r->trailers;
+        s->raw_fields_from_ = r->trailers.size();
         return HPE_PAUSED;
     }
     ResponseHead *r = s->resp_;
@@ -207,6 +250,7 @@ int Http1Parser::on_headers_complete(llhttp_t *p) {
     r->chunked = chunked;
     r->no_body = s->request_was_head_ || r->status < 200 || r->status == 204 || r->status == 304;
     s->fields_ = &r->trailers;
+    s->raw_fields_from_ = r->trailers.size();
     // A response without a body still reports head_complete first, then message_complete:
     // returning 1 tells llhttp not to expect a body, and on_message_complete pauses next.
     if (r->no_body && r->status != 101) return 1;
@@ -225,6 +269,7 @@ int Http1Parser::on_body(llhttp_t *p, const char *at, size_t len) {
 
 int Http1Parser::on_message_complete(llhttp_t *p) {
     Http1Parser *s = self(p);
+    s->materialize();  // trailers
     s->state_ = State::done;
     s->complete_pending_ = true;
     // The next message must wait until the owner has finished this one (pipelining).
@@ -265,6 +310,7 @@ ParseEvent Http1Parser::feed(evbuffer *in, evbuffer *body_out, size_t body_limit
         in_ = in;
         cursor_ = base;
         llhttp_errno_t err = llhttp_execute(&parser_, base, v.iov_len);
+        materialize();  // a head (or trailers) going on in the next chunk, or refused
         const char *stop = err == HPE_OK ? base + v.iov_len : llhttp_get_error_pos(&parser_);
         if (err == HPE_OK || err == HPE_PAUSED) {
             consume_to(stop);

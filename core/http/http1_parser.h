@@ -79,6 +79,11 @@ private:
     static int on_message_complete(llhttp_t *p);
 
     int count_head_bytes(size_t len);
+    void take_piece(std::string_view &s, const char *at, size_t len);
+    void materialize() {
+        if (raw_lo_) copy_raw_pieces();
+    }
+    void copy_raw_pieces();
     int check_request_framing(RequestHead *r);
     int fail(int status, const char *reason);
     void consume_to(const char *pos);
@@ -96,6 +101,13 @@ private:
     HeaderList *fields_ = nullptr;  // headers, then trailers
     std::string_view field_, value_;
     bool in_value_ = false;
+    // Head pieces (target, reason, names, values) first point into the chunk being parsed;
+    // when the head completes, or the chunk ends first, [raw_lo_, raw_hi_) is copied into
+    // the arena in one piece and those views are moved onto the copy (one copy per head
+    // instead of one per piece). Fields of *fields_ from raw_fields_from_ on may be raw.
+    const char *raw_lo_ = nullptr;
+    const char *raw_hi_ = nullptr;
+    size_t raw_fields_from_ = 0;
     bool request_was_head_ = false;
     bool allow_underscores_ = false;
     uint16_t hosts_ = 0;    // Host fields of the head being parsed

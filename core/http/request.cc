@@ -31,6 +31,7 @@ void Request::reset() {
     evbuffer_drain(upstream_body.get(), evbuffer_get_length(upstream_body.get()));
     server = nullptr;
     location = nullptr;
+    tcp_server = nullptr;
     evbuffer_drain(body.get(), evbuffer_get_length(body.get()));
     body_done = false;
     body_received = 0;
@@ -43,6 +44,7 @@ void Request::reset() {
     upstream_latency_us = 0;
     arena.reset();
     ssl = nullptr;  // set again when the next request is dispatched
+    client = nullptr;
     // remote / remote_addr belong to the connection and stay.
 }
 

@@ -26,6 +26,7 @@ namespace torii {
 
 struct Request;
 struct LocationConfig;
+struct ServerConfig;
 class Socket;
 class HttpServer;
 struct PhaseChain;
@@ -112,6 +113,9 @@ struct Request {
     Downstream *downstream = nullptr;
     const HttpServer *server = nullptr;
     const LocationConfig *location = nullptr;
+    // A TCP session (modules/stream) is a Request without HTTP: no server object, no
+    // location, no downstream; this is its [[server]] (host->req_is_tcp, $server_protocol).
+    const ServerConfig *tcp_server = nullptr;
     std::unique_ptr<RequestHandler> handler;
 
     // Request body received but not yet taken by the handler; bounded by the downstream,
@@ -123,6 +127,9 @@ struct Request {
     SocketAddress remote;
     std::string_view remote_addr;  // text form, owned by the connection
     ssl_st *ssl = nullptr;  // the client connection's TLS session ($ssl_* variables), or none
+    // The client connection's socket: whether its address came in a PROXY header
+    // ($proxy_protocol_addr) and its local address (the PROXY header sent to targets).
+    const Socket *client = nullptr;
 
     RequestState state = RequestState::head;
     bool head_sent = false;

@@ -1,6 +1,8 @@
 #include "core/http/request_target.h"
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 
 #include "core/http/path_normalizer.h"
 #include "core/http/request.h"
@@ -32,6 +34,21 @@ static bool valid_authority(std::string_view a) {
         dot = is_dot;
     }
     return bad == 0;
+}
+
+// Keep-alive clients send the same Host request after request: the last one that passed
+// is remembered (per worker process: one thread), so the scan runs once per new value.
+static bool known_valid_authority(std::string_view a) {
+    if (a.empty()) return true;  // HTTP/1.0 without Host (and no null pointer for memcmp)
+    static char last[64];
+    static size_t last_len = SIZE_MAX;
+    if (a.size() == last_len && std::memcmp(a.data(), last, a.size()) == 0) return true;
+    if (!valid_authority(a)) return false;
+    if (a.size() <= sizeof last) {
+        std::memcpy(last, a.data(), a.size());
+        last_len = a.size();
+    }
+    return true;
 }
 
 int prepare_request_target(Request &req, const char **why) {
@@ -79,7 +96,7 @@ int prepare_request_target(Request &req, const char **why) {
             in.target = target;
         }
     }
-    if (!valid_authority(in.authority)) {
+    if (!known_valid_authority(in.authority)) {
         *why = "invalid Host";
         return 400;
     }

@@ -3,7 +3,9 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/config/config.h"
 #include "core/http/request.h"
+#include "core/net/socket.h"
 #include "core/worker/worker.h"
 #include "modules/tls/tls_variables.h"
 
@@ -129,7 +131,11 @@ bool get_variable(Request &req, std::string_view name, std::string_view *out) {
         if (req.consumer.empty()) return false;
         *out = req.consumer;
     } else if (name == "server_protocol") {
-        *out = req.input.version == HttpVersion::http2   ? "HTTP/2.0"
+        if (req.tcp_server) {
+            *out = "TCP";
+            return true;
+        }
+        *out = req.input.version == HttpVersion::http2    ? "HTTP/2.0"
                : req.input.version == HttpVersion::http10 ? "HTTP/1.0"
                                                           : "HTTP/1.1";
     } else if (name == "grpc_status") {
@@ -139,6 +145,10 @@ bool get_variable(Request &req, std::string_view name, std::string_view *out) {
         *out = req.response.headers.get("grpc-status", &found);
         if (!found) *out = req.upstream_response.trailers.get("grpc-status", &found);
         return found;
+    } else if (name == "proxy_protocol_addr") {
+        // The client address a PROXY header gave (it became $remote_addr as well).
+        if (!req.client || !req.client->proxied()) return false;
+        *out = req.remote_addr;
     } else if (name.starts_with("ssl_")) {
         return tls_variable(req.ssl, name, req.arena, out);
     } else {
@@ -155,7 +165,9 @@ bool is_known_variable(std::string_view name) {
         "request_length", "upstream_response_time"};
     for (const char *f : fixed)
         if (name == f) return true;
-    if (is_tls_variable(name) || name == "server_protocol" || name == "grpc_status") return true;
+    if (is_tls_variable(name) || name == "server_protocol" || name == "grpc_status" ||
+        name == "proxy_protocol_addr")
+        return true;
     for (std::string_view prefix : {"http_", "arg_", "cookie_"})
         if (name.size() > prefix.size() && name.starts_with(prefix)) return true;
     return false;

@@ -32,9 +32,10 @@ struct Module {
 };
 
 // The compiled-in modules, each defined beside its code.
-extern const Module http1_module;  // core/server/http1_connection.cc
-extern const Module admin_module;  // modules/admin/admin_server.cc
-extern const Module http2_module;  // modules/http2/http2_connection.cc
+extern const Module http1_module;   // core/server/http1_connection.cc
+extern const Module admin_module;   // modules/admin/admin_server.cc
+extern const Module http2_module;   // modules/http2/http2_connection.cc
+extern const Module stream_module;  // modules/stream/tcp_server.cc (tcp servers)
 
 // Every compiled-in module, in order (modules/modules.cc).
 const std::vector<const Module *> &modules();

@@ -234,6 +234,19 @@ void Socket::do_finish_connect() {
     }
     event_del(write_ev_.get());
     write_armed_ = false;
+    if (preamble_) {
+        // The socket was just connected and its send buffer is empty, so a header of at
+        // most a few hundred bytes goes in one call; anything less is a broken connection.
+        ssize_t n = ::send(fd_.get(), preamble_->data(), preamble_->size(), MSG_NOSIGNAL);
+        bool whole = n == static_cast<ssize_t>(preamble_->size());
+        int err = n < 0 ? errno : EPROTO;
+        preamble_.reset();
+        if (!whole) {
+            failed_ = true;
+            handler_->on_socket_error(*this, err);
+            return;
+        }
+    }
     if (ssl_) {  // TCP is up: now the TLS handshake, still "connecting" for the owner
         tcp_up_ = true;
         read_paused_ = false;
@@ -386,7 +399,8 @@ void Socket::do_write(bool from_event) {
     bool progressed = false;
     // One writev per call: when it leaves data behind, the kernel buffer is full and a
     // second call would only return EAGAIN, so the write event takes over.
-    if (evbuffer_get_length(out) > 0) {
+    size_t left = evbuffer_get_length(out);
+    if (left > 0) {
         int rc = ssl_ ? write_tls() : evbuffer_write(out, fd_.get());
         if (rc < 0 && (ssl_ || (errno != EAGAIN && errno != EINTR))) {
             if (!ssl_) write_error_ = errno;
@@ -401,8 +415,9 @@ void Socket::do_write(bool from_event) {
             return;
         }
         progressed = rc > 0;
+        // evbuffer_write drains what it wrote; write_tls loops, so ask the buffer.
+        left = ssl_ ? evbuffer_get_length(out) : left - (rc > 0 ? static_cast<size_t>(rc) : 0);
     }
-    size_t left = evbuffer_get_length(out);
     if (left > 0 && (!write_armed_ || progressed)) {
         add_write_event();  // (re)starts the write timeout
     } else if (left == 0 && write_armed_) {
@@ -458,6 +473,18 @@ void Socket::detach() {
     write_armed_ = false;
     watching_drain_ = false;
     handler_ = &detached_handler;
+}
+
+SocketAddress Socket::local_address() const {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getsockname(fd_.get(), reinterpret_cast<sockaddr *>(&ss), &len) != 0) return {};
+    return SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr *>(&ss), len);
+}
+
+UniqueFd Socket::release_fd() {
+    detach();
+    return std::move(fd_);
 }
 
 void Socket::reset_on_close() {

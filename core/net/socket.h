@@ -16,6 +16,7 @@
 
 #include <cstddef>
 
+#include <memory>
 #include <string>
 
 #include "core/base/libevent_ptr.h"
@@ -79,6 +80,16 @@ public:
     evbuffer *input() { return input_.get(); }
     evbuffer *output() { return output_.get(); }
     int fd() const { return fd_.get(); }
+    // The peer's address came in a PROXY protocol header (set by the accept stage).
+    void set_proxied() { proxied_ = true; }
+    bool proxied() const { return proxied_; }
+    // The local end of the connection (getsockname); empty when it cannot be read.
+    SocketAddress local_address() const;
+    // Bytes written raw to the peer as soon as the TCP connect completes, before TLS and
+    // before any output: the PROXY protocol header sent to targets.
+    void set_preamble(std::string bytes) {
+        preamble_ = std::make_unique<std::string>(std::move(bytes));
+    }
     bool eof() const { return eof_; }
     bool connected() const { return !connecting_; }
 
@@ -105,6 +116,10 @@ public:
     // or future, reaches any handler again. A connect completing, a timeout or a queued
     // drain notice would otherwise call an owner that has already moved on.
     void detach();
+    // Another I/O layer takes the descriptor (core/tunnel/splice_tunnel: plain TCP moved by
+    // splice(2)): the socket detaches and keeps nothing. Only for a plain (no TLS) socket
+    // whose input and output are empty; the Socket is then an empty shell to free.
+    UniqueFd release_fd();
 
 private:
     static void on_read_cb(evutil_socket_t, short, void *ctx);
@@ -145,6 +160,8 @@ private:
     bool tcp_up_ = false;            // a TLS client socket's TCP connect completed
     bool read_wants_write_ = false;  // SSL_read needs the socket writable (rare, TLS 1.2)
     bool peek_mode_ = false;
+    bool proxied_ = false;
+    std::unique_ptr<std::string> preamble_;  // rare (proxy_protocol upstreams): kept small
 };
 
 }  // namespace torii

@@ -322,8 +322,9 @@ void buf_append(torii_buf_t *out, torii_str_t text) {
 
 torii_str_t req_server(torii_request_t *r) {
     const Request &req = req_of(r);
-    if (!req.server || req.server->config().listen_text.empty()) return ts({});
-    return ts(req.server->config().listen_text.front());
+    const ServerConfig *cfg = req.server ? &req.server->config() : req.tcp_server;
+    if (!cfg || cfg->listen_text.empty()) return ts({});
+    return ts(cfg->listen_text.front());
 }
 
 torii_str_t req_location(torii_request_t *r) {
@@ -333,7 +334,12 @@ torii_str_t req_location(torii_request_t *r) {
 
 torii_str_t req_upstream(torii_request_t *r) {
     const Request &req = req_of(r);
+    if (req.tcp_server) return ts(req.tcp_server->upstream);
     return req.location ? ts(req.location->upstream) : ts({});
+}
+
+int req_is_tcp(torii_request_t *r) {
+    return req_of(r).tcp_server ? 1 : 0;
 }
 
 void shared_each(torii_str_t prefix, void (*fn)(torii_str_t, int64_t, const void *, size_t, void *),
@@ -413,6 +419,7 @@ torii_host_t make_host() {
     h.shared_each = shared_each;
     h.req_set_consumer = req_set_consumer;
     h.log_mask_query_arg = log_mask_query_arg;  // 1.1
+    h.req_is_tcp = req_is_tcp;                  // 1.2 (conf_is_tcp_server: fill_conf_api)
     return h;
 }
 

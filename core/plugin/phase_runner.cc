@@ -17,14 +17,14 @@ uint64_t next_token = 1;
 }  // namespace
 
 static const char *phase_name(int phase) {
-    static const char *const names[] = {"pre_route", "access",   "balance",
-                                        "upstream",  "response", "log"};
-    return phase >= 0 && phase < TORII_PHASE_COUNT ? names[phase] : "?";
+    static const char *const names[] = {"pre_route", "access", "balance", "upstream",
+                                        "response",  "log",    "connect"};
+    return phase >= 0 && phase < kPhaseSlots ? names[phase] : "?";
 }
 
 static bool pausable(int phase) {
     return phase == TORII_PHASE_PRE_ROUTE || phase == TORII_PHASE_ACCESS ||
-           phase == TORII_PHASE_UPSTREAM;
+           phase == TORII_PHASE_UPSTREAM || phase == kPhaseConnect;
 }
 
 static void ensure_ctx(Request &req) {
@@ -35,7 +35,7 @@ static void ensure_ctx(Request &req) {
     std::memset(req.plugin_ctx, 0, n * sizeof(void *));
 }
 
-PhaseResult run_phase(Request &req, torii_phase_t phase, PhaseOwner *owner) {
+PhaseResult run_phase(Request &req, int phase, PhaseOwner *owner) {
     if (!req.chain) return PhaseResult::done;
     const std::vector<PhaseHook> &hooks = req.chain->phases[phase];
     if (req.phase != phase) {
@@ -55,8 +55,9 @@ PhaseResult run_phase(Request &req, torii_phase_t phase, PhaseOwner *owner) {
             if (!pausable(phase) || !req.pause_token) {
                 log_error("plugin \"%s\" paused in the %s phase %s", h.inst->plugin->name().c_str(),
                           phase_name(phase),
-                          req.pause_token ? "(pause is allowed in pre_route, access, upstream)"
-                                          : "without taking a token with host->pause()");
+                          req.pause_token
+                              ? "(pause is allowed in pre_route, access, upstream, connect)"
+                              : "without taking a token with host->pause()");
                 cancel_pause(req);
                 req.phase = -1;
                 return PhaseResult::error;
@@ -176,7 +177,7 @@ static void do_resume(uint64_t token) {
     int action = req.resumed_action;
     int phase = req.phase;
     if (action == TORII_CONTINUE) {
-        PhaseResult r = run_phase(req, static_cast<torii_phase_t>(phase), owner);
+        PhaseResult r = run_phase(req, phase, owner);
         if (r == PhaseResult::paused) return;
         action = r == PhaseResult::done      ? TORII_CONTINUE
                  : r == PhaseResult::respond ? TORII_RESPOND

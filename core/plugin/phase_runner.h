@@ -12,6 +12,12 @@ namespace torii {
 struct Request;
 class PhaseOwner;
 
+// The connection phase of TCP servers (the descriptor's `connect` hook, ABI 1.2). It is no
+// torii_phase_t (the public enum lists the phases of an HTTP request, and its values are
+// ABI): the runner numbers it after them.
+inline constexpr int kPhaseConnect = TORII_PHASE_COUNT;
+inline constexpr int kPhaseSlots = TORII_PHASE_COUNT + 1;
+
 enum class PhaseResult {
     done,     // every hook continued
     respond,  // a hook answered: req.plugin_response holds it
@@ -19,7 +25,7 @@ enum class PhaseResult {
     error,    // a hook failed or broke the contract: answer 500
 };
 
-PhaseResult run_phase(Request &req, torii_phase_t phase, PhaseOwner *owner);
+PhaseResult run_phase(Request &req, int phase, PhaseOwner *owner);
 // What the caller does with a phase's outcome when it did not simply finish: sends the
 // plugin's answer (respond), 500 (error), or nothing yet (paused). True for done: go on.
 bool phase_goes_on(Request &req, PhaseResult result);

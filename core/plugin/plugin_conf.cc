@@ -247,6 +247,7 @@ void fill_conf_api(torii_host_t *host) {
     host->conf_key_at = conf_key_at;
     host->conf_error = conf_error;
     host->conf_allow_only = conf_allow_only;
+    host->conf_is_tcp_server = [](const torii_conf_t *c) { return as_conf(c)->tcp_server ? 1 : 0; };
 }
 
 }  // namespace torii

@@ -25,6 +25,7 @@ struct PluginConf {
     const toml::table *table;
     std::string plugin;  // for messages
     PluginConfStore *store;
+    bool tcp_server = false;  // the table switches the plugin on for a tcp server
 };
 
 struct PluginConfStore {

@@ -48,10 +48,20 @@ PluginInstance *PluginSet::balancer(const std::string &upstream) const {
     return it == balancers_.end() ? nullptr : it->second;
 }
 
+// A plugin switched on for a tcp server must have something to do there: the connection
+// phase, or what runs around any session (log, request_done, per-target admission and
+// results). An HTTP-only plugin (header_rewrite) would silently do nothing: refused.
+static bool works_on_tcp(const LoadedPlugin &p) {
+    return TORII_PLUGIN_HOOK(p, connect) || TORII_PLUGIN_HOOK(p, log) ||
+           TORII_PLUGIN_HOOK(p, request_done) || TORII_PLUGIN_HOOK(p, peer_admit) ||
+           TORII_PLUGIN_HOOK(p, peer_result);
+}
+
 Result<PluginInstance *> PluginSet::instantiate(const LoadedPlugin &plugin,
                                                 const toml::table *table, const std::string &label,
-                                                const SourcePos &pos) {
+                                                const SourcePos &pos, bool tcp_server) {
     PluginConf *conf = confs_->get(table ? table : empty_table(), plugin.name());
+    if (table) conf->tcp_server = tcp_server;
     size_t errors_before = confs_->errors.size();
     void *instance = nullptr;
     if (auto create = TORII_PLUGIN_HOOK(plugin, create)) {
@@ -85,13 +95,15 @@ std::unique_ptr<PhaseChain> PluginSet::build_chain(const std::vector<PluginInsta
                      });
     for (PluginInstance *m : chain->members) {
         const LoadedPlugin &p = *m->plugin;
-        torii_phase_hook_t hooks[TORII_PHASE_COUNT] = {TORII_PLUGIN_HOOK(p, pre_route),
-                                                       TORII_PLUGIN_HOOK(p, access),
-                                                       nullptr,
-                                                       TORII_PLUGIN_HOOK(p, upstream),
-                                                       TORII_PLUGIN_HOOK(p, response),
-                                                       TORII_PLUGIN_HOOK(p, log)};
-        for (int ph = 0; ph < TORII_PHASE_COUNT; ++ph)
+        torii_phase_hook_t hooks[kPhaseSlots] = {
+            TORII_PLUGIN_HOOK(p, pre_route),
+            TORII_PLUGIN_HOOK(p, access),
+            nullptr,  // balance: the upstream's balancer, not a chain
+            TORII_PLUGIN_HOOK(p, upstream),
+            TORII_PLUGIN_HOOK(p, response),
+            TORII_PLUGIN_HOOK(p, log),
+            TORII_PLUGIN_HOOK(p, connect)};
+        for (int ph = 0; ph < kPhaseSlots; ++ph)
             if (hooks[ph]) chain->phases[ph].push_back({hooks[ph], m});
         if (TORII_PLUGIN_HOOK(p, request_done)) chain->finishers.push_back(m);
         if (TORII_PLUGIN_HOOK(p, peer_admit)) chain->admitters.push_back(m);
@@ -139,6 +151,7 @@ Result<std::unique_ptr<PluginSet>> PluginSet::load(const Config &config) {
     }
 
     for (const ServerConfig &sc : config.servers) {
+        bool tcp = sc.protocol == ServerProtocol::tcp;
         std::map<std::string, PluginInstance *> server_uses;
         for (const PluginUse &u : sc.plugins) {
             if (!u.enabled) continue;
@@ -146,7 +159,12 @@ Result<std::unique_ptr<PluginSet>> PluginSet::load(const Config &config) {
             if (it == set->by_name_.end() || !set->order_.count(u.name))
                 return make_error(u.pos.to_string() + ": plugin \"" + u.name +
                                   "\" is not listed under [[plugin]]");
-            auto inst = set->instantiate(*it->second, u.table, "server", u.pos);
+            if (tcp && !works_on_tcp(*it->second))
+                return make_error(u.pos.to_string() + ": plugin \"" + u.name +
+                                  "\" has no connect or log hook: it has nothing to do on a "
+                                  "tcp server");
+            auto inst =
+                set->instantiate(*it->second, u.table, tcp ? "tcp server" : "server", u.pos, tcp);
             if (!inst) return make_error(inst.error());
             server_uses[u.name] = inst.value();
         }
@@ -208,6 +226,15 @@ std::string PluginSet::describe(const Config &config) const {
     for (size_t s = 0; s < config.servers.size(); ++s) {
         const ServerConfig &sc = config.servers[s];
         std::string server = sc.listen_text.empty() ? "server" : "server " + sc.listen_text[0];
+        if (sc.protocol == ServerProtocol::tcp) {  // no locations: the server's own chain
+            out += server + " (tcp, upstream " + sc.upstream + "):";
+            const PhaseChain &chain = *server_chains_[s];
+            if (chain.members.empty()) out += " (no plugins)";
+            for (size_t i = 0; i < chain.members.size(); ++i)
+                out += (i ? ", " : " ") + chain.members[i]->plugin->name();
+            out += "\n";
+            continue;
+        }
         for (size_t l = 0; l < sc.locations.size(); ++l) {
             out += server + " location " + sc.locations[l].path + ":";
             const PhaseChain &chain = *location_chains_[s][l];

@@ -17,6 +17,7 @@
 #include "core/base/result.h"
 #include "core/config/config.h"
 #include "core/http/variables.h"
+#include "core/plugin/phase_runner.h"
 #include "core/plugin/plugin_loader.h"
 
 // What host->buf_append writes into; plugins see only the opaque pointer.
@@ -55,8 +56,8 @@ struct PhaseHook {
 
 // What runs for one server or location, phase by phase, in [[plugin]] order.
 struct PhaseChain {
-    std::vector<PhaseHook> phases[TORII_PHASE_COUNT];
-    std::vector<PluginInstance *> members;  // every instance of the chain
+    std::vector<PhaseHook> phases[kPhaseSlots];  // kPhaseConnect last (tcp servers)
+    std::vector<PluginInstance *> members;       // every instance of the chain
     // The members that have these hooks, found once at load so a request never scans for
     // them: request_done, peer_admit, peer_result.
     std::vector<PluginInstance *> finishers, admitters, reporters;
@@ -94,7 +95,8 @@ public:
 private:
     PluginSet() = default;
     Result<PluginInstance *> instantiate(const LoadedPlugin &plugin, const toml::table *table,
-                                         const std::string &label, const SourcePos &pos);
+                                         const std::string &label, const SourcePos &pos,
+                                         bool tcp_server = false);
     std::unique_ptr<PhaseChain> build_chain(const std::vector<PluginInstance *> &members);
     std::vector<PhaseChain *> all_chains_;
 

@@ -12,7 +12,6 @@ std::vector<std::pair<std::string, const SocketAddress *>> listen_keys(const Con
     std::vector<std::pair<std::string, const SocketAddress *>> keys;
     std::set<std::string> seen;
     for (const ServerConfig &s : c.servers) {
-        if (s.protocol != ServerProtocol::http) continue;
         for (const SocketAddress &a : s.listen)
             if (seen.insert(a.to_string()).second) keys.emplace_back(a.to_string(), &a);
     }

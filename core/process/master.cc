@@ -228,9 +228,13 @@ void Master::do_publish_status() {
         for (const Worker &w : current_->workers)
             if (w.pid) s.workers.push_back(w.pid);
     }
-    for (const auto &g : draining_)
-        for (const Worker &w : g->workers)
-            s.draining += w.pid != 0;
+    for (const auto &g : draining_) {
+        for (const Worker &w : g->workers) {
+            if (!w.pid) continue;
+            s.draining++;
+            s.draining_workers.push_back({g->number, w.pid, w.status_slot, g->retired});
+        }
+    }
     status_->publish(s);
 }
 
@@ -384,11 +388,36 @@ void Master::do_reload() {
             if (w.pid) return false;
         return true;
     });
+    do_retire_excess(config.main.max_draining_generations);
     do_close_unused_sockets();
     reloads_++;
     log_notice("generation %u serving (%zu generation(s) draining)", current_->number,
                draining_.size());
     do_publish_status();
+}
+
+// Old generations pile up when reloads come faster than long-lived connections end: past
+// max_draining_generations the oldest are told to close now (SIGUSR2), which each worker
+// does the clean way of every protocol (a WebSocket close frame 1001, an HTTP/2 GOAWAY, a
+// FIN) before it exits.
+void Master::do_retire_excess(int max_draining) {
+    size_t kept = 0;
+    for (const auto &g : draining_)
+        kept += !g->retired;
+    uint64_t now = torii::Worker::now_ms();
+    for (auto &g : draining_) {  // oldest first
+        if (kept <= static_cast<size_t>(max_draining)) break;
+        if (g->retired) continue;
+        g->retired = true;
+        --kept;
+        log_notice(
+            "generation %u: more than max_draining_generations = %d draining; closing "
+            "its connections now",
+            g->number, max_draining);
+        for (Worker &w : g->workers)
+            if (w.pid) kill(w.pid, SIGUSR2);
+        g->drain_deadline_ms = std::min(g->drain_deadline_ms, now + kKillGraceMs);
+    }
 }
 
 void Master::do_stop(bool graceful) {

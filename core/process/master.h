@@ -60,6 +60,7 @@ private:
         std::vector<Worker> workers;
         time_t loaded_at = 0;
         uint64_t drain_deadline_ms = 0;  // SIGKILL stragglers after this
+        bool retired = false;  // told to close now (SIGUSR2): beyond max_draining_generations
     };
     struct Loaded {
         std::shared_ptr<const Config> config;
@@ -78,6 +79,7 @@ private:
     std::string last_request(Worker &w);  // reads and frees the worker's status slot
     void do_reap_current(size_t i, pid_t pid, int status);
     void do_reload();
+    void do_retire_excess(int max_draining);
     void do_stop(bool graceful);
     void do_reap();
     void do_publish_status();

@@ -2,12 +2,20 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
 #include <new>
 
 namespace torii {
 
 static constexpr size_t kMaxWorkers = 1024;
+
+struct DrainingEntry {
+    uint32_t generation;
+    int32_t pid;
+    int32_t slot;
+    uint32_t closing;
+};
 
 struct MasterStatus::Page {
     std::atomic<uint32_t> seq;  // odd while the master writes
@@ -19,6 +27,8 @@ struct MasterStatus::Page {
     uint64_t reload_failures;
     int32_t master;
     int32_t workers[kMaxWorkers];
+    uint32_t draining_count;
+    DrainingEntry draining_workers[kMaxWorkers];
     WorkerSlot slots[MasterStatus::kSlots];
 };
 
@@ -51,6 +61,11 @@ void MasterStatus::publish(const StatusSnapshot &s) {
     for (uint32_t i = 0; i < p.worker_count; ++i)
         p.workers[i] = s.workers[i];
     p.draining = s.draining;
+    p.draining_count = static_cast<uint32_t>(std::min(s.draining_workers.size(), kMaxWorkers));
+    for (uint32_t i = 0; i < p.draining_count; ++i) {
+        const DrainingWorker &d = s.draining_workers[i];
+        p.draining_workers[i] = {d.generation, d.pid, d.slot, d.closing ? 1u : 0u};
+    }
     p.reloads = s.reloads;
     p.reload_failures = s.reload_failures;
     p.master = s.master;
@@ -68,6 +83,12 @@ StatusSnapshot MasterStatus::read() const {
         uint32_t n = p.worker_count < kMaxWorkers ? p.worker_count : kMaxWorkers;
         out.workers.assign(p.workers, p.workers + n);
         out.draining = p.draining;
+        uint32_t d = p.draining_count < kMaxWorkers ? p.draining_count : kMaxWorkers;
+        out.draining_workers.resize(d);
+        for (uint32_t i = 0; i < d; ++i) {
+            const DrainingEntry &e = p.draining_workers[i];
+            out.draining_workers[i] = {e.generation, e.pid, e.slot, e.closing != 0};
+        }
         out.reloads = p.reloads;
         out.reload_failures = p.reload_failures;
         out.master = p.master;

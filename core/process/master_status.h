@@ -17,12 +17,22 @@
 
 namespace torii {
 
+// A worker of an old generation that still drains; `slot` is its WorkerSlot, where it
+// counts its open connections.
+struct DrainingWorker {
+    uint32_t generation = 0;
+    pid_t pid = 0;
+    int slot = -1;
+    bool closing = false;  // retired early (max_draining_generations): closing right now
+};
+
 struct StatusSnapshot {
     uint32_t generation = 0;
     time_t config_loaded = 0;
     std::vector<pid_t> workers;
     uint32_t draining = 0;
-    uint64_t reloads = 0;  // successful
+    std::vector<DrainingWorker> draining_workers;  // oldest generation first
+    uint64_t reloads = 0;                          // successful
     uint64_t reload_failures = 0;
     pid_t master = 0;
 };

@@ -5,9 +5,14 @@
 // Only that worker writes its slot and the master reads it only after waitpid() reported the
 // worker dead, so no lock or atomic is needed: a request costs one bounded copy. A crash in
 // the middle of that copy could leave a mixed line; the log shows it as it is.
+//
+// The slot also counts the worker's open client connections, read live by the admin
+// /status of any worker (how much an old, draining generation still holds): an atomic,
+// written once per connection opened or closed.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -21,18 +26,25 @@ struct WorkerSlot {
     uint32_t len;
     uint32_t truncated;  // the request line was longer than kLineMax
     char line[kLineMax];
+    std::atomic<uint32_t> connections_open;
 
     void clear() noexcept {
         len = 0;
         truncated = 0;
+        connections_open.store(0, std::memory_order_relaxed);
+    }
+
+    void set_connections(size_t n) noexcept {
+        connections_open.store(static_cast<uint32_t>(n), std::memory_order_relaxed);
+    }
+    uint32_t connections() const noexcept {
+        return connections_open.load(std::memory_order_relaxed);
     }
 
     // "METHOD TARGET", cut at kLineMax bytes.
     void set_request(std::string_view method, std::string_view target) noexcept {
-        // An empty view may have no data at all (an HTTP/2 CONNECT has no :path), and
-        // memcpy from null is undefined even for 0 bytes.
         size_t m = std::min(method.size(), kLineMax - 1);
-        if (m) std::memcpy(line, method.data(), m);
+        if (m) std::memcpy(line, method.data(), m);  // (an empty view may hold no pointer)
         line[m] = ' ';
         size_t t = std::min(target.size(), kLineMax - 1 - m);
         if (t) std::memcpy(line + m + 1, target.data(), t);

@@ -16,35 +16,6 @@ namespace torii {
 static constexpr size_t kOutputHigh = 256 * 1024;
 static constexpr size_t kOutputLow = 64 * 1024;
 
-namespace {
-// Freed streams kept for reuse; bounded so a burst does not pin memory for ever, and given
-// back at exit (LeakSanitizer checks single-process runs).
-constexpr size_t kFreeStreamsMax = 256;
-struct FreeStreams : std::vector<void *> {
-    ~FreeStreams() {
-        for (void *p : *this)
-            ::operator delete(p);
-    }
-} free_streams;
-}  // namespace
-
-void *Http1UpstreamStream::operator new(size_t size) {
-    if (size == sizeof(Http1UpstreamStream) && !free_streams.empty()) {
-        void *p = free_streams.back();
-        free_streams.pop_back();
-        return p;
-    }
-    return ::operator new(size);
-}
-
-void Http1UpstreamStream::operator delete(void *p) {
-    if (free_streams.size() < kFreeStreamsMax) {
-        free_streams.push_back(p);
-        return;
-    }
-    ::operator delete(p);
-}
-
 Http1UpstreamStream::Http1UpstreamStream(UpstreamRuntime &upstream, int target,
                                          UpstreamStreamHandler &handler, ResponseHead &head,
                                          evbuffer *body, Arena &arena, bool head_request)
@@ -64,7 +35,7 @@ void Http1UpstreamStream::start() {
     head_.clear();
     parser_.begin_response(&head_, &arena_, head_request_);
     in_flight_ = InFlight(&upstream_.target(target_).in_flight);
-    conn_ = upstream_.take_idle(target_);
+    conn_ = upstream_.take_idle(target_, proxy_header_);
     if (conn_) {
         reused_ = true;
         conn_->socket().set_handler(this);
@@ -79,6 +50,10 @@ void Http1UpstreamStream::start() {
         return;
     }
     conn_ = std::make_unique<UpstreamConnection>(upstream_, target_, s);
+    if (!proxy_header_.empty()) {
+        s->set_preamble(std::string(proxy_header_));
+        conn_->set_pool_key(std::string(proxy_header_));
+    }
     s->set_write_timeout(upstream_.config().connect_timeout);  // bounds connect and TLS
 }
 
@@ -93,7 +68,8 @@ void Http1UpstreamStream::send_head(const UpstreamRequest &req) {
     // No read timeout while a body goes out (a long upload is not a slow upstream); a
     // request without body owes its answer within read_timeout from now. A pooled
     // connection keeps its armed timer when the values agree.
-    read_timeout_ms_ = req.read_timeout_ms > 0 ? req.read_timeout_ms : upstream_.config().read_timeout;
+    read_timeout_ms_ =
+        req.read_timeout_ms > 0 ? req.read_timeout_ms : upstream_.config().read_timeout;
     s.set_read_timeout(req.has_body() ? 0 : read_timeout_ms_);
     s.set_write_timeout(upstream_.config().send_timeout);
     HeaderList &h = *req.headers;

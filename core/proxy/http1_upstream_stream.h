@@ -6,7 +6,9 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
 
+#include "core/base/recycled.h"
 #include "core/http/http1_parser.h"
 #include "core/net/socket.h"
 #include "core/proxy/in_flight.h"
@@ -18,18 +20,19 @@ class Arena;
 class UpstreamRuntime;
 class UpstreamConnection;
 
-class Http1UpstreamStream final : public UpstreamStream, public SocketHandler {
+class Http1UpstreamStream final : public UpstreamStream,
+                                  public SocketHandler,
+                                  public Recycled<Http1UpstreamStream> {  // one per attempt
 public:
     // `head` and `body` are the request's scratch (pooled capacity), `arena` its memory.
     Http1UpstreamStream(UpstreamRuntime &upstream, int target, UpstreamStreamHandler &handler,
                         ResponseHead &head, evbuffer *body, Arena &arena, bool head_request);
     ~Http1UpstreamStream() override;
 
-    // One stream per attempt: recycled through a small per-process free list instead of
-    // a malloc/free pair per proxied request (the worker is single-threaded).
-    static void *operator new(size_t size);
-    static void operator delete(void *p);
-
+    // proxy_protocol upstreams: the header a new connection sends first (in the request's
+    // arena). It also keys the pool: a kept-alive connection is reused only for the same
+    // client connection.
+    void set_proxy_header(std::string_view header) { proxy_header_ = header; }
     void start() override;
 
     bool reused() const override { return reused_; }
@@ -75,7 +78,8 @@ private:
     bool head_received_ = false;
     bool interim_ = false;  // parsing a 1xx
     bool receiving_paused_ = false;
-    int64_t read_timeout_ms_ = 0;  // this request's (read_timeout, or less for a deadline)
+    int64_t read_timeout_ms_ = 0;    // this request's (read_timeout, or less for a deadline)
+    std::string_view proxy_header_;  // empty unless the upstream has proxy_protocol
 };
 
 }  // namespace torii

@@ -158,7 +158,8 @@ void ProxySession::on_stream_ready(UpstreamStream &s) {
             do_fail(504);  // DEADLINE_EXCEEDED in gRPC form
             return;
         }
-        up_.read_timeout_ms = std::min<int64_t>(left, upstream_.config().read_timeout);
+        deadline_binds_ = left < upstream_.config().read_timeout;
+        up_.read_timeout_ms = deadline_binds_ ? left : upstream_.config().read_timeout;
         req_.upstream_request_headers.set("grpc-timeout", format_grpc_timeout(req_.arena, left));
     }
     stream_->send_head(up_);
@@ -300,6 +301,12 @@ void ProxySession::on_stream_error(UpstreamStream &s, UpstreamError err, const c
             break;
     }
     bool timeout = err == UpstreamError::send_timeout || err == UpstreamError::read_timeout;
+    if (timeout && deadline_binds_ && !head_received_) {
+        // The call's own deadline ran out, not the target's read_timeout: the client chose
+        // it, so it is not held against the target (passive health, breakers), nor retried.
+        do_fail(504);  // DEADLINE_EXCEEDED in gRPC form
+        return;
+    }
     if (!head_received_) {
         do_attempt_failed(timeout ? 504 : 502, false, why);
         return;

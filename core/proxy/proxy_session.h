@@ -17,6 +17,7 @@
 
 #include <torii/plugin.h>
 
+#include "core/base/recycled.h"
 #include "core/http/request.h"
 #include "core/proxy/tried_targets.h"
 #include "core/proxy/upstream_stream.h"
@@ -25,7 +26,10 @@ namespace torii {
 
 class UpstreamRuntime;
 
-class ProxySession final : public RequestHandler, public UpstreamStreamHandler, public PhaseOwner {
+class ProxySession final : public RequestHandler,
+                           public UpstreamStreamHandler,
+                           public PhaseOwner,
+                           public Recycled<ProxySession> {
 public:
     ProxySession(Request &req, UpstreamRuntime &upstream);
     ~ProxySession() override;
@@ -75,8 +79,9 @@ private:
     int target_ = -1;
     int attempts_ = 0;
     uint64_t attempt_start_us_ = 0;
-    int last_status_ = 502;  // what the last failed attempt would answer
+    int last_status_ = 502;    // what the last failed attempt would answer
     int64_t deadline_ms_ = 0;  // a gRPC call's deadline (monotonic ms), 0: none
+    bool deadline_binds_ = false;  // it comes before read_timeout: its expiry is the call's
     bool stale_retry_used_ = false;
     bool prepared_ = false;        // upstream phase done, head built
     bool vetoed_ = false;          // a plugin kept some target out (peer_admit)

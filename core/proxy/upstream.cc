@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "core/base/log.h"
+#include "core/net/proxy_protocol.h"
 #include "core/net/socket.h"
 #include "core/http/request.h"
 #include "core/plugin/plugin_set.h"
@@ -82,9 +83,22 @@ std::unique_ptr<UpstreamStream> UpstreamRuntime::new_stream(int target,
     if (config_.protocol == UpstreamProtocol::h2 || config_.protocol == UpstreamProtocol::h2c)
         return std::make_unique<Http2UpstreamStream>(*this, target, handler, req);
     // HTTP/1.1 (over TLS when configured).
-    return std::make_unique<Http1UpstreamStream>(*this, target, handler, req.upstream_response,
-                                                 req.upstream_body.get(), req.arena,
-                                                 req.input.method == "HEAD");
+    auto stream = std::make_unique<Http1UpstreamStream>(
+        *this, target, handler, req.upstream_response, req.upstream_body.get(), req.arena,
+        req.input.method == "HEAD");
+    if (config_.proxy_protocol != ProxyProtocolSend::none)
+        stream->set_proxy_header(proxy_header_for(req));
+    return stream;
+}
+
+// The client as torii saw it ($remote_addr: the PROXY source when torii itself sits behind
+// a balancer) and the address it connected to, as nginx's stream proxy_protocol sends them.
+std::string_view UpstreamRuntime::proxy_header_for(Request &req) const {
+    SocketAddress local = req.client ? req.client->local_address() : SocketAddress();
+    std::string header = config_.proxy_protocol == ProxyProtocolSend::v1
+                             ? format_proxy_header_v1(req.remote, local)
+                             : format_proxy_header_v2(req.remote, local);
+    return req.arena.copy(header);
 }
 
 Socket *UpstreamRuntime::open_connection(int target, SocketHandler *handler, int *err) {
@@ -112,12 +126,21 @@ Socket *UpstreamRuntime::open_connection(int target, SocketHandler *handler, int
     return s;
 }
 
-std::unique_ptr<UpstreamConnection> UpstreamRuntime::take_idle(int target) {
+std::unique_ptr<UpstreamConnection> UpstreamRuntime::take_idle(int target, std::string_view key) {
     auto &idle = targets_[target].idle;
     if (idle.empty()) return nullptr;
-    std::unique_ptr<UpstreamConnection> conn = std::move(idle.back());
-    idle.pop_back();
-    return conn;
+    if (key.empty()) {  // every connection of a pool without PROXY headers is alike
+        std::unique_ptr<UpstreamConnection> conn = std::move(idle.back());
+        idle.pop_back();
+        return conn;
+    }
+    for (size_t i = idle.size(); i-- > 0;) {
+        if (idle[i]->pool_key() != key) continue;
+        std::unique_ptr<UpstreamConnection> conn = std::move(idle[i]);
+        idle.erase(idle.begin() + static_cast<ptrdiff_t>(i));
+        return conn;
+    }
+    return nullptr;
 }
 
 void UpstreamRuntime::release(std::unique_ptr<UpstreamConnection> conn) {

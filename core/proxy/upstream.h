@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config/config.h"
@@ -66,8 +67,9 @@ public:
     // A new connection to `target` (TCP connect started; with TLS, the handshake follows
     // and on_socket_connected means both are done). nullptr with *err when it cannot start.
     Socket *open_connection(int target, SocketHandler *handler, int *err);
-    // An idle pooled connection to `target`, or nullptr.
-    std::unique_ptr<UpstreamConnection> take_idle(int target);
+    // An idle pooled connection to `target` with that pool key (UpstreamConnection), or
+    // nullptr.
+    std::unique_ptr<UpstreamConnection> take_idle(int target, std::string_view key = {});
     // Returns a connection whose last exchange completed cleanly.
     void release(std::unique_ptr<UpstreamConnection> conn);
     // The pool noticed that an idle connection was closed by the upstream.
@@ -78,6 +80,8 @@ public:
     void report_success(Request &req, int target, uint64_t latency_us);
 
 private:
+    std::string_view proxy_header_for(Request &req) const;
+
     const UpstreamConfig &config_;
     std::vector<TargetState> targets_;
     PluginInstance *balancer_;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "core/base/deletable.h"
 #include "core/net/socket.h"
@@ -21,6 +22,10 @@ public:
     Socket &socket() { return *sock_; }
     int target() const { return target_; }
     uint32_t requests = 0;  // exchanges completed on this connection
+    // Who may reuse it from the pool: empty for anyone, else the PROXY header it sent (the
+    // target took that client's address for the whole connection).
+    const std::string &pool_key() const { return pool_key_; }
+    void set_pool_key(std::string key) { pool_key_ = std::move(key); }
 
     // Entering the pool: take the socket's events back and arm the idle timeout.
     void park(int64_t idle_timeout_ms);
@@ -39,6 +44,7 @@ private:
     UpstreamRuntime &upstream_;
     int target_;
     std::unique_ptr<Socket> sock_;
+    std::string pool_key_;
 };
 
 }  // namespace torii

@@ -29,18 +29,53 @@ AcceptStage::~AcceptStage() = default;
 
 void AcceptStage::start() {
     // The handshake counts toward client_header_timeout, as in nginx.
+    if (group_.proxy_protocol) proxy_header_ = std::make_unique<ProxyHeaderReader>();
     timeval tv = to_timeval(server_->config().client_header_timeout);
     evtimer_add(timer_.get(), &tv);
     sock_->set_peek_mode(true);
 }
 
 void AcceptStage::on_timer_cb(evutil_socket_t, short, void *ctx) {
-    static_cast<AcceptStage *>(ctx)->do_close(
-        "TLS handshake not done within client_header_timeout");
+    auto *stage = static_cast<AcceptStage *>(ctx);
+    stage->do_close(stage->proxy_header_ ? "no PROXY header within client_header_timeout"
+                                         : "TLS handshake not done within client_header_timeout");
+}
+
+// Takes the PROXY header off the socket; false while it is incomplete or when the
+// connection was closed for it. No response: the peer is a balancer that was told this
+// port speaks the PROXY protocol, or someone who should not learn more.
+bool AcceptStage::do_read_proxy_header() {
+    switch (proxy_header_->read(sock_->fd())) {
+        case ProxyHeaderReader::Step::again:
+            return false;
+        case ProxyHeaderReader::Step::invalid:
+            do_close(proxy_header_->header().error);
+            return false;
+        case ProxyHeaderReader::Step::closed:
+            do_close(nullptr);
+            return false;
+        case ProxyHeaderReader::Step::done:
+            break;
+    }
+    const ProxyHeader &h = proxy_header_->header();
+    if (h.has_addresses) {  // LOCAL and UNKNOWN keep the balancer's own address
+        peer_ = h.source;
+        sock_->set_proxied();
+    }
+    proxy_header_.reset();
+    return true;
 }
 
 void AcceptStage::on_socket_read(Socket &s) {
     if (done_) return;  // only reached in peek mode: later reads go to the handshake
+    if (proxy_header_) {
+        if (!do_read_proxy_header()) return;
+        if (!group_.tls) {  // a plain listener: the request follows the header
+            s.set_peek_mode(false);
+            do_hand_over("http/1.1", false);
+            return;
+        }
+    }
     int first = s.peek_first_byte();
     if (first == -1) return;
     s.set_peek_mode(false);

@@ -1,6 +1,10 @@
-// The first stage of a connection on a TLS listener (plain listeners skip it):
+// The first stage of a connection on a TLS or proxy_protocol listener (plain listeners
+// skip it):
 //
-//   accept ─► first byte: a TLS record? ── no ─► HTTP/1.1 codec, which answers 400
+//   accept ─► PROXY header (proxy_protocol listeners only: the client's address replaces
+//             the balancer's; a missing or malformed header closes the connection)
+//        ─► plain listener: HTTP/1.1 codec
+//        ─► first byte: a TLS record? ── no ─► HTTP/1.1 codec, which answers 400
 //                  │ yes                           "plain HTTP sent to an HTTPS port" (nginx)
 //                  ▼
 //             handshake (certificate by SNI, protocol by ALPN; client_header_timeout)
@@ -8,7 +12,8 @@
 //             codec module for the ALPN protocol (HTTP/1.1 without ALPN) takes the socket
 //
 // The stage is a registered client connection while it runs, so a graceful stop closes a
-// handshake in progress and the counts stay right.
+// handshake in progress and the counts stay right. Both steps together are bounded by
+// client_header_timeout.
 #pragma once
 
 #include <event2/event.h>
@@ -16,6 +21,7 @@
 #include <memory>
 
 #include "core/base/libevent_ptr.h"
+#include "core/net/proxy_protocol.h"
 #include "core/net/socket.h"
 #include "core/server/client_connection.h"
 #include "modules/tls/tls_context.h"
@@ -33,6 +39,7 @@ public:
 
     void start();
     void shutdown_gracefully() override;
+    void close_now() override { do_close(nullptr); }
 
 private:
     // SocketHandler
@@ -47,6 +54,7 @@ private:
                      unsigned char *out_len) override;
 
     static void on_timer_cb(evutil_socket_t, short, void *ctx);
+    bool do_read_proxy_header();
     void do_hand_over(std::string_view alpn, bool plain_on_tls_port);
     void do_close(const char *why);
 
@@ -56,6 +64,7 @@ private:
     std::unique_ptr<Socket> sock_;
     SocketAddress peer_;
     EventPtr timer_;
+    std::unique_ptr<ProxyHeaderReader> proxy_header_;  // until the PROXY header is read
     bool done_ = false;
 };
 

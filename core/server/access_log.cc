@@ -7,6 +7,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/config/config.h"
 #include "core/http/request.h"
 #include "core/server/query_mask.h"
 #include "core/worker/worker.h"
@@ -48,11 +49,9 @@ void access_log_reopen() {
     if (!log_path.empty()) access_log_open(std::string(log_path), nullptr);
 }
 
-static void append_quoted(std::string &out, std::string_view s) {
-    out += '"';
-    if (s.empty()) out += '-';
+// Escapes what could forge a log line (quotes, backslashes, control bytes).
+static void append_escaped(std::string &out, std::string_view s) {
     for (char c : s) {
-        // Escape what could forge a log line (quotes, control bytes).
         if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20 ||
             static_cast<unsigned char>(c) == 0x7f) {
             char esc[5];
@@ -62,6 +61,12 @@ static void append_quoted(std::string &out, std::string_view s) {
             out += c;
         }
     }
+}
+
+static void append_quoted(std::string &out, std::string_view s) {
+    out += '"';
+    if (s.empty()) out += '-';
+    append_escaped(out, s);
     out += '"';
 }
 
@@ -76,12 +81,25 @@ void access_log_write(const Request &req) {
     pending += " - - [";
     pending += time_buf;
     pending += "] \"";
-    pending += req.input.method;
-    pending += ' ';
-    append_masked_target(pending, req.input.target);  // no credentials from the query
-    pending += req.input.version == HttpVersion::http10   ? " HTTP/1.0\" "
-               : req.input.version == HttpVersion::http2 ? " HTTP/2.0\" "
-                                                          : " HTTP/1.1\" ";
+    if (req.tcp_server) {
+        // A TCP session has no request line: "TCP <the server's address>" stands in for it
+        // (bytes sent = to the client; $request_length has those from it).
+        pending += "TCP ";
+        pending += req.tcp_server->listen_text.front();
+        pending += "\" ";
+    } else {
+        pending += req.input.method;
+        pending += ' ';
+        // No credentials from the query; and a target is client input like any header (an
+        // HTTP/2 :path may hold '"'): escaped like them.
+        static std::string target;
+        target.clear();
+        append_masked_target(target, req.input.target);
+        append_escaped(pending, target);
+        pending += req.input.version == HttpVersion::http10  ? " HTTP/1.0\" "
+                   : req.input.version == HttpVersion::http2 ? " HTTP/2.0\" "
+                                                             : " HTTP/1.1\" ";
+    }
     char nums[96];
     double secs = static_cast<double>(Worker::now_ms() - req.start_ms) / 1000.0;
     snprintf(nums, sizeof nums, "%d %llu ", req.response.status,

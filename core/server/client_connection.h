@@ -13,6 +13,11 @@ class ClientConnection : public Deletable {
 public:
     // The worker is stopping: close now if idle, else after what is under way.
     virtual void shutdown_gracefully() = 0;
+    // The worker ends now (shutdown_timeout passed, or the master retired its generation):
+    // close at once, but the protocol's clean way (a WebSocket close frame, an HTTP/2
+    // GOAWAY, a FIN; never a reset). Without an override the connection is closed when the
+    // worker exits, a moment later.
+    virtual void close_now() {}
 
     std::list<ClientConnection *>::iterator registry_pos;  // the Worker's list
 };

@@ -256,6 +256,7 @@ void Http1Connection::do_dispatch() {
                   !worker_.stopping();
     req_->input.scheme = sock_->ssl() ? "https" : "http";
     req_->ssl = sock_->ssl();
+    req_->client = sock_.get();
     if (refuse_reason_) {
         log_info("client %s: %s", remote_text_, refuse_reason_);
         keep_alive_ = false;
@@ -553,6 +554,12 @@ void Http1Connection::do_close() {
     }
     worker_.remove_connection(this);
     worker_.defer_delete(std::unique_ptr<Deletable>(this));
+}
+
+void Http1Connection::close_now() {
+    // What is queued goes out before the FIN; a response still under way is cut.
+    if (state_ != State::closed) sock_->flush();
+    do_close();
 }
 
 void Http1Connection::shutdown_gracefully() {

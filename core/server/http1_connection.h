@@ -34,6 +34,7 @@ public:
     void start();
     // Worker stopping gracefully: close now if idle, else after the current response.
     void shutdown_gracefully() override;
+    void close_now() override;
     bool idle() const { return state_ == State::idle; }
     // Every request gets 400 with this text, then the connection closes.
     void refuse_requests(const char *reason) { refuse_reason_ = reason; }

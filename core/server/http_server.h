@@ -34,7 +34,8 @@ private:
 // The servers sharing one listen address; the first is the default (nginx's rule).
 struct ServerGroup {
     std::vector<HttpServer *> servers;
-    ssl_ctx_st *tls = nullptr;  // the default certificate when the listener terminates TLS
+    ssl_ctx_st *tls = nullptr;    // the default certificate when the listener terminates TLS
+    bool proxy_protocol = false;  // connections start with a PROXY header (all servers agree)
     HttpServer *find(std::string_view host) const;
 };
 

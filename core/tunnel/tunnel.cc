@@ -6,6 +6,7 @@
 #include "core/base/log.h"
 #include "core/exchange/exchange.h"
 #include "core/http/request.h"
+#include "core/proxy/forwarded_headers.h"
 #include "core/worker/worker.h"
 
 namespace torii {
@@ -22,10 +23,20 @@ Tunnel::Tunnel(Worker &worker, std::unique_ptr<Socket> client, std::unique_ptr<S
     size_t n = std::min(req_->remote_addr.size(), sizeof remote_text_);
     std::memcpy(remote_text_, req_->remote_addr.data(), n);
     req_->remote_addr = {remote_text_, n};
+    websocket_ = wants_websocket(req_->input);
     idle_timer_.reset(evtimer_new(worker.base(), on_idle_cb, this));
 }
 
-Tunnel::~Tunnel() = default;
+Tunnel::~Tunnel() {
+    // Still open when the worker goes away (shutdown_timeout cut it): logged with what it
+    // moved; the request goes back to the worker, which frees it.
+    if (req_) {
+        req_->bytes_sent = upstream_.bytes_in;
+        req_->body_received = client_.bytes_in;
+        exchange_finish(*req_);
+        exchange_release(worker_, req_);
+    }
+}
 
 void Tunnel::start() {
     for (Side *s : {&client_, &upstream_}) {
@@ -70,6 +81,7 @@ void Tunnel::do_relay(Side &from, Side &to) {
     size_t n = evbuffer_get_length(in.input());
     if (n > 0) {
         from.bytes_in += n;
+        if (websocket_) from.frames.advance(in.input(), n);
         evbuffer_add_buffer(out.output(), in.input());
         out.flush();
         do_touch();
@@ -110,6 +122,27 @@ void Tunnel::on_socket_error(Socket &s, int err) {
     log_info("tunnel: %s connection error: %s", who,
              s.tls_error().empty() ? strerror(err) : s.tls_error().c_str());
     do_close(nullptr);
+}
+
+void Tunnel::close_now() {
+    if (closed_) return;
+    if (websocket_) {
+        // 1001: the endpoint is going away (RFC 6455 7.4.1). A side whose write half is
+        // already shut, or that is in the middle of a frame, gets only the FIN.
+        static constexpr uint16_t kGoingAway = 1001;
+        if (!upstream_.eof_passed && upstream_.frames.at_boundary()) {
+            std::string frame = websocket_close_frame(kGoingAway, false);
+            evbuffer_add(client_.sock->output(), frame.data(), frame.size());
+            client_.sock->flush();
+        }
+        if (!client_.eof_passed && client_.frames.at_boundary()) {
+            std::string frame = websocket_close_frame(kGoingAway, true);
+            evbuffer_add(upstream_.sock->output(), frame.data(), frame.size());
+            upstream_.sock->flush();
+        }
+    }
+    // The sockets close (a FIN, and TLS close_notify) once the tunnel is freed.
+    do_close("closed by torii (shutdown_timeout, or its generation retired)");
 }
 
 void Tunnel::do_close(const char *why) {

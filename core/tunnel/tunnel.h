@@ -10,7 +10,10 @@
 //   flushed; the other direction keeps flowing; the tunnel ends when both have ended, on an
 //   error, or after tunnel_idle_timeout without a byte either way
 //
-// A graceful stop does not cut a tunnel: it ends by itself or at shutdown_timeout.
+// A graceful stop does not cut a tunnel: it ends by itself or at shutdown_timeout, or
+// earlier when the master retires its generation (max_draining_generations). Then torii
+// ends it itself (close_now): a WebSocket tunnel sends each side a close frame 1001
+// ("going away") first, where the bytes relayed to that side end between two frames.
 #pragma once
 
 #include <event2/event.h>
@@ -22,6 +25,7 @@
 #include "core/net/socket.h"
 #include "core/proxy/in_flight.h"
 #include "core/server/client_connection.h"
+#include "core/tunnel/websocket_frames.h"
 
 namespace torii {
 
@@ -38,6 +42,7 @@ public:
 
     void start();
     void shutdown_gracefully() override {}
+    void close_now() override;
 
 private:
     struct Side {
@@ -45,6 +50,7 @@ private:
         uint64_t bytes_in = 0;          // read from this side
         bool eof_passed = false;        // its FIN was passed to the other side
         bool shutdown_pending = false;  // pass the FIN once the other side's output drained
+        WebSocketFrameCursor frames;    // WebSocket: frame boundaries of what it sent
     };
 
     void on_socket_read(Socket &s) override;
@@ -67,7 +73,8 @@ private:
     Millis idle_timeout_;
     EventPtr idle_timer_;
     uint64_t last_activity_ms_ = 0;
-    char remote_text_[64];  // the request's $remote_addr: the connection that held it is gone
+    char remote_text_[64];    // the request's $remote_addr: the connection that held it is gone
+    bool websocket_ = false;  // opened by a WebSocket upgrade: frames can be told apart
     bool closed_ = false;
 };
 

@@ -44,6 +44,7 @@ Worker::~Worker() {
         delete c;
     }
     graveyard_.clear();
+    access_log_flush();  // the lines of tunnels cut by shutdown_timeout
     for (Request *r : released_)
         delete r;
     released_.clear();
@@ -52,6 +53,7 @@ Worker::~Worker() {
     request_pool_.clear();
     accept_gate_.reset();
     listeners_.clear();
+    listen_handlers_.clear();
     servers_.clear();
     upstreams_.clear();
     // Plugin instances go while the loop still exists: their destroy() may cancel timers
@@ -60,6 +62,7 @@ Worker::~Worker() {
     graveyard_.clear();
     signal_events_.clear();
     shutdown_tick_.reset();
+    goodbye_grace_.reset();
     graveyard_ev_.reset();
     if (current_ == this) current_ = nullptr;
 }
@@ -101,10 +104,7 @@ Result<void> Worker::init() {
 
     for (size_t i = 0; i < config_->servers.size(); ++i) {
         const ServerConfig &sc = config_->servers[i];
-        if (sc.protocol != ServerProtocol::http) {
-            log_warn("%s: tcp servers are not served yet; skipped", sc.pos.to_string().c_str());
-            continue;
-        }
+        if (sc.protocol != ServerProtocol::http) continue;  // modules/stream serves tcp ones
         auto server = VirtualServer::build(sc, i, *this);
         if (!server) return make_error(server.error());
         HttpServer *raw = server.value().get();
@@ -125,19 +125,26 @@ Result<void> Worker::init() {
     for (auto &[key, group] : groups_)
         for (HttpServer *s : group->servers)
             if (!group->tls && s->config().tls) group->tls = s->config().tls->ctx.get();
+    for (auto &[key, group] : groups_)
+        group->proxy_protocol = group->servers.front()->config().proxy_protocol;
     // Client connections this worker holds at most: worker_connections, fewer when the fd
     // limit cannot also give each an upstream connection (the master warned about it).
     accept_gate_ = std::make_unique<AcceptGate>(
         base_.get(),
         static_cast<size_t>(client_connection_limit(config_->main.worker_connections)));
     for (const ListenSocket &ls : listen_sockets_) {
+        auto own = listen_handlers_.find(ls.address);
+        if (!ls.admin && own != listen_handlers_.end()) {
+            add_listener(ls.fd, own->second.get());
+            continue;
+        }
         auto it = groups_.find(ls.admin ? std::string(kAdminGroup) : ls.address);
         if (it == groups_.end()) return make_error("no server for listen socket " + ls.address);
         add_listener(ls.fd, it->second.get());
     }
 
     // Signals: the master (issue #6) will own reload; a worker stops on its own signals.
-    for (int signo : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP}) {
+    for (int signo : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP}) {
         EventPtr ev(evsignal_new(base_.get(), signo, on_signal_cb, this));
         evsignal_add(ev.get(), nullptr);
         signal_events_.push_back(std::move(ev));
@@ -155,7 +162,7 @@ void Worker::add_listener(int fd, ServerGroup *group) {
         base_.get(), fd,
         [this, group](int cfd, const SocketAddress &peer) {
             stats_.connections_accepted++;
-            if (group->tls) {
+            if (group->tls || group->proxy_protocol) {
                 auto *stage = new AcceptStage(*this, cfd, peer, *group);
                 add_connection(stage);
                 stage->start();
@@ -165,6 +172,22 @@ void Worker::add_listener(int fd, ServerGroup *group) {
         },
         [this](int err) { accept_gate_->on_exhausted(err, connections_.size()); }));
     accept_gate_->add(listeners_.back().get());
+}
+
+void Worker::add_listener(int fd, ListenHandler *handler) {
+    listeners_.push_back(std::make_unique<Listener>(
+        base_.get(), fd,
+        [this, handler](int cfd, const SocketAddress &peer) {
+            stats_.connections_accepted++;
+            handler->on_accept(cfd, peer);
+        },
+        [this](int err) { accept_gate_->on_exhausted(err, connections_.size()); }));
+    accept_gate_->add(listeners_.back().get());
+}
+
+void Worker::add_listen_handler(const std::string &address,
+                                std::unique_ptr<ListenHandler> handler) {
+    listen_handlers_[address] = std::move(handler);
 }
 
 // Bounds the memory the pool keeps: enough for a burst of concurrent requests.
@@ -196,6 +219,7 @@ void Worker::add_connection(ClientConnection *c) {
     connections_.push_front(c);
     c->registry_pos = connections_.begin();
     stats_.connections_active++;
+    if (slot_) slot_->set_connections(connections_.size());  // for /status of old generations
     // Machine-wide gauges for plugins (stats): documented in <torii/plugin.h>.
     if (SharedZone *zone = shared_zone()) {
         zone->counter_add("torii|connections", 1);
@@ -207,6 +231,7 @@ void Worker::add_connection(ClientConnection *c) {
 void Worker::remove_connection(ClientConnection *c) {
     connections_.erase(c->registry_pos);
     stats_.connections_active--;
+    if (slot_) slot_->set_connections(connections_.size());
     if (SharedZone *zone = shared_zone()) zone->counter_add("torii|connections", -1);
     accept_gate_->on_closed(connections_.size());
     if (stopping_) check_drained();
@@ -235,16 +260,15 @@ void Worker::on_graveyard_cb(evutil_socket_t, short, void *ctx) {
     auto *w = static_cast<Worker *>(ctx);
     // Deferred calls first (they may free more); each may queue more: loop until empty.
     while (!w->calls_.empty()) {
-        std::vector<std::pair<void (*)(uint64_t), uint64_t>> batch;
-        batch.swap(w->calls_);
-        for (auto &[fn, arg] : batch)
+        w->calls_batch_.swap(w->calls_);
+        for (auto &[fn, arg] : w->calls_batch_)
             fn(arg);
+        w->calls_batch_.clear();
     }
     // Destructors may queue more (a session frees its upstream connection): loop until empty.
     while (!w->graveyard_.empty()) {
-        std::vector<std::unique_ptr<Deletable>> batch;
-        batch.swap(w->graveyard_);
-        batch.clear();
+        w->graveyard_batch_.swap(w->graveyard_);
+        w->graveyard_batch_.clear();
     }
     // Requests last: the handlers just freed no longer point at them.
     for (Request *r : w->released_)
@@ -269,6 +293,9 @@ void Worker::on_signal_cb(evutil_socket_t sig, short, void *ctx) {
             Log::reopen();
             access_log_reopen();
             break;
+        case SIGUSR2:
+            w->close_now("generation retired (max_draining_generations)");
+            break;
         case SIGHUP:
             // Reload is the master's job; a worker (or master_process = false) ignores it.
             log_notice("SIGHUP ignored: reload is done by the master process");
@@ -292,6 +319,31 @@ void Worker::stop(bool graceful) {
     check_drained();
 }
 
+// How long connections get to say goodbye (a close frame, a GOAWAY, queued bytes) after
+// close_now before the loop ends regardless.
+static constexpr int64_t kGoodbyeGraceMs = 1000;
+
+void Worker::close_now(const char *why) {
+    if (closing_now_) return;
+    if (!stopping_) stop(true);
+    closing_now_ = true;
+    log_notice("%s: closing %zu connection(s) now", why, connections_.size());
+    std::vector<ClientConnection *> snapshot(connections_.begin(), connections_.end());
+    for (ClientConnection *c : snapshot)
+        c->close_now();
+    if (connections_.empty()) {
+        check_drained();
+        return;
+    }
+    goodbye_grace_.reset(evtimer_new(base_.get(), on_goodbye_grace_cb, this));
+    timeval tv = to_timeval(kGoodbyeGraceMs);
+    evtimer_add(goodbye_grace_.get(), &tv);
+}
+
+void Worker::on_goodbye_grace_cb(evutil_socket_t, short, void *ctx) {
+    event_base_loopbreak(static_cast<Worker *>(ctx)->base_.get());
+}
+
 void Worker::check_drained() {
     if (connections_.empty()) event_base_loopexit(base_.get(), nullptr);
 }
@@ -300,11 +352,8 @@ void Worker::on_shutdown_tick_cb(evutil_socket_t, short, void *ctx) {
     auto *w = static_cast<Worker *>(ctx);
     access_log_flush();
     if (w->accept_gate_) w->accept_gate_->tick(now_ms());
-    if (w->stopping_ && now_ms() >= w->shutdown_deadline_ms_) {
-        log_notice("shutdown_timeout reached with %zu connections open; closing them",
-                   w->connections_.size());
-        event_base_loopbreak(w->base_.get());
-    }
+    if (w->stopping_ && !w->closing_now_ && now_ms() >= w->shutdown_deadline_ms_)
+        w->close_now("shutdown_timeout reached");
 }
 
 int Worker::run() {

@@ -38,6 +38,14 @@ struct ListenSocket {
     bool admin = false;  // the [admin] listener rather than a [[server]] one
 };
 
+// Takes the connections of a listener that serves no HTTP server group: a module's own
+// protocol (modules/stream: tcp servers). Owned by the worker for its life.
+class ListenHandler {
+public:
+    virtual ~ListenHandler() = default;
+    virtual void on_accept(int fd, const SocketAddress &peer) noexcept = 0;
+};
+
 struct WorkerStats {
     uint64_t connections_accepted = 0;
     uint64_t connections_active = 0;
@@ -58,6 +66,10 @@ public:
     int run();
     // graceful: stop accepting, let in-flight exchanges finish up to shutdown_timeout.
     void stop(bool graceful);
+    // End every connection now, each the clean way of its protocol (ClientConnection::
+    // close_now), and exit once they are gone or after a short grace: at shutdown_timeout,
+    // and on SIGUSR2, which the master sends to a generation it retires early.
+    void close_now(const char *why);
 
     static Worker &current() { return *current_; }
     // Set by the master's worker process: which generation this is, where the master
@@ -72,6 +84,7 @@ public:
     void note_request(std::string_view method, std::string_view target) noexcept {
         if (slot_) slot_->set_request(method, target);
     }
+    WorkerSlot *slot() const { return slot_; }
     uint32_t generation() const { return generation_; }
     MasterStatus *master_status() const { return master_status_; }
     event_base *base() const { return base_.get(); }
@@ -108,12 +121,16 @@ public:
     // Service modules (the admin listener) add their servers under a listener key: a
     // ListenSocket with `admin` set is served by the group keyed "admin".
     void add_server(std::unique_ptr<HttpServer> server, const std::string &group_key);
+    // Modules whose servers are not HTTP (tcp servers) take a listen address's connections.
+    void add_listen_handler(const std::string &address, std::unique_ptr<ListenHandler> handler);
 
 private:
     static void on_graveyard_cb(evutil_socket_t, short, void *ctx);
     static void on_signal_cb(evutil_socket_t sig, short, void *ctx);
     static void on_shutdown_tick_cb(evutil_socket_t, short, void *ctx);
+    static void on_goodbye_grace_cb(evutil_socket_t, short, void *ctx);
     void add_listener(int fd, ServerGroup *group);
+    void add_listener(int fd, ListenHandler *handler);
     void check_drained();
 
     static inline Worker *current_ = nullptr;
@@ -127,17 +144,24 @@ private:
     std::map<std::string, std::unique_ptr<ServerGroup>> groups_;  // by listen address
     std::map<std::string, std::unique_ptr<UpstreamRuntime>> upstreams_;
     std::vector<std::unique_ptr<Listener>> listeners_;
+    std::map<std::string, std::unique_ptr<ListenHandler>> listen_handlers_;  // by address
     std::list<ClientConnection *> connections_;
     std::vector<std::unique_ptr<Deletable>> graveyard_;
+    // What on_graveyard_cb is freeing: swapped with graveyard_ so both keep their capacity
+    // (no allocation per request once the loop is warm).
+    std::vector<std::unique_ptr<Deletable>> graveyard_batch_;
     std::vector<Request *> request_pool_;
     std::vector<Request *> released_;  // going back to the pool after this callback
     std::vector<std::pair<void (*)(uint64_t), uint64_t>> calls_;  // defer_call
+    std::vector<std::pair<void (*)(uint64_t), uint64_t>> calls_batch_;
     EventPtr graveyard_ev_;
     std::vector<EventPtr> signal_events_;
     EventPtr shutdown_tick_;
+    EventPtr goodbye_grace_;  // armed by close_now: the loop ends by then at the latest
     uint64_t shutdown_deadline_ms_ = 0;
     WorkerStats stats_;
     bool stopping_ = false;
+    bool closing_now_ = false;
     uint32_t generation_ = 1;
     MasterStatus *master_status_ = nullptr;
     WorkerSlot *slot_ = nullptr;

@@ -1,4 +1,4 @@
-/* torii plugin ABI, version 1.
+/* torii plugin ABI, version 1 (minor 2).
  *
  * The one header a plugin needs. A plugin is a shared object that exports exactly one
  * symbol, `torii_plugin_entry`, returning a descriptor (torii_plugin_t) with the ABI
@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define TORII_PLUGIN_ABI_MAJOR 1
-#define TORII_PLUGIN_ABI_MINOR 1
+#define TORII_PLUGIN_ABI_MINOR 2
 
 /* The exported entry point's name, and the export attribute for it. */
 #define TORII_PLUGIN_ENTRY torii_plugin_entry
@@ -65,7 +65,9 @@ typedef struct torii_buf torii_buf_t;           /* an output buffer the host own
 #define TORII_IO_READ 1
 #define TORII_IO_WRITE 2
 
-/* The phases every request passes, in this order (SPEC section 3). */
+/* The phases every request passes, in this order (SPEC section 3). A TCP session (a
+ * [[server]] with protocol = "tcp") has no HTTP phases: it runs the `connect` hook of the
+ * descriptor (1.2), then balance, then log once the session has ended. */
 typedef enum torii_phase {
     TORII_PHASE_PRE_ROUTE = 0, /* head parsed, location not chosen: rewrite, real-ip     */
     TORII_PHASE_ACCESS = 1,    /* location chosen: auth, rate limits, circuit breakers     */
@@ -84,8 +86,8 @@ typedef enum torii_action {
      * Returning it without having called respond() answers 500. */
     TORII_RESPOND = 1,
     /* The hook took a token with host->pause() and will call host->resume() later, from a
-     * timer or an I/O callback. Honoured in pre_route, access and upstream; elsewhere it is
-     * treated as an error (500 before the response starts). */
+     * timer or an I/O callback. Honoured in pre_route, access, upstream and connect (1.2);
+     * elsewhere it is treated as an error (500 before the response starts). */
     TORII_PAUSE = 2,
     /* Something failed inside the plugin: 500 before the response starts; logged. */
     TORII_ERROR = 3
@@ -284,6 +286,17 @@ typedef struct torii_host {
      * Call it from create(). A name stays masked for the process's life (after a reload
      * dropped it too: masking more is harmless). TORII_EINVAL when empty or over 64 bytes. */
     int (*log_mask_query_arg)(torii_str_t name);
+
+    /* ---- Added in 1.2 (check with TORII_HOST_HAS before calling) ---- */
+
+    /* 1 when `conf` is the plugin's table on a TCP server ([[server]] protocol = "tcp"),
+     * where only the connect hook (and log, peer_admit, peer_result, request_done) run: a
+     * plugin refuses there, from create(), the settings that need an HTTP request. */
+    int (*conf_is_tcp_server)(const torii_conf_t *conf);
+    /* 1 when the request is a TCP session rather than an HTTP exchange: it has no method,
+     * path or headers; $remote_addr, $remote_port, $upstream_addr, $bytes_sent (to the
+     * client), $request_length (from the client), $request_time, $status and $ssl_* work. */
+    int (*req_is_tcp)(torii_request_t *r);
 } torii_host_t;
 
 /* True when the running host's table has `field` (it may be newer or older than you). */
@@ -342,6 +355,22 @@ typedef struct torii_plugin {
      * response status when a head arrived (0 otherwise). */
     void (*peer_result)(void *instance, torii_request_t *r, torii_str_t upstream,
                         torii_str_t address, torii_peer_outcome_t outcome, int status);
+
+    /* ---- Added in 1.2 (a 1.0/1.1 plugin's shorter descriptor reads as NULL here) ---- */
+
+    /* The connection phase of a TCP server: a client connected to a [[server]] with
+     * protocol = "tcp" whose plugin tables switch this plugin on ([server.plugins.NAME]).
+     * It runs once per connection, before any byte is read, before TLS termination and
+     * before a target is picked. `r` is the session (host->req_is_tcp(r) == 1): the client's
+     * address is the variable "remote_addr" (and "remote_port"), the server is
+     * host->req_server(r), the upstream host->req_upstream(r). Answers:
+     *   TORII_CONTINUE  the next plugin, then the balancer and the connect to a target;
+     *   TORII_RESPOND   after host->respond(r, status, ...): the connection is closed without
+     *                   a byte sent (there is no HTTP to answer in); `status` is what the log
+     *                   and stats record (403 denied, 429 over a rate, 503 ...);
+     *   TORII_PAUSE     with a host->pause() token, as in the access phase;
+     *   TORII_ERROR     the connection is closed, logged 500. */
+    torii_phase_hook_t connect;
 } torii_plugin_t;
 
 /* The one exported symbol. `host` stays valid for the process's life; keep it. Return

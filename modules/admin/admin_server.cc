@@ -119,6 +119,28 @@ void AdminServer::handle(Request &req) noexcept {
     respond_error(req, 404);
 }
 
+// [{"generation":2,"closing":false,"workers":[{"pid":1188,"connections":1}]}, ...], oldest
+// first. Connection counts are read live from each worker's slot in shared memory.
+void AdminServer::do_draining_generations(const StatusSnapshot &tree, std::string &body) {
+    MasterStatus *status = worker_.master_status();
+    const std::vector<DrainingWorker> &d = tree.draining_workers;
+    for (size_t i = 0; i < d.size(); ++i) {
+        bool first_of_generation = i == 0 || d[i - 1].generation != d[i].generation;
+        if (first_of_generation) {
+            body += i ? "]}," : "";
+            body += "{\"generation\":" + std::to_string(d[i].generation) + ",\"closing\":";
+            body += d[i].closing ? "true" : "false";
+            body += ",\"workers\":[";
+        } else {
+            body += ",";
+        }
+        const WorkerSlot *slot = status ? status->worker_slot(d[i].slot) : nullptr;
+        body += "{\"pid\":" + std::to_string(d[i].pid) +
+                ",\"connections\":" + std::to_string(slot ? slot->connections() : 0) + "}";
+    }
+    if (!d.empty()) body += "]}";
+}
+
 void AdminServer::do_status(Request &req) {
     const WorkerStats &st = worker_.stats();
     StatusSnapshot tree;
@@ -151,6 +173,8 @@ void AdminServer::do_status(Request &req) {
         body += i ? "," : "";
         body += std::to_string(tree.workers[i]);
     }
+    body += "],\"draining_generations\":[";
+    do_draining_generations(tree, body);
     snprintf(num, sizeof num,
              "],\"connections\":{\"active\":%llu,\"accepted\":%llu},\"requests\":%llu}\n",
              static_cast<unsigned long long>(st.connections_active),

@@ -1,5 +1,6 @@
 #include "modules/http2/http2_connection.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -22,6 +23,13 @@ static constexpr int32_t kStreamWindow = 256 * 1024;
 static constexpr int32_t kConnectionWindow = 1024 * 1024;
 // Between the shutdown notice and the final GOAWAY (nghttpx waits about one round trip).
 static constexpr int64_t kGoawayDelayMs = 1000;
+// Draining (reload, graceful stop): how long a connection must have no stream before its
+// GOAWAY. Any GOAWAY, even the notice, stops nghttp2-based clients (curl, h2load, grpc's
+// channels go elsewhere) from opening streams on this connection; a client that does not
+// reconnect would fail whatever it had not started yet. So the old generation serves on
+// until the client pauses, and at the latest until this long before shutdown_timeout.
+static constexpr int64_t kDrainIdleMs = 200;
+static constexpr int64_t kWrapUpBeforeMs = 5000;  // or half of shutdown_timeout, if shorter
 // Frames that serve no request (empty DATA, PING, SETTINGS, PRIORITY, resets the client
 // provoked): a burst, then a steady rate. Legitimate clients stay far below; a flood ends
 // in GOAWAY(ENHANCE_YOUR_CALM) for its connection only. Budgets, not bans (h2o's way).
@@ -159,6 +167,7 @@ Http2Connection::Http2Connection(Worker &worker, std::unique_ptr<Socket> sock,
     snprintf(remote_text_, sizeof remote_text_, "%s", text.c_str());
     send_ev_.reset(event_new(worker.base(), -1, 0, on_send_cb, this));
     timer_.reset(evtimer_new(worker.base(), on_timer_cb, this));
+    wrap_up_.reset(evtimer_new(worker.base(), on_wrap_up_cb, this));
     nghttp2_session_callbacks *cbs;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
@@ -209,6 +218,7 @@ void Http2Connection::start() {
 void Http2Connection::stream_opened(Http2Stream *s) {
     streams_.push_back(s);
     ++open_streams_;
+    last_stream_ms_ = Worker::now_ms();
 }
 
 void Http2Connection::stream_closed(Http2Stream *s) {
@@ -219,6 +229,7 @@ void Http2Connection::stream_closed(Http2Stream *s) {
         }
     }
     --open_streams_;
+    last_stream_ms_ = Worker::now_ms();
     for (Http2Stream *&d : drained_)
         if (d == s) d = nullptr;
     worker_.defer_delete(std::unique_ptr<Deletable>(s));
@@ -327,7 +338,9 @@ void Http2Connection::on_socket_timeout(Socket &, bool reading) {
 void Http2Connection::do_idle_check() {
     // An idle connection (no stream) gets keepalive_timeout, then a GOAWAY.
     if (open_streams_ > 0 || closed_) return;
-    timeval tv = to_timeval(goaway_notice_ ? kGoawayDelayMs : limits_.keepalive_timeout);
+    timeval tv = to_timeval(goaway_notice_ ? kGoawayDelayMs
+                            : draining_    ? kDrainIdleMs
+                                           : limits_.keepalive_timeout);
     evtimer_add(timer_.get(), &tv);
 }
 
@@ -335,6 +348,18 @@ void Http2Connection::on_timer_cb(evutil_socket_t, short, void *ctx) {
     auto *c = static_cast<Http2Connection *>(ctx);
     if (c->closed_) return;
     if (!c->goaway_notice_ && c->open_streams_ > 0) return;  // busy again: not idle
+    if (c->draining_ && !c->goaway_notice_) {
+        // Idle for kDrainIdleMs since the last stream, not merely idle now (a client with
+        // several streams in flight is briefly at zero between its batches).
+        uint64_t quiet = Worker::now_ms() - c->last_stream_ms_;
+        if (quiet + 1 < static_cast<uint64_t>(kDrainIdleMs)) {
+            timeval tv = to_timeval(kDrainIdleMs - static_cast<int64_t>(quiet));
+            evtimer_add(c->timer_.get(), &tv);
+            return;
+        }
+        c->do_goaway_notice();  // the client paused: now the two steps
+        return;
+    }
     if (!c->goaway_sent_) {
         // Streams above the last one processed were not seen: the client may retry them.
         nghttp2_submit_goaway(c->session_, NGHTTP2_FLAG_NONE,
@@ -346,14 +371,46 @@ void Http2Connection::on_timer_cb(evutil_socket_t, short, void *ctx) {
 }
 
 void Http2Connection::shutdown_gracefully() {
+    if (draining_ || closed_) return;
+    draining_ = true;
+    // Serve on until the client pauses (on_timer_cb, re-armed by do_idle_check whenever the
+    // last stream closes), but wrap up in time for the streams under way to finish before
+    // shutdown_timeout.
+    do_idle_check();
+    int64_t budget = worker_.config().main.shutdown_timeout;
+    timeval tv = to_timeval(budget - std::min<int64_t>(kWrapUpBeforeMs, budget / 2));
+    evtimer_add(wrap_up_.get(), &tv);
+}
+
+void Http2Connection::on_wrap_up_cb(evutil_socket_t, short, void *ctx) {
+    auto *c = static_cast<Http2Connection *>(ctx);
+    if (!c->closed_ && !c->goaway_notice_) c->do_goaway_notice();
+}
+
+void Http2Connection::do_goaway_notice() {
     if (goaway_notice_ || closed_) return;
     // Two steps (RFC 9113 6.8): a notice now, the real GOAWAY after about a round trip, so
     // a request already on its way is still served.
     goaway_notice_ = true;
+    event_del(wrap_up_.get());
     nghttp2_submit_shutdown_notice(session_);
     timeval tv = to_timeval(kGoawayDelayMs);
     evtimer_add(timer_.get(), &tv);
     do_send();
+}
+
+void Http2Connection::close_now() {
+    if (closed_) return;
+    // The client learns which streams were processed (it may retry the others elsewhere)
+    // before the FIN; streams still open end here.
+    if (!goaway_sent_) {
+        nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                              nullptr, 0);
+        goaway_sent_ = true;
+    }
+    do_send();
+    do_close("closed by torii (shutdown_timeout, or its generation retired)");
 }
 
 void Http2Connection::do_close(const char *why) {
@@ -361,6 +418,7 @@ void Http2Connection::do_close(const char *why) {
     closed_ = true;
     if (why) log_info("client %s: HTTP/2 connection closed: %s", remote_text_, why);
     event_del(timer_.get());
+    event_del(wrap_up_.get());
     event_del(send_ev_.get());
     sock_->detach();
     // nghttp2_session_del calls no stream-close callback: end the open exchanges here.

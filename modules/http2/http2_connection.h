@@ -38,6 +38,7 @@ public:
     // Sends the server's SETTINGS and processes what the socket already holds (the preface).
     void start();
     void shutdown_gracefully() override;
+    void close_now() override;
 
     // For streams: write what nghttp2 has queued once the current work is done.
     void schedule_send();
@@ -49,6 +50,7 @@ public:
     const ServerGroup &group() const { return group_; }
     bool tls() const { return sock_ && sock_->ssl(); }
     ssl_st *ssl() const { return sock_ ? sock_->ssl() : nullptr; }
+    const Socket *socket() const { return sock_.get(); }
     // The client did something that costs the server and serves no request (an empty DATA
     // frame, a PING, a SETTINGS, a PRIORITY, a reset it provoked): false once the
     // connection's budget is spent, and the connection ends with ENHANCE_YOUR_CALM.
@@ -71,7 +73,9 @@ private:
 
     static void on_send_cb(evutil_socket_t, short, void *ctx);
     static void on_timer_cb(evutil_socket_t, short, void *ctx);
+    static void on_wrap_up_cb(evutil_socket_t, short, void *ctx);
     void do_recv();
+    void do_goaway_notice();
     void do_send();
     void do_close(const char *why);
     void do_idle_check();
@@ -85,10 +89,13 @@ private:
     nghttp2_session *session_ = nullptr;
     EventPtr send_ev_;                    // a deferred send round
     EventPtr timer_;                      // idle timeout, then the second step of a graceful GOAWAY
+    EventPtr wrap_up_;                    // draining: GOAWAY even if the client never pauses
     std::vector<Http2Stream *> streams_;  // open streams (nghttp2 offers no iteration)
     std::vector<Http2Stream *> drained_;
     size_t open_streams_ = 0;
+    uint64_t last_stream_ms_ = 0;  // when a stream last opened or closed (draining: idle?)
     bool closed_ = false;
+    bool draining_ = false;       // the worker is stopping: GOAWAY once the client pauses
     bool goaway_notice_ = false;  // shutdown notice sent, final GOAWAY pending
     bool goaway_sent_ = false;
     bool calm_down_ = false;  // the glitch budget is spent

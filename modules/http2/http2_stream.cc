@@ -82,6 +82,7 @@ void Http2Stream::on_request_head(bool end_stream) {
     in.version = HttpVersion::http2;
     in.scheme = conn_.tls() ? "https" : "http";
     r.ssl = conn_.ssl();
+    r.client = conn_.socket();
     if (in.authority.empty()) in.authority = in.headers.get(HeaderId::host);
     bool has_length = false;
     std::string_view cl = in.headers.get(HeaderId::content_length, &has_length);

@@ -125,6 +125,7 @@ private:
     bool ready_ = false;
     bool failed_ = false;
     bool goaway_ = false;
+    bool settings_ = false;  // the peer's first SETTINGS arrived
 };
 
 // The sessions of one target (TargetState::h2).
@@ -138,11 +139,16 @@ public:
     // Drops sessions that failed or drained after a GOAWAY.
     void prune();
     size_t size() const { return sessions_.size(); }
+    // The target's SETTINGS_MAX_CONCURRENT_STREAMS as last announced on any of its sessions
+    // (0: none yet): the capacity of a new session until its own SETTINGS arrive.
+    uint32_t known_max_streams() const { return known_max_streams_; }
+    void learn_max_streams(uint32_t n) { known_max_streams_ = n; }
 
 private:
     UpstreamRuntime &upstream_;
     int target_;
     std::vector<std::unique_ptr<Http2UpstreamSession>> sessions_;
+    uint32_t known_max_streams_ = 0;
 };
 
 }  // namespace torii

@@ -1,4 +1,4 @@
-/* auth: who may use a location. In the access phase, in this order:
+/* auth: who may use a location or a tcp server. In the access phase, in this order:
  *
  *   1. allow/deny CIDR lists (IPv4 and IPv6) on $remote_addr: 403 when a deny entry
  *      matches, or when allow is set and no allow entry matches (deny wins);
@@ -25,6 +25,10 @@
  *   deny = ["10.9.0.0/16"]
  *   realm = "torii"
  *   hide_credentials = false
+ *
+ * On a tcp server ([server.plugins.auth], ABI 1.2) the connect hook applies the allow/deny
+ * lists to each connection, before any byte is read; `type` is refused there (a byte stream
+ * carries no credential torii could read).
  *
  * docs/plugins/auth.md lists every key. */
 #define _POSIX_C_SOURCE 200809L
@@ -523,6 +527,13 @@ static void *auth_create(const torii_host_t *h, const torii_conf_t *conf) {
             goto fail;
         }
     }
+    if (a->type != TYPE_NONE && TORII_HOST_HAS(host, conf_is_tcp_server) &&
+        host->conf_is_tcp_server(conf)) {
+        host->conf_error(conf, "type",
+                         "a tcp server has no request to carry a credential: only allow and "
+                         "deny apply there");
+        goto fail;
+    }
     if (check_typed_keys(conf, a->type) != TORII_OK) goto fail;
     if (cidr_read_list(conf, "allow", &a->allow) != TORII_OK ||
         cidr_read_list(conf, "deny", &a->deny) != TORII_OK)
@@ -581,6 +592,12 @@ fail:
 static void log_refusal(torii_request_t *r, int status, const char *why) {
     torii_str_t addr = TORII_STR("-"), loc = host->req_location(r);
     host->var(r, TORII_STR("remote_addr"), &addr);
+    if (loc.len == 0) { /* a tcp server's connection: no location, name the server */
+        torii_str_t server = host->req_server(r);
+        host->log(TORII_LOG_INFO, "auth: connection from %.*s to tcp server %.*s refused: %s",
+                  (int)addr.len, addr.ptr, (int)server.len, server.ptr, why);
+        return;
+    }
     host->log(TORII_LOG_INFO, "auth: %d for %.*s on location \"%.*s\": %s", status, (int)addr.len,
               addr.ptr, (int)loc.len, loc.ptr, why);
 }
@@ -800,19 +817,30 @@ static torii_action_t check_jwt(const auth_t *a, torii_request_t *r) {
     return TORII_CONTINUE;
 }
 
+/* The allow/deny lists on $remote_addr: deny wins; with an allow list, only what it covers. */
+static torii_action_t check_address(const auth_t *a, torii_request_t *r) {
+    if (!a->allow.count && !a->deny.count) return TORII_CONTINUE;
+    torii_str_t text;
+    cidr_t addr;
+    if (host->var(r, TORII_STR("remote_addr"), &text) != TORII_OK || !cidr_parse_addr(text, &addr))
+        return forbid(r, "client address unknown");
+    if (cidr_match(&a->deny, &addr)) return forbid(r, "address denied");
+    if (a->allow.count && !cidr_match(&a->allow, &addr)) return forbid(r, "address not allowed");
+    return TORII_CONTINUE;
+}
+
+/* The connection phase of a tcp server (ABI 1.2): the address lists only (create() refused
+ * `type` there). A refused connection is closed and logged 403. */
+static torii_action_t auth_connect(void *instance, torii_request_t *r, void **ctx) {
+    (void)ctx;
+    return check_address(instance, r);
+}
+
 static torii_action_t auth_access(void *instance, torii_request_t *r, void **ctx) {
     const auth_t *a = instance;
     (void)ctx;
-    if (a->allow.count || a->deny.count) {
-        torii_str_t text;
-        cidr_t addr;
-        if (host->var(r, TORII_STR("remote_addr"), &text) != TORII_OK ||
-            !cidr_parse_addr(text, &addr))
-            return forbid(r, "client address unknown");
-        if (cidr_match(&a->deny, &addr)) return forbid(r, "address denied");
-        if (a->allow.count && !cidr_match(&a->allow, &addr))
-            return forbid(r, "address not allowed");
-    }
+    torii_action_t verdict = check_address(a, r);
+    if (verdict != TORII_CONTINUE) return verdict;
     switch (a->type) {
         case TYPE_KEY:
             return check_key(a, r);
@@ -849,6 +877,7 @@ static const torii_plugin_t descriptor = {
     .response = NULL,
     .log = NULL,
     .request_done = NULL, /* per-request memory comes from req_alloc */
+    .connect = auth_connect,
 };
 
 TORII_EXPORT const torii_plugin_t *torii_plugin_entry(const torii_host_t *h) {

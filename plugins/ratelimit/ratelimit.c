@@ -35,7 +35,12 @@
  * least recently used ones down to 90% of max_keys. If the zone itself is full the request
  * goes through unlimited and the error is logged once per log_interval.
  *
- * Redis backend (redis.c): one atomic Lua script per request on a per-worker connection. */
+ * Redis backend (redis.c): one atomic Lua script per request on a per-worker connection.
+ *
+ * On a tcp server ([server.plugins.ratelimit], ABI 1.2) the same bucket limits the rate of
+ * new connections: the connect hook takes one token per connection; with none left the
+ * connection is closed before any byte is read (logged 429), or with delay = true held
+ * until its turn. `headers` has no meaning there. */
 #define _POSIX_C_SOURCE 200809L
 #include "ratelimit.h"
 
@@ -656,6 +661,7 @@ static const torii_plugin_t descriptor = {
     .worker_init = NULL, /* Redis connections are made on first use, in the worker */
     .access = rl_access,
     .response = rl_response,
+    .connect = rl_access, /* tcp servers: a connection takes a token as a request does */
 };
 
 TORII_EXPORT const torii_plugin_t *torii_plugin_entry(const torii_host_t *h) {

@@ -19,6 +19,10 @@
  *   gRPC series, the route's labels, in the log phase of gRPC calls only: calls by
  *     $grpc_status (0-16, "other" for anything else, "none" for a call that ended without
  *     one: cancelled or cut).
+ * On a tcp server ([server.plugins.stats]) each session counts as one exchange of the route
+ * {server, "", upstream}: from its connect hook to its end, its status (200 for a session
+ * that ran), the bytes each way and its duration; each connect attempt is an upstream
+ * attempt with status 0 (class "other") and the connect time as its latency.
  * Rendered too, read at scrape time: the core's counters "torii|connections" and
  * "torii|accepted" (every client connection of every worker, admin ones included).
  *
@@ -995,6 +999,7 @@ static const torii_plugin_t descriptor = {
     .log = stats_log,
     .request_done = NULL, /* per-request state lives in request memory */
     .peer_result = stats_peer_result,
+    .connect = stats_access, /* tcp servers: a session counts like a request */
 };
 
 TORII_EXPORT const torii_plugin_t *torii_plugin_entry(const torii_host_t *h) {

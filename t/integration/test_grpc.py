@@ -2,6 +2,7 @@
 knowledge) -> python3-grpcio server behind an h2c upstream. All four call kinds, status and
 trailing metadata (binary too), and balancing per call over multiplexed sessions."""
 
+import os
 import types
 
 import grpc
@@ -182,6 +183,88 @@ def test_client_cancel_reaches_the_server(gw):
     while seen() == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert seen() >= 1, "the server never saw the client's cancel"
+
+
+
+def test_expired_deadlines_are_not_held_against_the_target(procs):
+    # Passive health's defaults (max_fails 1, fail_timeout 10 s): one timeout of a target
+    # marks it down. A call whose own deadline runs out at torii is the client's choice, not
+    # the target's failure: after one such call on each of two targets (round robin; plain
+    # HTTP/1.1 backends that take 2 s and know nothing of deadlines, so torii's clock is the
+    # one that runs out), both are still up and the next request is served, not refused for
+    # want of a healthy target.
+    import http.client
+    import socket
+    import time
+    import h2.config
+    import h2.connection
+    b1, b2 = procs.backend("b1"), procs.backend("b2")
+    port = harness.free_port()
+    procs.torii(config(main_block(), plugin_block("round_robin"),
+                       upstream_block("two", [b1.port, b2.port], read_timeout="10s",
+                                      retries=0),
+                       server_block([port], [{"path": "/", "upstream": "two"}])))
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "POST"), (":path", "/svc/slow?ms=2000"),
+                              (":scheme", "http"), (":authority", "h"),
+                              ("content-type", "application/grpc"), ("te", "trailers"),
+                              ("grpc-timeout", "200m")])
+        conn.send_data(1, b"\x00\x00\x00\x00\x01x", end_stream=True)
+        s.sendall(conn.data_to_send())
+        headers, t0 = {}, time.monotonic()
+        while b"grpc-status" not in headers and time.monotonic() - t0 < 5:
+            data = s.recv(65536)
+            if not data:
+                break
+            for e in conn.receive_data(data):
+                if type(e).__name__ in ("ResponseReceived", "TrailersReceived"):
+                    headers.update(dict(e.headers))
+        s.close()
+        assert headers.get(b"grpc-status") == b"4", headers  # DEADLINE_EXCEEDED
+    for _ in range(2):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/svc/fast")
+        r = c.getresponse()
+        r.read()
+        c.close()
+        assert r.status == 200, r.status
+
+
+def test_bidi_stream_and_calls_across_three_reloads(gw):
+    # A long bidi stream stays on the generation it started on and keeps echoing through
+    # three reloads; calls made meanwhile on the same channel all succeed (the old worker
+    # serves its busy connection on rather than refusing streams with a GOAWAY).
+    import queue
+    import signal
+    outgoing = queue.Queue()
+
+    def requests():
+        while True:
+            item = outgoing.get(timeout=30)
+            if item is None:
+                return
+            yield item
+
+    responses = method(gw, "stream_stream", "Bidi")(requests(), timeout=60)
+    unary = method(gw, "unary_unary", "Unary")
+    for reload in range(3):
+        for i in range(5):
+            msg = b"r%d-m%d" % (reload, i)
+            outgoing.put(msg)
+            assert next(responses) == msg
+            assert unary(msg, timeout=10) == msg
+        workers = set(gw.torii.pids()) - {gw.torii.pid}
+        os.kill(gw.torii.pid, signal.SIGHUP)
+        assert harness.wait_until(
+            lambda: len((set(gw.torii.pids()) - {gw.torii.pid}) - workers) >= 1, 10.0)
+    outgoing.put(b"last")
+    assert next(responses) == b"last"
+    outgoing.put(None)
+    assert list(responses) == []
+    assert responses.code() == grpc.StatusCode.OK
 
 
 def grpc_calls(gw):

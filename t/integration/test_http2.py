@@ -187,6 +187,26 @@ def test_body_without_length_goes_chunked_to_http1(gw):
     assert doc["chunked"] and doc["body_len"] == 11, doc
 
 
+def test_reload_under_h2load_fails_nothing(gw):
+    # h2load opens no stream on a connection after any GOAWAY and does not reconnect: the
+    # old generation serves its connections on until the client pauses (or shortly before
+    # shutdown_timeout), so a run across a reload loses nothing.
+    load = subprocess.Popen(["h2load", "-n", "20000", "-c", "10", "-m", "10",
+                             "http://127.0.0.1:%d/api/echo" % gw.port],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    harness.wait_until(lambda: False, 0.5)  # under way
+    before = set(gw.torii.pids()) - {gw.torii.pid}
+    os.kill(gw.torii.pid, __import__("signal").SIGHUP)
+    out, err = load.communicate(timeout=120)
+    assert "20000 succeeded, 0 failed, 0 errored, 0 timeout" in out, out[-1500:] + err
+    # Once h2load is done, the old workers' connections go idle, get their GOAWAY and the
+    # old generation is gone; new connections reach the new one.
+    assert harness.wait_until(
+        lambda: (set(gw.torii.pids()) - {gw.torii.pid}).isdisjoint(before), 10.0)
+    rc, body, err = curl("--http2-prior-knowledge", "http://127.0.0.1:%d/" % gw.port)
+    assert body == b"hello h2\n", err
+
+
 def test_stream_in_flight_survives_a_reload(gw):
     slow = subprocess.Popen(["curl", "-sS", "--max-time", "20", "--http2-prior-knowledge",
                              "-o", "/dev/null", "-w", "%{http_code}",

@@ -700,6 +700,26 @@ TEST_CASE("errors name file, line, column and reason") {
                          "listen = \"127.0.0.1:1\"\nupstream = \"db\"\n") ==
               "conf/torii.toml:5:1: server \"127.0.0.1:1\": upstream is for tcp servers; http "
               "servers use [[server.location]]");
+        // A tcp server relays bytes: an HTTP/2 upstream cannot take them, and a tcp upstream
+        // cannot serve an http location.
+        CHECK(load_error("[upstream.db]\ntargets = [\"127.0.0.1:5432\"]\nprotocol = \"h2c\"\n"
+                         "[[server]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\n"
+                         "upstream = \"db\"\n") ==
+              "conf/torii.toml:7:1: server \"127.0.0.1:1\": upstream \"db\" speaks HTTP/2; a tcp "
+              "server relays bytes (protocol = \"tcp\")");
+        CHECK(load_error("[upstream.db]\ntargets = [\"127.0.0.1:5432\"]\nprotocol = \"tcp\"\n"
+                         "[[server]]\nlisten = \"127.0.0.1:1\"\n[[server.location]]\npath = \"/\"\n"
+                         "upstream = \"db\"\n") ==
+              "conf/torii.toml:8:1: location \"/\": upstream \"db\" has protocol = \"tcp\": it "
+              "serves tcp servers only");
+        // Nothing could tell servers sharing a tcp server's listener apart.
+        CHECK(load_error("[upstream.db]\ntargets = [\"127.0.0.1:5432\"]\n"
+                         "[[server]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\n"
+                         "upstream = \"db\"\n"
+                         "[[server]]\nlisten = \"127.0.0.1:1\"\n[[server.location]]\npath = \"/\"\n"
+                         "return = {}\n") ==
+              "conf/torii.toml:7:1: server \"127.0.0.1:1\": listen \"127.0.0.1:1\" is shared with "
+              "another server; a tcp server needs an address of its own");
     }
     SUBCASE("discovery") {
         CHECK(
@@ -714,6 +734,74 @@ TEST_CASE("errors name file, line, column and reason") {
               "conf/torii.toml:9:24: [[server.location]] return.headers.Bad Name: not a valid "
               "header name");
     }
+}
+
+TEST_CASE("proxy_protocol on servers and upstreams, max_draining_generations") {
+    std::shared_ptr<const Config> plain = load_ok(kMinimal);
+    CHECK(plain->main.max_draining_generations == 4);
+    CHECK_FALSE(plain->servers[0].proxy_protocol);
+
+    std::shared_ptr<const Config> c =
+        load_ok(std::string("[main]\nmax_draining_generations = 0\n"
+                            "[upstream.a]\ntargets = [\"127.0.0.1:1\"]\n"
+                            "proxy_protocol = \"v1\"\n"
+                            "[upstream.b]\ntargets = [\"127.0.0.1:2\"]\n"
+                            "proxy_protocol = \"v2\"\n") +
+                "[[server]]\nlisten = \"127.0.0.1:8080\"\n"
+                "proxy_protocol = true\n"
+                "[[server.location]]\npath = \"/\"\n"
+                "upstream = \"a\"\n");
+    CHECK(c->main.max_draining_generations == 0);
+    CHECK(c->servers[0].proxy_protocol);
+    CHECK(c->upstreams.at("a").proxy_protocol == ProxyProtocolSend::v1);
+    CHECK(c->upstreams.at("b").proxy_protocol == ProxyProtocolSend::v2);
+    CHECK(load_ok(with_location("upstream = \"api\"\n"))->upstreams.at("api").proxy_protocol ==
+          ProxyProtocolSend::none);
+
+    CHECK(load_error("[main]\nmax_draining_generations = 65\n").find("max_draining_generations") !=
+          std::string::npos);
+    CHECK(load_error("[upstream.a]\ntargets = [\"127.0.0.1:1\"]\nproxy_protocol = \"v3\"\n")
+              .find("proxy_protocol") != std::string::npos);
+    CHECK(load_error("[upstream.a]\ntargets = [\"127.0.0.1:1\"]\nprotocol = \"h2c\"\n"
+                     "proxy_protocol = \"v2\"\n")
+              .find("one connection carries many clients") != std::string::npos);
+    CHECK(load_error(std::string(kMinimal) + "[[server]]\nlisten = \"127.0.0.1:8080\"\n"
+                                             "proxy_protocol = true\nserver_name = [\"b\"]\n"
+                                             "[[server.location]]\npath = \"/\"\n"
+                                             "return = { status = 204 }\n")
+              .find("PROXY header or none do") != std::string::npos);
+}
+
+}  // namespace torii
+
+namespace torii {
+
+TEST_CASE("targets carry ids that survive reordering, other targets changing, and reloads") {
+    auto ids_of = [](const std::string &targets) {
+        std::shared_ptr<const Config> c = load_ok("[upstream.api]\ntargets = " + targets +
+                                                  "\n[[server]]\nlisten = \"127.0.0.1:8080\"\n"
+                                                  "[[server.location]]\npath = \"/\"\n"
+                                                  "upstream = \"api\"\n");
+        std::map<std::string, std::vector<uint64_t>> ids;
+        for (const TargetConfig &t : c->upstreams.at("api").targets)
+            ids[t.address].push_back(t.id);
+        return ids;
+    };
+    auto first = ids_of(R"(["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"])");
+    auto again = ids_of(R"(["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"])");
+    CHECK(first == again);  // a reload of the same file
+    auto reordered = ids_of(R"(["127.0.0.1:9003", "127.0.0.1:9001", "127.0.0.1:9002"])");
+    CHECK(first == reordered);
+    auto changed = ids_of(R"(["127.0.0.1:9002", "127.0.0.1:9004", "127.0.0.1:9003"])");
+    CHECK(changed["127.0.0.1:9002"] == first["127.0.0.1:9002"]);
+    CHECK(changed["127.0.0.1:9003"] == first["127.0.0.1:9003"]);
+    CHECK(changed["127.0.0.1:9004"][0] != first["127.0.0.1:9001"][0]);
+    // Distinct targets, and a target listed twice, get distinct ids.
+    auto twice = ids_of(R"(["127.0.0.1:9001", "127.0.0.1:9001", "127.0.0.1:9002"])");
+    REQUIRE(twice["127.0.0.1:9001"].size() == 2);
+    CHECK(twice["127.0.0.1:9001"][0] == first["127.0.0.1:9001"][0]);
+    CHECK(twice["127.0.0.1:9001"][1] != twice["127.0.0.1:9001"][0]);
+    CHECK(first["127.0.0.1:9001"][0] != first["127.0.0.1:9002"][0]);
 }
 
 }  // namespace torii

@@ -74,6 +74,47 @@ TEST_CASE("a head split byte by byte parses the same") {
     CHECK(f.body == "hello");
 }
 
+TEST_CASE("a parsed head owns its bytes: split anywhere, the input's memory reused after") {
+    // The parser points at the input while it parses and copies the head into the arena
+    // when it completes or the input chunk ends first. Each piece is its own evbuffer chain
+    // over memory that is overwritten once fed, so a view left pointing at the input would
+    // read 'X's.
+    const std::string wire =
+        "POST /some/path?q=1 HTTP/1.1\r\nHost: example.com\r\nX-Folded: a\r\n b\r\n"
+        "Transfer-Encoding: chunked\r\nX-Long-Header-Name: a-rather-long-value\r\n\r\n"
+        "5\r\nhello\r\n0\r\nX-Sum: 42\r\nX-Other: t\r\n\r\n";
+    for (size_t cut = 1; cut < wire.size(); ++cut) {
+        CAPTURE(cut);
+        Http1Parser p(Http1Parser::Kind::request);
+        RequestHead head;
+        Arena arena;
+        EvbufferPtr in = make_evbuffer();
+        EvbufferPtr body = make_evbuffer();
+        p.begin_request(&head, &arena, 32 * 1024);
+        std::string first = wire.substr(0, cut), second = wire.substr(cut);
+        std::vector<ParseEvent> events;
+        for (std::string *piece : {&first, &second}) {
+            evbuffer_add_reference(in.get(), piece->data(), piece->size(), nullptr, nullptr);
+            for (int guard = 0; guard < 10; ++guard) {
+                ParseEvent ev = p.feed(in.get(), body.get());
+                if (ev == ParseEvent::need_more) break;
+                events.push_back(ev);
+            }
+            if (evbuffer_get_length(in.get()) == 0) piece->assign(piece->size(), 'X');
+        }
+        first.assign(first.size(), 'X');
+        second.assign(second.size(), 'X');
+        REQUIRE(events.size() == 2);
+        CHECK(head.target == "/some/path?q=1");
+        CHECK(head.authority == "example.com");
+        CHECK(head.headers.get("host") == "example.com");
+        CHECK(head.headers.get("x-long-header-name") == "a-rather-long-value");
+        CHECK(head.headers.get("x-folded") == "a b");
+        CHECK(head.trailers.get("x-sum") == "42");
+        CHECK(head.trailers.get("x-other") == "t");
+    }
+}
+
 TEST_CASE("chunked bodies arrive without framing, trailers on their own list") {
     Http1Parser p(Http1Parser::Kind::request);
     RequestHead head;

@@ -1,0 +1,263 @@
+#include "modules/stream/tcp_session.h"
+
+#include <openssl/ssl.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "core/base/log.h"
+#include "core/exchange/exchange.h"
+#include "core/plugin/phase_runner.h"
+#include "core/plugin/plugin_set.h"
+#include "core/proxy/upstream.h"
+#include "core/tunnel/splice_tunnel.h"
+#include "core/tunnel/tunnel.h"
+#include "core/worker/worker.h"
+#include "modules/stream/tcp_server.h"
+
+namespace torii {
+
+namespace {
+// A socket given up inside one of its own callbacks is freed after the callback returns.
+struct SocketGrave final : Deletable {
+    explicit SocketGrave(std::unique_ptr<Socket> s) : sock(std::move(s)) {}
+    std::unique_ptr<Socket> sock;
+};
+}  // namespace
+
+TcpSession::TcpSession(Worker &worker, const TcpServer &server, int fd, const SocketAddress &peer)
+    : worker_(worker), server_(server), client_(std::make_unique<Socket>(worker.base(), fd, this)) {
+    std::string text = peer.host_string();
+    snprintf(remote_text_, sizeof remote_text_, "%s", text.c_str());
+    // Nothing is read from the client before its tunnel starts: the bytes wait in the
+    // kernel, where a splice tunnel takes them without a copy.
+    client_->pause_read();
+    req_ = exchange_acquire(worker, nullptr, peer, remote_text_);
+    exchange_begin(worker, *req_);
+    worker.note_request("TCP", server.config().listen_text.front());  // for a crash report
+    req_->tcp_server = &server.config();
+    req_->chain = &server.chain();
+}
+
+TcpSession::~TcpSession() {
+    // The worker went away while this session was still getting to its tunnel.
+    if (req_) {
+        cancel_pause(*req_);
+        req_->response.status = 499;
+        exchange_finish(*req_);
+        exchange_release(worker_, req_);
+    }
+}
+
+void TcpSession::start() {
+    PhaseResult r = run_phase(*req_, kPhaseConnect, this);
+    if (r == PhaseResult::paused) return;  // on_phase_resumed continues
+    do_after_connect_phase(r == PhaseResult::done      ? TORII_CONTINUE
+                           : r == PhaseResult::respond ? TORII_RESPOND
+                                                       : TORII_ERROR);
+}
+
+void TcpSession::on_phase_resumed(Request &, int, int action) noexcept {
+    if (state_ != State::connect_phase) return;
+    do_after_connect_phase(action);
+}
+
+void TcpSession::do_after_connect_phase(int action) {
+    if (action == TORII_RESPOND && req_->plugin_response.status) {
+        // A plugin refused the connection: there is no protocol to answer in, so it is
+        // closed; the status is what the log and stats record.
+        do_close(req_->plugin_response.status, nullptr);
+        return;
+    }
+    if (action != TORII_CONTINUE) {
+        do_close(500, "a plugin failed in the connect phase");
+        return;
+    }
+    if (server_.config().tls) {
+        do_handshake();
+        return;
+    }
+    do_attempt();
+}
+
+void TcpSession::do_handshake() {
+    state_ = State::handshake;
+    SSL *ssl = SSL_new(server_.config().tls->ctx.get());
+    if (!ssl) {
+        do_close(500, "SSL_new failed");
+        return;
+    }
+    req_->ssl = ssl;  // $ssl_* for the log phase; the socket owns it
+    // The handshake is bounded like an HTTP server's (client_header_timeout).
+    client_->set_read_timeout(server_.config().client_header_timeout);
+    client_->start_tls(ssl, true);  // may finish at once: on_socket_connected goes on
+}
+
+void TcpSession::do_attempt() {
+    state_ = State::connecting;
+    UpstreamRuntime &up = server_.upstream();
+    int t;
+    for (;;) {
+        t = up.pick(*req_, tried_);
+        if (t < 0) {
+            if (attempts_ == 0)
+                log_warn("upstream \"%s\": no healthy target", up.config().name.c_str());
+            do_close(attempts_ == 0 && (t == UpstreamRuntime::kNoneHealthy || vetoed_) ? 503 : 502,
+                     nullptr);
+            return;
+        }
+        tried_.add(static_cast<size_t>(t));
+        if (do_admit(t)) break;
+        vetoed_ = true;  // a plugin (a per-target breaker) keeps this target out: next one
+    }
+    target_ = t;
+    ++attempts_;
+    attempt_start_us_ = Worker::now_us();
+    TargetState &target = up.target(t);
+    req_->upstream_addr = target.config->address;
+    int err = 0;
+    Socket *s = up.open_connection(t, this, &err);
+    if (!s) {
+        do_attempt_failed(TORII_PEER_FAILED, strerror(err));
+        return;
+    }
+    upstream_.reset(s);
+    upstream_->set_write_timeout(up.config().connect_timeout);  // the connect and TLS
+    in_flight_ = InFlight(&target.in_flight);
+}
+
+// Asks every plugin of the server with a peer_admit hook whether this target may be tried.
+bool TcpSession::do_admit(int t) {
+    const PhaseChain &chain = server_.chain();
+    if (chain.admitters.empty()) return true;
+    UpstreamRuntime &up = server_.upstream();
+    const std::string &address = up.target(t).config->address;
+    const std::string &name = up.config().name;
+    for (PluginInstance *m : chain.admitters) {
+        if (m->plugin->desc().peer_admit(m->instance, reinterpret_cast<torii_request_t *>(req_),
+                                         {name.data(), name.size()},
+                                         {address.data(), address.size()}) != 0) {
+            log_info("upstream \"%s\": plugin \"%s\" keeps target %s out", name.c_str(),
+                     m->plugin->name().c_str(), address.c_str());
+            return false;
+        }
+    }
+    return true;
+}
+
+// Tells the server's plugins how the connect to the current target went.
+void TcpSession::do_report(int outcome) {
+    const PhaseChain &chain = server_.chain();
+    UpstreamRuntime &up = server_.upstream();
+    const std::string &address = up.target(target_).config->address;
+    const std::string &name = up.config().name;
+    for (PluginInstance *m : chain.reporters)
+        m->plugin->desc().peer_result(m->instance, reinterpret_cast<torii_request_t *>(req_),
+                                      {name.data(), name.size()}, {address.data(), address.size()},
+                                      static_cast<torii_peer_outcome_t>(outcome), 0);
+}
+
+void TcpSession::on_socket_connected(Socket &s) {
+    if (&s == client_.get()) {  // the TLS handshake with the client is done
+        client_->pause_read();
+        client_->set_read_timeout(0);
+        do_attempt();
+        return;
+    }
+    UpstreamRuntime &up = server_.upstream();
+    uint64_t latency = Worker::now_us() - attempt_start_us_;
+    req_->upstream_latency_us = latency;  // $upstream_response_time: the connect's time
+    up.report_success(*req_, target_, latency);
+    do_report(TORII_PEER_OK);
+    do_tunnel();
+}
+
+void TcpSession::on_socket_error(Socket &s, int err) {
+    if (state_ == State::done) return;
+    if (&s == client_.get()) {
+        const char *why = s.tls_error().empty() ? strerror(err) : s.tls_error().c_str();
+        std::string text = std::string("client connection error: ") + why;
+        do_close(state_ == State::handshake ? 400 : 499, text.c_str());
+        return;
+    }
+    do_attempt_failed(TORII_PEER_FAILED,
+                      s.tls_error().empty() ? strerror(err) : s.tls_error().c_str());
+}
+
+void TcpSession::on_socket_timeout(Socket &s, bool) {
+    if (state_ == State::done) return;
+    if (&s == client_.get()) {
+        do_close(400, "TLS handshake not done within client_header_timeout");
+        return;
+    }
+    do_attempt_failed(TORII_PEER_TIMEOUT, "connect timed out (connect_timeout)");
+}
+
+void TcpSession::do_drop_upstream() {
+    in_flight_.release();
+    if (!upstream_) return;
+    upstream_->detach();
+    worker_.defer_delete(std::make_unique<SocketGrave>(std::move(upstream_)));
+}
+
+void TcpSession::do_attempt_failed(int outcome, const char *why) {
+    UpstreamRuntime &up = server_.upstream();
+    log_warn("upstream \"%s\" target %s: %s", up.config().name.c_str(),
+             up.target(target_).config->address.c_str(), why);
+    do_drop_upstream();
+    up.report_failure(*req_, target_, static_cast<torii_peer_outcome_t>(outcome));
+    do_report(outcome);
+    // A byte-stream has not started yet: any target may take the connection.
+    if (attempts_ <= up.config().retries) {
+        do_attempt();
+        return;
+    }
+    do_close(502, nullptr);
+}
+
+void TcpSession::do_tunnel() {
+    state_ = State::done;
+    req_->response.status = 200;
+    req_->state = RequestState::responded;
+    Millis idle = server_.idle_timeout();
+    Request *req = req_;
+    req_ = nullptr;
+    // The tunnel takes this session's place in the worker's registry.
+    worker_.remove_connection(this);
+    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+    SplicePipe up_pipe, down_pipe;
+    bool plain = !client_->ssl() && !upstream_->ssl();
+    if (plain && up_pipe.open() && down_pipe.open()) {
+        upstream_->set_write_timeout(0);
+        auto *t = new SpliceTunnel(worker_, client_->release_fd(), upstream_->release_fd(),
+                                   std::move(up_pipe), std::move(down_pipe), req,
+                                   std::move(in_flight_), idle);
+        worker_.add_connection(t);
+        t->start();
+        return;
+    }
+    if (plain) log_warn("tcp server: no pipe for splice (%s): copying instead", strerror(errno));
+    auto *t = new Tunnel(worker_, std::move(client_), std::move(upstream_), req,
+                         std::move(in_flight_), idle);
+    worker_.add_connection(t);
+    t->start();
+}
+
+void TcpSession::do_close(int status, const char *why) {
+    if (state_ == State::done) return;
+    state_ = State::done;
+    if (why) log_info("client %s: %s", remote_text_, why);
+    do_drop_upstream();
+    client_->detach();
+    cancel_pause(*req_);
+    req_->response.status = status;
+    req_->state = RequestState::responded;
+    exchange_finish(*req_);
+    exchange_release(worker_, req_);
+    req_ = nullptr;
+    worker_.remove_connection(this);
+    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+}
+
+}  // namespace torii
