@@ -127,6 +127,10 @@ struct UpstreamConfig {
     Millis connect_timeout = 2'000;
     Millis read_timeout = 60'000;
     Millis send_timeout = 60'000;  // extension: nginx proxy_send_timeout
+    // HTTP/2 sessions: a PING once nothing came from the target for this long, and the
+    // session closed if its ACK takes longer than http2_ping_timeout (0: no PING).
+    Millis http2_ping_interval = 30'000;
+    Millis http2_ping_timeout = 10'000;
     int retries = 1;
     ProxyProtocolSend proxy_protocol = ProxyProtocolSend::none;
     UpstreamTlsConfig tls;

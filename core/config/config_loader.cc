@@ -260,7 +260,7 @@ void Loader::read_upstreams() {
 UpstreamConfig Loader::read_upstream(const std::string &name, const Section &s) const {
     s.allow_only({"balancer", "hash_key", "protocol", "targets", "keepalive", "connect_timeout",
                   "read_timeout", "send_timeout", "retries", "tls", "discovery", "health",
-                  "proxy_protocol"});
+                  "proxy_protocol", "http2_ping_interval", "http2_ping_timeout"});
     const std::string who = "upstream " + in_quotes(name);
     UpstreamConfig up;
     up.name = name;
@@ -290,6 +290,13 @@ UpstreamConfig Loader::read_upstream(const std::string &name, const Section &s) 
     s.read_duration("connect_timeout", up.connect_timeout);
     s.read_duration("read_timeout", up.read_timeout);
     s.read_duration("send_timeout", up.send_timeout);
+    s.read_duration("http2_ping_interval", up.http2_ping_interval);
+    s.read_duration("http2_ping_timeout", up.http2_ping_timeout);
+    if (up.http2_ping_interval > 0 && up.http2_ping_timeout <= 0)
+        ctx_.fail(s.where("http2_ping_timeout"),
+                  who +
+                      ": http2_ping_timeout must be above 0 (http2_ping_interval = \"0s\" "
+                      "turns the PING off)");
     s.read("retries", up.retries, 0, 100);
     std::string proxy_protocol;
     if (s.read_choice("proxy_protocol", proxy_protocol, {"v1", "v2"})) {

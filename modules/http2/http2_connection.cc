@@ -77,8 +77,15 @@ int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_
     return s->on_header(n, v);
 }
 
+int on_begin_frame(nghttp2_session *, const nghttp2_frame_hd *hd, void *user) {
+    return static_cast<Http2Connection *>(user)->check_begin_frame(*hd);
+}
+
 int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
     auto *conn = static_cast<Http2Connection *>(user);
+    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK) &&
+        conn->check_settings() != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     bool glitch = false;
     switch (frame->hd.type) {
@@ -128,11 +135,14 @@ int on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, const uint8_t *
 
 // Resets torii sends because of what the client did ("MadeYouReset", CVE-2025-8671) cost
 // like the client's own: they come out of the same budget.
-int on_frame_send(nghttp2_session *, const nghttp2_frame *frame, void *user) {
+int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
     if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code != NGHTTP2_NO_ERROR &&
         frame->rst_stream.error_code != NGHTTP2_CANCEL &&
         frame->rst_stream.error_code != NGHTTP2_INTERNAL_ERROR)
         static_cast<Http2Connection *>(user)->spend_glitch();
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        if (Http2Stream *s = stream_of(session, frame->hd.stream_id)) s->on_response_sent();
     return 0;
 }
 
@@ -162,6 +172,7 @@ Http2Connection::Http2Connection(Worker &worker, std::unique_ptr<Socket> sock,
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
@@ -192,6 +203,8 @@ void Http2Connection::start() {
          static_cast<uint32_t>(limits_.http2_max_concurrent_streams)},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        // WebSocket over HTTP/2 (RFC 8441): extended CONNECT with :protocol.
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
     };
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
                             sizeof settings / sizeof settings[0]);
@@ -223,6 +236,22 @@ void Http2Connection::stream_closed(Http2Stream *s) {
     if (open_streams_ == 0) do_idle_check();
 }
 
+int Http2Connection::check_begin_frame(const nghttp2_frame_hd &hd) {
+    if (uint32_t code = checks_.on_begin_frame(session_, hd, streams_)) {
+        connection_error_ = code;
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
+int Http2Connection::check_settings() {
+    if (uint32_t code = checks_.on_settings(session_)) {
+        connection_error_ = code;
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
 bool Http2Connection::spend_glitch() {
     uint64_t now = Worker::now_ms();
     glitch_tokens_ += static_cast<double>(now - glitch_refill_ms_) * kGlitchRate / 1000.0;
@@ -243,12 +272,17 @@ void Http2Connection::do_recv() {
     if (rv < 0) {
         // nghttp2 queued a GOAWAY for protocol errors and its own limits: let it go out,
         // then close. Our budget's verdict gets its GOAWAY here.
-        if (calm_down_ || rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
-            nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
-        else
-            nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
-        log_info("client %s: HTTP/2: %s", remote_text_,
-                 calm_down_ ? "too many frames that serve no request" : nghttp2_strerror(rv));
+        uint32_t code = NGHTTP2_PROTOCOL_ERROR;
+        const char *why = nghttp2_strerror(rv);
+        if (calm_down_ || rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
+            code = NGHTTP2_ENHANCE_YOUR_CALM;
+            if (calm_down_) why = "too many frames that serve no request";
+        } else if (connection_error_) {
+            code = connection_error_;
+            why = nghttp2_http2_strerror(code);
+        }
+        nghttp2_session_terminate_session(session_, code);
+        log_info("client %s: HTTP/2: %s", remote_text_, why);
         evbuffer_drain(in, evbuffer_get_length(in));
         do_send();
         do_close(nullptr);

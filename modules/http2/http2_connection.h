@@ -20,6 +20,7 @@
 #include "core/base/socket_address.h"
 #include "core/net/socket.h"
 #include "core/server/client_connection.h"
+#include "modules/http2/http2_frame_checks.h"
 
 namespace torii {
 
@@ -58,6 +59,10 @@ public:
     void queue_drained(Http2Stream *s) { drained_.push_back(s); }
     void stream_opened(Http2Stream *s);
     void stream_closed(Http2Stream *s);
+    // RFC 9113 checks nghttp2 leaves out (http2_frame_checks.h), from its callbacks: 0, or
+    // NGHTTP2_ERR_CALLBACK_FAILURE with the connection error to send recorded.
+    int check_begin_frame(const nghttp2_frame_hd &hd);
+    int check_settings();
 
 private:
     // SocketHandler
@@ -94,7 +99,9 @@ private:
     bool goaway_notice_ = false;  // shutdown notice sent, final GOAWAY pending
     bool goaway_sent_ = false;
     bool calm_down_ = false;  // the glitch budget is spent
-    double glitch_tokens_;    // token bucket (kGlitchBurst, refilled kGlitchRate a second)
+    Http2FrameChecks checks_;
+    uint32_t connection_error_ = 0;  // a check failed: the GOAWAY's error code
+    double glitch_tokens_;           // token bucket (kGlitchBurst, refilled kGlitchRate a second)
     uint64_t glitch_refill_ms_ = 0;
 };
 

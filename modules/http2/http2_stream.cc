@@ -10,6 +10,7 @@
 #include "core/server/http_server.h"
 #include "core/worker/worker.h"
 #include "modules/http2/h2_common.h"
+#include "modules/http2/h2_websocket.h"
 #include "modules/http2/http2_connection.h"
 
 namespace torii {
@@ -34,18 +35,40 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
     RequestHead &in = req_->input;
     Arena &a = req_->arena;
     if (!name.empty() && name.front() == ':') {  // nghttp2 checked which and how often
-        if (name == ":method")
+        if (name == ":method") {
             in.method = a.copy(value);
-        else if (name == ":path")
+        } else if (name == ":path") {
             in.target = a.copy(value);
-        else if (name == ":authority")
+        } else if (name == ":authority") {
+            // No userinfo in an http(s) authority (RFC 9113 8.3.1): "user@host" is read as
+            // a different host by different parsers.
+            if (value.find('@') != std::string_view::npos) return do_refuse_malformed();
             in.authority = a.copy(value);
+        } else if (name == ":protocol") {  // nghttp2 allows it on CONNECT only
+            protocol_ = a.copy(value);
+        }
         return 0;
+    }
+    if (name == "host") {
+        // The server is chosen by :authority, an HTTP/1 upstream reads Host: they must name
+        // the same (RFC 9113 8.3.1 says SHOULD; a proxy that routes by one and forwards the
+        // other can be sent anywhere). Pseudo-headers came first, so :authority is known.
+        bool seen = false;
+        in.headers.get(HeaderId::host, &seen);
+        if (seen || (!in.authority.empty() && !iequals(value, in.authority)))
+            return do_refuse_malformed();
     }
     if (!conn_.limits().underscores_in_headers && name.find('_') != std::string_view::npos)
         return 0;  // as on HTTP/1.1: a backend may read X_User as X-User
     in.headers.add(a.copy(name), a.copy(value));
     return 0;
+}
+
+int Http2Stream::do_refuse_malformed() {
+    // A malformed request is a stream error of type PROTOCOL_ERROR (RFC 9113 8.1.1); nghttp2
+    // resets with INTERNAL_ERROR unless the code is submitted first.
+    nghttp2_submit_rst_stream(conn_.session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_PROTOCOL_ERROR);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
 void Http2Stream::on_trailer(std::string_view name, std::string_view value) {
@@ -71,6 +94,16 @@ void Http2Stream::on_request_head(bool end_stream) {
     }
     in.chunked = !end_stream && in.content_length < 0;  // a body of unknown length follows
     if (end_stream) r.body_done = true;
+    client_ended_ = end_stream;
+    bool connect = in.method == "CONNECT";
+    if (connect && protocol_ == "websocket") {
+        // From here on the HTTP/1.1 handshake it stands for; its DATA is the tunnel's.
+        websocket_ = true;
+        websocket_key_ = h2::websocket_handshake_from_connect(r);
+        r.body_done = true;
+        early_ = make_evbuffer();
+        connect = false;
+    }
     // Several cookie fields are one Cookie line for HTTP/1.1 upstreams (RFC 9113 8.2.3).
     size_t cookies = 0;
     for (const Header &h : in.headers)
@@ -85,6 +118,12 @@ void Http2Stream::on_request_head(bool end_stream) {
     }
     dispatched_ = true;
     exchange_begin(conn_.worker(), r);
+    if (connect) {
+        // A CONNECT tunnel to any host, or an extended CONNECT for another protocol: not
+        // served (an HTTP/1.1 upstream would read "CONNECT /path").
+        respond_error(r, 501);
+        return;
+    }
     int status = 0;
     HttpServer *server = exchange_route(r, conn_.group(), &status);
     if (!server) {
@@ -96,10 +135,20 @@ void Http2Stream::on_request_head(bool end_stream) {
 
 void Http2Stream::on_data(const uint8_t *data, size_t len) {
     nghttp2_session *s = conn_.session();
+    if (tunnel_ && tunnel_->open()) {
+        body_buffered_ += len;  // until the tunnel wrote it upstream (tunnel_consumed)
+        tunnel_->on_client_data(data, len);
+        return;
+    }
     if (!req_ || req_->state == RequestState::responded || !dispatched_) {
         // Nobody will read it (answered already): acknowledge it at once so the client's
         // windows stay open.
         nghttp2_session_consume(s, id_, len);
+        return;
+    }
+    if (websocket_) {  // sent before the answer: written upstream once the tunnel opens
+        evbuffer_add(early_.get(), data, len);
+        body_buffered_ += len;
         return;
     }
     Request &r = *req_;
@@ -122,6 +171,8 @@ void Http2Stream::on_data(const uint8_t *data, size_t len) {
 }
 
 void Http2Stream::on_request_end() {
+    client_ended_ = true;
+    if (tunnel_) tunnel_->on_client_end();
     if (!req_ || req_->body_done) return;
     req_->body_done = true;
     if (req_->handler && req_->state != RequestState::responded)
@@ -149,7 +200,36 @@ static ssize_t read_body_cb(nghttp2_session *, int32_t, uint8_t *buf, size_t len
     return static_cast<Http2Stream *>(source->ptr)->read_body(buf, length, flags);
 }
 
+void Http2Stream::do_websocket_answer(Request &req) {
+    ResponseHead &r = req.response;
+    if (r.status == 101) {
+        // torii is the WebSocket client toward the upstream: the accept proves the upstream
+        // read this handshake (the HTTP/2 client has no key to check it with).
+        if (h2::websocket_accept_matches(websocket_key_, r.headers.get("sec-websocket-accept"))) {
+            tunnel_accepted_ = true;
+            r.status = 200;
+            r.content_length = -1;
+            r.no_body = false;
+            r.headers.remove("sec-websocket-accept");
+            return;
+        }
+        log_warn("upstream %.*s: WebSocket handshake answered with a wrong Sec-WebSocket-Accept",
+                 static_cast<int>(req.upstream_addr.size()), req.upstream_addr.data());
+        r.headers.clear();
+        r.status = 502;
+        r.content_length = 0;
+        r.no_body = true;
+        return;
+    }
+    if (r.status >= 200 && r.status < 300) {
+        log_warn("upstream %.*s: answered a WebSocket handshake with %d, not 101",
+                 static_cast<int>(req.upstream_addr.size()), req.upstream_addr.data(), r.status);
+        r.status = 502;
+    }
+}
+
 void Http2Stream::send_head(Request &req) noexcept {
+    if (websocket_) do_websocket_answer(req);
     ResponseHead &r = req.response;
     Arena &a = req.arena;
     h2::NvList nv(a, r.headers.size() + 2);
@@ -216,7 +296,31 @@ ssize_t Http2Stream::read_body(uint8_t *buf, size_t length, uint32_t *flags) {
 }
 
 void Http2Stream::notify_drained() {
-    if (req_ && !finished_ && req_->handler) req_->handler->on_response_drained(*req_);
+    if (finished_) return;
+    if (tunnel_)
+        tunnel_->on_client_drained();
+    else if (req_ && req_->handler)
+        req_->handler->on_response_drained(*req_);
+}
+
+void Http2Stream::tunnel_to_client(evbuffer *data) {
+    out_.add(conn_.session(), id_, data);
+    conn_.schedule_send();
+}
+
+void Http2Stream::tunnel_end_to_client() {
+    out_.end(conn_.session(), id_, nullptr);
+    conn_.schedule_send();
+}
+
+bool Http2Stream::tunnel_client_full() const {
+    return out_.pending() >= kOutputHigh;
+}
+
+void Http2Stream::tunnel_consumed(size_t n) {
+    nghttp2_session_consume(conn_.session(), id_, n);
+    body_buffered_ = n < body_buffered_ ? body_buffered_ - n : 0;
+    conn_.schedule_send();
 }
 
 void Http2Stream::do_reset(uint32_t code) {
@@ -258,15 +362,52 @@ void Http2Stream::watch_output_drain(Request &) noexcept {
     watch_drain_ = true;
 }
 
-void Http2Stream::start_tunnel(Request &req, std::unique_ptr<Socket>, InFlight) noexcept {
-    // WebSocket over HTTP/2 (RFC 8441) is not served yet: the upstream connection goes.
+void Http2Stream::start_tunnel(Request &req, std::unique_ptr<Socket> upstream,
+                               InFlight in_flight) noexcept {
     req.state = RequestState::responded;
-    do_reset(NGHTTP2_REFUSED_STREAM);
+    if (!upstream) {  // nothing to relay to (a 101 from an HTTP/2 upstream cannot happen)
+        do_reset(NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    const ServerConfig &cfg = req.server ? req.server->config() : conn_.limits();
+    Millis idle = cfg.tunnel_idle_timeout > 0 ? cfg.tunnel_idle_timeout
+                                              : conn_.worker().config().main.tunnel_idle_timeout;
+    // The stream owns the socket from now on, also when it is not used: it may be inside
+    // one of its own callbacks, and goes with the stream after them.
+    tunnel_ = std::make_unique<Http2Tunnel>(*this, std::move(upstream), std::move(in_flight), idle);
+    if (!websocket_ || !tunnel_accepted_) {  // the 502 went out instead
+        tunnel_->close(true);
+        return;
+    }
+    tunnel_->start(early_.get(), client_ended_);
+}
+
+void Http2Stream::on_response_sent() {
+    // A WebSocket handshake answered without a tunnel (refused, or torii's own answer):
+    // the client's side of the stream would stay open waiting for nothing. RFC 9113 8.1
+    // lets a server that answered in full end it with RST_STREAM(NO_ERROR).
+    if (websocket_ && !tunnel_accepted_ && !client_ended_)
+        nghttp2_submit_rst_stream(conn_.session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_NO_ERROR);
 }
 
 void Http2Stream::on_close(uint32_t error_code) {
     if (finished_) return;
     finished_ = true;
+    if (tunnel_) {
+        // One log line for the whole tunnel, as for HTTP/1.1: its bytes each way.
+        tunnel_->close(error_code != NGHTTP2_NO_ERROR);
+        if (req_) {
+            req_->bytes_sent = tunnel_->bytes_to_client();
+            req_->body_received = tunnel_->bytes_from_client();
+        }
+    }
+    if (body_buffered_) {
+        // Body the handler never took (the stream was reset, or the client left): with
+        // automatic WINDOW_UPDATE off, the connection's window would shrink for good.
+        nghttp2_session_consume_connection(conn_.session(), body_buffered_);
+        body_buffered_ = 0;
+        conn_.schedule_send();
+    }
     if (req_) {
         if (req_->state != RequestState::responded || error_code != NGHTTP2_NO_ERROR)
             if (dispatched_) exchange_abort(*req_);

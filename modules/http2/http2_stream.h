@@ -13,6 +13,7 @@
 #include "core/base/libevent_ptr.h"
 #include "core/http/request.h"
 #include "modules/http2/h2_common.h"
+#include "modules/http2/http2_tunnel.h"
 
 namespace torii {
 
@@ -34,6 +35,8 @@ public:
     void on_trailer(std::string_view name, std::string_view value);
     ssize_t read_body(uint8_t *buf, size_t length, uint32_t *flags);
     void on_close(uint32_t error_code);
+    // The response's last frame (END_STREAM) went out.
+    void on_response_sent();
     // The connection's send round is over: tell the handler its output drained.
     void notify_drained();
 
@@ -51,14 +54,37 @@ public:
     void start_tunnel(Request &req, std::unique_ptr<Socket> upstream,
                       InFlight in_flight) noexcept override;
 
+    // The tunnel of a WebSocket over HTTP/2 (http2_tunnel.h) speaks to the client through
+    // these.
+    void tunnel_to_client(evbuffer *data);
+    void tunnel_end_to_client();
+    bool tunnel_client_full() const;
+    void tunnel_watch_client_drain() { watch_drain_ = true; }
+    void tunnel_consumed(size_t n);
+    void tunnel_reset(uint32_t code) { do_reset(code); }
+
 private:
     void do_reset(uint32_t code);
+    // What an answer to an extended CONNECT becomes (RFC 8441): the upstream's 101 a 200
+    // that opens the tunnel, a 2xx without the switch a 502 (a 2xx would tell the client
+    // its WebSocket is open).
+    void do_websocket_answer(Request &req);
+    // Resets the stream as malformed; the value to return from nghttp2's header callback.
+    int do_refuse_malformed();
     void do_refuse(int status);
 
     Http2Connection &conn_;
     int32_t id_;
     Request *req_;
     h2::OutBody out_;  // the response body, pulled by nghttp2
+    // WebSocket over HTTP/2 (RFC 8441): an extended CONNECT with :protocol = websocket.
+    std::string_view protocol_;       // :protocol as received
+    std::string_view websocket_key_;  // the Sec-WebSocket-Key torii sent upstream
+    EvbufferPtr early_;               // client DATA that came before the tunnel opened
+    std::unique_ptr<Http2Tunnel> tunnel_;
+    bool websocket_ = false;        // this stream is such a handshake
+    bool tunnel_accepted_ = false;  // the 101 was valid: the 200 went out
+    bool client_ended_ = false;     // END_STREAM received (on a tunnel: its FIN)
     uint64_t header_bytes_ = 0;
     uint64_t body_buffered_ = 0;  // request body bytes in req_->body not yet consumed
     bool headers_done_ = false;
@@ -66,7 +92,6 @@ private:
     bool response_started_ = false;
     bool watch_drain_ = false;  // the handler waits for on_response_drained
     bool finished_ = false;     // logged and released
-    bool bad_ = false;          // a header broke the rules: reset once the head is complete
 };
 
 }  // namespace torii

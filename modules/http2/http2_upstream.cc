@@ -36,6 +36,10 @@ static int h2u_on_header(nghttp2_session *session, const nghttp2_frame *frame, c
 }
 
 int h2u_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+    if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        static_cast<Http2UpstreamSession *>(user)->ping_sent_ms_ = 0;  // the target lives
+        return 0;
+    }
     if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
         // nghttp2 has applied them: remembered for the target's next sessions.
         auto *self = static_cast<Http2UpstreamSession *>(user);
@@ -77,6 +81,7 @@ static int h2u_on_stream_close(nghttp2_session *session, int32_t id, uint32_t co
 Http2UpstreamSession::Http2UpstreamSession(UpstreamRuntime &upstream, int target)
     : upstream_(upstream), target_(target) {
     send_ev_.reset(event_new(Worker::current().base(), -1, 0, on_send_cb, this));
+    ping_timer_.reset(evtimer_new(Worker::current().base(), on_ping_timer_cb, this));
     nghttp2_session_callbacks *cbs;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_on_header_callback(cbs, h2u_on_header);
@@ -166,6 +171,45 @@ void Http2UpstreamSession::on_socket_connected(Socket &s) {
     std::vector<Http2UpstreamStream *> waiting(streams_);
     for (Http2UpstreamStream *st : waiting)
         st->on_ready();
+    last_recv_ms_ = Worker::now_ms();
+    if (upstream_.config().http2_ping_interval > 0)
+        do_arm_ping_timer(static_cast<uint64_t>(upstream_.config().http2_ping_interval));
+    do_send();
+}
+
+void Http2UpstreamSession::do_arm_ping_timer(uint64_t delay_ms) {
+    timeval tv = to_timeval(static_cast<Millis>(delay_ms));
+    evtimer_add(ping_timer_.get(), &tv);
+}
+
+void Http2UpstreamSession::on_ping_timer_cb(evutil_socket_t, short, void *ctx) {
+    static_cast<Http2UpstreamSession *>(ctx)->do_ping_check();
+}
+
+void Http2UpstreamSession::do_ping_check() {
+    if (failed_) return;
+    const UpstreamConfig &cfg = upstream_.config();
+    uint64_t now = Worker::now_ms();
+    if (ping_sent_ms_) {
+        uint64_t waited = now - ping_sent_ms_;
+        if (waited < static_cast<uint64_t>(cfg.http2_ping_timeout)) {
+            do_arm_ping_timer(static_cast<uint64_t>(cfg.http2_ping_timeout) - waited);
+            return;
+        }
+        log_warn("upstream \"%s\" target %s: no PING ACK within http2_ping_timeout: session closed",
+                 cfg.name.c_str(), upstream_.target(target_).config->address.c_str());
+        do_fail("the target did not answer a PING");
+        return;
+    }
+    uint64_t quiet = now - last_recv_ms_;
+    uint64_t interval = static_cast<uint64_t>(cfg.http2_ping_interval);
+    if (quiet < interval) {  // the target spoke since: wait for the rest of the interval
+        do_arm_ping_timer(interval - quiet);
+        return;
+    }
+    nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr);
+    ping_sent_ms_ = now;
+    do_arm_ping_timer(static_cast<uint64_t>(cfg.http2_ping_timeout));
     do_send();
 }
 
@@ -175,6 +219,7 @@ void Http2UpstreamSession::on_socket_read(Socket &) {
 
 void Http2UpstreamSession::do_recv() {
     if (failed_) return;
+    last_recv_ms_ = Worker::now_ms();
     if (int rv = h2::recv_all(session_, sock_->input())) {
         do_fail(nghttp2_strerror(rv));
         return;
@@ -219,6 +264,7 @@ void Http2UpstreamSession::on_socket_timeout(Socket &, bool) {
 void Http2UpstreamSession::do_fail(const char *why) {
     if (failed_) return;
     failed_ = true;
+    event_del(ping_timer_.get());
     bool connecting = !ready_;
     std::string text(why);  // the socket's text goes with it
     sock_->detach();

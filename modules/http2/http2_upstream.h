@@ -102,7 +102,10 @@ private:
     void on_socket_connected(Socket &s) override;
     void on_socket_timeout(Socket &s, bool reading) override;
     static void on_send_cb(evutil_socket_t, short, void *ctx);
+    static void on_ping_timer_cb(evutil_socket_t, short, void *ctx);
     void do_recv();
+    void do_ping_check();
+    void do_arm_ping_timer(uint64_t delay_ms);
     void do_send();
     void do_fail(const char *why);
 
@@ -113,6 +116,11 @@ private:
     std::unique_ptr<Socket> sock_;
     nghttp2_session *session_ = nullptr;
     EventPtr send_ev_;
+    // Keep-alive: a target that went away without a FIN or RST (a dead host, a silent
+    // middlebox) is found by a PING on a quiet session before a request is lost on it.
+    EventPtr ping_timer_;
+    uint64_t last_recv_ms_ = 0;  // bytes last came from the target
+    uint64_t ping_sent_ms_ = 0;  // 0: no PING waits for its ACK
     std::vector<Http2UpstreamStream *> streams_;
     bool ready_ = false;
     bool failed_ = false;

@@ -15,7 +15,10 @@
  *     in flight (incremented in the access phase, decremented in the log phase);
  *   upstream series {upstream, target}, in peer_result, once per attempt on a target
  *     (retries included): attempts by the class of the target's status ("none" when it sent
- *     no response head) and a histogram of $upstream_response_time (attempts with a head).
+ *     no response head) and a histogram of $upstream_response_time (attempts with a head);
+ *   gRPC series, the route's labels, in the log phase of gRPC calls only: calls by
+ *     $grpc_status (0-16, "other" for anything else, "none" for a call that ended without
+ *     one: cancelled or cut).
  * On a tcp server ([server.plugins.stats]) each session counts as one exchange of the route
  * {server, "", upstream}: from its connect hook to its end, its status (200 for a session
  * that ran), the bytes each way and its duration; each connect attempt is an upstream
@@ -28,6 +31,7 @@
  *   "stats|H|l"  the label values (kind byte, then length-prefixed fields), written once
  *   "stats|H|r"  a route_val_t, updated with one host->shared_update per exchange
  *   "stats|H|u"  an upstream_val_t, updated once per attempt
+ *   "stats|H|g"  a grpc_val_t beside a route's "r", updated once per gRPC call
  * One locked update per series per request (or attempt) keeps a histogram's buckets, sum and count
  * consistent with each other whatever a scrape races with. */
 #include <stdio.h>
@@ -73,7 +77,19 @@ typedef struct {
     int64_t buckets[MAX_BUCKETS + 1];
 } upstream_val_t;
 
+/* gRPC calls of a route, apart from route_val_t (which fills its 256 bytes): by status code
+ * 0-16 (OK ... UNAUTHENTICATED), then "other" and "none". */
+enum { GRPC_CODES = 17, GRPC_OTHER = GRPC_CODES, GRPC_NONE, GRPC_SLOTS };
+
+typedef struct {
+    uint16_t version;
+    uint16_t unused16;
+    uint32_t unused32;
+    int64_t calls[GRPC_SLOTS];
+} grpc_val_t;
+
 _Static_assert(sizeof(route_val_t) <= LABELS_MAX, "route value over the shared value limit");
+_Static_assert(sizeof(grpc_val_t) <= LABELS_MAX, "grpc value over the limit");
 _Static_assert(sizeof(upstream_val_t) <= LABELS_MAX, "upstream value over the limit");
 
 typedef struct stats {
@@ -296,6 +312,20 @@ static void upstream_update(void *value, size_t *len, void *arg) {
     *len = sizeof v;
 }
 
+static void grpc_update(void *value, size_t *len, void *arg) {
+    const delta_t *d = arg;
+    grpc_val_t v;
+    memset(&v, 0, sizeof v);
+    if (*len == sizeof v) memcpy(&v, value, sizeof v);
+    if (v.version != VALUE_VERSION) {
+        memset(&v, 0, sizeof v);
+        v.version = VALUE_VERSION;
+    }
+    v.calls[d->cls]++;
+    memcpy(value, &v, sizeof v);
+    *len = sizeof v;
+}
+
 static int update(uint64_t hash, char suffix, void (*fn)(void *, size_t *, void *), delta_t *d) {
     char key[KEY_LEN + 1];
     make_key(key, hash, suffix);
@@ -348,6 +378,28 @@ static int status_class(int status) {
     return status >= 100 && status <= 599 ? status / 100 : CLASS_OTHER;
 }
 
+/* The slot of a gRPC call in grpc_val_t, or -1 when the exchange is not a gRPC call. */
+static int grpc_slot(torii_request_t *r) {
+    torii_str_t v;
+    if (host->var(r, TORII_STR("grpc_status"), &v) == TORII_OK) {
+        int code = 0;
+        if (v.len == 0 || v.len > 2) return GRPC_OTHER;
+        for (size_t i = 0; i < v.len; ++i) {
+            if (v.ptr[i] < '0' || v.ptr[i] > '9') return GRPC_OTHER;
+            code = code * 10 + (v.ptr[i] - '0');
+        }
+        return code < GRPC_CODES ? code : GRPC_OTHER;
+    }
+    /* No status: a gRPC call (application/grpc, +proto, ...) that was cancelled or cut. */
+    static const char grpc_type[] = "application/grpc";
+    if (host->var(r, TORII_STR("http_content_type"), &v) == TORII_OK &&
+        v.len >= sizeof grpc_type - 1 && memcmp(v.ptr, grpc_type, sizeof grpc_type - 1) == 0 &&
+        (v.len == sizeof grpc_type - 1 || v.ptr[sizeof grpc_type - 1] == '+' ||
+         v.ptr[sizeof grpc_type - 1] == ';'))
+        return GRPC_NONE;
+    return -1;
+}
+
 /* ---- hooks ---------------------------------------------------------------------------- */
 
 static torii_action_t stats_access(void *instance, torii_request_t *r, void **ctx) {
@@ -372,7 +424,14 @@ static torii_action_t stats_log(void *instance, torii_request_t *r, void **ctx) 
     d.bytes_in = var_int(r, TORII_STR("request_length"));
     d.bytes_out = var_int(r, TORII_STR("bytes_sent"));
     d.in_flight = st && st->in_flight ? -1 : 0;
-    update(st ? st->route : route_series(r), 'r', route_update, &d);
+    uint64_t route = st ? st->route : route_series(r);
+    update(route, 'r', route_update, &d);
+
+    int slot = grpc_slot(r);
+    if (slot >= 0) {
+        delta_t g = {.s = s, .observe = 1, .cls = slot, .bucket = -1};
+        update(route, 'g', grpc_update, &g);
+    }
 
     return TORII_CONTINUE;
 }
@@ -474,12 +533,13 @@ static void sb_label_value(sb_t *b, const unsigned char *v, size_t n) {
 
 typedef struct {
     uint64_t hash;
-    int has_labels, has_route, has_upstream;
+    int has_labels, has_route, has_upstream, has_grpc;
     unsigned char kind;
     unsigned char labels[LABELS_MAX];
     size_t labels_len;
     route_val_t route;
     upstream_val_t up;
+    grpc_val_t grpc;
 } found_t;
 
 typedef struct {
@@ -556,6 +616,10 @@ static void collect_entry(torii_str_t key, int64_t counter, const void *value, s
         if (!(f = collect_get(c, h))) return;
         memcpy(&f->route, value, len);
         f->has_route = f->route.version == VALUE_VERSION;
+    } else if (suffix == 'g' && len == sizeof(grpc_val_t)) {
+        if (!(f = collect_get(c, h))) return;
+        memcpy(&f->grpc, value, len);
+        f->has_grpc = f->grpc.version == VALUE_VERSION;
     } else if (suffix == 'u' && len == sizeof(upstream_val_t)) {
         if (!(f = collect_get(c, h))) return;
         memcpy(&f->up, value, len);
@@ -713,6 +777,23 @@ static void render(void *arg, torii_buf_t *out) {
         if (usable(f, 'r') && f->route.layout == s->layout && f->route.nbuckets == s->nbuckets)
             histogram(&b, s, "torii_http_request_duration_seconds", f, rn, 3, f->route.buckets,
                       f->route.sum_us);
+    }
+
+    family_head(&b, "torii_grpc_calls_total", "counter",
+                "gRPC calls answered, by server, location, upstream and grpc-status (0-16; "
+                "other: any other value; none: the call ended without one).");
+    for (size_t i = 0; i < c.len; ++i) {
+        const found_t *f = &c.items[i];
+        if (!usable(f, 'r') || !f->has_grpc) continue;
+        for (int k = 0; k < GRPC_SLOTS; ++k) {
+            char code[8];
+            if (!f->grpc.calls[k]) continue;
+            if (k < GRPC_CODES)
+                snprintf(code, sizeof code, "%d", k);
+            else
+                snprintf(code, sizeof code, "%s", k == GRPC_OTHER ? "other" : "none");
+            sample(&b, "torii_grpc_calls_total", f, rn, 3, "grpc_status", code, f->grpc.calls[k]);
+        }
     }
 
     family_head(&b, "torii_upstream_requests_total", "counter",

@@ -18,12 +18,14 @@ def gw(module_procs):
     g1 = p.backend("g1", script="grpc_backend.py")
     g2 = p.backend("g2", script="grpc_backend.py")
     port = harness.free_port()
+    admin = harness.free_port()
     t = p.torii(config(
-        main_block(),
+        main_block(admin_port=admin),
         plugin_block("auth"),
         plugin_block("header_rewrite"),
         plugin_block("ratelimit"),
         plugin_block("round_robin"),
+        plugin_block("stats"),
         plugin_block("pause_timer", path=harness.test_plugin_dir() + "/pause_timer.so"),
         upstream_block("grpc", [g1.port, g2.port], protocol="h2c", read_timeout="10s"),
         upstream_block("down", [harness.free_port()], protocol="h2c", retries=0),
@@ -40,11 +42,11 @@ def gw(module_procs):
             {"path": "/limited.Svc/", "upstream": "grpc",
              "plugins": {"ratelimit": {"rate": 1, "period": "1h", "burst": 1,
                                        "key": "$remote_addr"}}},
-        ]),
+        ], plugins={"stats": {}}),
     ))
     channel = grpc.insecure_channel("127.0.0.1:%d" % port)
     grpc.channel_ready_future(channel).result(timeout=10)
-    yield types.SimpleNamespace(port=port, torii=t, channel=channel)
+    yield types.SimpleNamespace(port=port, admin=admin, torii=t, channel=channel)
     channel.close()
 
 
@@ -263,3 +265,36 @@ def test_bidi_stream_and_calls_across_three_reloads(gw):
     outgoing.put(None)
     assert list(responses) == []
     assert responses.code() == grpc.StatusCode.OK
+
+
+def grpc_calls(gw):
+    """{(location, grpc_status): count} from the stats plugin's /metrics."""
+    from test_stats import parse_metrics
+    r = harness.request(gw.admin, "GET", "/metrics")
+    assert r.status == 200
+    m = parse_metrics(r.body)
+    assert m.families["torii_grpc_calls_total"]["type"] == "counter"
+    return {(labels["location"], labels["grpc_status"]): v
+            for labels, v in m.find("torii_grpc_calls_total")}
+
+
+def test_stats_counts_calls_by_grpc_status(gw):
+    before = grpc_calls(gw)
+    call = method(gw, "unary_unary", "Unary")
+    for _ in range(3):
+        assert call(b"ok", timeout=10) == b"ok"  # OK (0), in the upstream's trailers
+    with pytest.raises(grpc.RpcError):
+        call(b"fail", timeout=10)  # INVALID_ARGUMENT (3), from the server
+    with pytest.raises(grpc.RpcError):
+        gw.channel.unary_unary("/down.Svc/M")(b"x", timeout=10)  # UNAVAILABLE (14), torii's
+    future = method(gw, "unary_unary", "Wait").future(b"", timeout=20)
+    import time
+    time.sleep(0.3)
+    future.cancel()  # a call that ends without a status
+
+    def changed():
+        after = grpc_calls(gw)
+        return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+    want = {("/test.Echo/", "0"): 3, ("/test.Echo/", "3"): 1, ("/down.Svc/", "14"): 1,
+            ("/test.Echo/", "none"): 1}
+    assert harness.wait_until(lambda: changed() == want, 5.0), changed()

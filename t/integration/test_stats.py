@@ -34,6 +34,7 @@ FAMILIES = {
     "torii_http_sent_bytes_total": "counter",
     "torii_http_requests_in_flight": "gauge",
     "torii_http_request_duration_seconds": "histogram",
+    "torii_grpc_calls_total": "counter",
     "torii_upstream_requests_total": "counter",
     "torii_upstream_response_duration_seconds": "histogram",
     "torii_connections_active": "gauge",
@@ -390,6 +391,12 @@ def test_counters_match_requests(gw):
                  upstream="api", target=gw.target) == 7
     # the dead target never answered: no latency observed for it
     assert not after.find("torii_upstream_response_duration_seconds_count", upstream="dead")
+
+
+def test_plain_http_exchanges_are_not_grpc_calls(gw):
+    get(gw.port, "/api/x", 200)
+    get(gw.port, "/api/x", 200, headers={"Content-Type": "application/json"})
+    assert scrape(gw.admin).find("torii_grpc_calls_total") == []  # test_grpc counts calls
 
 
 def test_histograms_use_the_default_buckets(gw):
