@@ -35,11 +35,15 @@ def gw(module_procs, tmp_path_factory):
         {"path": "/auth/", "upstream": "ws",
          "plugins": {"auth": {"type": "key", "keys": [{"key": KEY, "consumer": "alice"}]}}},
         {"path": "/plain/", "upstream": "http"},
+        {"path": "/limited/", "upstream": "ws",
+         "plugins": {"ratelimit": {"rate": 2, "period": "1h", "burst": 2,
+                                   "key": "$remote_addr"}}},
     ]
     text = config(
         main_block(admin_port=admin, tunnel_idle_timeout="2s", shutdown_timeout="20s"),
         plugin_block("auth"),
         plugin_block("header_rewrite"),
+        plugin_block("ratelimit"),
         plugin_block("round_robin"),
         upstream_block("ws", [ws.port]),
         upstream_block("http", [http.port]),
@@ -109,6 +113,23 @@ def test_auth_applies_to_the_handshake(gw):
                                       extra_headers={"X-API-Key": KEY}) as ws:
             await ws.send("in")
             assert await ws.recv() == "in"
+    run(go())
+
+
+def test_ratelimit_applies_to_the_handshake(gw):
+    # Two handshakes an hour per client: the third is answered 429, and the tunnels the
+    # first two opened keep working (a limit counts handshakes, not frames).
+    async def go():
+        async with websockets.connect(url(gw, "/limited/echo")) as a, \
+                websockets.connect(url(gw, "/limited/echo")) as b:
+            with pytest.raises(websockets.InvalidStatusCode) as e:
+                await websockets.connect(url(gw, "/limited/echo"))
+            assert e.value.status_code == 429
+            for i in range(5):
+                await a.send("a%d" % i)
+                await b.send("b%d" % i)
+                assert await a.recv() == "a%d" % i
+                assert await b.recv() == "b%d" % i
     run(go())
 
 
