@@ -36,7 +36,10 @@ bool SplicePipe::open() {
 SpliceTunnel::SpliceTunnel(Worker &worker, UniqueFd client, UniqueFd upstream, SplicePipe up_pipe,
                            SplicePipe down_pipe, Request *req, InFlight in_flight,
                            Millis idle_timeout)
-    : worker_(worker), req_(req), in_flight_(std::move(in_flight)), idle_timeout_(idle_timeout) {
+    : worker_(worker),
+      req_(req),
+      in_flight_(std::move(in_flight)),
+      idle_(worker.base(), idle_timeout, on_idle, this) {
     client_.fd = std::move(client);
     upstream_.fd = std::move(upstream);
     up_ = Flow{this, &client_, &upstream_, std::move(up_pipe)};
@@ -54,7 +57,6 @@ SpliceTunnel::SpliceTunnel(Worker &worker, UniqueFd client, UniqueFd upstream, S
     size_t n = std::min(req_->remote_addr.size(), sizeof remote_text_);
     std::memcpy(remote_text_, req_->remote_addr.data(), n);
     req_->remote_addr = {remote_text_, n};
-    idle_timer_.reset(evtimer_new(base, on_idle_cb, this));
 }
 
 SpliceTunnel::~SpliceTunnel() {
@@ -76,7 +78,7 @@ SpliceTunnel::~SpliceTunnel() {
 void SpliceTunnel::start() {
     do_set_reading(client_, true);
     do_set_reading(upstream_, true);
-    do_touch();
+    idle_.touch();
 }
 
 void SpliceTunnel::do_set_reading(End &e, bool on) {
@@ -132,7 +134,7 @@ void SpliceTunnel::do_pull(Flow &f) {
     } else {
         f.in_pipe += static_cast<size_t>(n);
         f.bytes += static_cast<uint64_t>(n);
-        do_touch();
+        idle_.touch();
     }
     do_push(f);
 }
@@ -167,30 +169,15 @@ void SpliceTunnel::do_push(Flow &f) {
     if (up_.ended && down_.ended) do_close(nullptr);
 }
 
-void SpliceTunnel::do_touch() {
-    last_activity_ms_ = Worker::now_ms();
-    if (!evtimer_pending(idle_timer_.get(), nullptr)) {
-        timeval tv = to_timeval(idle_timeout_);
-        evtimer_add(idle_timer_.get(), &tv);
-    }
-}
-
-void SpliceTunnel::on_idle_cb(evutil_socket_t, short, void *ctx) {
-    auto *t = static_cast<SpliceTunnel *>(ctx);
-    uint64_t idle = Worker::now_ms() - t->last_activity_ms_;
-    if (idle < static_cast<uint64_t>(t->idle_timeout_)) {  // traffic since: wait for the rest
-        timeval tv = to_timeval(t->idle_timeout_ - static_cast<Millis>(idle));
-        evtimer_add(t->idle_timer_.get(), &tv);
-        return;
-    }
-    t->do_close("idle for tunnel_idle_timeout");
+void SpliceTunnel::on_idle(void *ctx) {
+    static_cast<SpliceTunnel *>(ctx)->do_close("idle for tunnel_idle_timeout");
 }
 
 void SpliceTunnel::do_close(const char *why) {
     if (closed_) return;
     closed_ = true;
     if (why) log_info("tunnel to %s closed: %s", std::string(req_->upstream_addr).c_str(), why);
-    event_del(idle_timer_.get());
+    idle_.stop();
     for (End *e : {&client_, &upstream_}) {
         do_set_reading(*e, false);
         do_set_writing(*e, false);

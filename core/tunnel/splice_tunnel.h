@@ -20,6 +20,7 @@
 #include "core/base/libevent_ptr.h"
 #include "core/config/config.h"
 #include "core/proxy/in_flight.h"
+#include "core/tunnel/idle_timer.h"
 #include "core/server/client_connection.h"
 
 namespace torii {
@@ -70,12 +71,11 @@ private:
 
     static void on_read_cb(evutil_socket_t, short, void *ctx);
     static void on_write_cb(evutil_socket_t, short, void *ctx);
-    static void on_idle_cb(evutil_socket_t, short, void *ctx);
+    static void on_idle(void *ctx);  // IdleTimer's
     void do_pull(Flow &f);
     void do_push(Flow &f);
     void do_set_reading(End &e, bool on);
     void do_set_writing(End &e, bool on);
-    void do_touch();
     void do_close(const char *why);
 
     Worker &worker_;
@@ -85,9 +85,7 @@ private:
     Flow down_;  // upstream → client
     Request *req_;
     InFlight in_flight_;
-    Millis idle_timeout_;
-    EventPtr idle_timer_;
-    uint64_t last_activity_ms_ = 0;
+    IdleTimer idle_;
     char remote_text_[64];  // the request's $remote_addr: the connection that held it is gone
     bool closed_ = false;
 };

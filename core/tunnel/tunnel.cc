@@ -16,7 +16,10 @@ static constexpr size_t kLow = 64 * 1024;
 
 Tunnel::Tunnel(Worker &worker, std::unique_ptr<Socket> client, std::unique_ptr<Socket> upstream,
                Request *req, InFlight in_flight, Millis idle_timeout)
-    : worker_(worker), req_(req), in_flight_(std::move(in_flight)), idle_timeout_(idle_timeout) {
+    : worker_(worker),
+      req_(req),
+      in_flight_(std::move(in_flight)),
+      idle_(worker.base(), idle_timeout, on_idle, this) {
     client_.sock = std::move(client);
     upstream_.sock = std::move(upstream);
     // The request's views into the connection that accepted it must not outlive it.
@@ -24,7 +27,6 @@ Tunnel::Tunnel(Worker &worker, std::unique_ptr<Socket> client, std::unique_ptr<S
     std::memcpy(remote_text_, req_->remote_addr.data(), n);
     req_->remote_addr = {remote_text_, n};
     websocket_ = wants_websocket(req_->input);
-    idle_timer_.reset(evtimer_new(worker.base(), on_idle_cb, this));
 }
 
 Tunnel::~Tunnel() {
@@ -45,30 +47,15 @@ void Tunnel::start() {
         s->sock->set_write_timeout(0);
         s->sock->resume_read();
     }
-    do_touch();
+    idle_.touch();
     // Bytes that came with the handshake (a client that did not wait, frames right after
     // the 101) go through first.
     do_relay(client_, upstream_);
     if (!closed_) do_relay(upstream_, client_);
 }
 
-void Tunnel::do_touch() {
-    last_activity_ms_ = Worker::now_ms();
-    if (!evtimer_pending(idle_timer_.get(), nullptr)) {
-        timeval tv = to_timeval(idle_timeout_);
-        evtimer_add(idle_timer_.get(), &tv);
-    }
-}
-
-void Tunnel::on_idle_cb(evutil_socket_t, short, void *ctx) {
-    auto *t = static_cast<Tunnel *>(ctx);
-    uint64_t idle = Worker::now_ms() - t->last_activity_ms_;
-    if (idle < static_cast<uint64_t>(t->idle_timeout_)) {  // traffic since: wait for the rest
-        timeval tv = to_timeval(t->idle_timeout_ - static_cast<Millis>(idle));
-        evtimer_add(t->idle_timer_.get(), &tv);
-        return;
-    }
-    t->do_close("idle for tunnel_idle_timeout");
+void Tunnel::on_idle(void *ctx) {
+    static_cast<Tunnel *>(ctx)->do_close("idle for tunnel_idle_timeout");
 }
 
 void Tunnel::on_socket_read(Socket &s) {
@@ -84,7 +71,7 @@ void Tunnel::do_relay(Side &from, Side &to) {
         if (websocket_) from.frames.advance(in.input(), n);
         evbuffer_add_buffer(out.output(), in.input());
         out.flush();
-        do_touch();
+        idle_.touch();
         if (out.pending_output() >= kHigh) {
             in.pause_read();  // until `out` drains (on_socket_drained)
             out.watch_drain(kLow);
@@ -149,7 +136,7 @@ void Tunnel::do_close(const char *why) {
     if (closed_) return;
     closed_ = true;
     if (why) log_info("tunnel to %s closed: %s", std::string(req_->upstream_addr).c_str(), why);
-    event_del(idle_timer_.get());
+    idle_.stop();
     client_.sock->detach();
     upstream_.sock->detach();
     in_flight_.release();

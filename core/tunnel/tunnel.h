@@ -24,6 +24,7 @@
 #include "core/config/config.h"
 #include "core/net/socket.h"
 #include "core/proxy/in_flight.h"
+#include "core/tunnel/idle_timer.h"
 #include "core/server/client_connection.h"
 #include "core/tunnel/websocket_frames.h"
 
@@ -57,12 +58,11 @@ private:
     void on_socket_drained(Socket &s) override;
     void on_socket_error(Socket &s, int err) override;
     void on_socket_timeout(Socket &, bool) override {}
-    static void on_idle_cb(evutil_socket_t, short, void *ctx);
+    static void on_idle(void *ctx);  // IdleTimer's
 
     Side &side_of(Socket &s) { return &s == client_.sock.get() ? client_ : upstream_; }
     Side &other_of(Socket &s) { return &s == client_.sock.get() ? upstream_ : client_; }
     void do_relay(Side &from, Side &to);
-    void do_touch();
     void do_close(const char *why);
 
     Worker &worker_;
@@ -70,9 +70,7 @@ private:
     Side upstream_;
     Request *req_;
     InFlight in_flight_;
-    Millis idle_timeout_;
-    EventPtr idle_timer_;
-    uint64_t last_activity_ms_ = 0;
+    IdleTimer idle_;
     char remote_text_[64];    // the request's $remote_addr: the connection that held it is gone
     bool websocket_ = false;  // opened by a WebSocket upgrade: frames can be told apart
     bool closed_ = false;

@@ -15,9 +15,7 @@ Http2Tunnel::Http2Tunnel(Http2Stream &stream, std::unique_ptr<Socket> upstream, 
     : stream_(stream),
       sock_(std::move(upstream)),
       in_flight_(std::move(in_flight)),
-      idle_timeout_(idle_timeout) {
-    idle_timer_.reset(evtimer_new(Worker::current().base(), on_idle_cb, this));
-}
+      idle_(Worker::current().base(), idle_timeout, on_idle, this) {}
 
 Http2Tunnel::~Http2Tunnel() {
     close(false);
@@ -28,7 +26,7 @@ void Http2Tunnel::start(evbuffer *early, bool client_ended) {
     sock_->set_read_timeout(0);  // the idle timer covers both directions at once
     sock_->set_write_timeout(0);
     sock_->resume_read();
-    do_touch();
+    idle_.touch();
     size_t n = evbuffer_get_length(early);
     if (n) {
         from_client_ += n;
@@ -48,7 +46,7 @@ void Http2Tunnel::on_client_data(const uint8_t *data, size_t len) {
     evbuffer_add(sock_->output(), data, len);
     sock_->flush();
     do_credit();
-    do_touch();
+    idle_.touch();
 }
 
 void Http2Tunnel::do_credit() {
@@ -93,7 +91,7 @@ void Http2Tunnel::do_relay_to_client() {
         }
         to_client_ += n;
         stream_.tunnel_to_client(in);
-        do_touch();
+        idle_.touch();
     }
     if (sock_->eof() && !upstream_ended_) {
         upstream_ended_ = true;
@@ -115,23 +113,9 @@ void Http2Tunnel::on_socket_error(Socket &s, int err) {
     stream_.tunnel_reset(NGHTTP2_CONNECT_ERROR);
 }
 
-void Http2Tunnel::do_touch() {
-    last_activity_ms_ = Worker::now_ms();
-    if (!evtimer_pending(idle_timer_.get(), nullptr)) {
-        timeval tv = to_timeval(idle_timeout_);
-        evtimer_add(idle_timer_.get(), &tv);
-    }
-}
-
-void Http2Tunnel::on_idle_cb(evutil_socket_t, short, void *ctx) {
+void Http2Tunnel::on_idle(void *ctx) {
     auto *t = static_cast<Http2Tunnel *>(ctx);
     if (t->closed_) return;
-    uint64_t idle = Worker::now_ms() - t->last_activity_ms_;
-    if (idle < static_cast<uint64_t>(t->idle_timeout_)) {  // traffic since: wait for the rest
-        timeval tv = to_timeval(t->idle_timeout_ - static_cast<Millis>(idle));
-        evtimer_add(t->idle_timer_.get(), &tv);
-        return;
-    }
     log_info("HTTP/2 tunnel closed: idle for tunnel_idle_timeout");
     t->close(true);
     t->stream_.tunnel_reset(NGHTTP2_CANCEL);
@@ -140,7 +124,7 @@ void Http2Tunnel::on_idle_cb(evutil_socket_t, short, void *ctx) {
 void Http2Tunnel::close(bool reset) {
     if (closed_) return;
     closed_ = true;
-    event_del(idle_timer_.get());
+    idle_.stop();
     if (reset) sock_->reset_on_close();
     sock_->detach();  // closed with the stream, after the current callback
     in_flight_.release();

@@ -22,6 +22,7 @@
 #include "core/config/config.h"
 #include "core/net/socket.h"
 #include "core/proxy/in_flight.h"
+#include "core/tunnel/idle_timer.h"
 
 namespace torii {
 
@@ -52,18 +53,15 @@ private:
     void on_socket_drained(Socket &s) override;
     void on_socket_error(Socket &s, int err) override;
     void on_socket_timeout(Socket &, bool) override {}
-    static void on_idle_cb(evutil_socket_t, short, void *ctx);
+    static void on_idle(void *ctx);  // IdleTimer's
 
     void do_relay_to_client();
     void do_credit();  // gives the client window for what reached the upstream
-    void do_touch();
 
     Http2Stream &stream_;
     std::unique_ptr<Socket> sock_;
     InFlight in_flight_;
-    Millis idle_timeout_;
-    EventPtr idle_timer_;
-    uint64_t last_activity_ms_ = 0;
+    IdleTimer idle_;
     size_t unconsumed_ = 0;  // client bytes in the socket's output, not yet acknowledged
     uint64_t from_client_ = 0;
     uint64_t to_client_ = 0;
