@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/base/pool_alloc.h"
 #include "core/process/process.h"
 #include "core/version.h"
 
@@ -38,6 +39,7 @@ void print_versions() {
 }  // namespace
 
 int main(int argc, char **argv) {
+    torii::pool::install_for_libevent();  // before any libevent object exists
     std::string config_file = "conf/torii.toml";
     bool test_only = false;
     std::string signal_name;

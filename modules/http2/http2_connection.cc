@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/base/pool_alloc.h"
 #include "core/base/log.h"
 #include "core/module/module.h"
 #include "core/server/http_server.h"
@@ -188,7 +189,7 @@ Http2Connection::Http2Connection(Worker &worker, std::unique_ptr<Socket> sock,
     nghttp2_option_set_max_outbound_ack(opt, 1000);
     // End-to-end backpressure: a request body is acknowledged once the handler took it.
     nghttp2_option_set_no_auto_window_update(opt, 1);
-    nghttp2_session_server_new2(&session_, cbs, this, opt);
+    nghttp2_session_server_new3(&session_, cbs, this, opt, torii::pool::nghttp2_allocator());
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
 }

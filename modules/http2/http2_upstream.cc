@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/base/pool_alloc.h"
 #include "core/base/arena.h"
 #include "core/base/format.h"
 #include "core/base/log.h"
@@ -91,7 +92,7 @@ Http2UpstreamSession::Http2UpstreamSession(UpstreamRuntime &upstream, int target
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);  // consumed when the client took it
-    nghttp2_session_client_new2(&session_, cbs, this, opt);
+    nghttp2_session_client_new3(&session_, cbs, this, opt, torii::pool::nghttp2_allocator());
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     nghttp2_settings_entry settings[] = {
@@ -127,7 +128,8 @@ bool Http2UpstreamSession::tls() const {
 size_t Http2UpstreamSession::capacity() const {
     uint32_t max;
     if (settings_) {
-        max = nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+        max =
+            nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
     } else {
         // Until the peer's own SETTINGS arrive: what the target announced last on another
         // session; for a target never heard from, no limit of the pool's own, so that a burst
