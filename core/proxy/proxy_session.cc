@@ -78,21 +78,15 @@ void ProxySession::do_prepare() {
 
 void ProxySession::do_attempt() {
     state_ = State::picking;
-    int t;
-    for (;;) {
-        t = upstream_.pick(req_, tried_);
-        if (t < 0 && attempts_ > 0) {  // out of targets to retry on: report the last failure
-            do_fail(last_status_);
-            return;
-        }
-        if (t < 0) {
-            log_warn("upstream \"%s\": no healthy target", upstream_.config().name.c_str());
-            do_fail(t == UpstreamRuntime::kNoneHealthy || vetoed_ ? 503 : 502);
-            return;
-        }
-        tried_.add(static_cast<size_t>(t));
-        if (do_admit(t)) break;
-        vetoed_ = true;  // a plugin (a per-target breaker) keeps this target out: next one
+    int t = upstream_.pick_admitted(req_, tried_, &vetoed_);
+    if (t < 0 && attempts_ > 0) {  // out of targets to retry on: report the last failure
+        do_fail(last_status_);
+        return;
+    }
+    if (t < 0) {
+        log_warn("upstream \"%s\": no healthy target", upstream_.config().name.c_str());
+        do_fail(t == UpstreamRuntime::kNoneHealthy || vetoed_ ? 503 : 502);
+        return;
     }
     target_ = t;
     ++attempts_;
@@ -112,32 +106,9 @@ void ProxySession::do_attempt() {
     do_open();
 }
 
-// Asks every plugin of the location with a peer_admit hook whether this target may be tried.
-bool ProxySession::do_admit(int t) {
-    if (!req_.chain || req_.chain->admitters.empty()) return true;
-    const std::string &address = upstream_.target(t).config->address;
-    const std::string &name = upstream_.config().name;
-    for (PluginInstance *m : req_.chain->admitters) {
-        if (m->plugin->desc().peer_admit(m->instance, reinterpret_cast<torii_request_t *>(&req_),
-                                         {name.data(), name.size()},
-                                         {address.data(), address.size()}) != 0) {
-            log_info("upstream \"%s\": plugin \"%s\" keeps target %s out", name.c_str(),
-                     m->plugin->name().c_str(), address.c_str());
-            return false;
-        }
-    }
-    return true;
-}
-
 // Tells the location's plugins how an attempt on the current target went.
 void ProxySession::do_report(torii_peer_outcome_t outcome, int status) {
-    if (!req_.chain || req_.chain->reporters.empty() || target_ < 0) return;
-    const std::string &address = upstream_.target(target_).config->address;
-    const std::string &name = upstream_.config().name;
-    for (PluginInstance *m : req_.chain->reporters)
-        m->plugin->desc().peer_result(m->instance, reinterpret_cast<torii_request_t *>(&req_),
-                                      {name.data(), name.size()}, {address.data(), address.size()},
-                                      outcome, status);
+    upstream_.report_to_plugins(req_, target_, outcome, status);
 }
 
 void ProxySession::do_open() {

@@ -61,7 +61,6 @@ private:
 
     void do_prepare();
     void do_open();
-    bool do_admit(int target);
     void do_report(torii_peer_outcome_t outcome, int status);
     void do_attempt();
     void do_send_body();
@@ -79,8 +78,8 @@ private:
     int target_ = -1;
     int attempts_ = 0;
     uint64_t attempt_start_us_ = 0;
-    int last_status_ = 502;    // what the last failed attempt would answer
-    int64_t deadline_ms_ = 0;  // a gRPC call's deadline (monotonic ms), 0: none
+    int last_status_ = 502;        // what the last failed attempt would answer
+    int64_t deadline_ms_ = 0;      // a gRPC call's deadline (monotonic ms), 0: none
     bool deadline_binds_ = false;  // it comes before read_timeout: its expiry is the call's
     bool stale_retry_used_ = false;
     bool prepared_ = false;        // upstream phase done, head built

@@ -77,6 +77,41 @@ int UpstreamRuntime::pick(Request &req, const TriedTargets &tried) {
     return i;
 }
 
+int UpstreamRuntime::pick_admitted(Request &req, TriedTargets &tried, bool *vetoed) {
+    for (;;) {
+        int t = pick(req, tried);
+        if (t < 0) return t;
+        tried.add(static_cast<size_t>(t));
+        if (admitted(req, t)) return t;
+        *vetoed = true;  // a plugin (a per-target breaker) keeps this target out: next one
+    }
+}
+
+bool UpstreamRuntime::admitted(Request &req, int t) {
+    if (!req.chain || req.chain->admitters.empty()) return true;
+    const std::string &address = targets_[t].config->address;
+    for (PluginInstance *m : req.chain->admitters) {
+        if (m->plugin->desc().peer_admit(m->instance, reinterpret_cast<torii_request_t *>(&req),
+                                         {config_.name.data(), config_.name.size()},
+                                         {address.data(), address.size()}) != 0) {
+            log_info("upstream \"%s\": plugin \"%s\" keeps target %s out", config_.name.c_str(),
+                     m->plugin->name().c_str(), address.c_str());
+            return false;
+        }
+    }
+    return true;
+}
+
+void UpstreamRuntime::report_to_plugins(Request &req, int t, torii_peer_outcome_t outcome,
+                                        int status) {
+    if (!req.chain || req.chain->reporters.empty() || t < 0) return;
+    const std::string &address = targets_[t].config->address;
+    for (PluginInstance *m : req.chain->reporters)
+        m->plugin->desc().peer_result(m->instance, reinterpret_cast<torii_request_t *>(&req),
+                                      {config_.name.data(), config_.name.size()},
+                                      {address.data(), address.size()}, outcome, status);
+}
+
 std::unique_ptr<UpstreamStream> UpstreamRuntime::new_stream(int target,
                                                             UpstreamStreamHandler &handler,
                                                             Request &req) {

@@ -61,6 +61,13 @@ public:
     // Asks the balancer for a target not in `tried` and not marked down.
     int pick(Request &req, const TriedTargets &tried);
 
+    // pick(), then every peer_admit plugin of req.chain: the first target they all let in
+    // (each one asked is added to `tried`; *vetoed is set when a plugin kept one out), or
+    // kNoneLeft / kNoneHealthy.
+    int pick_admitted(Request &req, TriedTargets &tried, bool *vetoed);
+    // Tells req.chain's peer_result plugins how an attempt on `target` went.
+    void report_to_plugins(Request &req, int target, torii_peer_outcome_t outcome, int status);
+
     // A new exchange with `target` in the upstream's protocol, not started yet.
     std::unique_ptr<UpstreamStream> new_stream(int target, UpstreamStreamHandler &handler,
                                                Request &req);
@@ -84,6 +91,7 @@ public:
     std::string_view proxy_header_for(Request &req) const;
 
 private:
+    bool admitted(Request &req, int target);  // every peer_admit plugin says yes
     const UpstreamConfig &config_;
     std::vector<TargetState> targets_;
     PluginInstance *balancer_;

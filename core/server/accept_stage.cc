@@ -162,8 +162,7 @@ void AcceptStage::do_close(const char *why) {
     if (why) log_info("client %s: %s", peer_.host_string().c_str(), why);
     event_del(timer_.get());
     sock_->detach();
-    worker_.remove_connection(this);
-    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+    worker_.retire_connection(this);
 }
 
 void AcceptStage::shutdown_gracefully() {

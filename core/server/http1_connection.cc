@@ -424,8 +424,7 @@ std::unique_ptr<Socket> Http1Connection::do_hand_over() {
     set_state(State::closed);
     disarm_timer();
     event_del(resume_ev_.get());
-    worker_.remove_connection(this);
-    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+    worker_.retire_connection(this);
     return std::move(sock_);
 }
 
@@ -552,8 +551,7 @@ void Http1Connection::do_close() {
         exchange_release(worker_, req_);
         req_ = nullptr;
     }
-    worker_.remove_connection(this);
-    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+    worker_.retire_connection(this);
 }
 
 void Http1Connection::close_now() {

@@ -146,8 +146,7 @@ void Tunnel::do_close(const char *why) {
     exchange_finish(*req_);
     exchange_release(worker_, req_);
     req_ = nullptr;
-    worker_.remove_connection(this);
-    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+    worker_.retire_connection(this);
 }
 
 }  // namespace torii

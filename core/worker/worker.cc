@@ -237,6 +237,11 @@ void Worker::remove_connection(ClientConnection *c) {
     if (stopping_) check_drained();
 }
 
+void Worker::retire_connection(ClientConnection *c) {
+    remove_connection(c);
+    defer_delete(std::unique_ptr<Deletable>(c));
+}
+
 void Worker::defer_delete(std::unique_ptr<Deletable> obj) {
     if (!obj) return;
     if (graveyard_.empty() && released_.empty() && calls_.empty())

@@ -117,6 +117,8 @@ public:
     // The registry of client connections of every protocol (drained on stop, counted).
     void add_connection(ClientConnection *c);
     void remove_connection(ClientConnection *c);
+    // A connection that is done: out of the registry now, freed once the callback returned.
+    void retire_connection(ClientConnection *c);
     UpstreamRuntime *upstream(const std::string &name);
     // Service modules (the admin listener) add their servers under a listener key: a
     // ListenSocket with `admin` set is served by the group keyed "admin".

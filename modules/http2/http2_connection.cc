@@ -429,8 +429,7 @@ void Http2Connection::do_close(const char *why) {
         streams_.push_back(s);  // stream_closed() looks for it
         s->on_close(NGHTTP2_CANCEL);
     }
-    worker_.remove_connection(this);
-    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+    worker_.retire_connection(this);
 }
 
 }  // namespace torii

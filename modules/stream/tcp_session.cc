@@ -143,19 +143,13 @@ void TcpSession::do_handshake() {
 void TcpSession::do_attempt() {
     state_ = State::connecting;
     UpstreamRuntime &up = server_.upstream();
-    int t;
-    for (;;) {
-        t = up.pick(*req_, tried_);
-        if (t < 0) {
-            if (attempts_ == 0)
-                log_warn("upstream \"%s\": no healthy target", up.config().name.c_str());
-            do_close(attempts_ == 0 && (t == UpstreamRuntime::kNoneHealthy || vetoed_) ? 503 : 502,
-                     nullptr);
-            return;
-        }
-        tried_.add(static_cast<size_t>(t));
-        if (do_admit(t)) break;
-        vetoed_ = true;  // a plugin (a per-target breaker) keeps this target out: next one
+    int t = up.pick_admitted(*req_, tried_, &vetoed_);
+    if (t < 0) {
+        if (attempts_ == 0)
+            log_warn("upstream \"%s\": no healthy target", up.config().name.c_str());
+        do_close(attempts_ == 0 && (t == UpstreamRuntime::kNoneHealthy || vetoed_) ? 503 : 502,
+                 nullptr);
+        return;
     }
     target_ = t;
     ++attempts_;
@@ -175,35 +169,10 @@ void TcpSession::do_attempt() {
     in_flight_ = InFlight(&target.in_flight);
 }
 
-// Asks every plugin of the server with a peer_admit hook whether this target may be tried.
-bool TcpSession::do_admit(int t) {
-    const PhaseChain &chain = server_.chain();
-    if (chain.admitters.empty()) return true;
-    UpstreamRuntime &up = server_.upstream();
-    const std::string &address = up.target(t).config->address;
-    const std::string &name = up.config().name;
-    for (PluginInstance *m : chain.admitters) {
-        if (m->plugin->desc().peer_admit(m->instance, reinterpret_cast<torii_request_t *>(req_),
-                                         {name.data(), name.size()},
-                                         {address.data(), address.size()}) != 0) {
-            log_info("upstream \"%s\": plugin \"%s\" keeps target %s out", name.c_str(),
-                     m->plugin->name().c_str(), address.c_str());
-            return false;
-        }
-    }
-    return true;
-}
-
 // Tells the server's plugins how the connect to the current target went.
 void TcpSession::do_report(int outcome) {
-    const PhaseChain &chain = server_.chain();
-    UpstreamRuntime &up = server_.upstream();
-    const std::string &address = up.target(target_).config->address;
-    const std::string &name = up.config().name;
-    for (PluginInstance *m : chain.reporters)
-        m->plugin->desc().peer_result(m->instance, reinterpret_cast<torii_request_t *>(req_),
-                                      {name.data(), name.size()}, {address.data(), address.size()},
-                                      static_cast<torii_peer_outcome_t>(outcome), 0);
+    server_.upstream().report_to_plugins(*req_, target_, static_cast<torii_peer_outcome_t>(outcome),
+                                         0);
 }
 
 void TcpSession::on_socket_connected(Socket &s) {
@@ -274,8 +243,7 @@ void TcpSession::do_tunnel() {
     Request *req = req_;
     req_ = nullptr;
     // The tunnel takes this session's place in the worker's registry.
-    worker_.remove_connection(this);
-    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+    worker_.retire_connection(this);
     SplicePipe up_pipe, down_pipe;
     bool plain = !client_->ssl() && !upstream_->ssl();
     if (plain && up_pipe.open() && down_pipe.open()) {
@@ -306,8 +274,7 @@ void TcpSession::do_close(int status, const char *why) {
     exchange_finish(*req_);
     exchange_release(worker_, req_);
     req_ = nullptr;
-    worker_.remove_connection(this);
-    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+    worker_.retire_connection(this);
 }
 
 }  // namespace torii

@@ -62,7 +62,6 @@ private:
     void do_after_connect_phase(int action);
     void do_handshake();
     void do_attempt();
-    bool do_admit(int target);
     void do_report(int outcome);
     void do_attempt_failed(int outcome, const char *why);
     void do_drop_upstream();
