@@ -7,10 +7,11 @@ packages=(
   # build
   g++ cmake make pkg-config
   libevent-dev libssl-dev libnghttp2-dev libtomlplusplus-dev libpcre2-dev libhiredis-dev
-  doctest-dev node-llhttp
+  doctest-dev node-llhttp libjansson-dev
   # test clients and peers
   curl nghttp2-client python3 python3-pytest python3-h2 python3-websockets python3-grpcio
   redis-server procps
+  dnsmasq-base etcd-server etcd-client  # discovery peers (t/integration/test_discovery*.py)
   # benchmark peers (bench/bench.py; bench/run.sh installs the rest of make bench's tools)
   h2o
 )

@@ -72,6 +72,11 @@ struct AdminConfig {
     // The host of `listen` when it is written as a DNS name ("admin.internal"), lowercase;
     // empty for an IP literal or "*". The admin listener accepts it as a Host.
     std::string name;
+    // Bearer token every admin endpoint requires when set (401 without it).
+    std::string token;
+    // Where live target changes (POST/PATCH/DELETE /upstreams/...) are kept across reload
+    // and restart; absolute, or empty for none.
+    std::string state_file;
     SourcePos pos;  // of `listen`
 };
 
@@ -95,17 +100,32 @@ struct UpstreamTlsConfig {
 };
 
 struct DiscoveryConfig {
-    std::string type;  // "" (none) | "dns" | "file"
+    std::string type;  // "" (none) | "dns" | "file" | "etcd"
+    // dns: the name to resolve (A and AAAA; SRV records when it starts with '_'), the port
+    // given to A/AAAA addresses, and the server asked ("host:port"; empty: /etc/resolv.conf).
     std::string name;
     int port = 0;
+    std::string resolver;
+    // dns: re-resolved this often, but sooner when the records' TTL runs out first;
+    // file: how often the file's modification time is checked.
     Millis interval = 5'000;
-    std::string path;  // absolute
+    std::string path;  // file: absolute
+    // etcd: the v3 JSON gateway's base URLs ("http://127.0.0.1:2379") and the key prefix
+    // watched; each key under it is one target, its value {"address": ..., "weight": ...}.
+    std::vector<std::string> endpoints;
+    std::string prefix;
+    SourcePos pos;
 };
 
 struct HealthConfig {
     bool enabled = false;       // true when [upstream.X.health] is present
     std::string type = "http";  // http | tcp
     std::string path = "/health";
+    // http: the Host sent (default: the target's address), the statuses that count as
+    // healthy (default: any 2xx or 3xx) and a substring the body must contain (default: none).
+    std::string host;
+    std::vector<int> statuses;
+    std::string body_contains;
     Millis interval = 1'000;
     Millis timeout = 500;
     int healthy = 2;
@@ -132,6 +152,9 @@ struct UpstreamConfig {
     Millis http2_ping_interval = 30'000;
     Millis http2_ping_timeout = 10'000;
     int retries = 1;
+    // A target that was added or came back up gets its full weight only after this long,
+    // ramping up linearly (nginx's slow_start); 0: at once.
+    Millis slow_start = 0;
     ProxyProtocolSend proxy_protocol = ProxyProtocolSend::none;
     UpstreamTlsConfig tls;
     DiscoveryConfig discovery;

@@ -221,7 +221,7 @@ void Loader::read_plugin_list() {
 void Loader::read_admin() {
     std::optional<Section> s = top_table("admin");
     if (!s) return;
-    s->allow_only({"listen"});
+    s->allow_only({"listen", "token", "state_file"});
     AdminConfig admin;
     admin.listen_text = s->require("listen");
     Result<SocketAddress> address = SocketAddress::parse(admin.listen_text);
@@ -236,6 +236,9 @@ void Loader::read_admin() {
         for (char c : host)
             admin.name += static_cast<char>(tolower(static_cast<unsigned char>(c)));
     }
+    s->read("token", admin.token);
+    if (s->has("token") && admin.token.empty()) s->fail("token", "must not be empty");
+    s->read_path("state_file", admin.state_file);
     admin.pos = s->pos("listen");
     config_.admin = std::move(admin);
 }
@@ -259,7 +262,7 @@ void Loader::read_upstreams() {
 
 UpstreamConfig Loader::read_upstream(const std::string &name, const Section &s) const {
     s.allow_only({"balancer", "hash_key", "protocol", "targets", "keepalive", "connect_timeout",
-                  "read_timeout", "send_timeout", "retries", "tls", "discovery", "health",
+                  "read_timeout", "send_timeout", "retries", "tls", "discovery", "health", "slow_start",
                   "proxy_protocol", "http2_ping_interval", "http2_ping_timeout"});
     const std::string who = "upstream " + in_quotes(name);
     UpstreamConfig up;
@@ -298,6 +301,7 @@ UpstreamConfig Loader::read_upstream(const std::string &name, const Section &s) 
                       ": http2_ping_timeout must be above 0 (http2_ping_interval = \"0s\" "
                       "turns the PING off)");
     s.read("retries", up.retries, 0, 100);
+    s.read_duration("slow_start", up.slow_start);
     std::string proxy_protocol;
     if (s.read_choice("proxy_protocol", proxy_protocol, {"v1", "v2"})) {
         up.proxy_protocol = proxy_protocol == "v1" ? ProxyProtocolSend::v1 : ProxyProtocolSend::v2;
@@ -379,14 +383,45 @@ void Loader::read_targets(const Section &s, UpstreamConfig &up) const {
 }
 
 void Loader::read_discovery(const Section &s, DiscoveryConfig &discovery) const {
-    s.allow_only({"type", "name", "port", "interval", "path"});
-    if (!s.read_choice("type", discovery.type, {"dns", "file"})) s.fail_missing("type");
+    s.allow_only({"type", "name", "port", "interval", "path", "resolver", "endpoints", "prefix"});
+    if (!s.read_choice("type", discovery.type, {"dns", "file", "etcd"})) s.fail_missing("type");
+    discovery.pos = s.pos();
     s.read_duration("interval", discovery.interval);
+    if (discovery.interval <= 0) s.fail("interval", "must be more than 0");
+    auto only_for = [&](std::string_view key, std::string_view type) {
+        if (s.has(key) && discovery.type != type)
+            s.fail(key, "applies to type = \"" + std::string(type) + "\" only");
+    };
+    only_for("name", "dns");
+    only_for("port", "dns");
+    only_for("resolver", "dns");
+    only_for("path", "file");
+    only_for("endpoints", "etcd");
+    only_for("prefix", "etcd");
     if (discovery.type == "dns") {
         if (!s.read("name", discovery.name)) s.fail_missing("name");
-        if (!s.read("port", discovery.port, 1, 65535)) s.fail_missing("port");
-    } else {
+        if (discovery.name.empty()) s.fail("name", "must not be empty");
+        // SRV records carry their own ports; A/AAAA addresses take `port`.
+        bool srv = discovery.name[0] == '_';
+        if (!s.read("port", discovery.port, 1, 65535) && !srv) s.fail_missing("port");
+        if (s.read("resolver", discovery.resolver)) {
+            Result<SocketAddress> r = SocketAddress::parse(discovery.resolver);
+            if (!r) s.fail("resolver", r.error());
+            std::string_view host = discovery.resolver;
+            host = host.substr(0, host.rfind(':'));
+            in_addr v4;
+            if (!host.starts_with('[') && inet_pton(AF_INET, std::string(host).c_str(), &v4) != 1)
+                s.fail("resolver", "must be an IP address with a port, e.g. \"127.0.0.1:53\"");
+        }
+    } else if (discovery.type == "file") {
         if (!s.read_path("path", discovery.path)) s.fail_missing("path");
+    } else {
+        if (!s.read_strings("endpoints", discovery.endpoints)) s.fail_missing("endpoints");
+        for (const std::string &e : discovery.endpoints)
+            if (!e.starts_with("http://"))
+                s.fail("endpoints", "\"" + e + "\": expected \"http://host:port\"");
+        if (!s.read("prefix", discovery.prefix)) s.fail_missing("prefix");
+        if (discovery.prefix.empty()) s.fail("prefix", "must not be empty");
     }
 }
 
@@ -397,7 +432,7 @@ void Loader::read_health(const Section &up_section, UpstreamConfig &up) const {
     }
     Section s(ctx_, *node->as_table(), "[upstream." + up.name + ".health]");
     s.allow_only({"enabled", "type", "path", "interval", "timeout", "healthy", "unhealthy",
-                  "max_fails", "fail_timeout"});
+                  "max_fails", "fail_timeout", "host", "statuses", "body_contains"});
     HealthConfig &health = up.health;
     health.enabled = true;  // writing the table switches probes on; `enabled = false` parks it
     s.read("enabled", health.enabled);
@@ -411,6 +446,23 @@ void Loader::read_health(const Section &up_section, UpstreamConfig &up) const {
     s.read("unhealthy", health.unhealthy, 1, 1000);
     s.read("max_fails", health.max_fails, 0, 1000);
     s.read_duration("fail_timeout", health.fail_timeout);
+    if (health.interval <= 0) s.fail("interval", "must be more than 0");
+    if (health.timeout <= 0) s.fail("timeout", "must be more than 0");
+    s.read("host", health.host);
+    s.read("body_contains", health.body_contains);
+    if (toml::node *statuses = s.get("statuses")) {
+        const char *expected = "expected an array of HTTP statuses, e.g. [200, 204]";
+        toml::array *array = statuses->as_array();
+        if (!array || array->empty()) s.fail("statuses", expected);
+        for (toml::node &element : *array) {
+            std::optional<int64_t> v = element.value<int64_t>();
+            if (!v || *v < 100 || *v > 599) s.fail("statuses", expected);
+            health.statuses.push_back(static_cast<int>(*v));
+        }
+    }
+    if (health.type == "tcp")
+        for (std::string_view key : {"path", "host", "statuses", "body_contains"})
+            if (s.has(key)) s.fail(key, "applies to type = \"http\" only");
 }
 
 // ---- [[server]] -----------------------------------------------------------------------------
