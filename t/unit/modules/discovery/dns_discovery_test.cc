@@ -120,13 +120,18 @@ public:
             ::execv(kDnsmasq, c.data());
             ::_exit(127);
         }
-        // Up to 5 s (a refused query returns at once, hence the sleep).
-        for (int i = 0; i < 50 && !answers(port_, "ready.test"); ++i) {
-            int st = 0;
-            REQUIRE_MESSAGE(::waitpid(pid_, &st, WNOHANG) == 0, "dnsmasq exited");
-            ::usleep(100'000);
+        // Up to 5 s (a refused query returns at once, hence the sleep). On failure it is
+        // stopped here: REQUIRE throws, and from the constructor no destructor would run.
+        bool ready = false;
+        bool exited = false;
+        for (int i = 0; i < 50 && !ready && !exited; ++i) {
+            ready = answers(port_, "ready.test");
+            exited = !ready && ::waitpid(pid_, nullptr, WNOHANG) == pid_;
+            if (!ready) ::usleep(100'000);
         }
-        REQUIRE_MESSAGE(answers(port_, "ready.test"), "dnsmasq does not answer");
+        if (exited) pid_ = -1;
+        if (!ready) stop();
+        REQUIRE_MESSAGE(ready, (exited ? "dnsmasq exited" : "dnsmasq does not answer"));
     }
 
     void stop() {
