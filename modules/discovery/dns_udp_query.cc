@@ -39,8 +39,10 @@ void DnsUdpQuery::attempt() {
     // Connected: the kernel drops datagrams from anyone but the server, and an ICMP port
     // unreachable comes back as ECONNREFUSED instead of a silent timeout.
     if (::connect(fd_.get(), server.sa(), server.length) != 0 ||
-        ::send(fd_.get(), query->data(), query->size(), 0) != ssize_t(query->size()))
-        return attempt_failed(std::string(std::strerror(errno)) + " (" + server.to_string() + ")");
+        ::send(fd_.get(), query->data(), query->size(), 0) != ssize_t(query->size())) {
+        std::string why = std::strerror(errno);
+        return attempt_failed(why + " (" + server.to_string() + ")");
+    }
     read_ev_.reset(event_new(base_, fd_.get(), EV_READ | EV_PERSIST, readable_cb, this));
     timeval tv = to_timeval(timeout_);
     if (!read_ev_ || event_add(read_ev_.get(), nullptr) != 0 || evtimer_add(timer_.get(), &tv) != 0)
@@ -68,10 +70,11 @@ void DnsUdpQuery::on_readable() {
     for (int i = 0; i < 16; ++i) {
         ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-            if (errno == ECONNREFUSED)
+            int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return;
+            if (err == ECONNREFUSED)
                 return attempt_failed("connection refused by " + server.to_string());
-            return attempt_failed(std::string(std::strerror(errno)) + " (" + server.to_string() +
+            return attempt_failed(std::string(std::strerror(err)) + " (" + server.to_string() +
                                   ")");
         }
         // Not for this attempt (a late answer to the previous one, or forged): keep waiting.

@@ -25,7 +25,8 @@ def backend_on(procs, name, host):
 
 
 def write_targets(path, text):
-    """Replaces the file whole (temporary file, then rename), as docs/upstreams.md asks."""
+    """Replaces the file whole (temporary file, then rename), as writers should (see
+    modules/discovery/file_discovery.h: a file read half-written may parse as a shorter list)."""
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.rename(path + ".tmp", path)

@@ -225,6 +225,25 @@ private:
     int port_ = 0;
 };
 
+// A DNS source whose loop outlives it. When it goes, the loop runs once more: libevent calls
+// back a cancelled evdns request from the loop, and a loop that never ran again would never
+// free the call (LeakSanitizer would say so). The fleet process _exit()s instead.
+class DnsSource {
+public:
+    DnsSource(event_base *base, const UpstreamConfig &up, DiscoverySink &sink)
+        : base_(base), source_(make_dns_discovery(base, up, sink)) {}
+    ~DnsSource() {
+        source_.reset();
+        event_base_loop(base_, EVLOOP_NONBLOCK);
+    }
+    explicit operator bool() const { return bool(source_); }
+    DiscoverySource *operator->() const { return source_.get(); }
+
+private:
+    event_base *base_;
+    std::unique_ptr<DiscoverySource> source_;
+};
+
 constexpr unsigned kNoError = 0x8180;  // response, RD, RA, rcode 0
 constexpr unsigned kNxDomain = 0x8183;
 constexpr unsigned kServFail = 0x8182;
@@ -243,7 +262,7 @@ TEST_CASE("dns discovery: A and AAAA from dnsmasq, re-resolved when the TTL runs
     RecordingSink sink;
     // An interval of a minute: only the TTL of 1 s can explain a second lookup in time.
     UpstreamConfig up = dns_upstream("api.test", 9001, server.resolver(), 60'000);
-    std::unique_ptr<DiscoverySource> source = make_dns_discovery(base.get(), up, sink);
+    DnsSource source(base.get(), up, sink);
     REQUIRE(source);
     CHECK_FALSE(make_file_discovery(base.get(), up, sink));
     source->start();
@@ -279,7 +298,7 @@ TEST_CASE("dns discovery: errors keep the last list, and recovery is reported") 
 
     SUBCASE("NXDOMAIN") {
         UpstreamConfig up = dns_upstream("nope.test", 9001, server.resolver(), 200);
-        std::unique_ptr<DiscoverySource> source = make_dns_discovery(base.get(), up, sink);
+        DnsSource source(base.get(), up, sink);
         source->start();
         REQUIRE(run_until(base.get(), heard(1), 5000));
         CHECK(sink.events[0].starts_with("error: dns: nope.test A"));  // or AAAA
@@ -290,7 +309,7 @@ TEST_CASE("dns discovery: errors keep the last list, and recovery is reported") 
     }
     SUBCASE("the server goes away and comes back") {
         UpstreamConfig up = dns_upstream("api.test", 9001, server.resolver(), 300);
-        std::unique_ptr<DiscoverySource> source = make_dns_discovery(base.get(), up, sink);
+        DnsSource source(base.get(), up, sink);
         source->start();
         REQUIRE(run_until(base.get(), heard(1), 5000));
         CHECK(sink.events[0] == "list: 127.0.0.2:9001*1");
@@ -316,7 +335,7 @@ TEST_CASE("dns discovery: SRV records from dnsmasq, the lowest priority only") {
     EventBasePtr base(event_base_new());
     RecordingSink sink;
     UpstreamConfig up = dns_upstream("_api._tcp.test", 0, server.resolver(), 500);
-    std::unique_ptr<DiscoverySource> source = make_dns_discovery(base.get(), up, sink);
+    DnsSource source(base.get(), up, sink);
     source->start();
     auto heard = [&](size_t n) { return [&sink, n] { return sink.events.size() >= n; }; };
     REQUIRE(run_until(base.get(), heard(1), 5000));
@@ -372,7 +391,7 @@ TEST_CASE("dns discovery: SRV answers a good server never gives") {
                 ScriptedDns::reply(forged, kNoError, 1, 0, fake),
                 ScriptedDns::reply(q, kNoError, 2, 0, p)};
         };
-        std::unique_ptr<DiscoverySource> source = make_dns_discovery(base.get(), up, sink);
+        DnsSource source(base.get(), up, sink);
         source->start();
         REQUIRE(run_until(base.get(), heard(1), 5000));
         CHECK(sink.events[0] == "list: 127.0.0.7:7001*3");
@@ -391,7 +410,7 @@ TEST_CASE("dns discovery: SRV answers a good server never gives") {
             out.push_back(ScriptedDns::reply(q, kNoError, 1, 1, p));
             return out;
         };
-        std::unique_ptr<DiscoverySource> source = make_dns_discovery(base.get(), up, sink);
+        DnsSource source(base.get(), up, sink);
         source->start();
         REQUIRE(run_until(base.get(), heard(1), 5000));
         // The address of the additional section, not t1.test's A record (127.0.0.7).
@@ -406,7 +425,7 @@ TEST_CASE("dns discovery: SRV answers a good server never gives") {
             p.u16(0xc000 | 0x3000).rr_fixed(dns::kTypeSrv, 1, 30, 0);
             return std::vector<std::vector<uint8_t>>{ScriptedDns::reply(q, kNoError, 1, 0, p)};
         };
-        std::unique_ptr<DiscoverySource> source = make_dns_discovery(base.get(), up, sink);
+        DnsSource source(base.get(), up, sink);
         source->start();
         REQUIRE(run_until(base.get(), heard(1), 8000));
         CHECK(sink.events[0] ==
@@ -421,7 +440,7 @@ TEST_CASE("dns discovery: SRV answers a good server never gives") {
             return std::vector<std::vector<uint8_t>>{
                 ScriptedDns::reply(other, kNoError, 0, 0, Packet{})};
         };
-        std::unique_ptr<DiscoverySource> source = make_dns_discovery(base.get(), up, sink);
+        DnsSource source(base.get(), up, sink);
         source->start();
         REQUIRE(run_until(base.get(), heard(1), 8000));
         CHECK(sink.events[0].starts_with(what + "bad answer from " + from));
@@ -436,7 +455,7 @@ TEST_CASE("dns discovery: SRV answers a good server never gives") {
         };
         auto first_event = [&] {
             sink.events.clear();
-            std::unique_ptr<DiscoverySource> source = make_dns_discovery(base.get(), up, sink);
+            DnsSource source(base.get(), up, sink);
             source->start();
             REQUIRE(run_until(base.get(), heard(1), 5000));
             return sink.events[0];
@@ -458,7 +477,7 @@ TEST_CASE("dns discovery: SRV answers a good server never gives") {
         int port = free_port();
         UpstreamConfig closed =
             dns_upstream("_svc._tcp.test", 0, "127.0.0.1:" + std::to_string(port), 60'000);
-        std::unique_ptr<DiscoverySource> source = make_dns_discovery(base.get(), closed, sink);
+        DnsSource source(base.get(), closed, sink);
         source->start();
         REQUIRE(run_until(base.get(), heard(1), 2000));  // ICMP says so at once
         CHECK(sink.events[0] == what + "connection refused by 127.0.0.1:" + std::to_string(port));
