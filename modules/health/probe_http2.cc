@@ -31,6 +31,7 @@ public:
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+        nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
         nghttp2_session *session = nullptr;
         int rv = nghttp2_session_client_new(&session, cbs, this);
         nghttp2_session_callbacks_del(cbs);
@@ -68,12 +69,18 @@ public:
             return;
         }
         if (done_) return;
-        if (s.eof()) {
-            fail(head_seen_ ? "connection closed in the middle of the body"
-                            : "connection closed before the response");
+        send(s);  // SETTINGS ACK, WINDOW_UPDATE; a GOAWAY after a connection error
+        if (done_) return;
+        // Bytes that are no HTTP/2 (an HTTP/1.1 server's answer to the preface) end the
+        // session inside nghttp2, which reads no more once its GOAWAY is out: say why.
+        if (!nghttp2_session_want_read(session_.get())) {
+            fail("HTTP/2: " +
+                 (error_.empty() ? std::string("the target ended the session") : error_));
             return;
         }
-        send(s);  // SETTINGS ACK, WINDOW_UPDATE
+        if (s.eof())
+            fail(head_seen_ ? "connection closed in the middle of the body"
+                            : "connection closed before the response");
     }
 
 private:
@@ -134,6 +141,13 @@ private:
         return 0;
     }
 
+    // nghttp2's reason for a connection error ("Received frame exceeds max frame size"...).
+    static int on_error(nghttp2_session *, int, const char *msg, size_t len, void *user) {
+        Http2Exchange *x = self(user);
+        if (x->error_.empty()) x->error_.assign(msg, len);
+        return 0;
+    }
+
     static int on_stream_close(nghttp2_session *, int32_t stream_id, uint32_t error_code,
                                void *user) {
         Http2Exchange *x = self(user);
@@ -153,6 +167,7 @@ private:
     int32_t id_ = -1;
     int status_ = 0;
     size_t head_bytes_ = 0;
+    std::string error_;
     bool head_seen_ = false;
     bool done_ = false;
 };

@@ -551,7 +551,13 @@ TEST_CASE("http probe to h2c and h2 upstreams speaks HTTP/2") {
     srv.reply = h2_reply(14, "");
     CHECK(b.run(srv.port).message == "HTTP 500");
     srv.reply = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";  // no HTTP/2 server
-    CHECK_FALSE(b.run(srv.port).ok);
+    r = b.run(srv.port);
+    CHECK_FALSE(r.ok);
+    CHECK_MESSAGE(r.message.rfind("HTTP/2: ", 0) == 0, r.message);
+    srv.close_after = true;  // and the same when it closes after its answer
+    r = b.run(srv.port);
+    CHECK_MESSAGE(r.message.rfind("HTTP/2: ", 0) == 0, r.message);
+    srv.close_after = false;
 
     Pki pki("h2");
     b.up.protocol = UpstreamProtocol::h2;
