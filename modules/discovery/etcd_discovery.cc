@@ -1,6 +1,5 @@
-// Placeholders until the sources land (branch fleet-etcd): no source, so the fleet logs
-// that this discovery type is not available and keeps the config's targets. The DNS and
-// file sources are in dns_discovery.cc and file_discovery.cc.
+// Placeholder until the etcd source lands (branch fleet-etcd): no source, so the fleet
+// logs that this discovery type is not available and keeps the config's targets.
 #include "modules/discovery/discovery_source.h"
 
 namespace torii {
