@@ -133,18 +133,23 @@ std::string Master::last_request(Worker &w) {
     return line.empty() ? std::string("none") : "\"" + line + "\"";
 }
 
-void Master::do_spawn(Generation &gen, size_t slot) {
-    Worker &w = gen.workers[slot];
-    if (w.status_slot < 0) w.status_slot = do_take_status_slot(gen);
-    if (WorkerSlot *ws = status_->worker_slot(w.status_slot)) ws->clear();
-    // Signals stay blocked across fork: in the child, until the worker has installed its own
-    // handlers, a signal (the next reload's SIGQUIT, a SIGUSR1) would otherwise run the
-    // master's handler, which writes into the master's signal pipe, or kill the child.
+// Signals stay blocked across fork: in the child, until it has installed its own handlers, a
+// signal (the next reload's SIGQUIT, a SIGUSR1) would otherwise run the master's handler,
+// which writes into the master's signal pipe, or kill the child. The parent unblocks at once.
+static pid_t fork_with_signals_blocked() {
     sigset_t all, saved;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &saved);
     pid_t pid = fork();
     if (pid != 0) sigprocmask(SIG_SETMASK, &saved, nullptr);
+    return pid;
+}
+
+void Master::do_spawn(Generation &gen, size_t slot) {
+    Worker &w = gen.workers[slot];
+    if (w.status_slot < 0) w.status_slot = do_take_status_slot(gen);
+    if (WorkerSlot *ws = status_->worker_slot(w.status_slot)) ws->clear();
+    pid_t pid = fork_with_signals_blocked();
     if (pid < 0) {
         log_error("fork: %s; retrying in %llums", strerror(errno),
                   static_cast<unsigned long long>(kMaxBackoffMs));
@@ -198,11 +203,7 @@ void Master::do_leave_master_loop(Generation *gen) {
 void Master::do_spawn_fleet() {
     fleet_restart_.reset();
     if (stopping_ || !current_ || !current_->config || !fleet_needed(*current_->config)) return;
-    sigset_t all, saved;
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &saved);
-    pid_t pid = fork();
-    if (pid != 0) sigprocmask(SIG_SETMASK, &saved, nullptr);
+    pid_t pid = fork_with_signals_blocked();
     if (pid < 0) {
         log_error("fork (fleet process): %s; retrying in 1s", strerror(errno));
         fleet_restart_.reset(evtimer_new(base_.get(), on_fleet_restart_cb, this));

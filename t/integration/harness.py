@@ -708,6 +708,31 @@ def raw_request(port, data, timeout=5.0):
     return r
 
 
+def upstream_doc(admin_port, name="api", token=None):
+    """GET /upstreams on the admin port: the document of upstream `name`."""
+    headers = {"Authorization": "Bearer " + token} if token else {}
+    r = request(admin_port, "GET", "/upstreams", headers=headers)
+    assert r.status == 200, r.body
+    return json.loads(r.body)["upstreams"][name]
+
+
+def serving_targets(admin_port, name="api"):
+    """{address: target} of the targets of `name` that take new requests (health "up")."""
+    return {x["address"]: x for x in upstream_doc(admin_port, name)["targets"]
+            if x["health"] == "up"}
+
+
+def spread(port, n=24):
+    """Counter of the backend names answering n requests, each on a fresh connection (so
+    every worker serves some); a non-200 answer counts under its status."""
+    import collections
+    names = collections.Counter()
+    for i in range(n):
+        r = request(port, "GET", "/spread?i=%d" % i)
+        names[json.loads(r.body)["backend"] if r.status == 200 else r.status] += 1
+    return names
+
+
 def request(port, method="GET", path="/", body=None, headers=None, timeout=10.0):
     """One request on a fresh http.client connection; returns a Response."""
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)

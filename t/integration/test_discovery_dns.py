@@ -7,7 +7,6 @@ the failure shows in the log and GET /upstreams, and it heals when the server is
 Backends listen on 127.0.0.2, 127.0.0.3, ... (all of 127.0.0.0/8 is loopback).
 """
 
-import collections
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ import subprocess
 import pytest
 
 import harness
-from harness import config, main_block, request, server_block
+from harness import config, main_block, server_block
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 
@@ -129,23 +128,10 @@ def gateway(procs, discovery, balancer="round_robin"):
     return t
 
 
-def upstream_doc(t):
-    r = request(t.admin, "GET", "/upstreams")
-    assert r.status == 200, r.body
-    return json.loads(r.body)["upstreams"]["api"]
 
 
-def serving(t):
-    """{address: target} of the targets that take new requests."""
-    return {x["address"]: x for x in upstream_doc(t)["targets"] if x["health"] == "up"}
 
 
-def spread(t, n=24):
-    names = collections.Counter()
-    for i in range(n):
-        r = request(t.port, "GET", "/spread?i=%d" % i)
-        names[json.loads(r.body)["backend"] if r.status == 200 else r.status] += 1
-    return names
 
 
 def test_a_records_added_and_removed_with_traffic_following(procs):
@@ -158,21 +144,24 @@ def test_a_records_added_and_removed_with_traffic_following(procs):
     t = gateway(procs, {"type": "dns", "name": "api.test", "port": b2.port,
                         "resolver": dns.resolver, "interval": "60s"})
 
-    assert harness.wait_until(lambda: set(serving(t)) == {b2.addr}, 5), upstream_doc(t)
-    assert serving(t)[b2.addr]["source"] == "dns"
-    assert upstream_doc(t)["discovery"]["state"] == "ok"
-    assert set(spread(t, 8)) == {"b2"}
+    assert harness.wait_until(lambda: set(harness.serving_targets(t.admin)) == {b2.addr}, 5), \
+        harness.upstream_doc(t.admin)
+    assert harness.serving_targets(t.admin)[b2.addr]["source"] == "dns"
+    assert harness.upstream_doc(t.admin)["discovery"]["state"] == "ok"
+    assert set(harness.spread(t.port, 8)) == {"b2"}
 
     dns.write_hosts("127.0.0.2 api.test\n127.0.0.3 api.test\n")
     dns.reload()
-    assert harness.wait_until(lambda: set(serving(t)) == {b2.addr, b3.addr}, 5), upstream_doc(t)
-    names = spread(t)
+    assert harness.wait_until(lambda: set(harness.serving_targets(t.admin)) == {b2.addr, b3.addr}, 5), \
+        harness.upstream_doc(t.admin)
+    names = harness.spread(t.port)
     assert names["b2"] > 0 and names["b3"] > 0 and set(names) == {"b2", "b3"}, names
 
     dns.write_hosts("127.0.0.3 api.test\n")
     dns.reload()
-    assert harness.wait_until(lambda: set(serving(t)) == {b3.addr}, 5), upstream_doc(t)
-    assert harness.wait_until(lambda: set(spread(t, 12)) == {"b3"}, 5)
+    assert harness.wait_until(lambda: set(harness.serving_targets(t.admin)) == {b3.addr}, 5), \
+        harness.upstream_doc(t.admin)
+    assert harness.wait_until(lambda: set(harness.spread(t.port, 12)) == {"b3"}, 5)
     assert "dns discovery" in t.log() and "joined" in t.log(), t.log()[-2000:]
 
 
@@ -183,22 +172,23 @@ def test_the_server_gone_keeps_the_last_list_until_it_is_back(procs):
     dns.start()
     t = gateway(procs, {"type": "dns", "name": "api.test", "port": b2.port,
                         "resolver": dns.resolver, "interval": "500ms"})
-    assert harness.wait_until(lambda: set(serving(t)) == {b2.addr}, 5), upstream_doc(t)
+    assert harness.wait_until(lambda: set(harness.serving_targets(t.admin)) == {b2.addr}, 5), \
+        harness.upstream_doc(t.admin)
 
     dns.stop()
     # A lookup gives up after 2 attempts of 2 s.
-    assert harness.wait_until(lambda: upstream_doc(t)["discovery"]["state"] == "failing", 10)
-    message = upstream_doc(t)["discovery"]["message"]
+    assert harness.wait_until(lambda: harness.upstream_doc(t.admin)["discovery"]["state"] == "failing", 10)
+    message = harness.upstream_doc(t.admin)["discovery"]["message"]
     assert message.startswith("dns: api.test A") and "timed out" in message, message
     assert dns.resolver in message, message
     assert harness.wait_until(lambda: message in t.log(), 5), t.log()[-2000:]
-    assert set(serving(t)) == {b2.addr}
-    assert set(spread(t, 8)) == {"b2"}
+    assert set(harness.serving_targets(t.admin)) == {b2.addr}
+    assert set(harness.spread(t.port, 8)) == {"b2"}
 
     dns.start()  # the same port
-    assert harness.wait_until(lambda: upstream_doc(t)["discovery"]["state"] == "ok", 10)
+    assert harness.wait_until(lambda: harness.upstream_doc(t.admin)["discovery"]["state"] == "ok", 10)
     assert "dns discovery works again" in t.log()
-    assert set(serving(t)) == {b2.addr}
+    assert set(harness.serving_targets(t.admin)) == {b2.addr}
 
 
 def test_srv_records_give_ports_and_weights(procs):
@@ -216,14 +206,16 @@ def test_srv_records_give_ports_and_weights(procs):
     t = gateway(procs, {"type": "dns", "name": "_api._tcp.test", "resolver": dns.resolver,
                         "interval": "500ms"}, balancer="weighted")
 
-    assert harness.wait_until(lambda: set(serving(t)) == {b2.addr, b3.addr}, 5), upstream_doc(t)
-    got = serving(t)
+    assert harness.wait_until(lambda: set(harness.serving_targets(t.admin)) == {b2.addr, b3.addr}, 5), \
+        harness.upstream_doc(t.admin)
+    got = harness.serving_targets(t.admin)
     assert got[b2.addr]["weight"] == 1 and got[b3.addr]["weight"] == 3, got
-    names = spread(t, 40)  # weighted round robin on each of two workers: 1 to 3 each
+    names = harness.spread(t.port, 40)  # weighted round robin on each of two workers: 1 to 3 each
     assert set(names) == {"b2", "b3"} and names["b3"] >= 2 * names["b2"], names
 
     # b3.test loses its address: the SRV record stays, b3 leaves.
     dns.write_hosts("127.0.0.2 b2.test\n127.0.0.4 b4.test\n")
     dns.reload()
-    assert harness.wait_until(lambda: set(serving(t)) == {b2.addr}, 5), upstream_doc(t)
-    assert harness.wait_until(lambda: set(spread(t, 12)) == {"b2"}, 5)
+    assert harness.wait_until(lambda: set(harness.serving_targets(t.admin)) == {b2.addr}, 5), \
+        harness.upstream_doc(t.admin)
+    assert harness.wait_until(lambda: set(harness.spread(t.port, 12)) == {"b2"}, 5)

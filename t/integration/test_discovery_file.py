@@ -7,12 +7,11 @@ taken.
 Backends listen on 127.0.0.2 and 127.0.0.3 (all of 127.0.0.0/8 is loopback).
 """
 
-import collections
 import json
 import os
 
 import harness
-from harness import config, main_block, request, server_block
+from harness import config, main_block, server_block
 
 
 def backend_on(procs, name, host):
@@ -45,23 +44,10 @@ def gateway(procs, targets_path):
     return t
 
 
-def upstream_doc(t):
-    r = request(t.admin, "GET", "/upstreams")
-    assert r.status == 200, r.body
-    return json.loads(r.body)["upstreams"]["api"]
 
 
-def serving(t):
-    """{address: target} of the targets that take new requests."""
-    return {x["address"]: x for x in upstream_doc(t)["targets"] if x["health"] == "up"}
 
 
-def spread(t, n=24):
-    names = collections.Counter()
-    for i in range(n):
-        r = request(t.port, "GET", "/spread?i=%d" % i)
-        names[json.loads(r.body)["backend"] if r.status == 200 else r.status] += 1
-    return names
 
 
 def test_file_discovery_follows_the_file_and_survives_a_broken_one(procs, tmp_path):
@@ -71,35 +57,38 @@ def test_file_discovery_follows_the_file_and_survives_a_broken_one(procs, tmp_pa
     write_targets(path, "# the api pool\n%s\n" % b2.addr)
     t = gateway(procs, path)
 
-    assert harness.wait_until(lambda: set(serving(t)) == {b2.addr}, 5), upstream_doc(t)
-    doc = upstream_doc(t)
+    assert harness.wait_until(lambda: set(harness.serving_targets(t.admin)) == {b2.addr}, 5), \
+        harness.upstream_doc(t.admin)
+    doc = harness.upstream_doc(t.admin)
     assert doc["discovery"]["type"] == "file" and doc["discovery"]["state"] == "ok", doc
-    assert serving(t)[b2.addr]["source"] == "file"
-    assert set(spread(t, 8)) == {"b2"}
+    assert harness.serving_targets(t.admin)[b2.addr]["source"] == "file"
+    assert set(harness.spread(t.port, 8)) == {"b2"}
 
     # A line added, with a weight.
     write_targets(path, "# the api pool\n%s\n%s 3\n" % (b2.addr, b3.addr))
-    assert harness.wait_until(lambda: set(serving(t)) == {b2.addr, b3.addr}, 5), upstream_doc(t)
-    assert serving(t)[b3.addr]["weight"] == 3
-    names = spread(t)
+    assert harness.wait_until(lambda: set(harness.serving_targets(t.admin)) == {b2.addr, b3.addr}, 5), \
+        harness.upstream_doc(t.admin)
+    assert harness.serving_targets(t.admin)[b3.addr]["weight"] == 3
+    names = harness.spread(t.port)
     assert names["b2"] > 0 and names["b3"] > 0 and set(names) == {"b2", "b3"}, names
 
     # Broken: line 3 is no target. The list stays, the error shows.
     write_targets(path, "# the api pool\n%s\nb3.internal:%d\n" % (b2.addr, b3.port))
-    assert harness.wait_until(lambda: upstream_doc(t)["discovery"]["state"] == "failing", 5)
-    message = upstream_doc(t)["discovery"]["message"]
+    assert harness.wait_until(lambda: harness.upstream_doc(t.admin)["discovery"]["state"] == "failing", 5)
+    message = harness.upstream_doc(t.admin)["discovery"]["message"]
     assert message.startswith("file %s: line 3: " % path), message
     assert "b3.internal" in message, message
     assert harness.wait_until(lambda: message in t.log(), 5), t.log()[-2000:]
     assert "keeping the last known targets" in t.log()
-    assert set(serving(t)) == {b2.addr, b3.addr}
-    names = spread(t)
+    assert set(harness.serving_targets(t.admin)) == {b2.addr, b3.addr}
+    names = harness.spread(t.port)
     assert names["b2"] > 0 and names["b3"] > 0 and set(names) == {"b2", "b3"}, names
 
     # Fixed, with b2's line removed: b2 leaves, traffic goes to b3 alone.
     write_targets(path, "%s 3\n" % b3.addr)
-    assert harness.wait_until(lambda: set(serving(t)) == {b3.addr}, 5), upstream_doc(t)
-    assert upstream_doc(t)["discovery"]["state"] == "ok"
-    assert harness.wait_until(lambda: set(spread(t, 12)) == {"b3"}, 5)
+    assert harness.wait_until(lambda: set(harness.serving_targets(t.admin)) == {b3.addr}, 5), \
+        harness.upstream_doc(t.admin)
+    assert harness.upstream_doc(t.admin)["discovery"]["state"] == "ok"
+    assert harness.wait_until(lambda: set(harness.spread(t.port, 12)) == {"b3"}, 5)
     assert harness.wait_until(
-        lambda: b2.addr not in {x["address"] for x in upstream_doc(t)["targets"]}, 5)
+        lambda: b2.addr not in {x["address"] for x in harness.upstream_doc(t.admin)["targets"]}, 5)

@@ -40,23 +40,12 @@ def api(t, method, path, body=None, token=None):
     return request(t.admin, method, path, body=body, headers=headers)
 
 
-def upstream_doc(t, token=None):
-    r = api(t, "GET", "/upstreams", token=token)
-    assert r.status == 200, r.body
-    return json.loads(r.body)["upstreams"]["api"]
 
 
 def targets_by_address(t, token=None):
-    return {x["address"]: x for x in upstream_doc(t, token)["targets"]}
+    return {x["address"]: x for x in harness.upstream_doc(t.admin, token=token)["targets"]}
 
 
-def spread(t, n=24):
-    """Backend names answering n requests, each on a fresh connection."""
-    names = collections.Counter()
-    for i in range(n):
-        r = request(t.port, "GET", "/spread?i=%d" % i)
-        names[json.loads(r.body)["backend"] if r.status == 200 else r.status] += 1
-    return names
 
 
 def addr(b):
@@ -67,7 +56,7 @@ def test_get_upstreams_shows_the_table(procs):
     b1, b2 = procs.backend("b1"), procs.backend("b2")
     t = gateway(procs, [b1, b2], ups={"balancer": "round_robin"},
                 extra="")
-    doc = upstream_doc(t)
+    doc = harness.upstream_doc(t.admin)
     assert doc["balancer"] == "round_robin" and doc["protocol"] == "http1", doc
     assert doc["health_check"] is None and doc["discovery"] is None, doc
     got = targets_by_address(t)
@@ -86,26 +75,26 @@ def test_get_upstreams_shows_the_table(procs):
 def test_add_drain_and_remove_with_traffic_following(procs):
     b1, b2 = procs.backend("b1"), procs.backend("b2")
     t = gateway(procs, [b1])
-    assert set(spread(t, 8)) == {"b1"}
+    assert set(harness.spread(t.port, 8)) == {"b1"}
 
     r = api(t, "POST", "/upstreams/api/targets", {"address": addr(b2), "weight": 2})
     assert r.status == 201, r.body
     added = json.loads(r.body)
     assert added["address"] == addr(b2) and added["source"] == "admin" and added["weight"] == 2
-    names = spread(t)
+    names = harness.spread(t.port)
     assert names["b1"] > 0 and names["b2"] > 0, names  # every worker follows the table
 
     r = api(t, "PATCH", "/upstreams/api/targets/" + addr(b2), {"drain": True})
     assert r.status == 200 and json.loads(r.body)["health"] == "draining", r.body
-    assert set(spread(t)) == {"b1"}
+    assert set(harness.spread(t.port)) == {"b1"}
 
     r = api(t, "PATCH", "/upstreams/api/targets/" + addr(b2), {"drain": False, "weight": 1})
     assert r.status == 200 and json.loads(r.body)["health"] == "up", r.body
-    assert spread(t)["b2"] > 0
+    assert harness.spread(t.port)["b2"] > 0
 
     r = api(t, "DELETE", "/upstreams/api/targets/" + addr(b1))
     assert r.status == 200 and json.loads(r.body)["deleted"] is True, r.body
-    assert set(spread(t)) == {"b2"}
+    assert set(harness.spread(t.port)) == {"b2"}
     assert set(targets_by_address(t)) == {addr(b2)}
 
 
@@ -131,7 +120,7 @@ def test_a_removed_target_finishes_its_requests(procs):
         x.join(10)
     assert sorted(r.status for r in results) == [200, 200], results
     assert {json.loads(r.body)["backend"] for r in results} == {"b1", "b2"}
-    assert set(spread(t, 6)) == {"b2"}
+    assert set(harness.spread(t.port, 6)) == {"b2"}
     assert addr(b1) not in targets_by_address(t)
 
 
@@ -179,7 +168,7 @@ def test_changes_survive_reload_and_restart(procs, tmp_path):
         assert set(got) == {addr(b2), addr(b3)}, got
         assert got[addr(b2)]["weight"] == 2 and got[addr(b3)]["weight"] == 3, got
         assert got[addr(b3)]["source"] == "admin", got
-        assert set(spread(t, 12)) == {"b2", "b3"}
+        assert set(harness.spread(t.port, 12)) == {"b2", "b3"}
 
     expect_changed_set()
     gen = json.loads(api(t, "GET", "/status").body)["generation"]
@@ -237,8 +226,8 @@ def test_slow_start_ramps_a_new_target_up(procs):
     b1, b2 = procs.backend("b1"), procs.backend("b2")
     t = gateway(procs, [b1], workers=1, ups={"balancer": "weighted", "slow_start": "4s"})
     assert api(t, "POST", "/upstreams/api/targets", {"address": addr(b2), "weight": 9}).status == 201
-    early = spread(t, 20)
+    early = harness.spread(t.port, 20)
     assert early["b2"] <= 13, early
     time.sleep(4.2)
-    late = spread(t, 20)
+    late = harness.spread(t.port, 20)
     assert late["b2"] >= 17, late
