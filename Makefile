@@ -14,7 +14,7 @@ deps:
 	@bash scripts/deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTORII_SANITIZE=$(SANITIZE) >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTORII_SANITIZE=$(SANITIZE) -DTORII_WERROR=ON >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
@@ -26,8 +26,12 @@ test: build
 bench: build
 	@bash bench/run.sh $(BENCH_ARGS)
 
+# PREFIX (default /usr/local) is fixed at configure time: the pkg-config file, the default
+# config and the systemd unit name installed paths. DESTDIR stages the tree for a package.
 install: build
-	cmake --install $(BUILD) --prefix $(or $(PREFIX),/usr/local)
+	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(or $(PREFIX),/usr/local) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h' '*.c')

@@ -13,6 +13,15 @@ REPO = os.path.dirname(os.path.dirname(harness.HERE))
 EXAMPLE = os.path.join(REPO, "docs", "examples", "hello-plugin")
 
 
+def run_prefix(prefix):
+    """The prefix the build was configured with (what installed files name)."""
+    cache = open(os.path.join(harness.build_dir(), "CMakeCache.txt")).read()
+    for line in cache.splitlines():
+        if line.startswith("CMAKE_INSTALL_PREFIX:"):
+            return line.split("=", 1)[1]
+    return str(prefix)
+
+
 def test_hello_plugin_builds_out_of_tree_and_loads(procs, tmp_path):
     prefix = tmp_path / "prefix"
     subprocess.run(["cmake", "--install", harness.build_dir(), "--prefix", str(prefix)],
@@ -21,10 +30,28 @@ def test_hello_plugin_builds_out_of_tree_and_loads(procs, tmp_path):
     assert (prefix / "bin" / "torii").is_file()
     assert (prefix / "lib" / "torii" / "plugins" / "round_robin.so").is_file()
 
-    # The example's own Makefile, in a copy outside the tree, with only the installed header.
+    # What a package has besides: a default config pointing at the installed plugins, the
+    # systemd unit, the man page, the docs.
+    etc = (prefix / "etc" / "torii" / "torii.toml").read_text()
+    assert 'plugin_dir = "%s/lib/torii/plugins"' % run_prefix(prefix) in etc
+    assert (prefix / "lib" / "systemd" / "system" / "torii.service").is_file()
+    assert (prefix / "share" / "man" / "man8" / "torii.8").is_file()
+    assert (prefix / "share" / "doc" / "torii" / "upstreams.md").is_file()
+
+    # pkg-config finds the header (the tree may have moved since configure: --define-prefix).
+    env = dict(os.environ, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))
+    pc = lambda *a: subprocess.run(["pkg-config", "--define-prefix"] + list(a) + ["torii"],
+                                   capture_output=True, text=True, env=env, check=True).stdout
+    cflags = pc("--cflags").strip()
+    assert cflags == "-I%s" % (prefix / "include"), cflags
+    assert pc("--variable=plugindir").strip() == str(prefix / "lib" / "torii" / "plugins")
+
+    # The example's own Makefile, in a copy outside the tree, with only the installed header
+    # as pkg-config names it (TORII_PREFIX points nowhere).
     src = tmp_path / "hello-plugin"
     shutil.copytree(EXAMPLE, src)
-    build = subprocess.run(["make", "-C", str(src), "TORII_PREFIX=%s" % prefix],
+    build = subprocess.run(["make", "-C", str(src), "TORII_PREFIX=/nonexistent",
+                            "TORII_CFLAGS=%s" % cflags],
                            capture_output=True, text=True, timeout=120)
     assert build.returncode == 0, build.stderr
     so = src / "hello.so"
