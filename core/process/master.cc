@@ -13,6 +13,9 @@
 
 #include "core/base/log.h"
 #include "core/config/pending_features.h"
+#include "core/fleet/fleet.h"
+#include "core/fleet/fleet_process.h"
+#include "core/fleet/target_table.h"
 #include "core/net/fd_limit.h"
 #include "core/net/listener.h"
 #include "core/plugin/host_api.h"
@@ -69,9 +72,11 @@ Master::~Master() {
         ::close(fd);
     signal_events_.clear();
     tick_.reset();
+    fleet_restart_.reset();
     base_.reset();
     set_shared_zone(nullptr);
     SharedZone::destroy(zone_);
+    TargetTable::destroy(table_);
     MasterStatus::destroy(status_);
     if (!plugin_copy_dir_.empty()) ::rmdir(plugin_copy_dir_.c_str());
 }
@@ -154,18 +159,7 @@ void Master::do_spawn(Generation &gen, size_t slot) {
         // worker's own base is the only one handling signals in this process. The epoll
         // instance is shared with the master across fork: event_reinit gives the child its
         // own first, or removing these events would remove the master's registrations.
-        event_reinit(base_.get());
-        signal_events_.clear();
-        tick_.reset();
-        if (current_)
-            for (Worker &x : current_->workers)
-                x.restart_timer.reset();
-        for (auto &g : draining_)
-            for (Worker &x : g->workers)
-                x.restart_timer.reset();
-        for (Worker &x : gen.workers)
-            x.restart_timer.reset();
-        base_.reset();
+        do_leave_master_loop(&gen);
         WorkerProcessArgs args{gen.config,
                                gen.plugins,
                                &sockets_,
@@ -180,6 +174,60 @@ void Master::do_spawn(Generation &gen, size_t slot) {
     w.pid = pid;
     w.started_ms = torii::Worker::now_ms();
     log_notice("generation %u: worker %d started", gen.number, static_cast<int>(pid));
+}
+
+void Master::do_leave_master_loop(Generation *gen) {
+    event_reinit(base_.get());
+    signal_events_.clear();
+    tick_.reset();
+    fleet_restart_.reset();
+    if (current_)
+        for (Worker &x : current_->workers)
+            x.restart_timer.reset();
+    for (auto &g : draining_)
+        for (Worker &x : g->workers)
+            x.restart_timer.reset();
+    if (gen)
+        for (Worker &x : gen->workers)
+            x.restart_timer.reset();
+    base_.reset();
+}
+
+// One fleet process per machine, for the serving generation: a reload replaces it (its
+// config may have other checks and sources), a crash restarts it after a second.
+void Master::do_spawn_fleet() {
+    fleet_restart_.reset();
+    if (stopping_ || !current_ || !current_->config || !fleet_needed(*current_->config)) return;
+    sigset_t all, saved;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &saved);
+    pid_t pid = fork();
+    if (pid != 0) sigprocmask(SIG_SETMASK, &saved, nullptr);
+    if (pid < 0) {
+        log_error("fork (fleet process): %s; retrying in 1s", strerror(errno));
+        fleet_restart_.reset(evtimer_new(base_.get(), on_fleet_restart_cb, this));
+        timeval tv = to_timeval(1000);
+        evtimer_add(fleet_restart_.get(), &tv);
+        return;
+    }
+    if (pid == 0) {
+        std::shared_ptr<const Config> config = current_->config;
+        do_leave_master_loop(nullptr);
+        _exit(run_fleet_process(std::move(config), table_, sockets_));
+    }
+    fleet_pid_ = pid;
+    log_notice("generation %u: fleet process %d started (health checks, discovery)",
+               current_->number, static_cast<int>(pid));
+}
+
+void Master::do_stop_fleet() {
+    if (fleet_pid_) kill(fleet_pid_, SIGTERM);
+    fleet_pid_ = 0;  // its exit is reaped like any child's
+    fleet_restart_.reset();
+}
+
+void Master::on_fleet_restart_cb(evutil_socket_t, short, void *arg) {
+    static_cast<Master *>(arg)->do_spawn_fleet();
 }
 
 void Master::on_restart_cb(evutil_socket_t, short, void *arg) {
@@ -301,6 +349,16 @@ void Master::do_reap() {
         int status = 0;
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0) break;
+        if (pid == fleet_pid_) {
+            fleet_pid_ = 0;
+            if (stopping_) continue;
+            log_error("fleet process %d %s; starting a new one in 1s", static_cast<int>(pid),
+                      describe_exit(status).c_str());
+            fleet_restart_.reset(evtimer_new(base_.get(), on_fleet_restart_cb, this));
+            timeval tv = to_timeval(1000);
+            evtimer_add(fleet_restart_.get(), &tv);
+            continue;
+        }
         bool found = false;
         if (current_) {
             for (size_t i = 0; i < current_->workers.size() && !found; ++i) {
@@ -354,6 +412,14 @@ void Master::do_reload() {
         return;
     }
     const Config &config = *loaded.value().config;
+    if (Result<void> laid = table_->apply_config(config, false); !laid) {
+        reload_failures_++;
+        log_error("reload failed, generation %u keeps serving: %s", current_->number,
+                  laid.error().c_str());
+        do_close_unused_sockets();
+        do_publish_status();
+        return;
+    }
     LogLevel level = LogLevel::info;
     Log::parse_level(config.main.log_level, &level);
     Log::open(config.main.error_log, level, nullptr);
@@ -390,6 +456,8 @@ void Master::do_reload() {
     });
     do_retire_excess(config.main.max_draining_generations);
     do_close_unused_sockets();
+    do_stop_fleet();
+    do_spawn_fleet();
     reloads_++;
     log_notice("generation %u serving (%zu generation(s) draining)", current_->number,
                draining_.size());
@@ -428,6 +496,7 @@ void Master::do_stop(bool graceful) {
             ? static_cast<uint64_t>(current_->config->main.shutdown_timeout) + kKillGraceMs
             : kFastStopMs;
     stop_deadline_ms_ = torii::Worker::now_ms() + grace;
+    do_stop_fleet();
     if (current_)
         for (Worker &w : current_->workers)
             w.restart_timer.reset();
@@ -513,6 +582,20 @@ int Master::run() {
         return 1;
     }
     set_shared_zone(zone_);
+    // The machine's targets, laid down before the first fork so that every worker finds them.
+    table_ = TargetTable::create();
+    if (!table_) {
+        fprintf(stderr, "torii: cannot map shared memory\n");
+        return 1;
+    }
+    TargetTable::set_instance(table_);
+    if (Result<void> laid = table_->apply_config(config, true); !laid) {
+        log_error("%s", laid.error().c_str());
+        fprintf(stderr, "torii: %s\n", laid.error().c_str());
+        return 1;
+    }
+    if (Result<void> restored = restore_admin_state(*table_, config); !restored)
+        log_warn("%s", restored.error().c_str());
     if (!write_pid_file(config.main.pid_file)) return 1;
 
     base_.reset(event_base_new());
@@ -537,6 +620,7 @@ int Master::run() {
                static_cast<int>(getpid()), config_file_.c_str(), config.main.workers);
     for (size_t i = 0; i < current_->workers.size(); ++i)
         do_spawn(*current_, i);
+    do_spawn_fleet();
     do_publish_status();
 
     event_base_dispatch(base_.get());

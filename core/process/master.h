@@ -33,6 +33,7 @@ namespace torii {
 
 class PluginSet;
 class SharedZone;
+class TargetTable;
 class MasterStatus;
 struct RestartCtx;
 
@@ -70,11 +71,17 @@ private:
     static void on_signal_cb(evutil_socket_t sig, short, void *ctx);
     static void on_restart_cb(evutil_socket_t, short, void *ctx);
     static void on_tick_cb(evutil_socket_t, short, void *ctx);
+    static void on_fleet_restart_cb(evutil_socket_t, short, void *ctx);
 
     Result<Loaded> do_load();
     Result<void> do_open_sockets(const Config &config);
     void do_close_unused_sockets();
     void do_spawn(Generation &gen, size_t slot);
+    // In a freshly forked child: let go of the master's loop and events.
+    void do_leave_master_loop(Generation *gen);
+    // The fleet process (core/fleet) for the current generation, when its config needs one.
+    void do_spawn_fleet();
+    void do_stop_fleet();
     int do_take_status_slot(const Generation &gen) const;
     std::string last_request(Worker &w);  // reads and frees the worker's status slot
     void do_reap_current(size_t i, pid_t pid, int status);
@@ -94,6 +101,9 @@ private:
     std::unique_ptr<Generation> current_;
     std::list<std::unique_ptr<Generation>> draining_;
     SharedZone *zone_ = nullptr;
+    TargetTable *table_ = nullptr;
+    pid_t fleet_pid_ = 0;
+    EventPtr fleet_restart_;
     MasterStatus *status_ = nullptr;
     std::string plugin_copy_dir_;
     uint32_t next_generation_ = 1;

@@ -11,6 +11,8 @@
 #include <map>
 
 #include "core/base/log.h"
+#include "core/fleet/fleet.h"
+#include "core/fleet/target_table.h"
 #include "core/config/config.h"
 #include "core/net/fd_limit.h"
 #include "core/net/listener.h"
@@ -139,6 +141,18 @@ int run_single_process(std::shared_ptr<const Config> config, const std::string &
         return 1;
     }
     set_shared_zone(zone);
+    TargetTable *table = TargetTable::create();
+    if (!table) {
+        fprintf(stderr, "torii: cannot map the target table\n");
+        return 1;
+    }
+    TargetTable::set_instance(table);
+    if (Result<void> laid = table->apply_config(*config, true); !laid) {
+        fprintf(stderr, "torii: %s\n", laid.error().c_str());
+        return 1;
+    }
+    if (Result<void> restored = restore_admin_state(*table, *config); !restored)
+        log_warn("%s", restored.error().c_str());
     auto plugins = PluginSet::load(*config);
     if (!plugins) {
         log_error("%s", plugins.error().c_str());
@@ -157,7 +171,15 @@ int run_single_process(std::shared_ptr<const Config> config, const std::string &
     }
     if (!write_pid_file(main.pid_file)) return 1;
     log_notice("torii %s started, config %s", TORII_VERSION, file.c_str());
+    // Health checks and discovery on the same loop: there is no other process to run them.
+    std::unique_ptr<Fleet> fleet;
+    if (fleet_needed(*config)) {
+        fleet = std::make_unique<Fleet>(worker.base(), config, *table);
+        fleet->start();
+    }
     int rc = worker.run();
+    if (fleet) fleet->save_state();
+    fleet.reset();
     remove_pid_file(main.pid_file);
     log_notice("torii stopped");
     return rc;

@@ -34,7 +34,7 @@ Http1UpstreamStream::~Http1UpstreamStream() {
 void Http1UpstreamStream::start() {
     head_.clear();
     parser_.begin_response(&head_, &arena_, head_request_);
-    in_flight_ = InFlight(&upstream_.target(target_).in_flight);
+    in_flight_ = upstream_.count_in_flight(target_);
     conn_ = upstream_.take_idle(target_, proxy_header_);
     if (conn_) {
         reused_ = true;

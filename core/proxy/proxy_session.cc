@@ -91,7 +91,7 @@ void ProxySession::do_attempt() {
     target_ = t;
     ++attempts_;
     attempt_start_us_ = Worker::now_us();
-    req_.upstream_addr = upstream_.target(t).config->address;
+    req_.upstream_addr = upstream_.target(t).config.address;
     request_sent_ = false;  // each attempt sends the whole request
     if (prepared_) {
         do_open();

@@ -22,25 +22,120 @@ namespace torii {
 static constexpr int64_t kIdleTimeoutMs = 60'000;
 
 UpstreamRuntime::UpstreamRuntime(const UpstreamConfig &config, PluginInstance *balancer)
-    : config_(config), balancer_(balancer) {
-    targets_.resize(config.targets.size());
-    peers_.resize(config.targets.size());
-    tried_.resize(config.targets.size());
-    for (size_t i = 0; i < targets_.size(); ++i) {
-        const TargetConfig &t = config.targets[i];
-        targets_[i].config = &t;
-        peers_[i] = torii_peer_t{
-            {t.address.data(), t.address.size()}, static_cast<uint32_t>(t.weight), 1, 0, 0};
-        if (config.tls.enabled) {
-            // SNI and the name the certificate must carry: `sni`, else the target's host.
-            std::string host = t.address.substr(0, t.address.rfind(':'));
-            if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-            targets_[i].tls_name = config.tls.sni.empty() ? host : config.tls.sni;
-            unsigned char buf[16];
-            const char *n = targets_[i].tls_name.c_str();
-            targets_[i].tls_name_is_ip =
-                inet_pton(AF_INET, n, buf) == 1 || inet_pton(AF_INET6, n, buf) == 1;
+    : config_(config), table_(TargetTable::instance()), balancer_(balancer) {
+    if (table_) table_upstream_ = table_->find_upstream(config.name);
+    if (table_upstream_ >= 0) {
+        sync_members();
+        return;
+    }
+    // No table (a tool or unit test), or not laid down: the config's targets, state of our own.
+    table_ = nullptr;
+    for (const TargetConfig &t : config.targets) {
+        auto own = std::make_unique<SharedTarget>();
+        targets_.push_back(make_target(t, own.get(), UINT32_MAX));
+        targets_.back()->own = std::move(own);
+    }
+    live_targets_ = targets_.size();
+    rebuild_peers();
+}
+
+UpstreamRuntime::~UpstreamRuntime() = default;
+
+std::unique_ptr<TargetState> UpstreamRuntime::make_target(const TargetConfig &config,
+                                                          SharedTarget *shared, uint32_t slot) {
+    auto t = std::make_unique<TargetState>();
+    t->config = config;
+    t->shared = shared;
+    t->slot = slot;
+    if (config_.tls.enabled) {
+        // SNI and the name the certificate must carry: `sni`, else the target's host.
+        std::string host = config.address.substr(0, config.address.rfind(':'));
+        if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+        t->tls_name = config_.tls.sni.empty() ? host : config_.tls.sni;
+        unsigned char buf[16];
+        const char *n = t->tls_name.c_str();
+        t->tls_name_is_ip = inet_pton(AF_INET, n, buf) == 1 || inet_pton(AF_INET6, n, buf) == 1;
+    }
+    return t;
+}
+
+void UpstreamRuntime::sync_members() {
+    uint64_t version = 0;
+    std::vector<TargetTable::Member> members = table_->members(table_upstream_, &version);
+    seen_version_ = version;
+    std::vector<uint8_t> kept(targets_.size() + members.size(), 0);
+    for (const TargetTable::Member &m : members) {
+        size_t i = 0;
+        while (i < targets_.size() &&
+               !(targets_[i] && targets_[i]->live && targets_[i]->slot == m.slot &&
+                 targets_[i]->config.id == m.id))
+            ++i;
+        if (i == targets_.size()) {  // joined: the first empty local slot, or a new one
+            i = 0;
+            while (i < targets_.size() && targets_[i])
+                ++i;
+            if (i == targets_.size()) targets_.emplace_back();
+            TargetConfig c;
+            c.address = m.address;
+            c.sockaddr = m.sockaddr;
+            c.id = m.id;
+            targets_[i] = make_target(c, &table_->slot(m.slot), m.slot);
         }
+        kept[i] = 1;
+        targets_[i]->config.weight = m.weight;
+        targets_[i]->drain = m.drain;
+    }
+    live_targets_ = members.size();
+    for (size_t i = 0; i < targets_.size(); ++i)
+        if (targets_[i] && targets_[i]->live && !kept[i]) retire_target(*targets_[i]);
+    rebuild_peers();
+}
+
+void UpstreamRuntime::retire_target(TargetState &t) {
+    t.live = false;
+    ++retired_targets_;
+    // Its idle connections go now; busy ones close when their exchange ends (release()).
+    for (auto &conn : t.idle)
+        UpstreamConnection::retire(std::move(conn));
+    t.idle.clear();
+    log_info("upstream \"%s\": target %s left the set; %u request(s) still on it in this worker",
+             config_.name.c_str(), t.config.address.c_str(), t.in_flight);
+}
+
+// A slot is emptied once it has had nothing in flight for a while, never on the first sight:
+// the exchange that just ended may still be unwinding through calls that name its target.
+void UpstreamRuntime::free_drained_targets(uint64_t now) {
+    bool freed = false;
+    for (auto &t : targets_) {
+        if (!t || t->live) continue;
+        if (t->in_flight > 0) {
+            t->idle_since_ms = 0;
+            continue;
+        }
+        if (t->idle_since_ms == 0) {
+            t->idle_since_ms = now;
+            continue;
+        }
+        if (now - t->idle_since_ms < 1000) continue;
+        t.reset();
+        --retired_targets_;
+        freed = true;
+    }
+    if (freed) rebuild_peers();
+}
+
+void UpstreamRuntime::rebuild_peers() {
+    size_t n = targets_.size();
+    peers_.assign(n, torii_peer_t{{"", 0}, 0, 0, 0, 0});
+    tried_.assign(n, 0);
+    for (size_t i = 0; i < n; ++i) {
+        const TargetState *t = targets_[i].get();
+        if (!t || !t->live) continue;  // an empty slot: weight 0, never healthy
+        peers_[i] = torii_peer_t{{t->config.address.data(), t->config.address.size()},
+                                 static_cast<uint32_t>(t->config.weight),
+                                 1,
+                                 0,
+                                 0};
     }
     if (auto changed = TORII_PLUGIN_HOOK(*balancer_->plugin, peers_changed)) {
         torii_peer_set_t set{peers_.size(), peers_.data()};
@@ -48,16 +143,38 @@ UpstreamRuntime::UpstreamRuntime(const UpstreamConfig &config, PluginInstance *b
     }
 }
 
-UpstreamRuntime::~UpstreamRuntime() = default;
+// slow_start: a target that joined or came back (active check, or its passive down time
+// over) gets weight * elapsed / slow_start, at least 1, until slow_start has passed.
+uint32_t UpstreamRuntime::effective_weight(const TargetState &t, uint64_t now) const {
+    uint64_t since = t.shared->up_since_ms.load(std::memory_order_relaxed);
+    uint64_t down_until = t.shared->down_until_ms.load(std::memory_order_relaxed);
+    if (down_until > since && down_until <= now) since = down_until;
+    uint64_t ramp = static_cast<uint64_t>(config_.slow_start);
+    uint64_t w = static_cast<uint64_t>(t.config.weight);
+    if (since == 0 || now - since >= ramp) return static_cast<uint32_t>(w);
+    uint64_t part = w * (now - since) / ramp;
+    return static_cast<uint32_t>(part ? part : 1);
+}
 
 int UpstreamRuntime::pick(Request &req, const TriedTargets &tried) {
-    size_t n = targets_.size();
-    if (n == 0) return kNoneLeft;
     uint64_t now = Worker::now_ms();
+    if (table_ && table_->version(table_upstream_) != seen_version_) sync_members();
+    if (retired_targets_) free_drained_targets(now);
+    size_t n = targets_.size();
+    if (live_targets_ == 0) return kNoneLeft;
     bool any_untried = false, any_usable = false;
     for (size_t i = 0; i < n; ++i) {
-        peers_[i].healthy = targets_[i].down_until_ms <= now;
-        peers_[i].in_flight = targets_[i].in_flight;
+        const TargetState *t = targets_[i].get();
+        if (!t || !t->live) {
+            peers_[i].healthy = 0;
+            tried_[i] = 1;
+            continue;
+        }
+        const SharedTarget &s = *t->shared;
+        peers_[i].healthy = !t->drain && !s.active_down.load(std::memory_order_relaxed) &&
+                            s.down_until_ms.load(std::memory_order_relaxed) <= now;
+        peers_[i].in_flight = s.in_flight.load(std::memory_order_relaxed);
+        if (config_.slow_start > 0) peers_[i].weight = effective_weight(*t, now);
         tried_[i] = tried.has(i) ? 1 : 0;
         any_untried |= !tried_[i];
         any_usable |= !tried_[i] && peers_[i].healthy;
@@ -89,7 +206,7 @@ int UpstreamRuntime::pick_admitted(Request &req, TriedTargets &tried, bool *veto
 
 bool UpstreamRuntime::admitted(Request &req, int t) {
     if (!req.chain || req.chain->admitters.empty()) return true;
-    const std::string &address = targets_[t].config->address;
+    const std::string &address = targets_[t]->config.address;
     for (PluginInstance *m : req.chain->admitters) {
         if (m->plugin->desc().peer_admit(m->instance, reinterpret_cast<torii_request_t *>(&req),
                                          {config_.name.data(), config_.name.size()},
@@ -105,7 +222,7 @@ bool UpstreamRuntime::admitted(Request &req, int t) {
 void UpstreamRuntime::report_to_plugins(Request &req, int t, torii_peer_outcome_t outcome,
                                         int status) {
     if (!req.chain || req.chain->reporters.empty() || t < 0) return;
-    const std::string &address = targets_[t].config->address;
+    const std::string &address = targets_[t]->config.address;
     for (PluginInstance *m : req.chain->reporters)
         m->plugin->desc().peer_result(m->instance, reinterpret_cast<torii_request_t *>(&req),
                                       {config_.name.data(), config_.name.size()},
@@ -137,8 +254,8 @@ std::string_view UpstreamRuntime::proxy_header_for(Request &req) const {
 }
 
 Socket *UpstreamRuntime::open_connection(int target, SocketHandler *handler, int *err) {
-    TargetState &t = targets_[target];
-    Socket *s = Socket::connect(Worker::current().base(), t.config->sockaddr, handler, err);
+    TargetState &t = *targets_[target];
+    Socket *s = Socket::connect(Worker::current().base(), t.config.sockaddr, handler, err);
     if (!s || !config_.tls.enabled) return s;
     SSL *ssl = SSL_new(config_.tls.ctx.get());
     if (!ssl) {
@@ -162,7 +279,7 @@ Socket *UpstreamRuntime::open_connection(int target, SocketHandler *handler, int
 }
 
 std::unique_ptr<UpstreamConnection> UpstreamRuntime::take_idle(int target, std::string_view key) {
-    auto &idle = targets_[target].idle;
+    auto &idle = targets_[target]->idle;
     if (idle.empty()) return nullptr;
     if (key.empty()) {  // every connection of a pool without PROXY headers is alike
         std::unique_ptr<UpstreamConnection> conn = std::move(idle.back());
@@ -179,8 +296,9 @@ std::unique_ptr<UpstreamConnection> UpstreamRuntime::take_idle(int target, std::
 }
 
 void UpstreamRuntime::release(std::unique_ptr<UpstreamConnection> conn) {
-    auto &idle = targets_[conn->target()].idle;
-    if (config_.keepalive <= 0) {
+    TargetState &t = *targets_[conn->target()];
+    auto &idle = t.idle;
+    if (config_.keepalive <= 0 || !t.live) {
         UpstreamConnection::retire(std::move(conn));
         return;
     }
@@ -194,7 +312,7 @@ void UpstreamRuntime::release(std::unique_ptr<UpstreamConnection> conn) {
 }
 
 void UpstreamRuntime::drop_idle(UpstreamConnection *conn) {
-    auto &idle = targets_[conn->target()].idle;
+    auto &idle = targets_[conn->target()]->idle;
     for (auto it = idle.begin(); it != idle.end(); ++it) {
         if (it->get() == conn) {
             UpstreamConnection::retire(std::move(*it));
@@ -209,22 +327,21 @@ void UpstreamRuntime::report_failure(Request &req, int target, torii_peer_outcom
         feedback(balancer_->instance, reinterpret_cast<torii_request_t *>(&req),
                  static_cast<size_t>(target), outcome, 0);
     // A lone target is never marked down: there is nowhere else to go (nginx does the same).
-    if (targets_.size() < 2) return;
-    TargetState &t = targets_[target];
+    if (live_targets_ < 2) return;
+    TargetState &t = *targets_[target];
     const HealthConfig &h = config_.health;
-    uint64_t now = Worker::now_ms();
-    if (now - t.fail_window_start_ms > static_cast<uint64_t>(h.fail_timeout)) {
-        t.fail_window_start_ms = now;
-        t.fails = 0;
-    }
-    if (++t.fails >= static_cast<uint32_t>(h.max_fails > 0 ? h.max_fails : 1)) {
-        t.down_until_ms = now + static_cast<uint64_t>(h.fail_timeout);
-        t.fails = 0;
-    }
+    // Counted across every worker: max_fails failures on the machine mark it down for all.
+    if (TargetTable::note_failure(*t.shared, h.max_fails, static_cast<uint64_t>(h.fail_timeout),
+                                  Worker::now_ms()))
+        log_warn(
+            "upstream \"%s\": target %s marked down for %lld ms after %d failed attempt(s) "
+            "within fail_timeout",
+            config_.name.c_str(), t.config.address.c_str(), static_cast<long long>(h.fail_timeout),
+            h.max_fails > 0 ? h.max_fails : 1);
 }
 
 void UpstreamRuntime::report_success(Request &req, int target, uint64_t latency_us) {
-    targets_[target].fails = 0;
+    TargetTable::note_success(*targets_[target]->shared);
     // Exponential moving average, weight 1/8 (like TCP's SRTT).
     uint32_t &avg = peers_[target].latency_us;
     uint64_t l = latency_us > UINT32_MAX ? UINT32_MAX : latency_us;

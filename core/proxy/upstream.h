@@ -1,9 +1,16 @@
-// An upstream as one worker sees it at runtime: its targets with their keep-alive pools,
-// in-flight counts and passive health, built from the immutable UpstreamConfig.
+// An upstream as one worker sees it at runtime: its targets with their keep-alive pools.
+// Who the targets are, their weight, health and in-flight counts live in the machine's
+// target table (core/fleet/target_table.h), shared by every worker; the runtime mirrors the
+// membership into local slots when the table's version for this upstream moves, and reads
+// health and load from it at each pick.
 //
 // Picking a target is the balancer plugin's job (TORII_PHASE_BALANCE): the runtime keeps
 // the peer set it reads (address, weight, health, in-flight, latency) up to date and feeds
 // back each attempt's outcome.
+//
+// Local slot indexes are what requests hold (tried targets, streams, pooled connections), so
+// a slot keeps its index while it lives: a target that leaves the set stops taking requests,
+// finishes those it has, and only then is its slot emptied (and maybe reused).
 #pragma once
 
 #include <torii/plugin.h>
@@ -15,8 +22,10 @@
 #include <vector>
 
 #include "core/config/config.h"
-#include "modules/tls/openssl_handles.h"
+#include "core/fleet/target_table.h"
+#include "core/proxy/in_flight.h"
 #include "core/proxy/tried_targets.h"
+#include "modules/tls/openssl_handles.h"
 
 namespace torii {
 
@@ -26,11 +35,15 @@ struct PluginInstance;
 struct Request;
 
 struct TargetState {
-    const TargetConfig *config = nullptr;
-    uint32_t in_flight = 0;
-    uint32_t fails = 0;  // failures since fail_window_start_ms
-    uint64_t fail_window_start_ms = 0;
-    uint64_t down_until_ms = 0;  // passive health: skipped until then
+    TargetConfig config;  // address, sockaddr, weight and id as the table has them
+    // Health, load and passive-failure counts: the table's slot, or `own` without a table.
+    SharedTarget *shared = nullptr;
+    std::unique_ptr<SharedTarget> own;
+    uint32_t slot = UINT32_MAX;  // in the table
+    bool live = true;            // false: left the set; finishes its requests, then is freed
+    bool drain = false;          // no new requests (admin PATCH drain)
+    uint64_t idle_since_ms = 0;  // !live: when it was first seen with nothing in flight
+    uint32_t in_flight = 0;      // this worker's requests on it
     // Idle keep-alive connections, oldest first; reused from the back (warmest).
     std::vector<std::unique_ptr<UpstreamConnection>> idle;
     // TLS: the last session this target gave us, offered for resumption on the next
@@ -54,7 +67,12 @@ public:
 
     const UpstreamConfig &config() const { return config_; }
     size_t size() const { return targets_.size(); }
-    TargetState &target(size_t i) { return targets_[i]; }
+    TargetState &target(size_t i) { return *targets_[i]; }
+    // Counts one exchange on `target` in this worker's and the machine's in-flight counts.
+    InFlight count_in_flight(int target) {
+        TargetState &t = *targets_[target];
+        return InFlight(&t.in_flight, &t.shared->in_flight);
+    }
 
     static constexpr int kNoneLeft = -1;     // every target was tried
     static constexpr int kNoneHealthy = -2;  // targets remain, but all are marked down
@@ -92,8 +110,22 @@ public:
 
 private:
     bool admitted(Request &req, int target);  // every peer_admit plugin says yes
+    // The table's members for this upstream moved: mirror them into local slots.
+    void sync_members();
+    std::unique_ptr<TargetState> make_target(const TargetConfig &config, SharedTarget *shared,
+                                             uint32_t slot);
+    void retire_target(TargetState &t);       // left the set: no new requests
+    void free_drained_targets(uint64_t now);  // empties slots whose requests all ended
+    void rebuild_peers();                     // and tells the balancer
+    uint32_t effective_weight(const TargetState &t, uint64_t now) const;  // slow_start
+
     const UpstreamConfig &config_;
-    std::vector<TargetState> targets_;
+    TargetTable *table_ = nullptr;
+    int table_upstream_ = -1;
+    uint64_t seen_version_ = 0;
+    size_t live_targets_ = 0;
+    size_t retired_targets_ = 0;                         // !live slots not freed yet
+    std::vector<std::unique_ptr<TargetState>> targets_;  // nullptr: an empty slot
     PluginInstance *balancer_;
     std::vector<torii_peer_t> peers_;  // what the balancer reads, refreshed before each pick
     std::vector<uint8_t> tried_;

@@ -1,5 +1,7 @@
 #include "core/shm/shared_zone.h"
 
+#include "core/shm/robust_mutex.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -49,12 +51,7 @@ SharedZone *SharedZone::create(size_t capacity) {
     void *mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) return nullptr;
     auto *h = static_cast<Header *>(mem);  // the mapping is zero-filled: every entry is empty
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    pthread_mutex_init(&h->mutex, &attr);
-    pthread_mutexattr_destroy(&attr);
+    robust_mutex_init(&h->mutex);
     h->capacity = capacity;
     auto *zone = new SharedZone();
     zone->h_ = h;
@@ -69,11 +66,9 @@ void SharedZone::destroy(SharedZone *zone) {
 }
 
 void SharedZone::lock() {
-    if (pthread_mutex_lock(&h_->mutex) == EOWNERDEAD) {
-        // A worker died inside a critical section. Every update below leaves an entry
-        // consistent at each store, so the table is usable as it is.
-        pthread_mutex_consistent(&h_->mutex);
-    }
+    // A worker that died inside a critical section left every entry consistent at each
+    // store (see the updates below), so the table is usable as it is.
+    robust_mutex_lock(&h_->mutex);
 }
 
 void SharedZone::unlock() {

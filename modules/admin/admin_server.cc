@@ -12,6 +12,9 @@
 #include "core/process/master_status.h"
 #include "core/worker/worker.h"
 #include "modules/admin/admin_host.h"
+#include "modules/admin/upstreams_api.h"
+
+#include <openssl/crypto.h>
 
 namespace torii {
 
@@ -96,8 +99,37 @@ bool AdminServer::check_host(Request &req) {
     return false;
 }
 
+// [admin] token: every endpoint, reads included (/status shows pids and paths), wants
+// "Authorization: Bearer <token>"; compared in constant time.
+bool AdminServer::check_token(Request &req) {
+    const std::string &token = worker_.config().admin->token;
+    if (token.empty()) return true;
+    std::string_view auth = req.input.headers.get("authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (auth.size() == kBearer.size() + token.size() &&
+        iequals(auth.substr(0, kBearer.size()), kBearer) &&
+        CRYPTO_memcmp(auth.data() + kBearer.size(), token.data(), token.size()) == 0)
+        return true;
+    req.response.clear();
+    req.response.status = 401;
+    req.response.headers.add("Server", "torii");
+    req.response.headers.add("WWW-Authenticate", "Bearer realm=\"torii admin\"");
+    req.response.headers.add("Content-Type", "text/plain");
+    send_local_response(req,
+                        auth.empty() ? "401 Unauthorized: this admin API needs "
+                                       "\"Authorization: Bearer <admin.token>\"\n"
+                                     : "401 Unauthorized: wrong admin token\n",
+                        BodyBytes::borrowed);
+    return false;
+}
+
 void AdminServer::handle(Request &req) noexcept {
     if (!check_host(req)) return;
+    if (!check_token(req)) return;
+    if (is_upstreams_path(req.path)) {
+        serve_upstreams_api(req, worker_.config());
+        return;
+    }
     if (req.path == "/status") {
         if (req.input.method != "GET" && req.input.method != "HEAD") {
             respond_error(req, 405);

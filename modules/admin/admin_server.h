@@ -1,9 +1,12 @@
 // The admin listener ([admin] listen): operational endpoints served by each worker.
-//   GET /status  JSON: version, uptime, config file, pid, connection and request counts,
-//                the draining generations with their workers' open connections
+//   GET /status     JSON: version, uptime, config file, pid, connection and request counts,
+//                   the draining generations with their workers' open connections
+//   /upstreams...   the target table: read it, add, change and remove targets
+//                   (modules/admin/upstreams_api.h)
+//   plugin endpoints (stats' /metrics, circuit_breaker's view)
 // Only requests whose Host is the listener's own address or localhost are answered
-// (admin_host.h); others get 403 before any endpoint runs.
-// Later issues add /metrics, /upstreams and target changes here.
+// (admin_host.h); others get 403 before any endpoint runs. With [admin] token set, every
+// endpoint wants "Authorization: Bearer <token>" and answers 401 without it.
 #pragma once
 
 #include <string>
@@ -24,6 +27,7 @@ public:
 
 private:
     bool check_host(Request &req);
+    bool check_token(Request &req);
     void do_status(Request &req);
     void do_draining_generations(const StatusSnapshot &tree, std::string &body);
     Worker &worker_;

@@ -46,7 +46,8 @@ public:
 
 // One per discovery type; nullptr when `upstream.discovery.type` is not theirs. The sink
 // outlives the source.
-std::unique_ptr<DiscoverySource> make_dns_discovery(event_base *base, const UpstreamConfig &upstream,
+std::unique_ptr<DiscoverySource> make_dns_discovery(event_base *base,
+                                                    const UpstreamConfig &upstream,
                                                     DiscoverySink &sink);
 std::unique_ptr<DiscoverySource> make_file_discovery(event_base *base,
                                                      const UpstreamConfig &upstream,

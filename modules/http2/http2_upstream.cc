@@ -199,7 +199,7 @@ void Http2UpstreamSession::do_ping_check() {
             return;
         }
         log_warn("upstream \"%s\" target %s: no PING ACK within http2_ping_timeout: session closed",
-                 cfg.name.c_str(), upstream_.target(target_).config->address.c_str());
+                 cfg.name.c_str(), upstream_.target(target_).config.address.c_str());
         do_fail("the target did not answer a PING");
         return;
     }
@@ -346,7 +346,7 @@ void Http2UpstreamStream::start() {
         handler_.on_stream_error(*this, UpstreamError::connect, strerror(err));
         return;
     }
-    in_flight_ = InFlight(&t.in_flight);
+    in_flight_ = upstream_.count_in_flight(target_);
     reused_ = !fresh;
     session_ = s;
     s->attach(this);  // on_ready now when connected, else once it is

@@ -155,7 +155,7 @@ void TcpSession::do_attempt() {
     ++attempts_;
     attempt_start_us_ = Worker::now_us();
     TargetState &target = up.target(t);
-    req_->upstream_addr = target.config->address;
+    req_->upstream_addr = target.config.address;
     int err = 0;
     Socket *s = up.open_connection(t, this, &err);
     if (!s) {
@@ -166,7 +166,7 @@ void TcpSession::do_attempt() {
         s->set_preamble(std::string(up.proxy_header_for(*req_)));  // before TLS, if any
     upstream_.reset(s);
     upstream_->set_write_timeout(up.config().connect_timeout);  // the connect and TLS
-    in_flight_ = InFlight(&target.in_flight);
+    in_flight_ = up.count_in_flight(t);
 }
 
 // Tells the server's plugins how the connect to the current target went.
@@ -223,7 +223,7 @@ void TcpSession::do_drop_upstream() {
 void TcpSession::do_attempt_failed(int outcome, const char *why) {
     UpstreamRuntime &up = server_.upstream();
     log_warn("upstream \"%s\" target %s: %s", up.config().name.c_str(),
-             up.target(target_).config->address.c_str(), why);
+             up.target(target_).config.address.c_str(), why);
     do_drop_upstream();
     up.report_failure(*req_, target_, static_cast<torii_peer_outcome_t>(outcome));
     do_report(outcome);

@@ -727,7 +727,7 @@ TEST_CASE("errors name file, line, column and reason") {
             "conf/torii.toml:2:13: missing key \"discovery.port\" in [upstream.api]");
         CHECK(load_error("[upstream.api]\ndiscovery = { type = \"consul\" }\n") ==
               "conf/torii.toml:2:15: [upstream.api] discovery.type: unknown value \"consul\" (use "
-              "dns, file)");
+              "dns, file, etcd)");
     }
     SUBCASE("return headers") {
         CHECK(load_error(with_location("return = { headers = { \"Bad Name\" = \"x\" } }\n")) ==

@@ -68,7 +68,7 @@ struct Fixture {
         req->remote_addr = "127.0.0.1";
         req->response.status = 200;
         auto *t = new SpliceTunnel(*worker, UniqueFd(client.torii), UniqueFd(upstream.torii),
-                                   std::move(up), std::move(down), req, InFlight(&in_flight), idle);
+                                   std::move(up), std::move(down), req, InFlight(&in_flight, &shared_in_flight), idle);
         worker->add_connection(t);
         t->start();
     }
@@ -109,6 +109,7 @@ struct Fixture {
     size_t open_connections() const { return worker->stats().connections_active; }
 
     uint32_t in_flight = 0;
+    std::atomic<uint32_t> shared_in_flight{0};
 };
 
 }  // namespace
@@ -135,6 +136,7 @@ TEST_CASE("splice tunnel relays both ways and passes each FIN on") {
     f.spin();
     CHECK(f.open_connections() == 0);
     CHECK(f.in_flight == 0);
+    CHECK(f.shared_in_flight.load() == 0);
 }
 
 TEST_CASE("splice tunnel holds back while the sink does not read, then delivers it all") {

@@ -1,0 +1,20 @@
+// Placeholders until the sources land (branches fleet-dns and fleet-etcd): no source, so
+// the fleet logs that this discovery type is not available and keeps the config's targets.
+#include "modules/discovery/discovery_source.h"
+
+namespace torii {
+
+std::unique_ptr<DiscoverySource> make_dns_discovery(event_base *, const UpstreamConfig &,
+                                                    DiscoverySink &) {
+    return nullptr;
+}
+std::unique_ptr<DiscoverySource> make_file_discovery(event_base *, const UpstreamConfig &,
+                                                     DiscoverySink &) {
+    return nullptr;
+}
+std::unique_ptr<DiscoverySource> make_etcd_discovery(event_base *, const UpstreamConfig &,
+                                                     DiscoverySink &) {
+    return nullptr;
+}
+
+}  // namespace torii
