@@ -12,9 +12,5 @@ std::unique_ptr<DiscoverySource> make_file_discovery(event_base *, const Upstrea
                                                      DiscoverySink &) {
     return nullptr;
 }
-std::unique_ptr<DiscoverySource> make_etcd_discovery(event_base *, const UpstreamConfig &,
-                                                     DiscoverySink &) {
-    return nullptr;
-}
 
 }  // namespace torii

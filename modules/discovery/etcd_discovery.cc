@@ -103,7 +103,6 @@ void EtcdDiscovery::fail(const std::string &why) {
     retire_call();
     sink_.on_source_error("etcd " + endpoints_[endpoint_].url + ": " + why);
     phase_ = Phase::waiting;
-    resync_ = true;
     endpoint_ = (endpoint_ + 1) % endpoints_.size();
     ++failures_;
     timeval tv = to_timeval(etcd_retry_delay(failures_, interval_, random_()));
@@ -170,12 +169,13 @@ void EtcdDiscovery::finish_range(evbuffer *body) {
     std::vector<std::string> errors;
     map_.reset(range->kvs, errors);
     report_key_errors(errors);
-    if (resync_ && failures_ > 0)
+    if (failures_ > 0)
         log_info("etcd %s: %s resynced at revision %lld, %zu targets",
                  endpoints_[endpoint_].url.c_str(), etcd::printable_key(prefix_).c_str(),
                  static_cast<long long>(range->revision), map_.size());
-    report(resync_);
-    resync_ = false;
+    // Always, changed or not: this is the first list, or the first after a failure (the
+    // sink holds the source as failing until a list says it works again).
+    report(true);
     // From the next revision on: nothing between the range and the watch is missed.
     begin_watch(range->revision + 1);
 }
@@ -213,7 +213,9 @@ void EtcdDiscovery::on_watch_message(std::string_view line) {
     std::vector<std::string> errors;
     bool changed = map_.apply(msg->events, errors);
     report_key_errors(errors);
-    if (changed) report(false);
+    // A skipped key is not a failure to read etcd: the list follows the error even when
+    // unchanged, so the sink does not keep holding the source as failing.
+    if (changed || !errors.empty()) report(!errors.empty());
 }
 
 }  // namespace torii

@@ -12,7 +12,8 @@
 //
 // Each key under the prefix is one target, its value {"address": "10.0.0.5:8080", "weight":
 // 2} (etcd_codec.h). The sink gets the whole list after every range and every batch that
-// changed it; a key with a bad value is left out and named in an error.
+// changed it; a key with a bad value is left out and named in an error, which the list then
+// follows (the source itself works: the sink must not hold it as failing).
 #pragma once
 
 #include <event2/event.h>
@@ -81,8 +82,7 @@ private:
 
     EtcdTargetMap map_;
     std::optional<std::vector<DiscoveredTarget>> reported_;  // the last list given the sink
-    bool resync_ = true;     // the next range reports its list even if unchanged, and logs
-    unsigned failures_ = 0;  // since the last watch was created
+    unsigned failures_ = 0;                                  // since the last watch was created
     EventPtr retry_timer_;
     std::minstd_rand random_;
 };

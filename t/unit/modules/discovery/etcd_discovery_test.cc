@@ -87,10 +87,13 @@ TEST_CASE("etcd discovery: range, watch, cancelled watch, HTTP error, resync") {
     std::string created = watch_line(R"("created":true)");
     std::string put_c = watch_line(R"("events":[{"kv":)" + kv_json("/p/c", good_c) + "}]");
     std::string same_c = watch_line(R"("events":[{"kv":)" + kv_json("/p/c", good_c) + "}]");
+    std::string put_bad = watch_line(R"("events":[{"kv":)" + kv_json("/p/bad2", "[]") + "}]");
     std::string canceled = watch_line(R"("canceled":true,"compact_revision":"6")");
     ScriptedServer server({
         {{json_response(200, range_body(5, {{"/p/a", good_a}, {"/p/bad", "{}"}}))}},
-        {{kChunkedHead, chunk(created), chunk(put_c), chunk(same_c), chunk(canceled)}, true},
+        {{kChunkedHead, chunk(created), chunk(put_c), chunk(same_c), chunk(put_bad),
+          chunk(canceled)},
+         true},
         {{json_response(500, R"({"error":"etcdserver: no leader","code":14})")}},
         {{json_response(200, range_body(9, {{"/p/c", good_c}}))}},
         {{kChunkedHead, chunk(created)}, true},
@@ -101,16 +104,18 @@ TEST_CASE("etcd discovery: range, watch, cancelled watch, HTTP error, resync") {
     auto source = make_etcd_discovery(base.get(), etcd_upstream({url}, "/p/", 400), sink);
     source->start();
     REQUIRE(run_until(
-        base.get(), [&] { return server.connections() == 5 && sink.lists.size() == 3; }, 5'000));
+        base.get(), [&] { return server.connections() == 5 && sink.lists.size() == 4; }, 5'000));
     run_for(base.get(), 100);
     std::vector<std::vector<std::string>> lists = {
         {"127.0.0.1:8001*1"},
         {"127.0.0.1:8001*1", "[::1]:8003*3"},  // the same value again reported nothing
+        {"127.0.0.1:8001*1", "[::1]:8003*3"},  // a bad key: named, then the list again
         {"[::1]:8003*3"},                      // the resync: /p/a went while cut off
     };
     CHECK(sink.lists == lists);
     CHECK(sink.errors == std::vector<std::string>{
                              "etcd: key \"/p/bad\": no \"address\"",
+                             "etcd: key \"/p/bad2\": bad JSON: not an object",
                              "etcd " + url + ": the watch was cancelled (revision 6 compacted)",
                              "etcd " + url + ": HTTP 500: etcdserver: no leader",
                          });
