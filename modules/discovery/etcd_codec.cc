@@ -23,7 +23,7 @@ struct FreeDeleter {
 Result<JsonPtr> load(std::string_view text) {
     json_error_t err;
     JsonPtr root(json_loadb(text.data(), text.size(), JSON_REJECT_DUPLICATES, &err));
-    if (!root) return make_error(std::string("bad JSON: ") + err.text);
+    if (!root) return make_error("bad JSON: " + printable(err.text));
     if (!json_is_object(root.get())) return make_error("bad JSON: not an object");
     return root;
 }
@@ -78,7 +78,7 @@ Result<KeyValue> read_kv(const json_t *kv) {
     if (!json_object_get(kv, "key")) return make_error("a kv has no key");
     if (!read_b64(kv, "key", out.key)) return make_error("a kv's key is not base64");
     if (!read_b64(kv, "value", out.value))
-        return make_error("the value of key \"" + printable_key(out.key) + "\" is not base64");
+        return make_error("the value of key \"" + printable(out.key) + "\" is not base64");
     return out;
 }
 
@@ -171,6 +171,10 @@ Result<DiscoveredTarget> parse_target(std::string_view value) {
     if (!address) return make_error("no \"address\"");
     if (!json_is_string(address)) return make_error("\"address\" is not a string");
     std::string_view text(json_string_value(address), json_string_length(address));
+    // Quoted raw in messages below: nothing that could forge a log line.
+    for (char c : text)
+        if (c < 0x21 || c > 0x7e)
+            return make_error("\"address\" has a space, control or non-ASCII character");
     // An IP literal: SocketAddress::parse would resolve a name with getaddrinfo, which
     // blocks; bracketed IPv6 it parses numerically.
     if (!text.starts_with('[')) {
@@ -235,7 +239,7 @@ Result<WatchMessage> parse_watch_message(std::string_view text) {
     if (!read_int64(result, "compact_revision", out.compact_revision))
         return make_error("a bad compact_revision");
     if (const json_t *reason = json_object_get(result, "cancel_reason"); json_is_string(reason))
-        out.cancel_reason = json_string_value(reason);
+        out.cancel_reason = printable(json_string_value(reason));
     const json_t *events = json_object_get(result, "events");
     if (events && !json_is_array(events)) return make_error("\"events\" is not an array");
     size_t i;
@@ -269,13 +273,13 @@ std::string error_message(std::string_view body) {
     const json_t *message = json_object_get(root.get(), "message");
     if (json_is_object(error)) message = json_object_get(error, "message");
     if (!json_is_string(message) && json_is_string(error)) message = error;
-    return json_is_string(message) ? std::string(json_string_value(message)) : std::string();
+    return json_is_string(message) ? printable(json_string_value(message)) : std::string();
 }
 
-std::string printable_key(std::string_view key) {
+std::string printable(std::string_view text) {
     static const char hex[] = "0123456789abcdef";
     std::string out;
-    for (char ch : key.substr(0, 200)) {
+    for (char ch : text.substr(0, 200)) {
         auto c = static_cast<unsigned char>(ch);
         if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
             out += ch;
@@ -285,7 +289,7 @@ std::string printable_key(std::string_view key) {
             out += hex[c & 15];
         }
     }
-    if (key.size() > 200) out += "...";
+    if (text.size() > 200) out += "...";
     return out;
 }
 

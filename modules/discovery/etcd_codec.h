@@ -76,7 +76,9 @@ Result<WatchMessage> parse_watch_message(std::string_view json);
 // {"error": {"message": "..."}} inside a stream); empty when there is none.
 std::string error_message(std::string_view body);
 
-// `key` for a message: printable ASCII kept, anything else as \xNN, at most 200 bytes.
-std::string printable_key(std::string_view key);
+// Text from etcd (a key, a parser's complaint, the server's own message) made safe for a
+// log line: printable ASCII kept, anything else and the quote and backslash as \xNN, at
+// most 200 bytes.
+std::string printable(std::string_view text);
 
 }  // namespace torii::etcd

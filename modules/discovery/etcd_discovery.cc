@@ -26,6 +26,13 @@ static constexpr HttpPostLimits kWatchLimits = {.connect_ms = 3'000,
                                                 .max_buffered = 4 << 20,
                                                 .tcp_keepalive = true};
 
+// What a body holds, in one piece (it is bounded by the call's max_buffered).
+static std::string_view contents(evbuffer *body) {
+    size_t n = evbuffer_get_length(body);
+    if (n == 0) return {};
+    return {reinterpret_cast<const char *>(evbuffer_pullup(body, -1)), n};
+}
+
 Millis etcd_retry_delay(unsigned failures, Millis cap, uint64_t random) {
     cap = std::max(cap, kFirstRetry);
     Millis delay = kFirstRetry;
@@ -139,9 +146,7 @@ void EtcdDiscovery::on_post_body(evbuffer *body) {
 
 void EtcdDiscovery::on_post_end(evbuffer *body) {
     if (status_ != 200) {
-        size_t n = evbuffer_get_length(body);
-        std::string text(reinterpret_cast<const char *>(evbuffer_pullup(body, -1)), n);
-        std::string message = etcd::error_message(text);
+        std::string message = etcd::error_message(contents(body));
         fail("HTTP " + std::to_string(status_) + (message.empty() ? "" : ": " + message));
         return;
     }
@@ -158,9 +163,7 @@ void EtcdDiscovery::on_post_error(const std::string &why) {
 }
 
 void EtcdDiscovery::finish_range(evbuffer *body) {
-    size_t n = evbuffer_get_length(body);
-    std::string_view text(reinterpret_cast<const char *>(evbuffer_pullup(body, -1)), n);
-    Result<etcd::RangeResponse> range = etcd::parse_range_response(text);
+    Result<etcd::RangeResponse> range = etcd::parse_range_response(contents(body));
     if (!range) {
         fail("range: " + range.error());
         return;
@@ -171,7 +174,7 @@ void EtcdDiscovery::finish_range(evbuffer *body) {
     report_key_errors(errors);
     if (failures_ > 0)
         log_info("etcd %s: %s resynced at revision %lld, %zu targets",
-                 endpoints_[endpoint_].url.c_str(), etcd::printable_key(prefix_).c_str(),
+                 endpoints_[endpoint_].url.c_str(), etcd::printable(prefix_).c_str(),
                  static_cast<long long>(range->revision), map_.size());
     // Always, changed or not: this is the first list, or the first after a failure (the
     // sink holds the source as failing until a list says it works again).

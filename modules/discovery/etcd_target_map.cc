@@ -38,7 +38,7 @@ bool EtcdTargetMap::apply(const std::vector<etcd::WatchEvent> &events,
 bool EtcdTargetMap::put(const etcd::KeyValue &kv, std::vector<std::string> &errors) {
     Result<DiscoveredTarget> target = etcd::parse_target(kv.value);
     if (!target) {
-        errors.push_back("key \"" + etcd::printable_key(kv.key) + "\": " + target.error());
+        errors.push_back("key \"" + etcd::printable(kv.key) + "\": " + target.error());
         return targets_.erase(kv.key) > 0;
     }
     auto [it, added] = targets_.try_emplace(kv.key, *target);

@@ -85,6 +85,11 @@ TEST_CASE("etcd codec: a key's value is a target") {
         CHECK_MESSAGE(error_of(bad).find("expected an IP address and a port") != std::string::npos,
                       bad);
     CHECK(error_of(R"({"address": "0.0.0.0:80"})").find("not one host") != std::string::npos);
+    CHECK(error_of(R"({"address": "10.0.0.5:80\n[crit] forged"})") ==
+          "\"address\" has a space, control or non-ASCII character");
+    CHECK(error_of(R"({"address": " 10.0.0.5:80"})") ==
+          "\"address\" has a space, control or non-ASCII character");
+    CHECK(error_of("\x01\n[crit] forged") == "bad JSON: '[' or '{' expected near '\\x01'");
     CHECK(error_of(R"({"address": "10.0.0.5:0"})").find("port must be") != std::string::npos);
     CHECK(error_of(R"({"address": "[::1]"})").find("missing port") != std::string::npos);
     CHECK(error_of(R"({"address": "[nope]:80"})").find("bad IPv6") != std::string::npos);
@@ -197,9 +202,11 @@ TEST_CASE("etcd codec: gateway error bodies and printable keys") {
     CHECK(error_message(R"({"error":{"message":"no leader"}})") == "no leader");
     CHECK(error_message(R"({"error":"only this"})") == "only this");
     CHECK(error_message("Not Found\n").empty());
-    CHECK(printable_key("/p/a") == "/p/a");
-    CHECK(printable_key(std::string("/p/\0\xff\"", 6)) == "/p/\\x00\\xff\\x22");
-    CHECK(printable_key(std::string(300, 'k')) == std::string(200, 'k') + "...");
+    CHECK(error_message(R"({"error":"line\nbreak"})") == "line\\x0abreak");
+    CHECK(printable("/p/a") == "/p/a");
+    CHECK(printable("a\\b") == "a\\x5cb");
+    CHECK(printable(std::string("/p/\0\xff\"", 6)) == "/p/\\x00\\xff\\x22");
+    CHECK(printable(std::string(300, 'k')) == std::string(200, 'k') + "...");
 }
 
 TEST_CASE("etcd target map: a range, then events; bad keys are skipped and named") {
