@@ -57,7 +57,7 @@ EtcdDiscovery::EtcdDiscovery(event_base *base, const UpstreamConfig &upstream, D
       interval_(upstream.discovery.interval),
       random_(std::random_device{}()) {
     for (const std::string &url : upstream.discovery.endpoints) {
-        Result<HttpPostEndpoint> e = HttpPostEndpoint::parse(url);
+        Result<DiscoveryEndpoint> e = DiscoveryEndpoint::parse(url);
         if (e)
             endpoints_.push_back(std::move(*e));
         else

@@ -69,7 +69,7 @@ private:
     DiscoverySink &sink_;
     std::string prefix_;
     Millis interval_;
-    std::vector<HttpPostEndpoint> endpoints_;
+    std::vector<DiscoveryEndpoint> endpoints_;
     std::vector<std::string> endpoint_errors_;  // endpoints that did not parse
     size_t endpoint_ = 0;                       // the one in use or tried next
 

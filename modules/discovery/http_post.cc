@@ -1,6 +1,5 @@
 #include "modules/discovery/http_post.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -16,41 +15,9 @@ static constexpr size_t kMaxHead = 64 * 1024;
 // probes and the kernel resets the connection (~25 s for a peer that vanished).
 static constexpr int kKeepIdle = 10, kKeepInterval = 5, kKeepCount = 3;
 
-Result<HttpPostEndpoint> HttpPostEndpoint::parse(std::string_view url) {
-    auto bad = [&](const std::string &why) {
-        return make_error("endpoint \"" + std::string(url) + "\": " + why);
-    };
-    if (!url.starts_with("http://")) return bad("expected http://host:port");
-    std::string_view rest = url.substr(7);
-    if (rest.ends_with('/')) rest.remove_suffix(1);
-    if (rest.find('/') != std::string_view::npos) return bad("a path is not supported");
-    size_t colon = rest.rfind(':');
-    if (colon == std::string_view::npos || rest.ends_with(']'))
-        return bad("missing port (e.g. http://127.0.0.1:2379)");
-    std::string host(rest.substr(0, colon));
-    std::string_view port = rest.substr(colon + 1);
-    std::string literal;
-    in_addr v4;
-    if (host == "localhost") {
-        literal = "127.0.0.1:" + std::string(port);
-    } else if (host.starts_with('[') || inet_pton(AF_INET, host.c_str(), &v4) == 1) {
-        literal = std::string(rest);  // SocketAddress parses bracketed IPv6 numerically
-    } else {
-        return bad("the host must be an IP address or localhost (a name would need a lookup)");
-    }
-    Result<SocketAddress> address = SocketAddress::parse(literal);
-    if (!address) return bad(address.error());
-    if (address->is_wildcard()) return bad("not one host");
-    HttpPostEndpoint out;
-    out.url = std::string(url);
-    out.host = std::string(rest);
-    out.address = *address;
-    return out;
-}
-
 HttpPost::~HttpPost() = default;
 
-Result<void> HttpPost::start(event_base *base, const HttpPostEndpoint &to, std::string_view path,
+Result<void> HttpPost::start(event_base *base, const DiscoveryEndpoint &to, std::string_view path,
                              std::string_view json, const HttpPostLimits &limits) {
     limits_ = limits;
     request_ =

@@ -22,19 +22,9 @@
 #include "core/http/http1_parser.h"
 #include "core/http/message.h"
 #include "core/net/socket.h"
+#include "modules/discovery/discovery_endpoint.h"
 
 namespace torii {
-
-// "http://127.0.0.1:2379", "http://[::1]:2379", "http://localhost:2379", with or without a
-// final "/". The host must be an IP literal or localhost (127.0.0.1): a name would need a
-// lookup that blocks the loop.
-struct HttpPostEndpoint {
-    std::string url;   // as written, for messages
-    std::string host;  // the Host field: "127.0.0.1:2379"
-    SocketAddress address;
-
-    static Result<HttpPostEndpoint> parse(std::string_view url);
-};
 
 class HttpPostHandler {
 public:
@@ -73,7 +63,7 @@ public:
     // Connects and sends `POST path` with `json` as its body. An error here (no socket could
     // be made) is returned; every later outcome arrives through the handler, never from
     // inside this call.
-    Result<void> start(event_base *base, const HttpPostEndpoint &to, std::string_view path,
+    Result<void> start(event_base *base, const DiscoveryEndpoint &to, std::string_view path,
                        std::string_view json, const HttpPostLimits &limits);
     // No callback reaches the handler from now on; the connection closes when the object
     // is destroyed. May be called from inside a handler callback, but the object must then

@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "core/config/config.h"
+#include "modules/discovery/discovery_endpoint.h"
 #include "modules/discovery/etcd_codec.h"
 #include "modules/discovery/etcd_discovery.h"
 #include "modules/discovery/etcd_target_map.h"
@@ -276,21 +278,21 @@ TEST_CASE("etcd retry delay: 0.5 s doubling up to the cap, in the upper half of 
 }
 
 TEST_CASE("etcd endpoints: IP literals or localhost, a port, no path") {
-    Result<HttpPostEndpoint> e = HttpPostEndpoint::parse("http://127.0.0.1:2379");
+    Result<DiscoveryEndpoint> e = DiscoveryEndpoint::parse("http://127.0.0.1:2379");
     REQUIRE(e.ok());
     CHECK(e->host == "127.0.0.1:2379");
     CHECK(e->address.to_string() == "127.0.0.1:2379");
-    e = HttpPostEndpoint::parse("http://localhost:2379/");
+    e = DiscoveryEndpoint::parse("http://localhost:2379/");
     REQUIRE(e.ok());
     CHECK(e->host == "localhost:2379");
     CHECK(e->address.to_string() == "127.0.0.1:2379");
     CHECK(e->url == "http://localhost:2379/");
-    e = HttpPostEndpoint::parse("http://[::1]:2379");
+    e = DiscoveryEndpoint::parse("http://[::1]:2379");
     REQUIRE(e.ok());
     CHECK(e->address.to_string() == "[::1]:2379");
 
     auto error_of = [](const char *url) {
-        Result<HttpPostEndpoint> r = HttpPostEndpoint::parse(url);
+        Result<DiscoveryEndpoint> r = DiscoveryEndpoint::parse(url);
         return r.ok() ? std::string("ok") : r.error();
     };
     CHECK(error_of("https://127.0.0.1:2379").find("expected http://host:port") !=
@@ -302,4 +304,24 @@ TEST_CASE("etcd endpoints: IP literals or localhost, a port, no path") {
     CHECK(error_of("http://127.0.0.1:2379/v3").find("a path") != std::string::npos);
     CHECK(error_of("http://127.0.0.1:99999").find("port must be") != std::string::npos);
     CHECK(error_of("http://0.0.0.0:2379").find("not one host") != std::string::npos);
+}
+
+TEST_CASE("etcd endpoints: checked when the config is loaded") {
+    auto load_error = [](const std::string &endpoints) {
+        std::string text =
+            "[upstream.api]\ndiscovery = { type = \"etcd\", endpoints = " + endpoints +
+            ", prefix = \"/p/\" }\n";
+        Result<std::shared_ptr<const Config>> r = load_config_from_string(text, "t.toml");
+        return r.ok() ? std::string("(loaded)") : r.error();
+    };
+    CHECK(load_error(R"(["http://etcd.internal:2379"])") ==
+          "t.toml:2:30: [upstream.api] discovery.endpoints: endpoint "
+          "\"http://etcd.internal:2379\": the host must be an IP address or localhost (a name "
+          "would need a lookup)");
+    CHECK(load_error(R"(["http://127.0.0.1:2379", "http://127.0.0.1:2379/v3"])")
+              .ends_with("endpoint \"http://127.0.0.1:2379/v3\": a path is not supported"));
+    CHECK(load_error("[]").ends_with("discovery.endpoints: must not be empty"));
+    // Good endpoints pass; this config then lacks a server (any other complaint would do).
+    CHECK(load_error(R"(["http://127.0.0.1:2379", "http://localhost:2380/", "http://[::1]:1"])")
+              .find("endpoints") == std::string::npos);
 }

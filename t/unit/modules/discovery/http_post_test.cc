@@ -46,9 +46,9 @@ struct Recorder final : HttpPostHandler {
     HttpPost *stop_on_head = nullptr;
 };
 
-HttpPostEndpoint endpoint(uint16_t port) {
-    Result<HttpPostEndpoint> e =
-        HttpPostEndpoint::parse("http://127.0.0.1:" + std::to_string(port));
+DiscoveryEndpoint endpoint(uint16_t port) {
+    Result<DiscoveryEndpoint> e =
+        DiscoveryEndpoint::parse("http://127.0.0.1:" + std::to_string(port));
     REQUIRE(e.ok());
     return *e;
 }
