@@ -224,7 +224,9 @@ void Loader::read_admin() {
     if (!s) return;
     s->allow_only({"listen", "token", "state_file"});
     AdminConfig admin;
-    admin.listen_text = s->require("listen");
+    // Loopback unless said otherwise: the API can change the targets.
+    admin.listen_text = "127.0.0.1:9901";
+    s->read("listen", admin.listen_text);
     Result<SocketAddress> address = SocketAddress::parse(admin.listen_text);
     if (!address) s->fail("listen", address.error());
     admin.listen = *address;
@@ -240,7 +242,7 @@ void Loader::read_admin() {
     s->read("token", admin.token);
     if (s->has("token") && admin.token.empty()) s->fail("token", "must not be empty");
     s->read_path("state_file", admin.state_file);
-    admin.pos = s->pos("listen");
+    admin.pos = s->has("listen") ? s->pos("listen") : s->pos();
     config_.admin = std::move(admin);
 }
 
@@ -406,13 +408,14 @@ void Loader::read_discovery(const Section &s, DiscoveryConfig &discovery) const 
         bool srv = discovery.name[0] == '_';
         if (!s.read("port", discovery.port, 1, 65535) && !srv) s.fail_missing("port");
         if (s.read("resolver", discovery.resolver)) {
-            Result<SocketAddress> r = SocketAddress::parse(discovery.resolver);
-            if (!r) s.fail("resolver", r.error());
+            // An IP literal: resolving the resolver's name would need a resolver.
             std::string_view host = discovery.resolver;
             host = host.substr(0, host.rfind(':'));
             in_addr v4;
             if (!host.starts_with('[') && inet_pton(AF_INET, std::string(host).c_str(), &v4) != 1)
                 s.fail("resolver", "must be an IP address with a port, e.g. \"127.0.0.1:53\"");
+            Result<SocketAddress> r = SocketAddress::parse(discovery.resolver);
+            if (!r) s.fail("resolver", r.error());
         }
     } else if (discovery.type == "file") {
         if (!s.read_path("path", discovery.path)) s.fail_missing("path");

@@ -79,7 +79,7 @@ struct SharedTarget {
     uint16_t check_successes;  // consecutive
     uint16_t check_failures;   // consecutive
     int64_t check_unix_ms;
-    char check_message[96];
+    char check_message[160];
 };
 
 struct SharedUpstream {

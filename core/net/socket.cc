@@ -147,6 +147,7 @@ Socket *Socket::connect(event_base *base, const SocketAddress &addr, SocketHandl
         // Report through the write event like an asynchronous failure, so callers have one
         // path for both.
         s->failed_ = true;
+        s->write_error_ = errno;  // read back by do_finish_connect: errno is long gone by then
         *err = 0;
     }
     s->add_write_event();
@@ -224,8 +225,12 @@ void Socket::on_write_cb(evutil_socket_t, short what, void *ctx) {
 void Socket::do_finish_connect() {
     int soerr = 0;
     socklen_t len = sizeof soerr;
-    if (failed_ || getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) soerr = errno;
-    if (failed_ && soerr == 0) soerr = ECONNREFUSED;
+    if (failed_) {
+        soerr = write_error_ ? write_error_ : ECONNREFUSED;
+        write_error_ = 0;
+    } else if (getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
+        soerr = errno;
+    }
     if (soerr != 0) {
         event_del(write_ev_.get());
         write_armed_ = false;

@@ -135,7 +135,7 @@ void UpstreamRuntime::rebuild_peers() {
                                  static_cast<uint32_t>(t->config.weight),
                                  1,
                                  0,
-                                 0};
+                                 t->latency_us};
     }
     if (auto changed = TORII_PLUGIN_HOOK(*balancer_->plugin, peers_changed)) {
         torii_peer_set_t set{peers_.size(), peers_.data()};
@@ -161,7 +161,7 @@ int UpstreamRuntime::pick(Request &req, const TriedTargets &tried) {
     if (table_ && table_->version(table_upstream_) != seen_version_) sync_members();
     if (retired_targets_) free_drained_targets(now);
     size_t n = targets_.size();
-    if (live_targets_ == 0) return kNoneLeft;
+    if (live_targets_ == 0) return kNoneHealthy;  // every target left (discovery, admin): 503
     bool any_untried = false, any_usable = false;
     for (size_t i = 0; i < n; ++i) {
         const TargetState *t = targets_[i].get();
@@ -342,10 +342,12 @@ void UpstreamRuntime::report_failure(Request &req, int target, torii_peer_outcom
 
 void UpstreamRuntime::report_success(Request &req, int target, uint64_t latency_us) {
     TargetTable::note_success(*targets_[target]->shared);
-    // Exponential moving average, weight 1/8 (like TCP's SRTT).
-    uint32_t &avg = peers_[target].latency_us;
+    // Exponential moving average, weight 1/8 (like TCP's SRTT); kept in the target so that
+    // a rebuild of the peer set does not forget it.
+    uint32_t &avg = targets_[target]->latency_us;
     uint64_t l = latency_us > UINT32_MAX ? UINT32_MAX : latency_us;
-    avg = avg == 0 ? static_cast<uint32_t>(l) : static_cast<uint32_t>((avg * 7 + l) / 8);
+    avg = avg == 0 ? static_cast<uint32_t>(l) : static_cast<uint32_t>((uint64_t{avg} * 7 + l) / 8);
+    peers_[target].latency_us = avg;
     if (auto feedback = TORII_PLUGIN_HOOK(*balancer_->plugin, feedback))
         feedback(balancer_->instance, reinterpret_cast<torii_request_t *>(&req),
                  static_cast<size_t>(target), TORII_PEER_OK, latency_us);

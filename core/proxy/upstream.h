@@ -44,6 +44,7 @@ struct TargetState {
     bool drain = false;          // no new requests (admin PATCH drain)
     uint64_t idle_since_ms = 0;  // !live: when it was first seen with nothing in flight
     uint32_t in_flight = 0;      // this worker's requests on it
+    uint32_t latency_us = 0;     // moving average of response-head latency (torii_peer_t)
     // Idle keep-alive connections, oldest first; reused from the back (warmest).
     std::vector<std::unique_ptr<UpstreamConnection>> idle;
     // TLS: the last session this target gave us, offered for resumption on the next

@@ -109,12 +109,15 @@ typedef enum torii_log_level {
 /* ---- Balancers ------------------------------------------------------------------------ */
 
 /* A target of the upstream as the core sees it. The array is owned by the core and updated
- * in place (health, in_flight, latency) before each pick; a balancer reads, never writes. */
+ * in place (health, in_flight, latency, a slow_start weight) before each pick; a balancer
+ * reads, never writes. Targets come and go at run time (discovery, the admin API): a peer
+ * keeps its index while it lives, and a slot whose target left is an empty peer (address
+ * "", weight 0, healthy 0) until a new target takes it; peers_changed says when. */
 typedef struct torii_peer {
     torii_str_t address; /* "127.0.0.1:9001" */
-    uint32_t weight;     /* >= 1 */
-    uint32_t healthy;    /* 0 while marked down (passive or active health) */
-    uint32_t in_flight;  /* requests being sent to it now */
+    uint32_t weight;     /* >= 1; 0 only for an empty slot */
+    uint32_t healthy;    /* 0 while marked down (passive or active health), drained, or empty */
+    uint32_t in_flight;  /* requests on it now, all workers of the machine together */
     uint32_t latency_us; /* moving average of response-head latency; 0 when unknown */
 } torii_peer_t;
 
@@ -335,7 +338,8 @@ typedef struct torii_plugin {
     void (*request_done)(void *instance, torii_request_t *r, void *req_ctx);
 
     /* Balancer hooks (a balancer sets at least `pick`).
-     * peers_changed: the target list was built or changed (rebuild rings here).
+     * peers_changed: the target list was built or changed: a target joined, left, or got
+     *       another weight (rebuild rings here; not called for health changes).
      * pick: a peer index, skipping peers with healthy == 0 and those with tried[i] != 0
      *       (earlier attempts of this request), or TORII_PEER_NONE.
      * feedback: the outcome of an attempt on peer i, with its latency. */

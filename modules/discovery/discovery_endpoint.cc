@@ -9,7 +9,7 @@ Result<DiscoveryEndpoint> DiscoveryEndpoint::parse(std::string_view url) {
     auto bad = [&](const std::string &why) {
         return make_error("endpoint \"" + std::string(url) + "\": " + why);
     };
-    if (!url.starts_with("http://")) return bad("expected http://host:port");
+    if (!url.starts_with("http://")) return bad("expected \"http://host:port\"");
     std::string_view rest = url.substr(7);
     if (rest.ends_with('/')) rest.remove_suffix(1);
     if (rest.find('/') != std::string_view::npos) return bad("a path is not supported");

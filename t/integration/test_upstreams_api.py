@@ -229,3 +229,16 @@ def test_passive_health_is_counted_across_workers(procs):
     got = targets_by_address(t)["%s:%d" % (harness.HOST, dead)]
     assert got["health"] == "down" and got["down_reason"] == "passive (max_fails)", got
     assert got["last_failure"] and abs(got["last_failure"] / 1000 - time.time()) < 60, got
+
+
+def test_slow_start_ramps_a_new_target_up(procs):
+    # weighted balancer, one worker: b2 joins with weight 9 next to b1's 1. With slow_start
+    # it starts near weight 1 (about half the requests) and reaches 9 (90%) after 4 s.
+    b1, b2 = procs.backend("b1"), procs.backend("b2")
+    t = gateway(procs, [b1], workers=1, ups={"balancer": "weighted", "slow_start": "4s"})
+    assert api(t, "POST", "/upstreams/api/targets", {"address": addr(b2), "weight": 9}).status == 201
+    early = spread(t, 20)
+    assert early["b2"] <= 13, early
+    time.sleep(4.2)
+    late = spread(t, 20)
+    assert late["b2"] >= 17, late

@@ -617,7 +617,8 @@ TEST_CASE("errors name file, line, column and reason") {
               "conf/torii.toml:4:1: missing key \"name\" in [[plugin]]");
         CHECK(load_error("[[server]]\nprotocol = \"http\"\n") ==
               "conf/torii.toml:1:1: missing key \"listen\" in [[server]]");
-        CHECK(load_error("[admin]\n") == "conf/torii.toml:1:1: missing key \"listen\" in [admin]");
+        CHECK(load_error("[admin]\nlisten = 9901\n") ==
+              "conf/torii.toml:2:1: [admin] listen: expected a string");
     }
     SUBCASE("duplicate plugin") {
         CHECK(load_error("[[plugin]]\nname = \"stats\"\n\n[[plugin]]\nname = \"stats\"\n") ==
@@ -805,3 +806,40 @@ TEST_CASE("targets carry ids that survive reordering, other targets changing, an
 }
 
 }  // namespace torii
+
+TEST_CASE("[admin] listens on loopback unless told otherwise; token and state_file") {
+    auto c = torii::load_config_from_string("[admin]\ntoken = \"t0k\"\nstate_file = \"s.json\"\n",
+                                     "/etc/torii/torii.toml");
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    REQUIRE(c.value()->admin);
+    CHECK(c.value()->admin->listen.to_string() == "127.0.0.1:9901");
+    CHECK(c.value()->admin->listen.is_loopback());
+    CHECK(c.value()->admin->token == "t0k");
+    CHECK(c.value()->admin->state_file == "/etc/torii/s.json");
+    auto empty = torii::load_config_from_string("[admin]\ntoken = \"\"\n", "t.toml");
+    REQUIRE_FALSE(empty.ok());
+    CHECK(empty.error() == "t.toml:2:1: [admin] token: must not be empty");
+}
+
+TEST_CASE("discovery and health keys are checked with their place") {
+    auto err = [](const std::string &up) {
+        auto c = torii::load_config_from_string("[upstream.api]\n" + up, "t.toml");
+        return c.ok() ? std::string("ok") : c.error();
+    };
+    CHECK(err("discovery = { type = \"etcd\", prefix = \"/p/\" }\n") ==
+          "t.toml:2:13: missing key \"discovery.endpoints\" in [upstream.api]");
+    CHECK(err("discovery = { type = \"etcd\", endpoints = [\"https://x:1\"], prefix = \"/p\" }\n")
+              .find("expected \"http://host:port\"") != std::string::npos);
+    CHECK(err("discovery = { type = \"file\", path = \"t\", name = \"x\" }\n")
+              .find("discovery.name: applies to type = \"dns\" only") != std::string::npos);
+    CHECK(err("discovery = { type = \"dns\", name = \"_api._tcp.x\", resolver = \"ns:53\" }\n")
+              .find("must be an IP address with a port") != std::string::npos);
+    CHECK(err("discovery = { type = \"dns\", name = \"_api._tcp.x\", resolver = \"127.0.0.1:53\" "
+              "}\n") == "ok");  // SRV: no port needed
+    CHECK(err("targets = [\"127.0.0.1:1\"]\n[upstream.api.health]\nstatuses = [200, 700]\n")
+              .find("expected an array of HTTP statuses") != std::string::npos);
+    CHECK(err("targets = [\"127.0.0.1:1\"]\n[upstream.api.health]\ntype = \"tcp\"\npath = \"/\"\n")
+              .find("path: applies to type = \"http\" only") != std::string::npos);
+    CHECK(err("targets = [\"127.0.0.1:1\"]\nslow_start = \"30s\"\n[upstream.api.health]\n"
+              "statuses = [200, 204]\nbody_contains = \"ok\"\nhost = \"h\"\n") == "ok");
+}

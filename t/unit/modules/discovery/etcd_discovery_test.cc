@@ -74,7 +74,7 @@ TEST_CASE("etcd discovery: bad endpoints are reported, the good ones used") {
     CHECK(sink.errors == std::vector<std::string>{
                              "etcd: endpoint \"http://etcd.example:2379\": the host must be an IP "
                              "address or localhost (a name would need a lookup)",
-                             "etcd: endpoint \"https://1.2.3.4:1\": expected http://host:port",
+                             "etcd: endpoint \"https://1.2.3.4:1\": expected \"http://host:port\"",
                              "etcd: no usable endpoint"});
     CHECK(sink.lists.empty());
 }
