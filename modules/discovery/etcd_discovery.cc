@@ -52,9 +52,9 @@ std::unique_ptr<DiscoverySource> make_etcd_discovery(event_base *base,
 
 EtcdDiscovery::EtcdDiscovery(event_base *base, const UpstreamConfig &upstream, DiscoverySink &sink)
     : base_(base),
-      sink_(sink),
       prefix_(upstream.discovery.prefix),
       interval_(upstream.discovery.interval),
+      report_(sink),
       random_(std::random_device{}()) {
     for (const std::string &url : upstream.discovery.endpoints) {
         Result<DiscoveryEndpoint> e = DiscoveryEndpoint::parse(url);
@@ -70,9 +70,9 @@ EtcdDiscovery::~EtcdDiscovery() = default;
 
 void EtcdDiscovery::start() {
     for (const std::string &why : endpoint_errors_)
-        sink_.on_source_error(why);
+        report_.error(why);
     if (endpoints_.empty()) {
-        sink_.on_source_error("etcd: no usable endpoint");
+        report_.error("etcd: no usable endpoint");
         return;
     }
     begin_range();
@@ -108,7 +108,7 @@ void EtcdDiscovery::retire_call() {
 
 void EtcdDiscovery::fail(const std::string &why) {
     retire_call();
-    sink_.on_source_error("etcd " + endpoints_[endpoint_].url + ": " + why);
+    report_.error("etcd " + endpoints_[endpoint_].url + ": " + why);
     phase_ = Phase::waiting;
     endpoint_ = (endpoint_ + 1) % endpoints_.size();
     ++failures_;
@@ -122,16 +122,9 @@ void EtcdDiscovery::on_retry(evutil_socket_t, short, void *ctx) {
     self->begin_range();
 }
 
-void EtcdDiscovery::report(bool force) {
-    std::vector<DiscoveredTarget> now = map_.targets();
-    if (!force && reported_ && same_targets(*reported_, now)) return;
-    reported_ = now;
-    sink_.on_targets(std::move(now));
-}
-
 void EtcdDiscovery::report_key_errors(const std::vector<std::string> &errors) {
     for (const std::string &e : errors)
-        sink_.on_source_error("etcd: " + e);
+        report_.error("etcd: " + e);
 }
 
 void EtcdDiscovery::on_post_head(int status) {
@@ -176,9 +169,9 @@ void EtcdDiscovery::finish_range(evbuffer *body) {
         log_info("etcd %s: %s resynced at revision %lld, %zu targets",
                  endpoints_[endpoint_].url.c_str(), etcd::printable(prefix_).c_str(),
                  static_cast<long long>(range->revision), map_.size());
-    // Always, changed or not: this is the first list, or the first after a failure (the
-    // sink holds the source as failing until a list says it works again).
-    report(true);
+    // The first list, or the first after a failure: reported even if unchanged (the sink
+    // holds the source as failing until a list says it works again).
+    report_.targets(map_.targets());
     // From the next revision on: nothing between the range and the watch is missed.
     begin_watch(range->revision + 1);
 }
@@ -218,7 +211,7 @@ void EtcdDiscovery::on_watch_message(std::string_view line) {
     report_key_errors(errors);
     // A skipped key is not a failure to read etcd: the list follows the error even when
     // unchanged, so the sink does not keep holding the source as failing.
-    if (changed || !errors.empty()) report(!errors.empty());
+    if (changed || !errors.empty()) report_.targets(map_.targets());
 }
 
 }  // namespace torii

@@ -12,21 +12,23 @@
 //
 // Each key under the prefix is one target, its value {"address": "10.0.0.5:8080", "weight":
 // 2} (etcd_codec.h). The sink gets the whole list after every range and every batch that
-// changed it; a key with a bad value is left out and named in an error, which the list then
-// follows (the source itself works: the sink must not hold it as failing).
+// changed it (sorted; two keys with one address are one target with their weights summed,
+// as for the other sources: discovery_report.h); a key with a bad value is left out and
+// named in an error, which the list then follows (the source itself works: the sink must
+// not hold it as failing).
 #pragma once
 
 #include <event2/event.h>
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "core/base/libevent_ptr.h"
 #include "core/base/units.h"
+#include "modules/discovery/discovery_report.h"
 #include "modules/discovery/discovery_source.h"
 #include "modules/discovery/etcd_target_map.h"
 #include "modules/discovery/http_post.h"
@@ -53,7 +55,6 @@ private:
     bool post(const char *path, const std::string &json, const HttpPostLimits &limits);
     void fail(const std::string &why);
     void retire_call();
-    void report(bool force);
     void report_key_errors(const std::vector<std::string> &errors);
     void finish_range(evbuffer *body);
     void read_watch_lines(evbuffer *body);
@@ -66,7 +67,6 @@ private:
     void on_post_error(const std::string &why) override;
 
     event_base *base_;
-    DiscoverySink &sink_;
     std::string prefix_;
     Millis interval_;
     std::vector<DiscoveryEndpoint> endpoints_;
@@ -81,8 +81,10 @@ private:
     int status_ = 0;  // of the current call's response
 
     EtcdTargetMap map_;
-    std::optional<std::vector<DiscoveredTarget>> reported_;  // the last list given the sink
-    unsigned failures_ = 0;                                  // since the last watch was created
+    // Between the source and the sink: a list only when it changed or follows an error,
+    // the same error only once.
+    DiscoveryReport report_;
+    unsigned failures_ = 0;  // since the last watch was created
     EventPtr retry_timer_;
     std::minstd_rand random_;
 };

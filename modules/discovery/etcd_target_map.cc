@@ -9,13 +9,6 @@ static bool same_target(const DiscoveredTarget &a, const DiscoveredTarget &b) {
            std::memcmp(&a.address.storage, &b.address.storage, a.address.length) == 0;
 }
 
-bool same_targets(const std::vector<DiscoveredTarget> &a, const std::vector<DiscoveredTarget> &b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (!same_target(a[i], b[i])) return false;
-    return true;
-}
-
 void EtcdTargetMap::reset(const std::vector<etcd::KeyValue> &kvs,
                           std::vector<std::string> &errors) {
     targets_.clear();

@@ -31,7 +31,4 @@ private:
     std::map<std::string, DiscoveredTarget> targets_;
 };
 
-// Same addresses and weights in the same order.
-bool same_targets(const std::vector<DiscoveredTarget> &a, const std::vector<DiscoveredTarget> &b);
-
 }  // namespace torii

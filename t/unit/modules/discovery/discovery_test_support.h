@@ -1,190 +1,113 @@
-// Test support for the discovery sources: running an event loop until something happened,
-// a scripted HTTP server on a thread (one canned answer per connection, in order), a sink
-// that records what a source reported.
+// Shared by the discovery tests: a sink that writes down what it hears, a loop runner with a
+// deadline, and a builder of DNS messages byte by byte.
 #pragma once
 
-#include <doctest/doctest.h>
 #include <event2/event.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <chrono>
-#include <cstring>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/base/libevent_ptr.h"
 #include "modules/discovery/discovery_source.h"
+#include "modules/discovery/dns_packet.h"
 
-namespace torii::test {
+namespace torii::testing {
 
-// Runs the loop in 10 ms slices until `done()` or `timeout_ms` passed; true when done.
-template <typename Pred>
-bool run_until(event_base *base, Pred done, int timeout_ms) {
+// "127.0.0.2:80*1 [::1]:80*3"
+inline std::string describe(const std::vector<DiscoveredTarget> &targets) {
+    std::string out;
+    for (const DiscoveredTarget &t : targets) {
+        if (!out.empty()) out += ' ';
+        out += t.address.to_string() + "*" + std::to_string(t.weight);
+    }
+    return out;
+}
+
+struct RecordingSink final : DiscoverySink {
+    // "list: ..." or "error: ...", in the order heard.
+    std::vector<std::string> events;
+    void on_targets(std::vector<DiscoveredTarget> targets) override {
+        events.push_back("list: " + describe(targets));
+    }
+    void on_source_error(const std::string &message) override {
+        events.push_back("error: " + message);
+    }
+    std::string last() const { return events.empty() ? "" : events.back(); }
+};
+
+// Runs the loop until `done()` or `timeout_ms` passed; false on the timeout.
+template <typename Done>
+bool run_until(event_base *base, Done done, int timeout_ms) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    // A ticking timer, so the loop wakes to look at the clock even when nothing happens.
+    EventPtr tick(event_new(
+        base, -1, EV_PERSIST, [](evutil_socket_t, short, void *) {}, nullptr));
+    timeval tv{0, 10'000};
+    event_add(tick.get(), &tv);
     while (!done()) {
         if (std::chrono::steady_clock::now() > deadline) return false;
-        timeval tv = to_timeval(10);
-        event_base_loopexit(base, &tv);
-        event_base_dispatch(base);
+        event_base_loop(base, EVLOOP_ONCE);
     }
     return true;
 }
 
+// Runs the loop for `ms` whatever happens.
 inline void run_for(event_base *base, int ms) {
     run_until(
         base, [] { return false; }, ms);
 }
 
-class RecordingSink final : public DiscoverySink {
-public:
-    void on_targets(std::vector<DiscoveredTarget> targets) override {
-        std::vector<std::string> list;
-        for (const DiscoveredTarget &t : targets)
-            list.push_back(t.address.to_string() + "*" + std::to_string(t.weight));
-        lists.push_back(std::move(list));
-    }
-    void on_source_error(const std::string &message) override { errors.push_back(message); }
+// Writes DNS messages by hand, compression pointers included, so a parser or a client can
+// be fed exactly the bytes a test means.
+struct Packet {
+    std::vector<uint8_t> b;
 
-    bool has_error(const std::string &part) const {
-        for (const std::string &e : errors)
-            if (e.find(part) != std::string::npos) return true;
-        return false;
+    Packet &u8(unsigned v) {
+        b.push_back(uint8_t(v));
+        return *this;
     }
-    std::vector<std::string> last() const {
-        return lists.empty() ? std::vector<std::string>{} : lists.back();
+    Packet &u16(unsigned v) { return u8(v >> 8).u8(v & 0xff); }
+    Packet &u32(uint32_t v) { return u16(v >> 16).u16(v & 0xffff); }
+    Packet &bytes(const std::vector<uint8_t> &v) {
+        b.insert(b.end(), v.begin(), v.end());
+        return *this;
     }
-
-    std::vector<std::vector<std::string>> lists;
-    std::vector<std::string> errors;
+    // Labels, then the root or (ptr >= 0) a pointer to `ptr`.
+    Packet &name(const std::string &dotted, int ptr = -1) {
+        size_t i = 0;
+        while (i < dotted.size()) {
+            size_t dot = dotted.find('.', i);
+            if (dot == std::string::npos) dot = dotted.size();
+            u8(unsigned(dot - i));
+            for (size_t k = i; k < dot; ++k)
+                u8(uint8_t(dotted[k]));
+            i = dot + 1;
+        }
+        return ptr >= 0 ? u16(0xc000 | unsigned(ptr)) : u8(0);
+    }
+    Packet &header(unsigned id, unsigned flags, unsigned qd, unsigned an, unsigned ns,
+                   unsigned ar) {
+        return u16(id).u16(flags).u16(qd).u16(an).u16(ns).u16(ar);
+    }
+    // Type, class, TTL and a length for `rdlength` bytes the caller writes next.
+    Packet &rr_fixed(unsigned type, unsigned klass, uint32_t ttl, unsigned rdlength) {
+        return u16(type).u16(klass).u32(ttl).u16(rdlength);
+    }
+    // An SRV record owned by the name at `owner`, its target written out whole.
+    Packet &srv(int owner, uint32_t ttl, unsigned prio, unsigned weight, unsigned port,
+                const std::string &target) {
+        unsigned target_octets = target.empty() ? 1 : unsigned(target.size() + 2);
+        name("", owner).rr_fixed(dns::kTypeSrv, dns::kClassIn, ttl, 6 + target_octets);
+        return u16(prio).u16(weight).u16(port).name(target);
+    }
+    // An A record owned by the name at `owner` (or written out when owner is < 0).
+    Packet &a(int owner, const std::string &owner_name, uint32_t ttl, uint32_t ipv4) {
+        name(owner < 0 ? owner_name : "", owner);
+        return rr_fixed(dns::kTypeA, dns::kClassIn, ttl, 4).u32(ipv4);
+    }
+    size_t size() const { return b.size(); }
+    Result<dns::Message> parse() const { return dns::parse_response(b.data(), b.size()); }
 };
 
-// A loopback HTTP server on its own thread. Connection i gets script[i]: its pieces written
-// with a pause between them, then the connection is closed, or held open (`hold`) until
-// the client closes it or the server stops. Connections beyond the script are closed with
-// no answer. The requests received are kept.
-class ScriptedServer {
-public:
-    struct Reply {
-        std::vector<std::string> pieces;
-        bool hold = false;
-        int pause_ms = 20;
-    };
-
-    explicit ScriptedServer(std::vector<Reply> script) : script_(std::move(script)) {
-        lfd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        REQUIRE(lfd_ >= 0);
-        sockaddr_in sin{};
-        sin.sin_family = AF_INET;
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(lfd_, reinterpret_cast<sockaddr *>(&sin), sizeof sin) == 0);
-        REQUIRE(::listen(lfd_, 16) == 0);
-        socklen_t len = sizeof sin;
-        getsockname(lfd_, reinterpret_cast<sockaddr *>(&sin), &len);
-        port = ntohs(sin.sin_port);
-        thread_ = std::thread([this] { serve(); });
-    }
-    ~ScriptedServer() {
-        stop_ = true;
-        thread_.join();
-        ::close(lfd_);
-    }
-
-    std::vector<std::string> requests() {
-        std::lock_guard<std::mutex> lock(mu_);
-        return requests_;
-    }
-    size_t connections() const { return connections_; }
-
-    uint16_t port = 0;
-
-private:
-    // Waits up to 50 ms for `fd` to be readable; false when the server is stopping.
-    bool wait_readable(int fd, bool &ready) {
-        pollfd p{fd, POLLIN, 0};
-        ready = ::poll(&p, 1, 50) > 0;
-        return !stop_;
-    }
-
-    void serve() {
-        for (size_t i = 0; !stop_; ++i) {
-            bool ready = false;
-            while (wait_readable(lfd_, ready) && !ready) {
-            }
-            if (stop_) return;
-            int fd = ::accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC);
-            if (fd < 0) continue;
-            ++connections_;
-            // Past the script: the request is read (closing with it unread would reset the
-            // connection), then the connection closed.
-            answer(fd, i < script_.size() ? script_[i] : Reply{});
-            ::close(fd);
-        }
-    }
-
-    void answer(int fd, const Reply &reply) {
-        std::string request;
-        // The head, then as many body bytes as Content-Length says.
-        for (;;) {
-            size_t end = request.find("\r\n\r\n");
-            if (end != std::string::npos) {
-                size_t cl = request.find("Content-Length: ");
-                size_t want = cl == std::string::npos ? 0 : std::stoul(request.substr(cl + 16));
-                if (request.size() >= end + 4 + want) break;
-            }
-            bool ready = false;
-            if (!wait_readable(fd, ready)) return;
-            if (!ready) continue;
-            char buf[4096];
-            ssize_t n = ::read(fd, buf, sizeof buf);
-            if (n <= 0) return;
-            request.append(buf, static_cast<size_t>(n));
-        }
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            requests_.push_back(request);
-        }
-        for (const std::string &piece : reply.pieces) {
-            if (::send(fd, piece.data(), piece.size(), MSG_NOSIGNAL) < 0) return;
-            std::this_thread::sleep_for(std::chrono::milliseconds(reply.pause_ms));
-            if (stop_) return;
-        }
-        while (reply.hold) {  // until the client closes or the server stops
-            bool ready = false;
-            if (!wait_readable(fd, ready)) return;
-            char buf[256];
-            if (ready && ::read(fd, buf, sizeof buf) <= 0) return;
-        }
-    }
-
-    std::vector<Reply> script_;
-    int lfd_ = -1;
-    std::thread thread_;
-    std::atomic<bool> stop_{false};
-    std::atomic<size_t> connections_{0};
-    std::mutex mu_;
-    std::vector<std::string> requests_;
-};
-
-// A chunk of a chunked body.
-inline std::string chunk(const std::string &data) {
-    char size[20];
-    snprintf(size, sizeof size, "%zx\r\n", data.size());
-    return size + data + "\r\n";
-}
-
-inline const char *kChunkedHead =
-    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
-
-inline std::string json_response(int status, const std::string &body) {
-    return "HTTP/1.1 " + std::to_string(status) +
-           " X\r\nContent-Type: application/json\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\n\r\n" + body;
-}
-
-}  // namespace torii::test
+}  // namespace torii::testing

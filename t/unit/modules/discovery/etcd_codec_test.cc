@@ -246,20 +246,6 @@ TEST_CASE("etcd target map: a range, then events; bad keys are skipped and named
     CHECK(map.size() == 0);
 }
 
-TEST_CASE("etcd target map: comparing lists") {
-    std::vector<std::string> errors;
-    EtcdTargetMap a, b;
-    a.reset({{"/k1", R"({"address":"127.0.0.1:1"})"}}, errors);
-    b.reset({{"/k2", R"({"address":"127.0.0.1:1"})"}}, errors);
-    CHECK(same_targets(a.targets(), b.targets()));  // keys do not matter, targets do
-    b.reset({{"/k2", R"({"address":"127.0.0.1:1","weight":2})"}}, errors);
-    CHECK(!same_targets(a.targets(), b.targets()));
-    b.reset({{"/k2", R"({"address":"127.0.0.1:2"})"}}, errors);
-    CHECK(!same_targets(a.targets(), b.targets()));
-    CHECK(!same_targets(a.targets(), {}));
-    CHECK(same_targets({}, {}));
-}
-
 TEST_CASE("etcd retry delay: 0.5 s doubling up to the cap, in the upper half of each step") {
     CHECK(etcd_retry_delay(1, 5'000, 0) == 250);
     CHECK(etcd_retry_delay(1, 5'000, 250) == 500);

@@ -19,10 +19,10 @@
 
 #include "modules/discovery/etcd_codec.h"
 #include "modules/discovery/etcd_discovery.h"
-#include "t/unit/modules/discovery/discovery_test_support.h"
+#include "t/unit/modules/discovery/etcd_test_support.h"
 
 using namespace torii;
-using namespace torii::test;
+using namespace torii::etcd_test;
 
 namespace {
 
@@ -57,7 +57,7 @@ std::string watch_line(const std::string &result) {
 
 TEST_CASE("etcd discovery: only for type = \"etcd\"") {
     EventBasePtr base(event_base_new());
-    RecordingSink sink;
+    ListSink sink;
     UpstreamConfig up = etcd_upstream({"http://127.0.0.1:1"}, "/p/", 1'000);
     CHECK(make_etcd_discovery(base.get(), up, sink) != nullptr);
     up.discovery.type = "dns";
@@ -66,7 +66,7 @@ TEST_CASE("etcd discovery: only for type = \"etcd\"") {
 
 TEST_CASE("etcd discovery: bad endpoints are reported, the good ones used") {
     EventBasePtr base(event_base_new());
-    RecordingSink sink;
+    ListSink sink;
     auto source = make_etcd_discovery(
         base.get(), etcd_upstream({"http://etcd.example:2379", "https://1.2.3.4:1"}, "/p/", 1'000),
         sink);
@@ -99,7 +99,7 @@ TEST_CASE("etcd discovery: range, watch, cancelled watch, HTTP error, resync") {
         {{kChunkedHead, chunk(created)}, true},
     });
     EventBasePtr base(event_base_new());
-    RecordingSink sink;
+    ListSink sink;
     std::string url = "http://127.0.0.1:" + std::to_string(server.port);
     auto source = make_etcd_discovery(base.get(), etcd_upstream({url}, "/p/", 400), sink);
     source->start();
@@ -141,7 +141,7 @@ TEST_CASE("etcd discovery: a watch that ends or sends garbage is a failure too")
         {{json_response(200, "[]")}},
     });
     EventBasePtr base(event_base_new());
-    RecordingSink sink;
+    ListSink sink;
     std::string url = "http://127.0.0.1:" + std::to_string(server.port);
     auto source = make_etcd_discovery(base.get(), etcd_upstream({url}, "/p/", 400), sink);
     source->start();
@@ -290,7 +290,7 @@ TEST_CASE("etcd discovery: a real etcd, cut off and back with changes made meanw
     REQUIRE(etcd.ctl({"put", "/torii-test-other", R"({"address":"127.0.0.1:9999"})"}));
 
     EventBasePtr base(event_base_new());
-    RecordingSink sink;
+    ListSink sink;
     std::string dead_url = "http://127.0.0.1:" + std::to_string(dead);
     std::string url = "http://localhost:" + std::to_string(client);
     auto source = make_etcd_discovery(base.get(),
@@ -329,4 +329,24 @@ TEST_CASE("etcd discovery: a real etcd, cut off and back with changes made meanw
     CHECK(has_list({"127.0.0.1:8002*1", "127.0.0.1:8004*7"}));
     REQUIRE(etcd.ctl({"del", "/torii-test/d"}));
     CHECK(has_list({"127.0.0.1:8002*1"}));  // and the watch runs again
+}
+
+TEST_CASE("etcd discovery: two keys with one address are one target, their weights summed") {
+    ScriptedServer server({
+        {{json_response(200,
+                        range_body(4, {{"/p/z", R"({"address":"[::1]:2"})"},
+                                       {"/p/x", R"({"address":"127.0.0.1:1","weight":2})"},
+                                       {"/p/y", R"({"address":"127.0.0.1:1","weight":3})"}}))}},
+        {{kChunkedHead, chunk(watch_line(R"("created":true)"))}, true},
+    });
+    EventBasePtr base(event_base_new());
+    ListSink sink;
+    std::string url = "http://127.0.0.1:" + std::to_string(server.port);
+    auto source = make_etcd_discovery(base.get(), etcd_upstream({url}, "/p/", 400), sink);
+    source->start();
+    REQUIRE(run_until(
+        base.get(), [&] { return server.connections() == 2; }, 5'000));
+    run_for(base.get(), 100);
+    CHECK(sink.lists == std::vector<std::vector<std::string>>{{"127.0.0.1:1*5", "[::1]:2*1"}});
+    CHECK(sink.errors.empty());
 }

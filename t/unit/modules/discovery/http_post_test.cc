@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "modules/discovery/http_post.h"
-#include "t/unit/modules/discovery/discovery_test_support.h"
+#include "t/unit/modules/discovery/etcd_test_support.h"
 
 using namespace torii;
-using namespace torii::test;
+using namespace torii::etcd_test;
 
 namespace {
 
