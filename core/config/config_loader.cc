@@ -23,6 +23,7 @@
 #include "core/config/config.h"
 #include "core/config/config_reader.h"
 #include "core/config/target_id.h"
+#include "modules/discovery/discovery_endpoint.h"
 #include "modules/tls/tls_context.h"
 
 namespace torii {
@@ -420,9 +421,12 @@ void Loader::read_discovery(const Section &s, DiscoveryConfig &discovery) const 
         if (!s.read_path("path", discovery.path)) s.fail_missing("path");
     } else {
         if (!s.read_strings("endpoints", discovery.endpoints)) s.fail_missing("endpoints");
+        if (discovery.endpoints.empty()) s.fail("endpoints", "must not be empty");
+        // The same check the source makes (IP literal or localhost, a port, no path), so that
+        // -t refuses what could only fail at run time.
         for (const std::string &e : discovery.endpoints)
-            if (!e.starts_with("http://"))
-                s.fail("endpoints", "\"" + e + "\": expected \"http://host:port\"");
+            if (Result<DiscoveryEndpoint> ep = DiscoveryEndpoint::parse(e); !ep)
+                s.fail("endpoints", ep.error());
         if (!s.read("prefix", discovery.prefix)) s.fail_missing("prefix");
         if (discovery.prefix.empty()) s.fail("prefix", "must not be empty");
     }
