@@ -88,7 +88,12 @@ public:
     int port() const { return port_; }
     std::string resolver() const { return "127.0.0.1:" + std::to_string(port_); }
     void write_hosts(const std::string &text) { std::ofstream(hosts_, std::ios::trunc) << text; }
-    void reload() { REQUIRE(::kill(pid_, SIGHUP) == 0); }
+    // SIGHUP is handled whenever dnsmasq gets to it: give it that time, or the next query may
+    // still see the old hosts file (a test asking at once then got NXDOMAIN now and then).
+    void reload() {
+        REQUIRE(::kill(pid_, SIGHUP) == 0);
+        ::usleep(300'000);
+    }
 
     void start() {
         REQUIRE_MESSAGE(::access(kDnsmasq, X_OK) == 0, "needs Debian's dnsmasq");
