@@ -10,7 +10,7 @@
 
 namespace torii {
 
-class SocketAddress;
+struct SocketAddress;
 
 uint64_t stable_target_id(std::string_view upstream, const SocketAddress &address,
                           unsigned occurrence);
