@@ -31,6 +31,16 @@ std::optional<int> parse_number(std::string_view text, int lo, int hi) {
     return value;
 }
 
+// "\"TEXT\": WHAT", appended piece by piece: g++ 12 at -O3 reports a false -Wrestrict on
+// "\"" + std::string(...).
+std::string quoted(std::string_view text, std::string_view what) {
+    std::string m = "\"";
+    m += text;
+    m += "\": ";
+    m += what;
+    return m;
+}
+
 Result<SocketAddress> parse_address(std::string_view text) {
     std::string_view host;
     std::string_view port_text;
@@ -38,25 +48,24 @@ Result<SocketAddress> parse_address(std::string_view text) {
     if (v6) {
         size_t close = text.find(']');
         if (close == std::string_view::npos || text.substr(close + 1, 1) != ":")
-            return make_error("\"" + std::string(text) + "\": expected [IPv6]:port");
+            return make_error(quoted(text, "expected [IPv6]:port"));
         host = text.substr(1, close - 1);
         port_text = text.substr(close + 2);
     } else {
         size_t colon = text.rfind(':');
-        if (colon == std::string_view::npos)
-            return make_error("\"" + std::string(text) + "\": expected host:port");
+        if (colon == std::string_view::npos) return make_error(quoted(text, "expected host:port"));
         host = text.substr(0, colon);
         port_text = text.substr(colon + 1);
     }
     std::optional<int> port = parse_number(port_text, 1, 65535);
-    if (!port) return make_error("\"" + std::string(text) + "\": port must be 1..65535");
+    if (!port) return make_error(quoted(text, "port must be 1..65535"));
     std::string host_z(host);
     sockaddr_storage ss{};
     socklen_t len = 0;
     if (v6) {
         auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&ss);
         if (inet_pton(AF_INET6, host_z.c_str(), &sin6->sin6_addr) != 1)
-            return make_error("\"" + host_z + "\": not an IPv6 address");
+            return make_error(quoted(host_z, "not an IPv6 address"));
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons(uint16_t(*port));
         len = sizeof *sin6;
@@ -64,14 +73,13 @@ Result<SocketAddress> parse_address(std::string_view text) {
         auto *sin = reinterpret_cast<sockaddr_in *>(&ss);
         if (host_z == "localhost") host_z = "127.0.0.1";
         if (inet_pton(AF_INET, host_z.c_str(), &sin->sin_addr) != 1)
-            return make_error("\"" + host_z + "\": expected an IP address or localhost");
+            return make_error(quoted(host_z, "expected an IP address or localhost"));
         sin->sin_family = AF_INET;
         sin->sin_port = htons(uint16_t(*port));
         len = sizeof *sin;
     }
     SocketAddress address = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr *>(&ss), len);
-    if (address.is_wildcard())
-        return make_error("\"" + std::string(text) + "\": not an address to connect to");
+    if (address.is_wildcard()) return make_error(quoted(text, "not an address to connect to"));
     return address;
 }
 
