@@ -111,6 +111,8 @@ HeaderId classify_header(std::string_view n) {
         case 10:
             if (iequals(n, "connection")) return HeaderId::connection;
             return iequals(n, "keep-alive") ? HeaderId::keep_alive : HeaderId::other;
+        case 12:
+            return iequals(n, "x-request-id") ? HeaderId::x_request_id : HeaderId::other;
         case 14:
             return iequals(n, "content-length") ? HeaderId::content_length : HeaderId::other;
         case 15:

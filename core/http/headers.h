@@ -29,6 +29,7 @@ enum class HeaderId : uint8_t {
     x_forwarded_proto,
     proxy_authenticate,
     proxy_authorization,
+    x_request_id,
 };
 
 HeaderId classify_header(std::string_view name);

@@ -109,6 +109,7 @@ struct Request {
     HeaderList headers;         // working copy of input.headers, which plugins may change
     ResponseHead response;      // what is (being) sent to the client
     std::string_view consumer;  // set by auth plugins, $consumer
+    std::string_view request_id;  // $request_id once first used (core/http/request_id.h)
 
     Downstream *downstream = nullptr;
     const HttpServer *server = nullptr;
