@@ -1,9 +1,12 @@
-// A fast, non-cryptographic PRNG for values that must be unique and unpredictable enough
-// but are made on every request ($request_id): xoshiro256** (Blackman and Vigna), one per
-// process, seeded from getrandom(2). A syscall per request would cost more than the rest of
-// the id; a generator seeded before fork would give every worker the same ids, so each
-// worker reseeds in Worker::init (after the fork) and the first use seeds a process that
-// never did (the master's -T, the unit tests).
+// A fast, non-cryptographic PRNG for values that must be unique but are made on every
+// request ($request_id): wyrand (Wang Yi's, from wyhash), one per process, seeded from
+// getrandom(2). Its 64-bit state is a Weyl sequence, so a process never repeats an output
+// within 2^64 calls, and two seeds from the kernel almost surely never run into each
+// other's sequence. Not for secrets: the outputs reveal the state.
+//
+// A syscall per request would cost more than the rest of the id; a generator seeded before
+// fork would give every worker the same ids, so each worker reseeds in Worker::init (after
+// the fork), and the first use seeds a process that never did (unit tests, single process).
 #pragma once
 
 #include <cstdint>
@@ -14,11 +17,8 @@ namespace torii::fast_random {
 void reseed();
 
 namespace detail {
-inline uint64_t state[4];
+inline uint64_t state = 0;
 inline bool seeded = false;
-inline uint64_t rotl(uint64_t x, int k) {
-    return (x << k) | (x >> (64 - k));
-}
 }  // namespace detail
 
 // The next 64 random bits. Inline: a request id takes two.
@@ -26,15 +26,9 @@ inline uint64_t next() {
     using namespace detail;
     if (!seeded) [[unlikely]]
         reseed();
-    uint64_t result = rotl(state[1] * 5, 7) * 9;
-    uint64_t t = state[1] << 17;
-    state[2] ^= state[0];
-    state[3] ^= state[1];
-    state[1] ^= state[2];
-    state[0] ^= state[3];
-    state[2] ^= t;
-    state[3] = rotl(state[3], 45);
-    return result;
+    state += 0xa0761d6478bd642full;
+    __uint128_t t = static_cast<__uint128_t>(state) * (state ^ 0xe7037ed1a0b428dbull);
+    return static_cast<uint64_t>(t >> 64) ^ static_cast<uint64_t>(t);
 }
 
 }  // namespace torii::fast_random

@@ -46,13 +46,9 @@ static inline void hex32(char *out, uint64_t a, uint64_t b) {
 }
 #endif
 
-std::string_view request_id(Request &req, std::string_view sent) {
-    if (!req.request_id.empty()) return req.request_id;
-    if (!sent.empty()) return req.request_id = sent;
-    char *p = req.arena.alloc(32);
+void make_request_id(char *out) {
     uint64_t a = fast_random::next();
-    hex32(p, a, fast_random::next());
-    return req.request_id = std::string_view(p, 32);
+    hex32(out, a, fast_random::next());
 }
 
 std::string_view request_id(Request &req) {

@@ -9,13 +9,22 @@
 
 #include <string_view>
 
+#include "core/http/request.h"
+
 namespace torii {
 
-struct Request;
+// Writes 32 random lowercase hex digits at `out`.
+void make_request_id(char *out);
 
 std::string_view request_id(Request &req);
 // The same when the caller has already looked for the request's X-Request-Id (`sent`: its
-// first non-empty value, or empty), saving another scan of the headers.
-std::string_view request_id(Request &req, std::string_view sent);
+// first non-empty value, or empty), saving another scan of the headers. Inline: every
+// proxied request takes this path.
+inline std::string_view request_id(Request &req, std::string_view sent) {
+    if (!req.request_id.empty()) return req.request_id;
+    if (!sent.empty()) return req.request_id = sent;
+    make_request_id(req.request_id_buf);
+    return req.request_id = std::string_view(req.request_id_buf, sizeof req.request_id_buf);
+}
 
 }  // namespace torii
