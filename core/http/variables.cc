@@ -119,6 +119,13 @@ static std::string_view request_line(Request &req) {
     return {p, n};
 }
 
+// The working copy of the request's fields, which plugins may change; a request refused
+// before the copy was made (a head that failed to parse, logged 400 or 431) has only the
+// fields as received.
+static const HeaderList &client_headers(const Request &req) {
+    return req.headers.empty() ? req.input.headers : req.headers;
+}
+
 namespace {
 struct Fixed {
     std::string_view name;
@@ -195,7 +202,7 @@ bool get_variable(Request &req, std::string_view name, std::string_view *out) {
 bool get_variable(Request &req, const VarRef &var, std::string_view *out) {
     switch (var.id) {
         case VarId::http:
-            for (const Header &h : req.headers) {
+            for (const Header &h : client_headers(req)) {
                 if (header_matches(h.name, var.key)) {
                     *out = h.value;
                     return true;
@@ -205,7 +212,7 @@ bool get_variable(Request &req, const VarRef &var, std::string_view *out) {
         case VarId::arg:
             return find_arg(req.query, var.key, out);
         case VarId::cookie:
-            return find_cookie(req.headers, var.key, out);
+            return find_cookie(client_headers(req), var.key, out);
         case VarId::ssl:
             return tls_variable(req.ssl, var.name, req.arena, out);
         case VarId::remote_addr:

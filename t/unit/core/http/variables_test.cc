@@ -114,3 +114,12 @@ TEST_CASE("request ids use every hex digit and do not repeat") {
     CHECK(ids.size() == 1000);
     CHECK(digits.size() == 16);
 }
+
+TEST_CASE("a request refused before its fields were copied still shows them to the log") {
+    Request req;
+    req.input.headers.add("User-Agent", "ua/1");
+    std::string_view v;
+    CHECK((get_variable(req, "http_user_agent", &v) && v == "ua/1"));
+    req.headers.add("User-Agent", "rewritten");  // once copied, the working copy counts
+    CHECK((get_variable(req, "http_user_agent", &v) && v == "rewritten"));
+}
