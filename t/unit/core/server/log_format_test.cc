@@ -2,10 +2,12 @@
 
 #include <doctest/doctest.h>
 
-#include <regex>
+#include <cstring>
+#include <string>
 
 #include "core/http/request.h"
 #include "core/server/query_mask.h"
+#include "core/worker/worker.h"
 
 using namespace torii;
 
@@ -23,12 +25,38 @@ void fill(Request &req) {
     req.headers.add("User-Agent", "curl/8");
     req.response.status = 200;
     req.bytes_sent = 1234;
+    req.start_ms = Worker::now_ms();  // $request_time "0.000"
 }
 
 std::string line(const LogFormat &f, Request &req) {
     std::string out;
     f.append_line(req, out);
     return out;
+}
+
+// "10/Oct/2000:13:55:36 -0700": digits and letters where $time_local has them. (No
+// std::regex: GCC 12 warns inside it under the sanitizers, and warnings are errors.)
+bool time_local_shape(std::string_view t) {
+    const char *shape = "dd/Aaa/dddd:dd:dd:dd +dddd";
+    if (t.size() != std::strlen(shape)) return false;
+    for (size_t i = 0; i < t.size(); ++i) {
+        char c = t[i], k = shape[i];
+        bool ok = k == 'd'   ? (c >= '0' && c <= '9')
+                  : k == 'A' ? (c >= 'A' && c <= 'Z')
+                  : k == 'a' ? (c >= 'a' && c <= 'z')
+                  : k == '+' ? (c == '+' || c == '-')
+                             : c == k;
+        if (!ok) return false;
+    }
+    return true;
+}
+
+// The line with its [time] cut out, checked for shape: "A - - [T] B" becomes "A - - [] B".
+std::string without_time(const std::string &line) {
+    size_t open = line.find('['), close = line.find(']');
+    if (open == std::string::npos || close == std::string::npos || close < open) return "?";
+    if (!time_local_shape(std::string_view(line).substr(open + 1, close - open - 1))) return "?";
+    return line.substr(0, open + 1) + line.substr(close);
 }
 
 std::shared_ptr<const LogFormat> compile(std::string_view spec) {
@@ -71,14 +99,19 @@ TEST_CASE("values are escaped: no quote, backslash or control byte reaches a tex
 TEST_CASE("combined is nginx's layout; the default adds request time and upstream") {
     Request req;
     fill(req);
-    std::regex combined(R"(^10\.1\.2\.3 - - \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] )"
-                        R"("GET /api/x\?apikey=\*\*\*&page=2 HTTP/1\.1" 200 1234 "-" "curl/8"\n$)");
-    CHECK(std::regex_match(line(*compile("combined"), req), combined));
-    std::regex with_time(
-        R"(^10\.1\.2\.3 - - \[[^\]]+\] "GET /api/x\?apikey=\*\*\*&page=2 HTTP/1\.1" 200 1234 )"
-        R"("-" "curl/8" \d+\.\d{3} 127\.0\.0\.1:9\n$)");
+    CHECK(without_time(line(*compile("combined"), req)) ==
+          "10.1.2.3 - - [] \"GET /api/x?apikey=***&page=2 HTTP/1.1\" 200 1234 \"-\" "
+          "\"curl/8\"\n");
     req.upstream_addr = "127.0.0.1:9";
-    CHECK(std::regex_match(line(*compile({}), req), with_time));
+    std::string with_time = without_time(line(*compile({}), req));
+    std::string head =
+        "10.1.2.3 - - [] \"GET /api/x?apikey=***&page=2 HTTP/1.1\" 200 1234 "
+        "\"-\" \"curl/8\" ";
+    REQUIRE(with_time.starts_with(head));
+    std::string rest = with_time.substr(head.size());  // "0.000 127.0.0.1:9\n"
+    CHECK(rest.size() == std::string("0.000 127.0.0.1:9\n").size());
+    CHECK(rest[1] == '.');
+    CHECK(rest.ends_with(" 127.0.0.1:9\n"));
 }
 
 TEST_CASE("json: one object a line, numbers as numbers, absent values null") {
@@ -98,8 +131,11 @@ TEST_CASE("json: one object a line, numbers as numbers, absent values null") {
     CHECK(out.find("\"upstream_response_time\":null") != std::string::npos);
     CHECK(out.find("\"http_referer\":\"r\\u0001\\ufffd\"") != std::string::npos);
     CHECK(out.find("\"server_protocol\":\"HTTP/1.1\"") != std::string::npos);
-    std::regex id(R"("request_id":"[0-9a-f]{32}")");
-    CHECK(std::regex_search(out, id));
+    size_t at = out.find("\"request_id\":\"");
+    REQUIRE(at != std::string::npos);
+    std::string id = out.substr(at + 14, 33);
+    CHECK(id.back() == '"');
+    CHECK(id.substr(0, 32).find_first_not_of("0123456789abcdef") == std::string::npos);
     CHECK(out.ends_with("\"consumer\":null}\n"));
 }
 
