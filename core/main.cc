@@ -1,6 +1,7 @@
 // torii's command line (SPEC section 1):
 //   torii [-c FILE]              run in the foreground
 //   torii -t [-c FILE]           check the config, print "ok" or the error, exit 0 / 1
+//   torii -T [-c FILE]           check it as -t does, then print the effective config
 //   torii -s reload|stop|quit    signal the running master found through pid_file
 //   torii -v                     versions
 #include <event2/event.h>
@@ -21,10 +22,12 @@ namespace {
 
 void usage(FILE *out) {
     fprintf(out,
-            "usage: torii [-c FILE] [-t] [-s reload|stop|quit] [-v]\n"
+            "usage: torii [-c FILE] [-t | -T] [-s reload|stop|quit|reopen] [-v]\n"
             "  -c FILE   configuration file (default conf/torii.toml)\n"
             "  -t        check the configuration and every plugin, then exit\n"
-            "  -s SIGNAL send reload, stop or quit to the running torii (pid_file)\n"
+            "  -T        check as -t, then print the effective configuration (defaults\n"
+            "            resolved, each location's plugin chain in run order) and exit\n"
+            "  -s SIGNAL send reload, stop, quit or reopen to the running torii (pid_file)\n"
             "  -v        print versions and exit\n");
 }
 
@@ -42,15 +45,19 @@ int main(int argc, char **argv) {
     torii::pool::install_for_libevent();  // before any libevent object exists
     std::string config_file = "conf/torii.toml";
     bool test_only = false;
+    bool dump = false;
     std::string signal_name;
     int opt;
-    while ((opt = getopt(argc, argv, "c:ts:vh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:tTs:vh")) != -1) {
         switch (opt) {
             case 'c':
                 config_file = optarg;
                 break;
             case 't':
                 test_only = true;
+                break;
+            case 'T':
+                dump = true;
                 break;
             case 's':
                 signal_name = optarg;
@@ -71,6 +78,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (dump) return torii::dump_config(config_file);
     if (test_only) return torii::check_config(config_file);
     if (!signal_name.empty()) return torii::signal_running(config_file, signal_name);
     return torii::run_foreground(config_file);

@@ -12,6 +12,7 @@ packages=(
   curl nghttp2-client python3 python3-pytest python3-h2 python3-websockets python3-grpcio
   redis-server procps
   dnsmasq-base etcd-server etcd-client  # discovery peers (t/integration/test_discovery*.py)
+  nginx-light  # its combined log format, compared line for line (t/integration/test_access_log.py)
   # benchmark peers (bench/bench.py; bench/run.sh installs the rest of make bench's tools)
   h2o
 )

@@ -23,6 +23,8 @@ class table;
 
 namespace torii {
 
+class LogFormat;  // core/server/log_format.h
+
 // Where a key stood in the config file, for errors reported after load (plugins, reload).
 struct SourcePos {
     std::string file;
@@ -38,6 +40,9 @@ struct MainConfig {
     std::string error_log = "stderr";  // absolute path or "stderr"
     std::string access_log = "off";    // absolute path or "off"
     std::string log_level = "info";    // debug | info | notice | warn | error
+    // Compiled at load from "combined", "json" or a template; null (a Config not made by the
+    // loader) means the default format.
+    std::shared_ptr<const LogFormat> access_log_format;
     Millis shutdown_timeout = 30'000;
     Millis tunnel_idle_timeout = 3'600'000;  // WebSocket (and TCP) tunnels without traffic
     // Old generations kept draining after reloads; one more makes the oldest close now.

@@ -23,6 +23,7 @@
 #include "core/config/config.h"
 #include "core/config/config_reader.h"
 #include "core/config/target_id.h"
+#include "core/server/log_format.h"
 #include "modules/discovery/discovery_endpoint.h"
 #include "modules/tls/tls_context.h"
 
@@ -154,15 +155,22 @@ const PluginDecl *Loader::find_plugin(std::string_view name) const {
 
 // ---- [main] ---------------------------------------------------------------------------------
 
+// The format of a config without access_log_format: compiled once, shared by every load.
+std::shared_ptr<const LogFormat> default_log_format() {
+    static const std::shared_ptr<const LogFormat> format = LogFormat::compile({}).value();
+    return format;
+}
+
 void Loader::read_main() {
     MainConfig &main = config_.main;
     // Default next to a source checkout: conf/torii.toml finds build/plugins.
     main.plugin_dir = ctx_.absolute("../build/plugins");
+    main.access_log_format = default_log_format();
     std::optional<Section> s = top_table("main");
     if (!s) return;
-    s->allow_only({"workers", "pid_file", "error_log", "access_log", "log_level",
-                   "shutdown_timeout", "plugin_dir", "master_process", "worker_connections",
-                   "tunnel_idle_timeout", "max_draining_generations"});
+    s->allow_only({"workers", "pid_file", "error_log", "access_log", "access_log_format",
+                   "log_level", "shutdown_timeout", "plugin_dir", "master_process",
+                   "worker_connections", "tunnel_idle_timeout", "max_draining_generations"});
     s->read("master_process", main.master_process);
 
     if (const toml::node *workers = s->get("workers")) {
@@ -180,6 +188,14 @@ void Loader::read_main() {
     }
     read_log_target(*s, "error_log", main.error_log);
     read_log_target(*s, "access_log", main.access_log);
+    std::string format;
+    if (s->read("access_log_format", format)) {
+        if (format.empty())
+            s->fail("access_log_format", "expected \"combined\", \"json\" or a template");
+        auto compiled = LogFormat::compile(format);
+        if (!compiled) s->fail("access_log_format", compiled.error());
+        main.access_log_format = std::move(compiled.value());
+    }
     s->read_choice("log_level", main.log_level, {"debug", "info", "notice", "warn", "error"});
     s->read_duration("shutdown_timeout", main.shutdown_timeout);
     s->read_duration("tunnel_idle_timeout", main.tunnel_idle_timeout);
@@ -265,8 +281,8 @@ void Loader::read_upstreams() {
 
 UpstreamConfig Loader::read_upstream(const std::string &name, const Section &s) const {
     s.allow_only({"balancer", "hash_key", "protocol", "targets", "keepalive", "connect_timeout",
-                  "read_timeout", "send_timeout", "retries", "tls", "discovery", "health", "slow_start",
-                  "proxy_protocol", "http2_ping_interval", "http2_ping_timeout"});
+                  "read_timeout", "send_timeout", "retries", "tls", "discovery", "health",
+                  "slow_start", "proxy_protocol", "http2_ping_interval", "http2_ping_timeout"});
     const std::string who = "upstream " + in_quotes(name);
     UpstreamConfig up;
     up.name = name;

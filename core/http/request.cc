@@ -13,6 +13,7 @@ void Request::reset() {
     headers.clear();
     response.clear();
     consumer = {};
+    request_id = {};
     chain = nullptr;
     server_chain = nullptr;
     plugin_ctx = nullptr;

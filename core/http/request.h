@@ -106,9 +106,11 @@ struct Request {
     // Working copies that routing and plugins rewrite (strip_prefix, path rewrite).
     std::string_view path;
     std::string_view query;
-    HeaderList headers;         // working copy of input.headers, which plugins may change
-    ResponseHead response;      // what is (being) sent to the client
-    std::string_view consumer;  // set by auth plugins, $consumer
+    HeaderList headers;           // working copy of input.headers, which plugins may change
+    ResponseHead response;        // what is (being) sent to the client
+    std::string_view consumer;    // set by auth plugins, $consumer
+    std::string_view request_id;  // $request_id once first used (core/http/request_id.h)
+    char request_id_buf[32];      // a generated one
 
     Downstream *downstream = nullptr;
     const HttpServer *server = nullptr;

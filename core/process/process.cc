@@ -19,6 +19,7 @@
 #include "core/config/pending_features.h"
 #include "core/plugin/host_api.h"
 #include "core/process/listen_sockets.h"
+#include "core/process/config_dump.h"
 #include "core/process/master.h"
 #include "core/process/pid_file.h"
 #include "core/plugin/plugin_set.h"
@@ -30,11 +31,14 @@ namespace torii {
 
 int run_single_process(std::shared_ptr<const Config> config, const std::string &file);
 
-int check_config(const std::string &file) {
+// -t and -T: the config loaded, every plugin loaded and instantiated (which validates their
+// tables); warnings and the first error on stderr. nullptr after an error.
+static std::unique_ptr<PluginSet> load_checked(const std::string &file,
+                                               std::shared_ptr<const Config> *out) {
     auto config = load_config(file);
     if (!config) {
         fprintf(stderr, "%s\n", config.error().c_str());
-        return 1;
+        return nullptr;
     }
     for (const std::string &w : pending_feature_warnings(*config.value()))
         fprintf(stderr, "warning: %s\n", w.c_str());
@@ -45,9 +49,25 @@ int check_config(const std::string &file) {
     auto plugins = PluginSet::load(*config.value());
     if (!plugins) {
         fprintf(stderr, "%s\n", plugins.error().c_str());
-        return 1;
+        return nullptr;
     }
+    *out = config.value();
+    return std::move(plugins.value());
+}
+
+int check_config(const std::string &file) {
+    std::shared_ptr<const Config> config;
+    if (!load_checked(file, &config)) return 1;
     printf("ok\n");
+    return 0;
+}
+
+int dump_config(const std::string &file) {
+    std::shared_ptr<const Config> config;
+    std::unique_ptr<PluginSet> plugins = load_checked(file, &config);
+    if (!plugins) return 1;
+    std::string text = dump_effective_config(*config, *plugins);
+    fwrite(text.data(), 1, text.size(), stdout);
     return 0;
 }
 
@@ -115,7 +135,7 @@ int run_single_process(std::shared_ptr<const Config> config, const std::string &
         fprintf(stderr, "torii: %s\n", error.c_str());
         return 1;
     }
-    if (!access_log_open(main.access_log, &error)) {
+    if (!access_log_open(main.access_log, main.access_log_format, &error)) {
         log_error("%s", error.c_str());
         return 1;
     }

@@ -33,7 +33,7 @@ int run_worker_process(const WorkerProcessArgs &args) {
         if (!used) ::close(fd);
     }
     std::string error;
-    if (!access_log_open(config.main.access_log, &error)) {
+    if (!access_log_open(config.main.access_log, config.main.access_log_format, &error)) {
         log_error("%s", error.c_str());
         return 2;
     }

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "core/http/request_id.h"
+
 namespace torii {
 
 bool is_hop_by_hop(HeaderId id) {
@@ -18,6 +20,11 @@ bool is_hop_by_hop(HeaderId id) {
         default:
             return false;
     }
+}
+
+// A field without a role in the proxy's framing or forwarding: one that Connection may name.
+static bool end_to_end(HeaderId id) {
+    return id == HeaderId::other || id == HeaderId::x_request_id;
 }
 
 // Fields named by the Connection header(s) are hop-by-hop for this message only.
@@ -68,8 +75,7 @@ void copy_client_headers(const HeaderList &in, HeaderList &out) {
     out.clear();
     out.reserve(in.size());
     for (const Header &h : in) {
-        if (h.id == HeaderId::other && named_in_connection(in, h.name) &&
-            !protected_from_connection(h))
+        if (end_to_end(h.id) && named_in_connection(in, h.name) && !protected_from_connection(h))
             continue;
         out.add(h.name, h.value, h.id);
     }
@@ -93,9 +99,9 @@ void build_upstream_request_headers(Request &req, HeaderList &out) {
     // The working copy: the client's Connection-named fields already left it
     // (copy_client_headers); what plugins added stays.
     const HeaderList &in = req.headers;
-    std::string_view xff, via;
+    std::string_view xff, via, sent_id;
     bool has_host = false;
-    out.reserve(in.size() + 4);
+    out.reserve(in.size() + 5);
     for (const Header &h : in) {
         switch (h.id) {
             case HeaderId::other:
@@ -112,6 +118,9 @@ void build_upstream_request_headers(Request &req, HeaderList &out) {
             case HeaderId::via:
                 via = via.empty() ? h.value : join(req.arena, via, ", ", h.value);
                 continue;
+            case HeaderId::x_request_id:  // sent once below, as $request_id
+                if (sent_id.empty()) sent_id = h.value;
+                continue;
             default:  // hop-by-hop, framing (re-added by the caller), Expect, and the X-
                       // fields rewritten below
                 continue;
@@ -126,6 +135,9 @@ void build_upstream_request_headers(Request &req, HeaderList &out) {
     out.add("X-Forwarded-Proto", req.input.scheme, HeaderId::x_forwarded_proto);
     std::string_view hop = req.input.version == HttpVersion::http10 ? "1.0 torii" : "1.1 torii";
     out.add("Via", via.empty() ? hop : join(req.arena, via, ", ", hop), HeaderId::via);
+    // Exactly one X-Request-Id, the one the access log writes: the client's (its first
+    // non-empty one) or a new one.
+    out.add("X-Request-Id", request_id(req, sent_id), HeaderId::x_request_id);
     if (wants_websocket(req.input)) {  // the handshake's hop-by-hop pair goes on
         out.add("Upgrade", "websocket", HeaderId::upgrade);
         out.add("Connection", "upgrade", HeaderId::connection);
@@ -137,8 +149,7 @@ void copy_response_headers(const HeaderList &from, HeaderList &to) {
     to.reserve(from.size() + 2);
     for (const Header &h : from) {
         if (is_hop_by_hop(h.id) || h.id == HeaderId::content_length) continue;
-        if (check_connection && h.id == HeaderId::other && named_in_connection(from, h.name))
-            continue;
+        if (check_connection && end_to_end(h.id) && named_in_connection(from, h.name)) continue;
         to.add(h.name, h.value, h.id);
     }
 }

@@ -1,6 +1,6 @@
 // What a proxy changes in heads that cross it (RFC 9110 section 7.6): hop-by-hop fields and
 // the fields named in Connection stay behind; X-Forwarded-For, X-Real-IP,
-// X-Forwarded-Proto and Via record the hop.
+// X-Forwarded-Proto and Via record the hop; X-Request-Id names the request ($request_id).
 #pragma once
 
 #include "core/http/request.h"

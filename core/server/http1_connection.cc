@@ -294,6 +294,9 @@ void Http1Connection::do_parse_error() {
     disarm_timer();
     set_state(State::active);
     if (req_->input.method.empty()) req_->input.method = "GET";
+    // A head that failed to parse never began an exchange: $request_time counts from now
+    // rather than from the clock's origin.
+    if (!req_->start_ms) req_->start_ms = Worker::now_ms();
     req_->body_done = true;  // nothing more will be read
     respond_error(*req_, status);
 }

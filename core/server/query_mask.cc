@@ -79,18 +79,12 @@ bool query_mask_add(std::string_view name) {
     return true;
 }
 
-void append_masked_target(std::string &out, std::string_view target) {
-    size_t start = target.find('?');
-    if (start == std::string_view::npos) {  // the common case costs one scan
-        out += target;
-        return;
-    }
-    ++start;
-    out += target.substr(0, start);
+void append_masked_query(std::string &out, std::string_view query) {
+    size_t start = 0;
     for (;;) {
-        size_t amp = target.find('&', start);
+        size_t amp = query.find('&', start);
         std::string_view arg =
-            target.substr(start, amp == std::string_view::npos ? amp : amp - start);
+            query.substr(start, amp == std::string_view::npos ? amp : amp - start);
         size_t eq = arg.find('=');
         if (eq != std::string_view::npos && eq + 1 < arg.size() && masked(arg.substr(0, eq))) {
             out += arg.substr(0, eq + 1);
@@ -102,6 +96,16 @@ void append_masked_target(std::string &out, std::string_view target) {
         out += '&';
         start = amp + 1;
     }
+}
+
+void append_masked_target(std::string &out, std::string_view target) {
+    size_t start = target.find('?');
+    if (start == std::string_view::npos) {  // the common case costs one scan
+        out += target;
+        return;
+    }
+    out += target.substr(0, start + 1);
+    append_masked_query(out, target.substr(start + 1));
 }
 
 }  // namespace torii

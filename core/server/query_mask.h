@@ -15,5 +15,7 @@ bool query_mask_add(std::string_view name);
 
 // Appends `target` to `out` with the value of every masked argument replaced by "***".
 void append_masked_target(std::string &out, std::string_view target);
+// The same for a query alone (what follows '?'): $args in the access log.
+void append_masked_query(std::string &out, std::string_view query);
 
 }  // namespace torii

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "core/base/fast_random.h"
 #include "core/base/log.h"
 #include "core/http/request.h"
 #include "core/net/fd_limit.h"
@@ -97,6 +98,9 @@ UpstreamRuntime *Worker::upstream(const std::string &name) {
 
 Result<void> Worker::init() {
     started_at_ = ::time(nullptr);
+    // Workers are forked: a PRNG state inherited from the master would repeat request ids
+    // across workers and generations.
+    fast_random::reseed();
     auto init = plugins_->worker_init();
     if (!init) return init;
     for (const auto &[name, up] : config_->upstreams)

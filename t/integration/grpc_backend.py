@@ -14,9 +14,11 @@ Methods of service "test.Echo":
   Deadline       the time left of the call's deadline as the server sees it, in seconds
   Wait           holds the call until the client cancels it (at most 10 s)
   Cancels        how many Wait calls this server saw cancelled
+  Metadata       the call's request metadata as a JSON object (what torii sent upstream)
 """
 
 import argparse
+import json
 import sys
 import time
 from concurrent import futures
@@ -67,6 +69,10 @@ def deadline(request, context):
     return ("%.3f" % (context.time_remaining() or -1)).encode()
 
 
+def metadata(request, context):
+    return json.dumps(dict(context.invocation_metadata())).encode()
+
+
 def slow(request, context):
     time.sleep(2)
     return request
@@ -88,6 +94,7 @@ def main():
         "Deadline": grpc.unary_unary_rpc_method_handler(deadline, **ident),
         "Wait": grpc.unary_unary_rpc_method_handler(wait, **ident),
         "Cancels": grpc.unary_unary_rpc_method_handler(cancels, **ident),
+        "Metadata": grpc.unary_unary_rpc_method_handler(metadata, **ident),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", handlers),))

@@ -198,3 +198,22 @@ def test_check_no_admin_warning_on_loopback(tmp_path):
     res = run_torii(["-t", "-c", path])
     assert res.returncode == 0 and res.stdout.strip() == "ok", (res.stdout, res.stderr)
     assert "warning" not in res.stderr and "[admin]" not in res.stderr, res.stderr
+
+
+def test_access_log_format_unknown_variable(tmp_path):
+    port = harness.free_port()
+    text = numbered_config(port).replace(
+        'access_log = "off"\n', 'access_log = "off"\naccess_log_format = "$remote_addr $nope"\n')
+    err = check_rejected(write(tmp_path, "bad.toml", text), text, "access_log_format")
+    assert '[main] access_log_format: unknown variable "$nope"' in err
+    # The same for -T, which checks before it prints anything.
+    cp = run_torii(["-T", "-c", os.path.join(str(tmp_path), "bad.toml")])
+    assert cp.returncode == 1 and cp.stdout == "" and '"$nope"' in cp.stderr
+
+
+def test_access_log_format_refuses_a_newline(tmp_path):
+    port = harness.free_port()
+    text = numbered_config(port).replace(
+        'access_log = "off"\n', 'access_log = "off"\naccess_log_format = "$status\\n$uri"\n')
+    err = check_rejected(write(tmp_path, "bad.toml", text), text, "access_log_format")
+    assert "would split" in err

@@ -1,4 +1,5 @@
 #include "core/config/config.h"
+#include "core/server/log_format.h"
 #include "t/unit/support/test_certs.h"
 
 #include <doctest/doctest.h>
@@ -809,7 +810,7 @@ TEST_CASE("targets carry ids that survive reordering, other targets changing, an
 
 TEST_CASE("[admin] listens on loopback unless told otherwise; token and state_file") {
     auto c = torii::load_config_from_string("[admin]\ntoken = \"t0k\"\nstate_file = \"s.json\"\n",
-                                     "/etc/torii/torii.toml");
+                                            "/etc/torii/torii.toml");
     REQUIRE_MESSAGE(c.ok(), c.error());
     REQUIRE(c.value()->admin);
     CHECK(c.value()->admin->listen.to_string() == "127.0.0.1:9901");
@@ -842,4 +843,27 @@ TEST_CASE("discovery and health keys are checked with their place") {
               .find("path: applies to type = \"http\" only") != std::string::npos);
     CHECK(err("targets = [\"127.0.0.1:1\"]\nslow_start = \"30s\"\n[upstream.api.health]\n"
               "statuses = [200, 204]\nbody_contains = \"ok\"\nhost = \"h\"\n") == "ok");
+}
+
+TEST_CASE("access_log_format: combined, json or a template, checked with its place") {
+    auto load = [](const std::string &main) {
+        return torii::load_config_from_string("[main]\nworkers = 1\n" + main, "t.toml");
+    };
+    auto plain = load("");
+    REQUIRE(plain.ok());
+    REQUIRE(plain.value()->main.access_log_format);
+    CHECK(plain.value()->main.access_log_format->spec() == torii::kDefaultFormat);
+    auto json = load("access_log_format = \"json\"\n");
+    REQUIRE(json.ok());
+    CHECK(json.value()->main.access_log_format->json());
+    CHECK(load("access_log_format = \"combined\"\n").ok());
+    CHECK(load("access_log_format = \"$remote_addr $request_id\"\n").ok());
+    auto bad = load("\naccess_log_format = \"$remote_addr $no_such_var\"\n");
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error() == "t.toml:4:1: [main] access_log_format: unknown variable \"$no_such_var\"");
+    auto empty = load("access_log_format = \"\"\n");
+    REQUIRE_FALSE(empty.ok());
+    CHECK(empty.error() ==
+          "t.toml:3:1: [main] access_log_format: expected \"combined\", "
+          "\"json\" or a template");
 }

@@ -76,3 +76,37 @@ TEST_CASE("response heads keep end-to-end fields only") {
     CHECK(to.get("trailer") == "X-Checksum");
     CHECK(to.get("x-end") == "kept");
 }
+
+static size_t count(const HeaderList &h, std::string_view name) {
+    size_t n = 0;
+    for (const Header &f : h)
+        n += iequals(f.name, name);
+    return n;
+}
+
+TEST_CASE("the upstream gets one X-Request-Id: the client's, else $request_id") {
+    SUBCASE("none sent: a new id, the one $request_id gives") {
+        Request req;
+        req.remote_addr = "10.0.0.9";
+        req.input.headers.add("Host", "example.com");
+        copy_client_headers(req.input.headers, req.headers);
+        HeaderList out;
+        build_upstream_request_headers(req, out);
+        CHECK(count(out, "x-request-id") == 1);
+        CHECK(out.get("x-request-id").size() == 32);
+        CHECK(out.get("x-request-id") == req.request_id);
+    }
+    SUBCASE("the client's first non-empty one is kept, and only it") {
+        Request req;
+        req.remote_addr = "10.0.0.9";
+        req.input.headers.add("X-Request-Id", "");
+        req.input.headers.add("x-request-id", "abc-123");
+        req.input.headers.add("X-Request-ID", "second");
+        copy_client_headers(req.input.headers, req.headers);
+        HeaderList out;
+        build_upstream_request_headers(req, out);
+        CHECK(count(out, "x-request-id") == 1);
+        CHECK(out.get("x-request-id") == "abc-123");
+        CHECK(req.request_id == "abc-123");
+    }
+}
