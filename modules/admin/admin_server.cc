@@ -5,6 +5,7 @@
 #include <ctime>
 #include <string>
 
+#include "core/base/json_escape.h"
 #include "core/base/log.h"
 #include "core/http/request.h"
 #include "core/module/module.h"
@@ -41,38 +42,6 @@ const Module admin_module = {
         return {};
     },
 };
-
-static void append_json_string(std::string &out, std::string_view s) {
-    out += '"';
-    for (char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char esc[8];
-                    snprintf(esc, sizeof esc, "\\u%04x", c);
-                    out += esc;
-                } else {
-                    out += c;
-                }
-        }
-    }
-    out += '"';
-}
 
 // Answers 400/403 and returns false unless the request may reach an endpoint. Runs before
 // any routing so that a refused request executes nothing, whatever its method and path.
