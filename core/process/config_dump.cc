@@ -8,6 +8,7 @@
 
 #include "core/base/json_escape.h"
 #include "core/config/config.h"
+#include "core/plugin/chain_origin.h"
 #include "core/plugin/plugin_set.h"
 #include "core/server/log_format.h"
 
@@ -365,15 +366,15 @@ void Dumper::health_section(const UpstreamConfig &up) {
 // "ratelimit", "auth (inherited from [[server]])".
 std::string Dumper::member_name(const PluginInstance *inst, const Origin &origin) const {
     std::string name = inst->plugin->name();
-    if (!origin.server || !origin.location) return name;
-    const auto &members = origin.server->members;
-    if (std::find(members.begin(), members.end(), inst) == members.end()) return name;
-    // The server's instance: inherited, or switched back on by a bare table here.
-    bool listed = origin.location &&
-                  std::any_of(origin.location->plugins.begin(), origin.location->plugins.end(),
-                              [&](const PluginUse &u) { return u.name == name && u.enabled; });
-    return name +
-           (listed ? " (from [[server]], switched on here)" : " (inherited from [[server]])");
+    switch (chain_origin(inst, origin.server, origin.location)) {
+        case ChainOrigin::own:
+            return name;
+        case ChainOrigin::inherited:
+            return name + " (inherited from [[server]])";
+        case ChainOrigin::switched_on:
+            return name + " (from [[server]], switched on here)";
+    }
+    return name;
 }
 
 std::string Dumper::phase_line(const char *phase, const std::vector<PhaseHook> &hooks,

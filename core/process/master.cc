@@ -266,11 +266,17 @@ void Master::do_signal_all(int sig) {
             if (w.pid) kill(w.pid, sig);
 }
 
+void Master::do_note_reload(bool ok, const std::string &error) {
+    if (reload_history_.size() == MasterStatus::kReloadHistory) reload_history_.pop_front();
+    reload_history_.push_back({::time(nullptr), current_ ? current_->number : 0, ok, error});
+}
+
 void Master::do_publish_status() {
     StatusSnapshot s;
     s.master = getpid();
     s.reloads = reloads_;
     s.reload_failures = reload_failures_;
+    s.reload_history.assign(reload_history_.begin(), reload_history_.end());
     if (current_) {
         s.generation = current_->number;
         s.config_loaded = current_->loaded_at;
@@ -406,8 +412,9 @@ void Master::do_reload() {
     Result<void> opened = loaded ? do_open_sockets(*loaded.value().config) : Result<void>();
     if (!loaded || !opened) {
         reload_failures_++;
-        log_error("reload failed, generation %u keeps serving: %s", current_->number,
-                  (!loaded ? loaded.error() : opened.error()).c_str());
+        const std::string &why = !loaded ? loaded.error() : opened.error();
+        log_error("reload failed, generation %u keeps serving: %s", current_->number, why.c_str());
+        do_note_reload(false, why);
         do_close_unused_sockets();  // whatever this attempt opened
         do_publish_status();
         return;
@@ -417,6 +424,7 @@ void Master::do_reload() {
         reload_failures_++;
         log_error("reload failed, generation %u keeps serving: %s", current_->number,
                   laid.error().c_str());
+        do_note_reload(false, laid.error());
         do_close_unused_sockets();
         do_publish_status();
         return;
@@ -460,6 +468,7 @@ void Master::do_reload() {
     do_stop_fleet();
     do_spawn_fleet();
     reloads_++;
+    do_note_reload(true, {});
     log_notice("generation %u serving (%zu generation(s) draining)", current_->number,
                draining_.size());
     do_publish_status();

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include <ctime>
+#include <deque>
 #include <list>
 #include <map>
 #include <memory>
@@ -28,13 +29,13 @@
 #include "core/base/libevent_ptr.h"
 #include "core/base/result.h"
 #include "core/config/config.h"
+#include "core/process/master_status.h"
 
 namespace torii {
 
 class PluginSet;
 class SharedZone;
 class TargetTable;
-class MasterStatus;
 struct RestartCtx;
 
 class Master {
@@ -109,6 +110,8 @@ private:
     uint32_t next_generation_ = 1;
     uint64_t reloads_ = 0;
     uint64_t reload_failures_ = 0;
+    std::deque<ReloadEvent> reload_history_;  // the last MasterStatus::kReloadHistory attempts
+    void do_note_reload(bool ok, const std::string &error);
     bool stopping_ = false;
     uint64_t stop_deadline_ms_ = 0;
 };

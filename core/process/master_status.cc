@@ -17,6 +17,14 @@ struct DrainingEntry {
     uint32_t closing;
 };
 
+struct ReloadEntry {
+    int64_t at;
+    uint32_t generation;
+    uint32_t ok;
+    uint32_t error_len;
+    char error[MasterStatus::kReloadErrorMax];
+};
+
 struct MasterStatus::Page {
     std::atomic<uint32_t> seq;  // odd while the master writes
     uint32_t generation;
@@ -29,6 +37,8 @@ struct MasterStatus::Page {
     int32_t workers[kMaxWorkers];
     uint32_t draining_count;
     DrainingEntry draining_workers[kMaxWorkers];
+    uint32_t reload_count;  // entries of reload_history in use, oldest first
+    ReloadEntry reload_history[MasterStatus::kReloadHistory];
     WorkerSlot slots[MasterStatus::kSlots];
 };
 
@@ -69,6 +79,16 @@ void MasterStatus::publish(const StatusSnapshot &s) {
     p.reloads = s.reloads;
     p.reload_failures = s.reload_failures;
     p.master = s.master;
+    p.reload_count = static_cast<uint32_t>(std::min(s.reload_history.size(), kReloadHistory));
+    for (uint32_t i = 0; i < p.reload_count; ++i) {
+        const ReloadEvent &e = s.reload_history[i];
+        ReloadEntry &r = p.reload_history[i];
+        r.at = e.at;
+        r.generation = e.generation;
+        r.ok = e.ok;
+        r.error_len = static_cast<uint32_t>(std::min(e.error.size(), kReloadErrorMax));
+        std::copy_n(e.error.data(), r.error_len, r.error);
+    }
     p.seq.fetch_add(1, std::memory_order_acq_rel);
 }
 
@@ -92,6 +112,14 @@ StatusSnapshot MasterStatus::read() const {
         out.reloads = p.reloads;
         out.reload_failures = p.reload_failures;
         out.master = p.master;
+        uint32_t r = std::min<uint32_t>(p.reload_count, kReloadHistory);
+        out.reload_history.resize(r);
+        for (uint32_t i = 0; i < r; ++i) {
+            const ReloadEntry &e = p.reload_history[i];
+            out.reload_history[i] = {
+                e.at, e.generation, e.ok != 0,
+                std::string(e.error, std::min<size_t>(e.error_len, kReloadErrorMax))};
+        }
         if (p.seq.load(std::memory_order_acquire) == before) break;
     }
     return out;

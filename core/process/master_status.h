@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <string>
 #include <vector>
 
 #include "core/process/worker_slot.h"
@@ -26,6 +27,14 @@ struct DrainingWorker {
     bool closing = false;  // retired early (max_draining_generations): closing right now
 };
 
+// One reload attempt, for the dashboard's reload history.
+struct ReloadEvent {
+    time_t at = 0;
+    uint32_t generation = 0;  // the one serving afterwards: the new one, or the kept one
+    bool ok = false;
+    std::string error;  // why it failed (first kReloadErrorMax bytes)
+};
+
 struct StatusSnapshot {
     uint32_t generation = 0;
     time_t config_loaded = 0;
@@ -35,6 +44,7 @@ struct StatusSnapshot {
     uint64_t reloads = 0;                          // successful
     uint64_t reload_failures = 0;
     pid_t master = 0;
+    std::vector<ReloadEvent> reload_history;  // the last kReloadHistory attempts, oldest first
 };
 
 class MasterStatus {
@@ -48,6 +58,8 @@ public:
     // Slots for the workers' last request lines; the master hands one to each worker it
     // forks and reads it back when that worker dies.
     static constexpr int kSlots = 1024;
+    static constexpr size_t kReloadHistory = 16;
+    static constexpr size_t kReloadErrorMax = 240;
     WorkerSlot *worker_slot(int i);
 
 private:

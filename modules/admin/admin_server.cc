@@ -13,6 +13,8 @@
 #include "core/process/master_status.h"
 #include "core/worker/worker.h"
 #include "modules/admin/admin_host.h"
+#include "modules/admin/config_view.h"
+#include "modules/admin/dashboard.h"
 #include "modules/admin/upstreams_api.h"
 
 #include <openssl/crypto.h>
@@ -94,9 +96,20 @@ bool AdminServer::check_token(Request &req) {
 
 void AdminServer::handle(Request &req) noexcept {
     if (!check_host(req)) return;
+    // The dashboard's files hold no data: served without the token, which the page then
+    // sends with every read it makes.
+    if (serve_dashboard(req, req.path)) return;
     if (!check_token(req)) return;
     if (is_upstreams_path(req.path)) {
         serve_upstreams_api(req, worker_.config());
+        return;
+    }
+    if (req.path == "/config") {
+        if (req.input.method != "GET" && req.input.method != "HEAD") {
+            respond_error(req, 405);
+            return;
+        }
+        serve_config_view(req, worker_);
         return;
     }
     if (req.path == "/status") {
@@ -176,6 +189,19 @@ void AdminServer::do_status(Request &req) {
     }
     body += "],\"draining_generations\":[";
     do_draining_generations(tree, body);
+    body += "],\"reload_history\":[";
+    for (size_t i = 0; i < tree.reload_history.size(); ++i) {
+        const ReloadEvent &e = tree.reload_history[i];
+        snprintf(num, sizeof num,
+                 "%s{\"at\":%lld,\"generation\":%u,\"ok\":%s,\"error\":", i ? "," : "",
+                 static_cast<long long>(e.at), e.generation, e.ok ? "true" : "false");
+        body += num;
+        if (e.ok)
+            body += "null";
+        else
+            append_json_string(body, e.error);
+        body += "}";
+    }
     snprintf(num, sizeof num,
              "],\"connections\":{\"active\":%llu,\"accepted\":%llu},\"requests\":%llu}\n",
              static_cast<unsigned long long>(st.connections_active),

@@ -1,6 +1,9 @@
 // The admin listener ([admin] listen): operational endpoints served by each worker.
+//   GET /           the dashboard (modules/admin/dashboard.h), its files under /dashboard/
+//   GET /config     JSON: servers, locations and their plugin chains (config_view.h)
 //   GET /status     JSON: version, uptime, config file, pid, connection and request counts,
-//                   the draining generations with their workers' open connections
+//                   the draining generations with their workers' open connections, the
+//                   last reloads with their outcome
 //   /upstreams...   the target table: read it, add, change and remove targets
 //                   (modules/admin/upstreams_api.h)
 //   plugin endpoints (stats' /metrics, circuit_breaker's view)

@@ -32,6 +32,7 @@
  *   "stats|H|r"  a route_val_t, updated with one host->shared_update per exchange
  *   "stats|H|u"  an upstream_val_t, updated once per attempt
  *   "stats|H|g"  a grpc_val_t beside a route's "r", updated once per gRPC call
+ *   "stats|H|e"  an error_val_t beside a route's "r": 4xx/5xx answers by code
  * One locked update per series per request (or attempt) keeps a histogram's buckets, sum and count
  * consistent with each other whatever a scrape races with. */
 #include <stdio.h>
@@ -88,6 +89,21 @@ typedef struct {
     int64_t calls[GRPC_SLOTS];
 } grpc_val_t;
 
+/* Error answers of a route by exact code, beside route_val_t: a class cannot tell a rate
+ * limit (429) from a missing page (404), nor an open breaker (503) from a dead target (502).
+ * The codes torii and the bundled plugins answer with, then "other" for any other 4xx/5xx. */
+static const int error_codes[] = {400, 401, 403, 404, 405, 408, 413,
+                                  429, 431, 499, 500, 502, 503, 504};
+enum { ERROR_CODES = sizeof error_codes / sizeof error_codes[0], ERROR_SLOTS = ERROR_CODES + 1 };
+
+typedef struct {
+    uint16_t version;
+    uint16_t unused16;
+    uint32_t unused32;
+    int64_t responses[ERROR_SLOTS];
+} error_val_t;
+
+_Static_assert(sizeof(error_val_t) <= LABELS_MAX, "error value over the limit");
 _Static_assert(sizeof(route_val_t) <= LABELS_MAX, "route value over the shared value limit");
 _Static_assert(sizeof(grpc_val_t) <= LABELS_MAX, "grpc value over the limit");
 _Static_assert(sizeof(upstream_val_t) <= LABELS_MAX, "upstream value over the limit");
@@ -326,6 +342,26 @@ static void grpc_update(void *value, size_t *len, void *arg) {
     *len = sizeof v;
 }
 
+static void error_update(void *value, size_t *len, void *arg) {
+    const delta_t *d = arg;
+    error_val_t v;
+    memset(&v, 0, sizeof v);
+    if (*len == sizeof v) memcpy(&v, value, sizeof v);
+    if (v.version != VALUE_VERSION) {
+        memset(&v, 0, sizeof v);
+        v.version = VALUE_VERSION;
+    }
+    v.responses[d->cls]++;
+    memcpy(value, &v, sizeof v);
+    *len = sizeof v;
+}
+
+static int error_slot(int status) {
+    for (int i = 0; i < ERROR_CODES; ++i)
+        if (error_codes[i] == status) return i;
+    return ERROR_CODES;
+}
+
 static int update(uint64_t hash, char suffix, void (*fn)(void *, size_t *, void *), delta_t *d) {
     char key[KEY_LEN + 1];
     make_key(key, hash, suffix);
@@ -426,6 +462,11 @@ static torii_action_t stats_log(void *instance, torii_request_t *r, void **ctx) 
     d.in_flight = st && st->in_flight ? -1 : 0;
     uint64_t route = st ? st->route : route_series(r);
     update(route, 'r', route_update, &d);
+
+    if (status >= 400 && status <= 599) { /* errors only: a 2xx pays nothing more */
+        delta_t e = {.s = s, .observe = 1, .cls = error_slot(status), .bucket = -1};
+        update(route, 'e', error_update, &e);
+    }
 
     int slot = grpc_slot(r);
     if (slot >= 0) {
@@ -533,13 +574,14 @@ static void sb_label_value(sb_t *b, const unsigned char *v, size_t n) {
 
 typedef struct {
     uint64_t hash;
-    int has_labels, has_route, has_upstream, has_grpc;
+    int has_labels, has_route, has_upstream, has_grpc, has_errors;
     unsigned char kind;
     unsigned char labels[LABELS_MAX];
     size_t labels_len;
     route_val_t route;
     upstream_val_t up;
     grpc_val_t grpc;
+    error_val_t errors;
 } found_t;
 
 typedef struct {
@@ -620,6 +662,10 @@ static void collect_entry(torii_str_t key, int64_t counter, const void *value, s
         if (!(f = collect_get(c, h))) return;
         memcpy(&f->grpc, value, len);
         f->has_grpc = f->grpc.version == VALUE_VERSION;
+    } else if (suffix == 'e' && len == sizeof(error_val_t)) {
+        if (!(f = collect_get(c, h))) return;
+        memcpy(&f->errors, value, len);
+        f->has_errors = f->errors.version == VALUE_VERSION;
     } else if (suffix == 'u' && len == sizeof(upstream_val_t)) {
         if (!(f = collect_get(c, h))) return;
         memcpy(&f->up, value, len);
@@ -750,6 +796,24 @@ static void render(void *arg, torii_buf_t *out) {
             if (f->route.requests[cls])
                 sample(&b, "torii_http_requests_total", f, rn, 3, "status_class", class_names[cls],
                        f->route.requests[cls]);
+        }
+    }
+    family_head(&b, "torii_http_error_responses_total", "counter",
+                "Error answers (4xx, 5xx) by server, location, upstream and code: 429 is a rate "
+                "limit, 503 no target or an open breaker, 502/504 a failed target; other: any "
+                "other 4xx/5xx.");
+    for (size_t i = 0; i < c.len; ++i) {
+        const found_t *f = &c.items[i];
+        if (!usable(f, 'r') || !f->has_errors) continue;
+        for (int k = 0; k < ERROR_SLOTS; ++k) {
+            char code[8];
+            if (!f->errors.responses[k]) continue;
+            if (k < ERROR_CODES)
+                snprintf(code, sizeof code, "%d", error_codes[k]);
+            else
+                snprintf(code, sizeof code, "other");
+            sample(&b, "torii_http_error_responses_total", f, rn, 3, "code", code,
+                   f->errors.responses[k]);
         }
     }
     family_head(&b, "torii_http_received_bytes_total", "counter",

@@ -30,6 +30,7 @@ DEFAULT_LE = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5"
               "+Inf"]
 FAMILIES = {
     "torii_http_requests_total": "counter",
+    "torii_http_error_responses_total": "counter",
     "torii_http_received_bytes_total": "counter",
     "torii_http_sent_bytes_total": "counter",
     "torii_http_requests_in_flight": "gauge",
@@ -366,6 +367,14 @@ def test_counters_match_requests(gw):
                  status_class="2xx") == 1
     # nothing else was counted (the scrapes themselves are not)
     assert total_delta(before, after, rq) == 12
+    # errors by exact code: what a class cannot tell apart (404 no location, 502 dead target,
+    # the upstream's own 503)
+    er = "torii_http_error_responses_total"
+    assert delta(before, after, er, code="503", **api) == 1
+    assert delta(before, after, er, server=gw.srv, location="", upstream="", code="404") == 2
+    assert delta(before, after, er, server=gw.srv, location="/dead/", upstream="dead",
+                 code="502") == 1
+    assert total_delta(before, after, er) == 4
 
     routes = {"api": api, "none": dict(server=gw.srv, location="", upstream=""),
               "dead": dict(server=gw.srv, location="/dead/", upstream="dead"),
@@ -391,6 +400,19 @@ def test_counters_match_requests(gw):
                  upstream="api", target=gw.target) == 7
     # the dead target never answered: no latency observed for it
     assert not after.find("torii_upstream_response_duration_seconds_count", upstream="dead")
+
+
+def test_error_codes_outside_the_list_count_as_other(gw):
+    api = dict(server=gw.srv, location="/api/", upstream="api")
+    before = scrape(gw.admin)
+    get(gw.port, "/api/status/418", 418)
+    get(gw.port, "/api/status/429", 429)  # the upstream's own 429 counts as one too
+    get(gw.port, "/api/status/302", 302)  # not an error
+    after = scrape(gw.admin)
+    er = "torii_http_error_responses_total"
+    assert delta(before, after, er, code="other", **api) == 1
+    assert delta(before, after, er, code="429", **api) == 1
+    assert total_delta(before, after, er) == 2
 
 
 def test_plain_http_exchanges_are_not_grpc_calls(gw):
