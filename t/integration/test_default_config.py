@@ -52,6 +52,10 @@ def test_readme_curl_lines_against_the_default_config(procs, tmp_path):
     limited = curl("http://127.0.0.1:%d/api/hello" % web)
     assert limited.status == 429 and limited.headers.get("retry-after"), limited
 
+    # The README's "open the dashboard" (test_dashboard.py drives it in a browser).
+    page = curl("http://127.0.0.1:%d/" % admin)
+    assert page.status == 200 and b"<title>torii dashboard</title>" in page.body, page
+
     status = json.loads(curl("http://127.0.0.1:%d/status" % admin).body)
     assert status["workers"], status
 

@@ -867,3 +867,35 @@ def test_failures_are_counted_once_per_attempt(procs):
                      target=bad_addr) == 3
     finally:
         bad.close()
+
+
+def test_grafana_dashboard_asks_only_for_what_metrics_has(gw):
+    """docs/grafana/torii-dashboard.json: every series its queries name is a family of this
+    page, and every label it groups or filters by is a label of that family."""
+    import json
+    repo = os.path.dirname(os.path.dirname(harness.HERE))
+    with open(os.path.join(repo, "docs", "grafana", "torii-dashboard.json")) as f:
+        dash = json.load(f)
+    get(gw.port, "/api/x", 200)
+    get(gw.port, "/nope", 404)
+    m = scrape(gw.admin)
+    labels_of = {}
+    for (name, labels), _ in m.samples.items():
+        labels_of.setdefault(name, set()).update(k for k, _ in labels)
+    # no gRPC call here (test_grpc.py counts them): the labels its HELP line names
+    labels_of.setdefault("torii_grpc_calls_total",
+                         {"server", "location", "upstream", "grpc_status"})
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    exprs += [v["query"]["query"] for v in dash["templating"]["list"]]
+    assert len(exprs) > 10
+    for expr in exprs:
+        for name, selector in re.findall(r"(torii_[a-z_]+)(\{[^}]*\})?", expr):
+            family = re.sub(r"_(bucket|sum|count)$", "", name)
+            assert family in FAMILIES, (name, expr)
+            assert name in labels_of, (name, sorted(labels_of))
+            used = set(re.findall(r"([a-z_]+)=~?\"", selector or ""))
+            assert used <= labels_of[name], (name, used - labels_of[name])
+        for group in re.findall(r"by \(([^)]*)\)", expr):
+            series = re.findall(r"torii_[a-z_]+", expr)
+            wanted = {g.strip() for g in group.split(",")}
+            assert any(wanted <= labels_of.get(s, set()) for s in series), (expr, wanted)
