@@ -8,6 +8,8 @@
 const HISTORY = 150;          // samples kept for the charts
 const WINDOW = 5;             // samples a rate or a percentile is computed over
 const TOKEN_KEY = 'torii-admin-token';
+const CHARTS = [['rps', 'req/s'], ['errors', '%'], ['latency', 'ms'], ['upstream-rps', 'attempts/s'],
+                ['upstream-errors', '%'], ['upstream', 'ms']];
 const PALETTE = ['#2f5bd3', '#d14d41', '#1a7f37', '#b26a00', '#8250df', '#0a8a8a', '#bf3989',
                  '#57606a'];
 
@@ -19,7 +21,8 @@ const state = {
   config: null,
   hasBreakers: false,         // the circuit_breaker plugin's endpoint answered at the last load
   samples: [],                // {t, routes: Map, targets: Map}
-  series: {rps: new Map(), errors: new Map(), latency: new Map(), upstream: new Map()},
+  series: {rps: new Map(), errors: new Map(), latency: new Map(), upstream: new Map(),
+           'upstream-rps': new Map(), 'upstream-errors': new Map()},
   colours: new Map(),
 };
 
@@ -350,7 +353,11 @@ function renderUpstreams(upstreams) {
         el('td', {text: t.source}), el('td', {class: 'muted', text: last + (reason ? ' · ' + reason : '')}));
     });
     const w = windowed('upstreams', name);
-    if (w) push('upstream', name, w.p99);
+    if (w) {
+      push('upstream', name, w.p99);
+      push('upstream-rps', name, w.rps);
+      push('upstream-errors', name, w.errorPct);
+    }
     parts.push(el('div', {class: 'upstream', 'data-upstream': name},
       el('h3', {}, 'upstream ' + name + ' ',
          el('span', {class: 'muted', text: '· ' + u.balancer + ' · ' + u.protocol + ' · ' + check + disc})),
@@ -430,7 +437,7 @@ async function refresh() {
     renderUpstreams(upstreams);
     renderBreakers(breakers);
     renderGenerations(status);
-    for (const [chart, unit] of [['rps', 'req/s'], ['errors', '%'], ['latency', 'ms'], ['upstream', 'ms']])
+    for (const [chart, unit] of CHARTS)
       drawChart(chart, unit);
     setConn('live · ' + new Date().toLocaleTimeString('en-GB'), 'good');
     document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
@@ -470,7 +477,7 @@ function start() {
     refresh().then(schedule);
   });
   window.addEventListener('resize', () => {
-    for (const [chart, unit] of [['rps', 'req/s'], ['errors', '%'], ['latency', 'ms'], ['upstream', 'ms']])
+    for (const [chart, unit] of CHARTS)
       drawChart(chart, unit);
   });
   refresh().then(schedule);
