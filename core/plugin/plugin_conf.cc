@@ -13,7 +13,7 @@ namespace torii {
 PluginConf *PluginConfStore::get(const toml::table *table, const std::string &plugin) {
     auto it = by_table.find(table);
     if (it != by_table.end()) return it->second;
-    confs.push_back(PluginConf{table, plugin, this});
+    confs.push_back(PluginConf{table, plugin, this, false, {}});
     by_table[table] = &confs.back();
     return &confs.back();
 }
@@ -248,6 +248,12 @@ void fill_conf_api(torii_host_t *host) {
     host->conf_error = conf_error;
     host->conf_allow_only = conf_allow_only;
     host->conf_is_tcp_server = [](const torii_conf_t *c) { return as_conf(c)->tcp_server ? 1 : 0; };
+    host->conf_scope = [](const torii_conf_t *c, torii_str_t *out) {
+        const std::string &scope = as_conf(c)->scope;
+        if (scope.empty()) return TORII_NOT_FOUND;
+        *out = {scope.data(), scope.size()};
+        return TORII_OK;
+    };
 }
 
 }  // namespace torii

@@ -26,6 +26,7 @@ struct PluginConf {
     std::string plugin;  // for messages
     PluginConfStore *store;
     bool tcp_server = false;  // the table switches the plugin on for a tcp server
+    std::string scope;        // host->conf_scope: "server ADDR NAME location PATH", ...
 };
 
 struct PluginConfStore {

@@ -59,9 +59,13 @@ static bool works_on_tcp(const LoadedPlugin &p) {
 
 Result<PluginInstance *> PluginSet::instantiate(const LoadedPlugin &plugin,
                                                 const toml::table *table, const std::string &label,
-                                                const SourcePos &pos, bool tcp_server) {
+                                                const SourcePos &pos, const std::string &scope,
+                                                bool tcp_server) {
     PluginConf *conf = confs_->get(table ? table : empty_table(), plugin.name());
-    if (table) conf->tcp_server = tcp_server;
+    if (table) {
+        conf->tcp_server = tcp_server;
+        conf->scope = scope;
+    }
     size_t errors_before = confs_->errors.size();
     void *instance = nullptr;
     if (auto create = TORII_PLUGIN_HOOK(plugin, create)) {
@@ -145,13 +149,17 @@ Result<std::unique_ptr<PluginSet>> PluginSet::load(const Config &config) {
         if (!TORII_PLUGIN_HOOK(lp, pick))
             return make_error(up.pos.to_string() + ": upstream \"" + name + "\": plugin \"" +
                               up.balancer + "\" is not a balancer (it has no pick hook)");
-        auto inst = set->instantiate(lp, up.table, "upstream \"" + name + "\"", up.pos);
+        auto inst =
+            set->instantiate(lp, up.table, "upstream \"" + name + "\"", up.pos, "upstream " + name);
         if (!inst) return make_error(inst.error());
         set->balancers_[name] = inst.value();
     }
 
     for (const ServerConfig &sc : config.servers) {
         bool tcp = sc.protocol == ServerProtocol::tcp;
+        // host->conf_scope: the server's first address and name, stable across reloads.
+        std::string server_scope = "server " + (sc.listen_text.empty() ? "" : sc.listen_text[0]) +
+                                   " " + (sc.server_name.empty() ? "*" : sc.server_name[0]);
         std::map<std::string, PluginInstance *> server_uses;
         for (const PluginUse &u : sc.plugins) {
             if (!u.enabled) continue;
@@ -163,8 +171,8 @@ Result<std::unique_ptr<PluginSet>> PluginSet::load(const Config &config) {
                 return make_error(u.pos.to_string() + ": plugin \"" + u.name +
                                   "\" has no connect or log hook: it has nothing to do on a "
                                   "tcp server");
-            auto inst =
-                set->instantiate(*it->second, u.table, tcp ? "tcp server" : "server", u.pos, tcp);
+            auto inst = set->instantiate(*it->second, u.table, tcp ? "tcp server" : "server", u.pos,
+                                         server_scope, tcp);
             if (!inst) return make_error(inst.error());
             server_uses[u.name] = inst.value();
         }
@@ -193,8 +201,8 @@ Result<std::unique_ptr<PluginSet>> PluginSet::load(const Config &config) {
                     uses[u.name] = inherited->second;
                     continue;
                 }
-                auto inst =
-                    set->instantiate(*it->second, u.table, "location \"" + loc.path + "\"", u.pos);
+                auto inst = set->instantiate(*it->second, u.table, "location \"" + loc.path + "\"",
+                                             u.pos, server_scope + " location " + loc.path);
                 if (!inst) return make_error(inst.error());
                 uses[u.name] = inst.value();
             }

@@ -96,7 +96,7 @@ private:
     PluginSet() = default;
     Result<PluginInstance *> instantiate(const LoadedPlugin &plugin, const toml::table *table,
                                          const std::string &label, const SourcePos &pos,
-                                         bool tcp_server = false);
+                                         const std::string &scope, bool tcp_server = false);
     std::unique_ptr<PhaseChain> build_chain(const std::vector<PluginInstance *> &members);
     std::vector<PhaseChain *> all_chains_;
 

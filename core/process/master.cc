@@ -24,6 +24,7 @@
 #include "core/process/listen_sockets.h"
 #include "core/process/master_status.h"
 #include "core/process/pid_file.h"
+#include "core/process/zone_state.h"
 #include "core/process/worker_process.h"
 #include "core/shm/shared_zone.h"
 #include "core/worker/worker.h"
@@ -592,6 +593,7 @@ int Master::run() {
         return 1;
     }
     set_shared_zone(zone_);
+    restore_zone_state(*zone_, config.main.pid_file);
     // The machine's targets, laid down before the first fork so that every worker finds them.
     table_ = TargetTable::create();
     if (!table_) {
@@ -635,6 +637,8 @@ int Master::run() {
 
     event_base_dispatch(base_.get());
 
+    // Every worker has exited: the zone is still.
+    save_zone_state(*zone_, pid_file);
     remove_pid_file(pid_file);
     log_notice("torii stopped");
     return 0;

@@ -23,6 +23,7 @@
 #include "core/process/master.h"
 #include "core/process/pid_file.h"
 #include "core/plugin/plugin_set.h"
+#include "core/process/zone_state.h"
 #include "core/shm/shared_zone.h"
 #include "core/server/access_log.h"
 #include "core/worker/worker.h"
@@ -161,6 +162,7 @@ int run_single_process(std::shared_ptr<const Config> config, const std::string &
         return 1;
     }
     set_shared_zone(zone);
+    restore_zone_state(*zone, main.pid_file);
     TargetTable *table = TargetTable::create();
     if (!table) {
         fprintf(stderr, "torii: cannot map the target table\n");
@@ -200,6 +202,7 @@ int run_single_process(std::shared_ptr<const Config> config, const std::string &
     int rc = worker.run();
     if (fleet) fleet->save_state();
     fleet.reset();
+    save_zone_state(*zone, main.pid_file);
     remove_pid_file(main.pid_file);
     log_notice("torii stopped");
     return rc;

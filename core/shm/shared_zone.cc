@@ -1,4 +1,5 @@
 #include "core/shm/shared_zone.h"
+#include "core/shm/shared_zone_internal.h"
 
 #include "core/shm/robust_mutex.h"
 
@@ -12,29 +13,14 @@
 
 namespace torii {
 
-enum : uint8_t { kEmpty = 0, kUsed = 1, kDeleted = 2 };
-
-struct SharedZone::Entry {
-    uint8_t state;
-    uint8_t key_len;
-    uint16_t value_len;
-    int64_t counter;
-    uint64_t expires_ms;  // CLOCK_MONOTONIC is machine-wide, so every worker agrees
-    char key[kMaxKey];
-    char value[kMaxValue];
-};
-
-struct SharedZone::Header {
-    pthread_mutex_t mutex;
-    size_t capacity;
-    size_t live;
-    Entry entries[];
-};
-
-static uint64_t monotonic_ms() {
+uint64_t zone_monotonic_ms() {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+static uint64_t monotonic_ms() {
+    return zone_monotonic_ms();
 }
 
 static uint64_t hash_key(std::string_view key) {
@@ -85,7 +71,7 @@ SharedZone::Entry *SharedZone::find(std::string_view key, bool create) {
     uint64_t now = 0;
     for (size_t n = 0; n < cap; ++n, i = (i + 1) % cap) {
         Entry &e = h_->entries[i];
-        if (e.state == kEmpty) {
+        if (e.state == kZoneEmpty) {
             if (!create) return nullptr;
             Entry *slot = reuse ? reuse : &e;
             slot->key_len = static_cast<uint8_t>(key.size());
@@ -93,20 +79,20 @@ SharedZone::Entry *SharedZone::find(std::string_view key, bool create) {
             slot->counter = 0;
             slot->value_len = 0;
             slot->expires_ms = 0;
-            slot->state = kUsed;
+            slot->state = kZoneUsed;
             h_->live++;
             return slot;
         }
-        if (e.state == kUsed && e.expires_ms) {
+        if (e.state == kZoneUsed && e.expires_ms) {
             // Any expired entry met on the way is reclaimed, whatever its key: otherwise a
             // zone used with TTLs fills with dead entries that only their own key frees.
             if (!now) now = monotonic_ms();
             if (e.expires_ms <= now) {
-                e.state = kDeleted;
+                e.state = kZoneDeleted;
                 h_->live--;
             }
         }
-        if (e.state == kDeleted) {
+        if (e.state == kZoneDeleted) {
             if (!reuse) reuse = &e;
             continue;
         }
@@ -118,7 +104,7 @@ SharedZone::Entry *SharedZone::find(std::string_view key, bool create) {
         reuse->counter = 0;
         reuse->value_len = 0;
         reuse->expires_ms = 0;
-        reuse->state = kUsed;
+        reuse->state = kZoneUsed;
         h_->live++;
         return reuse;
     }
@@ -174,7 +160,7 @@ bool SharedZone::kv_delete(std::string_view key) {
     lock();
     Entry *e = find(key, false);
     if (e) {
-        e->state = kDeleted;
+        e->state = kZoneDeleted;
         h_->live--;
     }
     unlock();
@@ -202,7 +188,7 @@ void SharedZone::each(std::string_view prefix,
     lock();
     for (size_t i = 0; i < h_->capacity; ++i) {
         const Entry &e = h_->entries[i];
-        if (e.state != kUsed || (e.expires_ms && e.expires_ms <= now)) continue;
+        if (e.state != kZoneUsed || (e.expires_ms && e.expires_ms <= now)) continue;
         std::string_view key(e.key, e.key_len);
         if (key.starts_with(prefix)) fn(key, e.counter, e.value, e.value_len, arg);
     }

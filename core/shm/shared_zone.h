@@ -9,6 +9,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <string>
 #include <string_view>
 
 namespace torii {
@@ -40,6 +42,16 @@ public:
               void *arg);
     size_t size() const;  // live entries
     size_t capacity() const;
+
+    // State across a stop and a start (core/shm/shared_zone_state.cc): every live entry
+    // whose key does not start with one of `skip`, with its counter, value and expiry, into
+    // `path` (written whole, then renamed over it); and back, before any worker runs.
+    // Expiries and the timestamps plugins keep in values are CLOCK_MONOTONIC, which only
+    // means something on the boot that wrote them: a file from another boot is ignored.
+    bool save_state(const std::string &path, std::initializer_list<std::string_view> skip,
+                    std::string *error) const;
+    // Entries restored (expired ones dropped); -1 with *error on a damaged or foreign file.
+    long load_state(const std::string &path, std::string *error);
 
 private:
     SharedZone() = default;

@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define TORII_PLUGIN_ABI_MAJOR 1
-#define TORII_PLUGIN_ABI_MINOR 2
+#define TORII_PLUGIN_ABI_MINOR 3
 
 /* The exported entry point's name, and the export attribute for it. */
 #define TORII_PLUGIN_ENTRY torii_plugin_entry
@@ -300,6 +300,17 @@ typedef struct torii_host {
      * path or headers; $remote_addr, $remote_port, $upstream_addr, $bytes_sent (to the
      * client), $request_length (from the client), $request_time, $status and $ssl_* work. */
     int (*req_is_tcp)(torii_request_t *r);
+
+    /* ---- Added in 1.3 (check with TORII_HOST_HAS before calling) ---- */
+
+    /* Where `conf` is used, as a name that stays the same across reloads as long as the
+     * config keeps that place: "server 127.0.0.1:8080 example.com location /api/" for a
+     * location's table, "server 127.0.0.1:8080 example.com" for a server's (its first listen
+     * address and first server_name), "upstream api" for a balancer's. Name state kept in
+     * the shared zone after it (rate-limit buckets), and a reload finds it again: the zone
+     * outlives generations. `out` stays valid as long as the instance. TORII_NOT_FOUND for a
+     * plugin used without a table (a balancer without options). */
+    int (*conf_scope)(const torii_conf_t *conf, torii_str_t *out);
 } torii_host_t;
 
 /* True when the running host's table has `field` (it may be newer or older than you). */

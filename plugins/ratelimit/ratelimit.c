@@ -8,7 +8,8 @@
  *   delay = false           # true: queue admitted requests so they leave at `rate`
  *   headers = true          # RateLimit-Limit / -Remaining / -Reset on every answer
  *   max_keys = 4096         # local backend: buckets kept at most (LRU eviction)
- *   name = "api"            # bucket namespace; default: the table's order ("1", "2", ...)
+ *   name = "api"            # bucket namespace; default: where the table is (server, location),
+ *                           # so buckets outlive a reload; tables with one name share buckets
  *   log_interval = "10s"    # at most one log line per interval for zone/backend errors
  *   backend = "local"       # or "redis"; then:
  *   redis = "127.0.0.1:6379"      # an IP literal and port (no name lookups in a worker)
@@ -564,6 +565,11 @@ static void *rl_create(const torii_host_t *h, const torii_conf_t *conf) {
             return rl_fail(in);
         }
         copy_str(name, in->name, sizeof in->name);
+    } else if (TORII_HOST_HAS(host, conf_scope) && host->conf_scope(conf, &name) == TORII_OK) {
+        /* Named after where the table is used ('@' is not allowed in a written name), so the
+         * next generation of a reload finds the same buckets in the zone (or in Redis). */
+        snprintf(in->name, sizeof in->name, "@%016llx",
+                 (unsigned long long)rl_hash64(name.ptr, name.len, 0));
     } else {
         snprintf(in->name, sizeof in->name, "%u", ordinal);
     }

@@ -14,6 +14,7 @@ import http.client
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -24,7 +25,8 @@ import types
 import pytest
 
 import harness
-from harness import HOST, config, main_block, plugin_block, request, run_torii, server_block
+from harness import (HOST, config, main_block, plugin_block, request, run_torii, server_block,
+                     upstream_block)
 
 RATELIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
 OK = {"status": 200, "body": "ok\n"}
@@ -539,3 +541,74 @@ def test_full_shared_zone_fails_open(procs):
     rs = [get(port, "/", "again") for _ in range(3)]
     assert [r.status for r in rs] == [200, 200, 200]
     assert not any(r.header("RateLimit-Limit") for r in rs)
+
+
+# -- buckets and breaker states outlive a reload and a graceful stop + start ----------------
+
+def _statefull_torii(procs, tmp_path, backend_port):
+    port = harness.free_port()
+    text = config(
+        main_block(pid_file=str(tmp_path / "torii.pid")),
+        plugin_block("ratelimit"), plugin_block("circuit_breaker"),
+        upstream_block("flaky", [backend_port]),
+        server_block([port], [
+            rl_location("/limited", rate=1, period="1m", burst=3),
+            {"path": "/other", "return": OK},
+            {"path": "/flaky/", "upstream": "flaky",
+             "plugins": {"circuit_breaker": {"consecutive_failures": 2, "error_ratio": 0,
+                                             "cool_down": "1h"}}},
+        ]),
+    )
+    return port, text
+
+
+def _codes(port, path, n):
+    return [request(port, "GET", path).status for _ in range(n)]
+
+
+def test_buckets_and_breakers_survive_reload_and_restart(procs, tmp_path):
+    backend = procs.backend("flaky")
+    port, text = _statefull_torii(procs, tmp_path, backend.port)
+    t = procs.torii(text)
+    # The issue's own steps: rate 1 a minute, burst 3.
+    assert _codes(port, "/limited", 4) == [200, 200, 200, 429]
+    assert _codes(port, "/flaky/status/500", 2) == [500, 500]
+    assert _codes(port, "/flaky/status/200", 1) == [503]  # open: the backend is not asked
+
+    # A reload, here with a location added: the unchanged tables keep their state.
+    with open(t.config_path, "a") as f:
+        f.write('\n[[server.location]]\npath = "/new"\nreturn = { status = 204 }\n')
+    os.kill(t.pid, signal.SIGHUP)
+    assert harness.wait_until(lambda: request(port, "GET", "/new").status == 204, 10)
+    assert _codes(port, "/limited", 1) == [429]
+    assert _codes(port, "/flaky/status/200", 1) == [503]
+
+    # A graceful stop, then a start of the same config.
+    t.stop()
+    state = tmp_path / "torii.state"
+    assert state.exists()
+    t2 = procs.torii(open(t.config_path).read())
+    assert "restored" in harness.wait_until(
+        lambda: "restored" in t2.log() and t2.log(), 5), t2.log()
+    assert not state.exists()  # used once: a crash later does not bring it back
+    assert _codes(port, "/limited", 1) == [429]
+    assert _codes(port, "/flaky/status/200", 1) == [503]
+    assert _codes(port, "/other", 1) == [200]
+    t2.stop()
+
+
+def test_state_of_another_boot_is_not_restored(procs, tmp_path):
+    backend = procs.backend("flaky")
+    port, text = _statefull_torii(procs, tmp_path, backend.port)
+    t = procs.torii(text)
+    assert _codes(port, "/limited", 4) == [200, 200, 200, 429]
+    t.stop()
+    state = tmp_path / "torii.state"
+    data = bytearray(state.read_bytes())
+    boot = data.index(b"\n") + 1
+    data[boot] = ord("0") if data[boot] != ord("0") else ord("1")  # another boot id
+    state.write_bytes(bytes(data))
+    t2 = procs.torii(text)
+    assert harness.wait_until(lambda: "shared state not restored" in t2.log(), 5), t2.log()
+    assert "restarted" in t2.log()
+    assert _codes(port, "/limited", 1) == [200]  # fresh buckets

@@ -104,3 +104,85 @@ TEST_CASE("expired entries of other keys are reclaimed for new ones") {
     CHECK(zone->size() <= 8);
     SharedZone::destroy(zone);
 }
+
+// ---- the state file of a stop and a start (core/shm/shared_zone_state.cc) ------------------
+
+namespace {
+std::string state_path(const char *name) {
+    return std::string("/tmp/torii-zone-state-") + std::to_string(getpid()) + "-" + name;
+}
+}  // namespace
+
+TEST_CASE("state file: counters, values and expiries come back; skipped prefixes do not") {
+    SharedZone *a = SharedZone::create(64);
+    REQUIRE(a);
+    a->counter_add("rl#1", 7);
+    CHECK(a->kv_set("rl|1|=alice", "\x01\x02\x03", 3, 0));
+    CHECK(a->kv_set("cb|srv|/api/", "open", 4, 60'000));  // expires in a minute
+    CHECK(a->kv_set("short", "x", 1, 30));                // expires before the load
+    a->counter_add("torii|connections", 5);
+    std::string path = state_path("roundtrip"), error;
+    REQUIRE(a->save_state(path, {"torii|"}, &error));
+    usleep(60'000);
+
+    SharedZone *b = SharedZone::create(64);
+    REQUIRE(b);
+    CHECK(b->load_state(path, &error) == 3);
+    CHECK(b->counter_get("rl#1") == 7);
+    char buf[16];
+    size_t len = sizeof buf;
+    REQUIRE(b->kv_get("rl|1|=alice", buf, &len) == 0);
+    CHECK(std::string(buf, len) == "\x01\x02\x03");
+    len = sizeof buf;
+    CHECK(b->kv_get("cb|srv|/api/", buf, &len) == 0);
+    len = sizeof buf;
+    CHECK(b->kv_get("short", buf, &len) == 1);  // its time had passed
+    CHECK(b->counter_get("torii|connections") == 0);
+    unlink(path.c_str());
+    SharedZone::destroy(a);
+    SharedZone::destroy(b);
+}
+
+TEST_CASE("state file: missing is nothing, damaged or from another boot is refused") {
+    SharedZone *zone = SharedZone::create(64);
+    REQUIRE(zone);
+    std::string error;
+    CHECK(zone->load_state(state_path("absent"), &error) == 0);
+
+    zone->counter_add("n", 1);
+    std::string path = state_path("damaged");
+    REQUIRE(zone->save_state(path, {}, &error));
+    std::string bytes;
+    {
+        FILE *f = fopen(path.c_str(), "rb");
+        REQUIRE(f);
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+            bytes.append(chunk, n);
+        fclose(f);
+    }
+    auto write = [&](const std::string &content) {
+        FILE *f = fopen(path.c_str(), "wb");
+        fwrite(content.data(), 1, content.size(), f);
+        fclose(f);
+    };
+    SharedZone *fresh = SharedZone::create(64);
+    write(bytes.substr(0, bytes.size() - 6));  // cut inside the last entry
+    CHECK(fresh->load_state(path, &error) == -1);
+    CHECK(error.find("damaged") != std::string::npos);
+
+    std::string other = bytes;
+    size_t boot = other.find('\n') + 1;  // the boot id line follows the magic
+    other[boot] = other[boot] == 'a' ? 'b' : 'a';
+    write(other);
+    CHECK(fresh->load_state(path, &error) == -1);
+    CHECK(error.find("restarted") != std::string::npos);
+
+    write("something else entirely\n");
+    CHECK(fresh->load_state(path, &error) == -1);
+    CHECK(fresh->counter_get("n") == 0);
+    unlink(path.c_str());
+    SharedZone::destroy(zone);
+    SharedZone::destroy(fresh);
+}
