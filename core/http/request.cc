@@ -17,6 +17,8 @@ void Request::reset() {
     chain = nullptr;
     server_chain = nullptr;
     plugin_ctx = nullptr;
+    hook_inst = nullptr;
+    ctx_outside_count = 0;
     phase = -1;
     phase_pos = 0;
     pause_token = 0;

@@ -30,6 +30,7 @@ struct ServerConfig;
 class Socket;
 class HttpServer;
 struct PhaseChain;
+struct PluginInstance;
 
 // Who continues a request that a plugin paused: the part of the core that ran the phase.
 class PhaseOwner {
@@ -146,6 +147,11 @@ struct Request {
     const PhaseChain *chain = nullptr;
     const PhaseChain *server_chain = nullptr;  // ran pre_route; its instances get request_done
     void **plugin_ctx = nullptr;
+    // The instance whose hook runs now (host->req_ctx), and the instances outside both
+    // chains (balancers) that took their slot that way: their request_done runs at the end.
+    const PluginInstance *hook_inst = nullptr;
+    const PluginInstance *ctx_outside[4] = {};
+    uint8_t ctx_outside_count = 0;
     int phase = -1;        // torii_phase_t being run, -1 outside phases
     size_t phase_pos = 0;  // next hook of the phase to run
     uint64_t pause_token = 0;

@@ -3,7 +3,9 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
+#include "core/base/hash64.h"
 #include "core/base/log.h"
 #include "core/http/request.h"
 #include "core/http/variables.h"
@@ -14,6 +16,7 @@
 #include "core/server/http_server.h"
 #include "core/server/query_mask.h"
 #include "core/worker/worker.h"
+#include "modules/grpc/grpc_status.h"
 
 struct torii_timer {
     event *ev;
@@ -342,6 +345,137 @@ int req_is_tcp(torii_request_t *r) {
     return req_of(r).tcp_server ? 1 : 0;
 }
 
+// ---- 1.3 ----
+
+// Variables resolved once (var_ref), by handle. Process-wide: create() runs in the master
+// and the workers inherit the table; names already known keep their handle.
+std::vector<VarRef> &var_refs() {
+    static std::vector<VarRef> refs;
+    return refs;
+}
+
+int var_ref(torii_str_t name) {
+    std::string_view n = sv(name);
+    if (!n.empty() && n[0] == '$') n.remove_prefix(1);
+    std::vector<VarRef> &refs = var_refs();
+    for (size_t i = 0; i < refs.size(); ++i)
+        if (refs[i].name == n) return static_cast<int>(i);
+    VarRef ref;
+    if (!resolve_variable(n, &ref)) return TORII_EINVAL;
+    refs.push_back(std::move(ref));
+    return static_cast<int>(refs.size() - 1);
+}
+
+int var_get(torii_request_t *r, int handle, torii_str_t *out) {
+    const std::vector<VarRef> &refs = var_refs();
+    if (handle < 0 || static_cast<size_t>(handle) >= refs.size()) return TORII_EINVAL;
+    std::string_view v;
+    if (!get_variable(req_of(r), refs[static_cast<size_t>(handle)], &v)) return TORII_NOT_FOUND;
+    *out = ts(v);
+    return TORII_OK;
+}
+
+void **req_ctx(torii_request_t *r) {
+    return current_plugin_slot(req_of(r));
+}
+
+unsigned req_protocol(torii_request_t *r) {
+    const Request &req = req_of(r);
+    unsigned p = req.tcp_server                            ? TORII_PROTO_TCP
+                 : req.input.version == HttpVersion::http2 ? TORII_PROTO_HTTP2
+                                                           : TORII_PROTO_HTTP1;
+    if (req.ssl) p |= TORII_PROTO_TLS;
+    if (!req.tcp_server && is_grpc_request(req.input)) p |= TORII_PROTO_GRPC;
+    if (req.input.upgrade) p |= TORII_PROTO_WEBSOCKET;
+    return p;
+}
+
+// Whether the raw (percent-encoded) argument name `raw` decodes to `name`.
+bool arg_name_is(std::string_view raw, std::string_view name) {
+    auto hex = [](char c) {
+        return c >= '0' && c <= '9'   ? c - '0'
+               : c >= 'a' && c <= 'f' ? c - 'a' + 10
+               : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                      : -1;
+    };
+    size_t j = 0;
+    for (size_t i = 0; i < raw.size(); ++i, ++j) {
+        char c = raw[i];
+        if (c == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
+            c = static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2]));
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (j >= name.size() || name[j] != c) return false;
+    }
+    return j == name.size();
+}
+
+// Calls fn(name, value, has_value) per argument of the query; stops when fn returns true.
+template <class Fn>
+void each_arg(std::string_view query, Fn fn) {
+    while (!query.empty()) {
+        size_t amp = query.find('&');
+        std::string_view arg = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+        if (arg.empty()) continue;
+        size_t eq = arg.find('=');
+        std::string_view name = arg.substr(0, eq);
+        std::string_view value =
+            eq == std::string_view::npos ? std::string_view{} : arg.substr(eq + 1);
+        if (fn(arg, name, value)) return;
+    }
+}
+
+int req_query_arg(torii_request_t *r, torii_str_t name, torii_str_t *out) {
+    int rc = TORII_NOT_FOUND;
+    each_arg(req_of(r).query, [&](std::string_view, std::string_view n, std::string_view v) {
+        if (!arg_name_is(n, sv(name))) return false;
+        *out = ts(v);
+        rc = TORII_OK;
+        return true;
+    });
+    return rc;
+}
+
+// The query without every argument called `name`, then `name=value` when `value` is given.
+int rewrite_query(Request &req, std::string_view name, const std::string_view *value) {
+    if (name.empty() || req.head_sent) return TORII_EINVAL;
+    std::string q;
+    q.reserve(req.query.size() + (value ? name.size() + value->size() + 2 : 0));
+    each_arg(req.query, [&](std::string_view arg, std::string_view n, std::string_view) {
+        if (!arg_name_is(n, name)) {
+            if (!q.empty()) q += '&';
+            q += arg;
+        }
+        return false;
+    });
+    if (value) {
+        if (!q.empty()) q += '&';
+        q += name;
+        q += '=';
+        q += *value;
+    }
+    req.query = req.arena.copy(q);
+    return TORII_OK;
+}
+
+int req_set_query_arg(torii_request_t *r, torii_str_t name, torii_str_t value) {
+    for (char c : sv(name))  // written as given: it must not cut the query elsewhere
+        if (c == '&' || c == '=' || c == '#' || c == ' ' || static_cast<unsigned char>(c) < 0x21)
+            return TORII_EINVAL;
+    for (char c : sv(value))
+        if (c == '&' || c == '#' || c == ' ' || static_cast<unsigned char>(c) < 0x21)
+            return TORII_EINVAL;
+    std::string_view v = sv(value);
+    return rewrite_query(req_of(r), sv(name), &v);
+}
+
+int req_remove_query_arg(torii_request_t *r, torii_str_t name) {
+    return rewrite_query(req_of(r), sv(name), nullptr);
+}
+
 void shared_each(torii_str_t prefix, void (*fn)(torii_str_t, int64_t, const void *, size_t, void *),
                  void *arg) {
     if (!zone || !fn) return;
@@ -420,6 +554,14 @@ torii_host_t make_host() {
     h.req_set_consumer = req_set_consumer;
     h.log_mask_query_arg = log_mask_query_arg;  // 1.1
     h.req_is_tcp = req_is_tcp;                  // 1.2 (conf_is_tcp_server: fill_conf_api)
+    h.hash64 = hash64;                          // 1.3 (conf_scope, conf_dir, conf_array_*:
+    h.var_ref = var_ref;                        //      fill_conf_api)
+    h.var_get = var_get;
+    h.req_ctx = req_ctx;
+    h.req_protocol = req_protocol;
+    h.req_query_arg = req_query_arg;
+    h.req_set_query_arg = req_set_query_arg;
+    h.req_remove_query_arg = req_remove_query_arg;
     return h;
 }
 

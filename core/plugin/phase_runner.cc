@@ -1,6 +1,8 @@
 #include "core/plugin/phase_runner.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <unordered_map>
 
 #include "core/base/log.h"
@@ -35,6 +37,27 @@ static void ensure_ctx(Request &req) {
     std::memset(req.plugin_ctx, 0, n * sizeof(void *));
 }
 
+void **current_plugin_slot(Request &req) {
+    const PluginInstance *inst = req.hook_inst;
+    if (!inst || !req.chain) return nullptr;
+    ensure_ctx(req);
+    if (!req.plugin_ctx) return nullptr;
+    // request_done reaches the members of the chains; remember any other instance.
+    auto member = [&](const PhaseChain *c) {
+        return c && std::find(c->members.begin(), c->members.end(), inst) != c->members.end();
+    };
+    if (!member(req.chain) && !member(req.server_chain)) {
+        bool known = false;
+        for (uint8_t i = 0; i < req.ctx_outside_count; ++i)
+            known = known || req.ctx_outside[i] == inst;
+        if (!known) {
+            if (req.ctx_outside_count == std::size(req.ctx_outside)) return nullptr;
+            req.ctx_outside[req.ctx_outside_count++] = inst;
+        }
+    }
+    return &req.plugin_ctx[inst->slot];
+}
+
 PhaseResult run_phase(Request &req, int phase, PhaseOwner *owner) {
     if (!req.chain) return PhaseResult::done;
     const std::vector<PhaseHook> &hooks = req.chain->phases[phase];
@@ -50,7 +73,9 @@ PhaseResult run_phase(Request &req, int phase, PhaseOwner *owner) {
     while (req.phase_pos < hooks.size()) {
         const PhaseHook &h = hooks[req.phase_pos++];
         auto *r = reinterpret_cast<torii_request_t *>(&req);
+        req.hook_inst = h.inst;
         int action = h.fn(h.inst->instance, r, &req.plugin_ctx[h.inst->slot]);
+        req.hook_inst = nullptr;
         if (action == TORII_PAUSE) {
             if (!pausable(phase) || !req.pause_token) {
                 log_error("plugin \"%s\" paused in the %s phase %s", h.inst->plugin->name().c_str(),
@@ -121,9 +146,12 @@ void run_log_phase(Request &req) {
     if (!chain.phases[TORII_PHASE_LOG].empty()) {
         ensure_ctx(req);
         req.phase = TORII_PHASE_LOG;
-        for (const PhaseHook &h : chain.phases[TORII_PHASE_LOG])
+        for (const PhaseHook &h : chain.phases[TORII_PHASE_LOG]) {
+            req.hook_inst = h.inst;
             h.fn(h.inst->instance, reinterpret_cast<torii_request_t *>(&req),
                  &req.plugin_ctx[h.inst->slot]);
+        }
+        req.hook_inst = nullptr;
         req.phase = -1;
     }
     if (req.plugin_ctx) {
@@ -137,6 +165,16 @@ void run_log_phase(Request &req) {
                 req.plugin_ctx[m->slot] = nullptr;
             }
         }
+        // Balancers (outside both chains) that kept something through host->req_ctx.
+        for (uint8_t i = 0; i < req.ctx_outside_count; ++i) {
+            const PluginInstance *m = req.ctx_outside[i];
+            auto done = TORII_PLUGIN_HOOK(*m->plugin, request_done);
+            if (done && req.plugin_ctx[m->slot])
+                done(m->instance, reinterpret_cast<torii_request_t *>(&req),
+                     req.plugin_ctx[m->slot]);
+            req.plugin_ctx[m->slot] = nullptr;
+        }
+        req.ctx_outside_count = 0;
     }
     req.chain = req.server_chain = nullptr;  // once per request
 }

@@ -34,6 +34,9 @@ bool resumed_goes_on(Request &req, int action);
 // The log phase, then request_done for every instance of the chain. Safe to call once
 // per request whatever happened before.
 void run_log_phase(Request &req);
+// host->req_ctx: the per-request slot of the instance whose hook runs now (req.hook_inst),
+// or null outside a hook.
+void **current_plugin_slot(Request &req);
 
 // pause/resume tokens (host->pause / host->resume).
 uint64_t pause_request(Request &req);

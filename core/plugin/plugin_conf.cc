@@ -180,6 +180,62 @@ static int conf_array_string(const torii_conf_t *c, const char *key, size_t i, t
     return TORII_OK;
 }
 
+static int conf_array_type(const torii_conf_t *c, const char *key, size_t i) {
+    const toml::array *a = array_of(as_conf(c), key);
+    if (!a || i >= a->size()) return 0;
+    switch ((*a)[i].type()) {
+        case toml::node_type::string:
+            return TORII_CONF_STRING;
+        case toml::node_type::integer:
+            return TORII_CONF_INT;
+        case toml::node_type::floating_point:
+            return TORII_CONF_FLOAT;
+        case toml::node_type::boolean:
+            return TORII_CONF_BOOL;
+        case toml::node_type::table:
+            return TORII_CONF_TABLE;
+        case toml::node_type::array:
+            return TORII_CONF_ARRAY;
+        default:
+            return TORII_CONF_OTHER;
+    }
+}
+
+// conf_array_int/_float/_bool: element i as T, or a recorded error naming its place.
+template <class T, class Out>
+static int array_element(const torii_conf_t *c, const char *key, size_t i, Out *out,
+                         const char *expected) {
+    const PluginConf *conf = as_conf(c);
+    const toml::array *a = array_of(conf, key);
+    if (!a || i >= a->size()) return TORII_NOT_FOUND;
+    const auto *v = (*a)[i].as<T>();
+    if (!v) {
+        record(conf, &(*a)[i],
+               std::string(key) + "[" + std::to_string(i) + "]: expected " + expected);
+        return TORII_EINVAL;
+    }
+    *out = static_cast<Out>(v->get());
+    return TORII_OK;
+}
+
+static int conf_array_int(const torii_conf_t *c, const char *key, size_t i, int64_t *out) {
+    return array_element<int64_t>(c, key, i, out, "an integer");
+}
+
+static int conf_array_float(const torii_conf_t *c, const char *key, size_t i, double *out) {
+    const PluginConf *conf = as_conf(c);
+    const toml::array *a = array_of(conf, key);
+    if (a && i < a->size() && (*a)[i].is_integer()) {  // 2 is a fine float, as in conf_float
+        *out = static_cast<double>((*a)[i].as_integer()->get());
+        return TORII_OK;
+    }
+    return array_element<double>(c, key, i, out, "a number");
+}
+
+static int conf_array_bool(const torii_conf_t *c, const char *key, size_t i, int *out) {
+    return array_element<bool>(c, key, i, out, "true or false");
+}
+
 static const torii_conf_t *conf_array_table(const torii_conf_t *c, const char *key, size_t i) {
     const PluginConf *conf = as_conf(c);
     const toml::array *a = array_of(conf, key);
@@ -248,6 +304,14 @@ void fill_conf_api(torii_host_t *host) {
     host->conf_error = conf_error;
     host->conf_allow_only = conf_allow_only;
     host->conf_is_tcp_server = [](const torii_conf_t *c) { return as_conf(c)->tcp_server ? 1 : 0; };
+    host->conf_array_type = conf_array_type;
+    host->conf_array_int = conf_array_int;
+    host->conf_array_float = conf_array_float;
+    host->conf_array_bool = conf_array_bool;
+    host->conf_dir = [](const torii_conf_t *c) {
+        const std::string &dir = as_conf(c)->store->dir;
+        return torii_str_t{dir.data(), dir.size()};
+    };
     host->conf_scope = [](const torii_conf_t *c, torii_str_t *out) {
         const std::string &scope = as_conf(c)->scope;
         if (scope.empty()) return TORII_NOT_FOUND;

@@ -33,6 +33,7 @@ struct PluginConfStore {
     std::deque<PluginConf> confs;
     std::map<const toml::table *, PluginConf *> by_table;
     std::vector<std::string> errors;  // collected during create(); the loader reports them
+    std::string dir;                  // the config file's folder (host->conf_dir)
 
     PluginConf *get(const toml::table *table, const std::string &plugin);
 };

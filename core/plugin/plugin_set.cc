@@ -74,8 +74,13 @@ Result<PluginInstance *> PluginSet::instantiate(const LoadedPlugin &plugin,
         if (failed) {
             auto destroy = TORII_PLUGIN_HOOK(plugin, destroy);
             if (instance && destroy) destroy(instance);
-            if (confs_->errors.size() > errors_before)
-                return make_error(confs_->errors[errors_before]);
+            if (confs_->errors.size() > errors_before) {
+                // Every error the table has, one per line, so a user fixes them in one go.
+                std::string all = confs_->errors[errors_before];
+                for (size_t i = errors_before + 1; i < confs_->errors.size(); ++i)
+                    all += "\n" + confs_->errors[i];
+                return make_error(all);
+            }
             return make_error(pos.to_string() + ": plugin \"" + plugin.name() +
                               "\": could not be set up for " + label);
         }
@@ -123,6 +128,7 @@ Result<std::unique_ptr<PluginSet>> PluginSet::load(const Config &config) {
         ~LoadingScope() { loading_set = nullptr; }
     } scope(set.get());
     set->confs_ = std::make_unique<PluginConfStore>();
+    set->confs_->dir = config.dir;
     const torii_host_t *host = host_api();
 
     size_t position = 0;

@@ -47,7 +47,10 @@ void ProxySession::do_prepare() {
     // The upstream sees the working path (normalised, after strip_prefix or rewrites) and
     // the query.
     std::string_view target;
+    // (The received target is reused only when both are still its own bytes: a plugin may
+    // rewrite the query to a new string of the same length.)
     if (req_.path.data() == in.target.data() &&
+        (req_.query.empty() || req_.query.data() == in.target.data() + req_.path.size() + 1) &&
         req_.path.size() + (req_.query.empty() ? 0 : req_.query.size() + 1) == in.target.size()) {
         target = in.target;
     } else {

@@ -183,8 +183,10 @@ int UpstreamRuntime::pick(Request &req, const TriedTargets &tried) {
     if (!any_usable) return kNoneHealthy;
     torii_peer_set_t set{n, peers_.data()};
     auto pick = TORII_PLUGIN_HOOK(*balancer_->plugin, pick);
+    req.hook_inst = balancer_;
     int i =
         pick(balancer_->instance, reinterpret_cast<torii_request_t *>(&req), &set, tried_.data());
+    req.hook_inst = nullptr;
     if (i < 0 || static_cast<size_t>(i) >= n || tried_[i] || !peers_[i].healthy) {
         if (i != TORII_PEER_NONE)
             log_error("balancer \"%s\" of upstream \"%s\" picked %d, which is not a usable peer",
@@ -208,9 +210,12 @@ bool UpstreamRuntime::admitted(Request &req, int t) {
     if (!req.chain || req.chain->admitters.empty()) return true;
     const std::string &address = targets_[t]->config.address;
     for (PluginInstance *m : req.chain->admitters) {
-        if (m->plugin->desc().peer_admit(m->instance, reinterpret_cast<torii_request_t *>(&req),
-                                         {config_.name.data(), config_.name.size()},
-                                         {address.data(), address.size()}) != 0) {
+        req.hook_inst = m;
+        int veto = m->plugin->desc().peer_admit(
+            m->instance, reinterpret_cast<torii_request_t *>(&req),
+            {config_.name.data(), config_.name.size()}, {address.data(), address.size()});
+        req.hook_inst = nullptr;
+        if (veto != 0) {
             log_info("upstream \"%s\": plugin \"%s\" keeps target %s out", config_.name.c_str(),
                      m->plugin->name().c_str(), address.c_str());
             return false;
@@ -223,10 +228,13 @@ void UpstreamRuntime::report_to_plugins(Request &req, int t, torii_peer_outcome_
                                         int status) {
     if (!req.chain || req.chain->reporters.empty() || t < 0) return;
     const std::string &address = targets_[t]->config.address;
-    for (PluginInstance *m : req.chain->reporters)
+    for (PluginInstance *m : req.chain->reporters) {
+        req.hook_inst = m;
         m->plugin->desc().peer_result(m->instance, reinterpret_cast<torii_request_t *>(&req),
                                       {config_.name.data(), config_.name.size()},
                                       {address.data(), address.size()}, outcome, status);
+    }
+    req.hook_inst = nullptr;
 }
 
 std::unique_ptr<UpstreamStream> UpstreamRuntime::new_stream(int target,
@@ -323,9 +331,12 @@ void UpstreamRuntime::drop_idle(UpstreamConnection *conn) {
 }
 
 void UpstreamRuntime::report_failure(Request &req, int target, torii_peer_outcome_t outcome) {
-    if (auto feedback = TORII_PLUGIN_HOOK(*balancer_->plugin, feedback))
+    if (auto feedback = TORII_PLUGIN_HOOK(*balancer_->plugin, feedback)) {
+        req.hook_inst = balancer_;
         feedback(balancer_->instance, reinterpret_cast<torii_request_t *>(&req),
                  static_cast<size_t>(target), outcome, 0);
+        req.hook_inst = nullptr;
+    }
     // A lone target is never marked down: there is nowhere else to go (nginx does the same).
     if (live_targets_ < 2) return;
     TargetState &t = *targets_[target];
@@ -348,9 +359,12 @@ void UpstreamRuntime::report_success(Request &req, int target, uint64_t latency_
     uint64_t l = latency_us > UINT32_MAX ? UINT32_MAX : latency_us;
     avg = avg == 0 ? static_cast<uint32_t>(l) : static_cast<uint32_t>((uint64_t{avg} * 7 + l) / 8);
     peers_[target].latency_us = avg;
-    if (auto feedback = TORII_PLUGIN_HOOK(*balancer_->plugin, feedback))
+    if (auto feedback = TORII_PLUGIN_HOOK(*balancer_->plugin, feedback)) {
+        req.hook_inst = balancer_;
         feedback(balancer_->instance, reinterpret_cast<torii_request_t *>(&req),
                  static_cast<size_t>(target), TORII_PEER_OK, latency_us);
+        req.hook_inst = nullptr;
+    }
 }
 
 }  // namespace torii

@@ -311,7 +311,64 @@ typedef struct torii_host {
      * outlives generations. `out` stays valid as long as the instance. TORII_NOT_FOUND for a
      * plugin used without a table (a balancer without options). */
     int (*conf_scope)(const torii_conf_t *conf, torii_str_t *out);
+    /* The folder of the config file, absolute, for relative paths in a plugin's settings
+     * (a key file, a list of tokens): resolve them against it, as torii does its own. */
+    torii_str_t (*conf_dir)(const torii_conf_t *conf);
+    /* Arrays of other element types than strings and tables, and mixed arrays: the type of
+     * element i (TORII_CONF_*), then
+     * typed getters (TORII_EINVAL and a recorded error on another type). conf_array_type
+     * returns 0 past the end or when `key` is absent. */
+    int (*conf_array_type)(const torii_conf_t *conf, const char *key, size_t i);
+    int (*conf_array_int)(const torii_conf_t *conf, const char *key, size_t i, int64_t *out);
+    int (*conf_array_float)(const torii_conf_t *conf, const char *key, size_t i, double *out);
+    int (*conf_array_bool)(const torii_conf_t *conf, const char *key, size_t i, int *out);
+
+    /* One fast seeded 64-bit hash (not cryptographic) for every plugin's tables and rings,
+     * instead of a copy of FNV in each: the same input and seed give the same value in
+     * every process and version of the same major. */
+    uint64_t (*hash64)(const void *data, size_t len, uint64_t seed);
+
+    /* Variables resolved once: var_ref("upstream_response_time") in create() gives a
+     * handle (>= 0; TORII_EINVAL for an unknown name), var_get(r, handle, &out) its value
+     * for a request as host->var does, without looking the name up again. */
+    int (*var_ref)(torii_str_t name);
+    int (*var_get)(torii_request_t *r, int handle, torii_str_t *out);
+
+    /* This instance's per-request slot, from any hook that gets the request (pick,
+     * feedback, peer_admit, peer_result as well as the phase hooks, where it is the same
+     * slot as *req_ctx): what a plugin stores there is handed to its request_done at the
+     * end, whichever hooks it ran in. NULL outside a hook. */
+    void **(*req_ctx)(torii_request_t *r);
+
+    /* How the request arrived: TORII_PROTO_* bits (exactly one of HTTP1, HTTP2, TCP, plus
+     * TLS, GRPC, WEBSOCKET when they apply). TLS details are the $ssl_* variables. */
+    unsigned (*req_protocol)(torii_request_t *r);
+
+    /* Query arguments by name (compared after percent-decoding, case-sensitively, as
+     * applications do): the first one's raw value (TORII_NOT_FOUND when absent); set
+     * (replaces every one of that name, or appends; `value` is written as given, so
+     * percent-encode it); remove every one of that name. The upstream gets the result. */
+    int (*req_query_arg)(torii_request_t *r, torii_str_t name, torii_str_t *out);
+    int (*req_set_query_arg)(torii_request_t *r, torii_str_t name, torii_str_t value);
+    int (*req_remove_query_arg)(torii_request_t *r, torii_str_t name);
 } torii_host_t;
+
+/* conf_array_type results (1.3). */
+#define TORII_CONF_STRING 1
+#define TORII_CONF_INT 2
+#define TORII_CONF_FLOAT 3
+#define TORII_CONF_BOOL 4
+#define TORII_CONF_TABLE 5
+#define TORII_CONF_ARRAY 6
+#define TORII_CONF_OTHER 7 /* dates and times */
+
+/* req_protocol bits (1.3). */
+#define TORII_PROTO_HTTP1 0x01u
+#define TORII_PROTO_HTTP2 0x02u
+#define TORII_PROTO_TCP 0x04u
+#define TORII_PROTO_TLS 0x10u
+#define TORII_PROTO_GRPC 0x20u
+#define TORII_PROTO_WEBSOCKET 0x40u
 
 /* True when the running host's table has `field` (it may be newer or older than you). */
 #define TORII_HOST_HAS(host, field) \
@@ -344,6 +401,9 @@ typedef struct torii_plugin {
     torii_phase_hook_t access;
     torii_phase_hook_t upstream;
     torii_phase_hook_t response;
+    /* The log phase runs after the response is complete (or the client left): nothing can
+     * change the exchange any more, so its return value is ignored — every log hook of the
+     * chain runs, whatever the others answered; return TORII_CONTINUE. */
     torii_phase_hook_t log;
     /* The request ended (after the log phase): free what *req_ctx holds. */
     void (*request_done)(void *instance, torii_request_t *r, void *req_ctx);
