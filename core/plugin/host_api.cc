@@ -22,6 +22,8 @@ struct torii_timer {
     event *ev;
     void (*cb)(void *);
     void *arg;
+    uint64_t ms = 0;                            // deferred: the delay to arm with
+    torii::DeferredHandles *waiting = nullptr;  // deferred: the list it waits in
 };
 
 struct torii_io {
@@ -30,6 +32,7 @@ struct torii_io {
     int events;
     void (*cb)(int fd, int events, void *arg);
     void *arg;
+    torii::DeferredHandles *waiting = nullptr;
 };
 
 namespace torii {
@@ -228,18 +231,49 @@ void on_timer_cb(evutil_socket_t, short, void *ctx) {
     cb(arg);
 }
 
+void arm_timer(torii_timer *t) {
+    t->ev = evtimer_new(Worker::current().base(), on_timer_cb, t);
+    timeval tv = to_timeval(static_cast<int64_t>(t->ms));
+    evtimer_add(t->ev, &tv);
+}
+
+// From create() there is no loop yet: the handle waits in the set being loaded.
+DeferredHandles *deferring() {
+    if (Worker::has_current()) return nullptr;
+    PluginSet *set = PluginSet::loading();
+    return set ? &set->deferred() : nullptr;
+}
+
+template <class T>
+void forget(std::vector<T *> &list, T *item) {
+    for (auto it = list.begin(); it != list.end(); ++it)
+        if (*it == item) {
+            list.erase(it);
+            return;
+        }
+}
+
 torii_timer_t *timer_add(uint64_t ms, void (*cb)(void *), void *arg) {
     if (!cb) return nullptr;
     auto *t = new torii_timer{nullptr, cb, arg};
-    t->ev = evtimer_new(Worker::current().base(), on_timer_cb, t);
-    timeval tv = to_timeval(static_cast<int64_t>(ms));
-    evtimer_add(t->ev, &tv);
+    t->ms = ms;
+    if (DeferredHandles *d = deferring()) {
+        t->waiting = d;
+        d->timers.push_back(t);
+        return t;
+    }
+    if (!Worker::has_current()) {  // no loop and no set being loaded: nowhere to run
+        delete t;
+        return nullptr;
+    }
+    arm_timer(t);
     return t;
 }
 
 void timer_cancel(torii_timer_t *t) {
     if (!t) return;
-    event_free(t->ev);
+    if (t->waiting) forget(t->waiting->timers, t);
+    if (t->ev) event_free(t->ev);
     delete t;
 }
 
@@ -287,7 +321,7 @@ int io_update(torii_io_t *io, int events) {
     if (io->ev) event_free(io->ev);
     io->ev = nullptr;
     io->events = events & (TORII_IO_READ | TORII_IO_WRITE);
-    if (io->events) {
+    if (io->events && !io->waiting) {
         short what = EV_PERSIST | ((io->events & TORII_IO_READ) ? EV_READ : 0) |
                      ((io->events & TORII_IO_WRITE) ? EV_WRITE : 0);
         io->ev = event_new(Worker::current().base(), io->fd, what, on_io_cb, io);
@@ -299,12 +333,20 @@ int io_update(torii_io_t *io, int events) {
 torii_io_t *io_watch(int fd, int events, void (*cb)(int, int, void *), void *arg) {
     if (fd < 0 || !cb) return nullptr;
     auto *io = new torii_io{nullptr, fd, 0, cb, arg};
+    if (DeferredHandles *d = deferring()) {
+        io->waiting = d;
+        d->ios.push_back(io);
+    } else if (!Worker::has_current()) {
+        delete io;
+        return nullptr;
+    }
     io_update(io, events);
     return io;
 }
 
 void io_unwatch(torii_io_t *io) {
     if (!io) return;
+    if (io->waiting) forget(io->waiting->ios, io);
     if (io->ev) event_free(io->ev);
     delete io;
 }
@@ -566,6 +608,28 @@ torii_host_t make_host() {
 }
 
 }  // namespace
+
+void DeferredHandles::arm() {
+    for (torii_timer *t : timers) {
+        t->waiting = nullptr;
+        arm_timer(t);
+    }
+    for (torii_io *io : ios) {
+        io->waiting = nullptr;
+        io_update(io, io->events);
+    }
+    timers.clear();
+    ios.clear();
+}
+
+void DeferredHandles::release() {
+    for (torii_timer *t : timers)
+        delete t;
+    for (torii_io *io : ios)
+        delete io;
+    timers.clear();
+    ios.clear();
+}
 
 const torii_host_t *host_api() {
     static const torii_host_t host = make_host();

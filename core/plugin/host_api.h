@@ -4,6 +4,8 @@
 
 #include <torii/plugin.h>
 
+#include <vector>
+
 namespace torii {
 
 class SharedZone;
@@ -13,5 +15,16 @@ const torii_host_t *host_api();
 // workers start). Without one, those calls answer TORII_EINVAL.
 void set_shared_zone(SharedZone *zone);
 SharedZone *shared_zone();
+
+// host->timer_add and io_watch called from create() (in the master, or before the worker's
+// loop exists) make handles that wait here, in the PluginSet being loaded; PluginSet's
+// worker_init arms them on the worker's loop (each worker its own, inherited by fork), and
+// its destructor frees those never armed.
+struct DeferredHandles {
+    std::vector<torii_timer *> timers;
+    std::vector<torii_io *> ios;
+    void arm();      // in the worker, before worker_init hooks run
+    void release();  // frees what was never armed
+};
 
 }  // namespace torii

@@ -10,6 +10,7 @@
 namespace torii {
 
 PluginSet::~PluginSet() {
+    deferred_.release();
     // Instances go before the code that made them is unloaded.
     for (auto &inst : instances_) {
         auto destroy = TORII_PLUGIN_HOOK(*inst->plugin, destroy);
@@ -226,6 +227,7 @@ Result<std::unique_ptr<PluginSet>> PluginSet::load(const Config &config) {
 }
 
 Result<void> PluginSet::worker_init() {
+    deferred_.arm();  // what create() asked of a loop that did not exist yet
     for (auto &inst : instances_) {
         auto init = TORII_PLUGIN_HOOK(*inst->plugin, worker_init);
         if (init && init(inst->instance) != 0)

@@ -9,6 +9,8 @@
 
 #include <torii/plugin.h>
 
+#include "core/plugin/host_api.h"
+
 #include <map>
 #include <memory>
 #include <string>
@@ -84,6 +86,8 @@ public:
     const AdminEndpoint *admin_endpoint(std::string_view path) const;
     // host->admin_register adds to the set being loaded (create() runs during load).
     static PluginSet *loading();
+    // Timers and I/O watches asked for in create(), armed in each worker (host_api.h).
+    DeferredHandles &deferred() { return deferred_; }
     bool add_admin_endpoint(const std::string &path, AdminEndpoint endpoint);
     torii_template *adopt(std::unique_ptr<torii_template> t);
     const std::vector<std::unique_ptr<LoadedPlugin>> &loaded() const { return loaded_; }
@@ -110,6 +114,7 @@ private:
     std::unique_ptr<PluginConfStore> confs_;
     std::map<std::string, AdminEndpoint, std::less<>> admin_endpoints_;
     std::vector<std::unique_ptr<torii_template>> templates_;
+    DeferredHandles deferred_;
 };
 
 }  // namespace torii

@@ -72,6 +72,7 @@ public:
     void close_now(const char *why);
 
     static Worker &current() { return *current_; }
+    static bool has_current() { return current_ != nullptr; }
     // Set by the master's worker process: which generation this is, where the master
     // publishes the process tree, and the slot where this worker leaves its last request
     // line for the master. Without it (master_process = false) the worker is alone.

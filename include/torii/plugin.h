@@ -227,7 +227,10 @@ typedef struct torii_host {
     torii_request_t *(*token_request)(uint64_t token);
 
     /* -- Timers on the worker's loop: `cb(arg)` once after `ms`. cancel() before it fires
-     * frees it; after it fired the timer is already freed. */
+     * frees it; after it fired the timer is already freed. Called from create() (1.3 and
+     * later hosts), where no loop exists yet, the timer starts in each worker when it
+     * starts (each worker runs its own copy; a reload's new workers those of the new
+     * configuration). NULL when there is no loop and no configuration being loaded. */
     torii_timer_t *(*timer_add)(uint64_t ms, void (*cb)(void *arg), void *arg);
     void (*timer_cancel)(torii_timer_t *timer);
     uint64_t (*now_ms)(void); /* monotonic milliseconds */
@@ -250,7 +253,9 @@ typedef struct torii_host {
     /* -- Non-blocking I/O on the worker's loop, for client libraries (e.g. a hiredis
      * adapter). cb(fd, events, arg) runs when fd is ready for the watched TORII_IO_*
      * events. io_update changes the set (0 pauses); io_unwatch stops and frees the watch
-     * (the fd is the plugin's to close). Create watches in worker_init or later. */
+     * (the fd is the plugin's to close). Create watches in worker_init or later; from
+     * create() (1.3 and later hosts) the watch starts in each worker, on the fd each worker
+     * inherited — rarely what a connection wants, so connect in worker_init. */
     torii_io_t *(*io_watch)(int fd, int events, void (*cb)(int fd, int events, void *arg),
                             void *arg);
     int (*io_update)(torii_io_t *io, int events);

@@ -12,6 +12,7 @@
 import json
 import os
 import re
+import time
 
 import pytest
 
@@ -155,6 +156,27 @@ def test_balancer_keeps_its_request_context(gw):
     assert after["picked"] - before["picked"] == 5
     assert after["seen"] - before["seen"] == 5  # feedback found pick's note in req_ctx
     assert after["done"] - before["done"] == 5  # and request_done freed it
+
+
+def test_timers_from_create_run_in_each_worker(procs):
+    """timer_add in create() (the master has no loop): each worker arms its own copy; a
+    timer cancelled in create() never fires; a reload's new workers run the new set's."""
+    import signal
+    port, admin = harness.free_port(), harness.free_port()
+    tp = harness.test_plugin_dir()
+    text = config(
+        main_block(admin_port=admin, workers=2),
+        plugin_block("abi_1_3", path=os.path.join(tp, "abi_1_3.so")),
+        server_block([port], [{"path": "/", "return": {"status": 200},
+                               "plugins": {"abi_1_3": {}}}]),
+    )
+    t = procs.torii(text)
+    counts = lambda: request(admin, "GET", "/abi13").json()
+    assert harness.wait_until(lambda: counts()["timer"] == 2, 5), counts()
+    os.kill(t.pid, signal.SIGHUP)
+    assert harness.wait_until(lambda: counts()["timer"] == 4, 10), counts()
+    time.sleep(0.2)
+    assert counts()["timer"] == 4 and counts()["cancelled"] == 0, counts()
 
 
 def test_every_config_error_of_a_table_is_reported(tmp_path):

@@ -12,6 +12,7 @@
  * As a balancer (upstream balancer = "abi_1_3"): pick takes the first untried healthy peer
  *   and keeps a malloc'd note in host->req_ctx(r); feedback finds it there again
  *   ("abi13|seen"); request_done frees it ("abi13|done").
+ * create() also adds a 20 ms timer (each worker runs it once) and cancels a 10 ms one.
  * /abi13 on the admin listener shows the counters. */
 #include <stdint.h>
 #include <stdio.h>
@@ -41,12 +42,27 @@ typedef struct {
 
 static void counters(void *arg, torii_buf_t *out) {
     (void)arg;
-    char text[128];
-    int n = snprintf(text, sizeof text, "{\"picked\":%lld,\"seen\":%lld,\"done\":%lld}",
+    char text[192];
+    int n = snprintf(text, sizeof text,
+                     "{\"picked\":%lld,\"seen\":%lld,\"done\":%lld,\"timer\":%lld,"
+                     "\"cancelled\":%lld}",
                      (long long)host->counter_get(TORII_STR("abi13|picked")),
                      (long long)host->counter_get(TORII_STR("abi13|seen")),
-                     (long long)host->counter_get(TORII_STR("abi13|done")));
+                     (long long)host->counter_get(TORII_STR("abi13|done")),
+                     (long long)host->counter_get(TORII_STR("abi13|timer")),
+                     (long long)host->counter_get(TORII_STR("abi13|cancelled")));
     host->buf_append(out, (torii_str_t){text, (size_t)n});
+}
+
+/* Timers asked for in create(), before any worker loop exists: each worker runs them. */
+static void timer_fired(void *arg) {
+    (void)arg;
+    host->counter_add(TORII_STR("abi13|timer"), 1);
+}
+
+static void cancelled_fired(void *arg) {
+    (void)arg;
+    host->counter_add(TORII_STR("abi13|cancelled"), 1);
 }
 
 static void read_first_line(const inst_t *in_const, inst_t *in, const torii_conf_t *conf) {
@@ -101,6 +117,8 @@ static void *create(const torii_host_t *h, const torii_conf_t *conf) {
     torii_str_t hide;
     if (host->conf_string(conf, "hide", &hide) == TORII_OK)
         snprintf(in->hide, sizeof in->hide, "%.*s", (int)hide.len, hide.ptr);
+    if (!host->timer_add(20, timer_fired, NULL)) host->conf_error(conf, NULL, "timer_add refused");
+    host->timer_cancel(host->timer_add(10, cancelled_fired, NULL));
     in->uri_ref = host->var_ref(TORII_STR("request_uri"));
     if (in->uri_ref < 0) host->conf_error(conf, NULL, "var_ref refused request_uri");
     return in;
