@@ -80,6 +80,7 @@ def test_hello_plugin_builds_out_of_tree_and_loads(procs, tmp_path):
     status, headers, body = harness.curl("http://127.0.0.1:%d/" % port)
     assert status == 200
     assert headers.get("x-hello") == "hi from a plugin"
+    assert headers.get("x-hello-client") == "127.0.0.1"  # var_ref/var_get (ABI 1.3)
     assert body == b"plain\n"
 
 

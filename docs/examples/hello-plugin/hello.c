@@ -1,5 +1,6 @@
 /* hello: the smallest useful torii plugin. Adds `X-Hello: <greeting>` to every response
- * of the locations it is enabled for.
+ * of the locations it is enabled for, and `X-Hello-Client: <client address>` (a variable
+ * resolved once, through a host function newer than ABI 1.0: see TORII_HOST_HAS below).
  *
  *   [[plugin]]
  *   name = "hello"
@@ -16,6 +17,7 @@
 typedef struct {
     char *greeting;
     size_t len;
+    int client_var; /* host->var_ref("remote_addr"), or -1 on a host older than 1.3 */
 } hello_t;
 
 static const torii_host_t *host; /* torii's function table, valid for the process's life */
@@ -31,6 +33,8 @@ static void *hello_create(const torii_host_t *h, const torii_conf_t *conf) {
     hello->greeting = malloc(greeting.len + 1);
     memcpy(hello->greeting, greeting.ptr, greeting.len);
     hello->len = greeting.len;
+    /* A function added in a later minor: check that this torii has it before calling. */
+    hello->client_var = TORII_HOST_HAS(h, var_ref) ? h->var_ref(TORII_STR("remote_addr")) : -1;
     return hello;
 }
 
@@ -45,6 +49,9 @@ static torii_action_t hello_response(void *instance, torii_request_t *r, void **
     hello_t *hello = instance;
     (void)req_ctx;
     host->resp_set_header(r, TORII_STR("X-Hello"), (torii_str_t){hello->greeting, hello->len});
+    torii_str_t client;
+    if (hello->client_var >= 0 && host->var_get(r, hello->client_var, &client) == TORII_OK)
+        host->resp_set_header(r, TORII_STR("X-Hello-Client"), client);
     return TORII_CONTINUE;
 }
 
