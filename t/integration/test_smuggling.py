@@ -58,6 +58,9 @@ RESPONSES = {
     "nul_in_value": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nok",
     "space_before_colon": b"HTTP/1.1 200 OK\r\nContent-Length : 9\r\nContent-Length: 2\r\n\r\nok",
     "bad_status_line": b"HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nok",
+    "status_over_599": b"HTTP/1.1 700 Odd\r\nContent-Length: 2\r\n\r\nok",
+    "field_without_colon": b"HTTP/1.1 200 OK\r\nX-Injected\r\nContent-Length: 2\r\n\r\nok",
+    "obs_fold_in_head": b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
     "extra_after_cl_body": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + SMUGGLE,
     "extra_after_cl_body_later": [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0.15,
                                   SMUGGLE],
@@ -70,6 +73,7 @@ RESPONSES = {
     "storm_100": b"HTTP/1.1 100 Continue\r\n\r\n" * 500 + OK_KEEPALIVE,
     "storm_103": b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" * 500
                  + OK_KEEPALIVE,
+    "ws_refused": b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n",
     "unasked_101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n"
                    + SMUGGLE,
 }
@@ -258,6 +262,13 @@ FORWARDED = {
     "te_white_space": (post([b"Transfer-Encoding:  chunked  "], b"5\r\nhello\r\n0\r\n\r\n",
                             target=b"/rec/f"),
                        [("POST /rec/f HTTP/1.1", [], ["chunked"], b"hello")]),
+    # empty list elements are allowed (RFC 9110 5.6.1): they change nothing
+    "te_leading_comma": (post([b"Transfer-Encoding: ,chunked"], b"5\r\nhello\r\n0\r\n\r\n",
+                              target=b"/rec/f"),
+                         [("POST /rec/f HTTP/1.1", [], ["chunked"], b"hello")]),
+    "te_empty_second_field": (post(CHUNKED + [b"Transfer-Encoding:"], b"5\r\nhello\r\n0\r\n\r\n",
+                                   target=b"/rec/f"),
+                              [("POST /rec/f HTTP/1.1", [], ["chunked"], b"hello")]),
     "chunk_extensions_dropped": (post(CHUNKED, b'5;a;c\r\nhello\r\n3;n=v\r\nabc\r\n0;z="q"\r\n\r\n',
                                       target=b"/rec/f"),
                                  [("POST /rec/f HTTP/1.1", [], ["chunked"], b"helloabc")]),
@@ -429,6 +440,28 @@ def test_upstream_switching_to_h2c_unasked_is_a_502(gw):
     assert b"smuggle" not in rest
 
 
+def test_websocket_upgrade_refused_by_the_upstream_opens_no_tunnel(gw):
+    # The upstream declines the upgrade (426): torii must not treat the connection as a
+    # tunnel, or what the client sends next would reach the upstream raw, past torii's rules.
+    gw.rec.clear()
+    with RawConn(gw.port, timeout=5) as c:
+        c.send(b"GET /resp/ws_refused HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+               b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               b"Sec-WebSocket-Version: 13\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 426, r
+        try:
+            c.send(HIDDEN)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        c.wait_closed(1.0)
+    got = settled(gw.rec, 0.1)
+    assert got and got[0].target == "/resp/ws_refused", got
+    for q in got:  # anything else came through torii (its Via), never raw through a tunnel
+        assert q.get_all("via") == ["1.1 torii"], q
+    assert b"GET /rec/smuggled HTTP/1.1\r\nHost: h\r\n\r\n" not in gw.rec.data()
+
+
 # ---- HTTP/2 clients to an HTTP/1.1 upstream --------------------------------------------------
 
 H2_REFUSED = {
@@ -524,9 +557,9 @@ def test_h2_body_shorter_than_content_length_is_never_a_complete_request(gw, h2c
 
 # ---- the response side -----------------------------------------------------------------------
 
-def next_request_is_fresh(gw, c=None):
+def next_request_is_fresh(gw, c=None, fresh=True):
     """A normal request (on `c`, else a new client connection) answered by the upstream on a
-    connection of its own: the bad one was not pooled."""
+    connection of its own (the bad one was not pooled), unless `fresh` is False."""
     before = gw.rec.accepted()
     if c is None:
         with RawConn(gw.port, timeout=5) as c2:
@@ -536,11 +569,13 @@ def next_request_is_fresh(gw, c=None):
         c.send(b"GET /resp/normal HTTP/1.1\r\nHost: h\r\n\r\n")
         r = c.read_response()
     assert (r.status, r.body) == (200, b"ok\n"), r
-    assert gw.rec.accepted() == before + 1, "the upstream connection was reused after bad framing"
+    if fresh:
+        assert gw.rec.accepted() == before + 1, "the upstream connection was reused after bad framing"
 
 
 # name: "502" (a clean 502 before any head), "truncated" (head sent, then closed without the
-# end of the body) or (status, body) forwarded normalised, the client connection kept.
+# end of the body) or (status, body) forwarded normalised, the client connection kept (a
+# folded line reaches the client as one line: the harness refuses a continuation line).
 RESPONSE_CASES = {
     "two_cl_differ": "502",
     "two_cl_equal": "502",
@@ -556,6 +591,9 @@ RESPONSE_CASES = {
     "nul_in_value": "502",
     "space_before_colon": "502",
     "bad_status_line": "502",
+    "status_over_599": "502",
+    "field_without_colon": "502",
+    "obs_fold_in_head": (200, b"ok"),
     "extra_after_cl_body": (200, b"ok"),
     "extra_after_cl_body_later": (200, b"ok"),
     "extra_after_chunked_body": (200, b"ok"),
@@ -596,8 +634,9 @@ def test_bad_upstream_framing_never_poisons_the_client(gw, name):
             if name.endswith("_later"):
                 time.sleep(0.4)  # the rest arrives while the connection idles in the pool
             assert (r.status, r.body) == want, r
-            # the same client connection goes on, and its next answer is a fresh one
-            next_request_is_fresh(gw, c)
+            # the same client connection goes on, and its next answer is a fresh one (an
+            # obs-fold is a valid, normalised answer: that connection may be pooled)
+            next_request_is_fresh(gw, c, fresh=name != "obs_fold_in_head")
             return
     next_request_is_fresh(gw)
 
