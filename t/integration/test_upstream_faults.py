@@ -157,7 +157,7 @@ def test_trickle_pausing_past_read_timeout_is_cut(gw):
         elapsed = time.monotonic() - t0
     assert closed
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"\r\n\r\n"), data
-    assert READ_TIMEOUT_S - 0.1 <= elapsed <= READ_TIMEOUT_S + 0.6, elapsed
+    assert READ_TIMEOUT_S - 0.1 <= elapsed <= READ_TIMEOUT_S + 1.0, elapsed
     recovered(gw)
 
 
