@@ -30,8 +30,8 @@ from h2_raw import PROTOCOL_ERROR, H2Raw, get
 from harness import RawConn, config, main_block, raw_request, server_block, upstream_block
 from recording_backend import OK_KEEPALIVE, RecordingBackend
 
-SETTLE = 0.05
-MAX_INTERIM = 16  # informational responses torii takes before one final answer  # a refused request is refused before any upstream work starts
+SETTLE = 0.05  # a refused request is refused before any upstream work starts
+MAX_INTERIM = 16  # informational responses torii takes before one final answer
 
 
 # ---- the response side: what the upstream answers, by the last path segment -----------------
@@ -95,6 +95,7 @@ def gw(module_procs):
         main_block(),
         upstream_block("rec", [rec.port], **ups),
         server_block([port], [
+            {"path": "/rec/secret", "match": "exact", "return": {"status": 403, "body": "no\n"}},
             {"path": "/rec/", "upstream": "rec"},
             {"path": "/resp/", "upstream": "rec"},
             {"path": "/", "return": {"status": 200, "body": "ok\n"}},
@@ -195,6 +196,13 @@ REFUSED = {
     "absolute_other_scheme": (b"GET ftp://h/rec/refused HTTP/1.1\r\nHost: h\r\n\r\n", 400),
     "absolute_no_host_field": (b"GET http://h/rec/refused HTTP/1.1\r\nX-A: b\r\n\r\n", 400),
     "authority_form_get": (b"GET h:80 HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+    # a fragment is no part of a request target (RFC 9112 3.2): torii routed on
+    # "/rec/secret#x" (not the exact location "/rec/secret") while a backend that drops
+    # the fragment (Go's net/http does) served /rec/secret
+    "fragment_in_target": (b"GET /rec/secret#x HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+    "fragment_after_query": (b"GET /rec/secret?a=1#x HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+    "fragment_in_absolute_form": (b"GET http://h/rec/secret#x HTTP/1.1\r\nHost: h\r\n\r\n",
+                                  400),
     # NUL and control bytes
     "nul_in_value": (b"GET /rec/refused HTTP/1.1\r\nHost: h\r\nX-A: a\x00b\r\n\r\n", 400),
     "nul_in_name": (b"GET /rec/refused HTTP/1.1\r\nHost: h\r\nX-\x00A: b\r\n\r\n", 400),
@@ -360,6 +368,8 @@ def test_forwarded_normalised(gw, name):
     else:
         assert statuses == [200] * len(expected), statuses
         assert rest == b"", rest  # no extra answer
+        if name.endswith("close_then_more"):
+            assert closed, "the connection went on after its last request"
     got = harness.wait_until(lambda: len(gw.rec.requests()) >= len(expected) or None, 3.0)
     got = settled(gw.rec)
     assert [r.request_line for r in got] == [e[0] for e in expected], got
@@ -503,6 +513,13 @@ def test_h2_malformed_is_reset_and_not_forwarded(gw, h2c, name):
     h2c.send(h2c.data(1, b"hello", end_stream=True))
     r = h2c.rst(1)
     assert r is not None and r.error_code == PROTOCOL_ERROR, h2c.frames
+    assert settled(gw.rec) == [] and gw.rec.data() == b""
+
+
+def test_h2_fragment_in_path_is_400_and_not_forwarded(gw, h2c):
+    gw.rec.clear()
+    r = h2_request(h2c, 1, get("/rec/secret#x"))
+    assert r and r[0] == 400, h2c.frames
     assert settled(gw.rec) == [] and gw.rec.data() == b""
 
 
