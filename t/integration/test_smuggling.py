@@ -381,6 +381,22 @@ def test_forwarded_normalised(gw, name):
         assert b"/rec/smuggled" not in req.head
 
 
+@pytest.mark.parametrize("framing_fields,body", [
+    ([b"Content-Length: %d" % len(HIDDEN)], HIDDEN),
+    (CHUNKED, b"%x\r\n%s\r\n0\r\n\r\n" % (len(HIDDEN), HIDDEN)),
+], ids=["content-length", "chunked"])
+def test_body_of_a_request_answered_without_upstream_is_not_a_request(gw, framing_fields, body):
+    # CL.0: a location that answers by itself ignores the body, but must still read past it,
+    # or the request hidden in it is the next one on the connection.
+    gw.rec.clear()
+    wire = post(framing_fields, body, target=b"/") + b"GET /rec/p2 HTTP/1.1\r\nHost: h\r\n\r\n"
+    responses, _, rest = collect(gw.port, wire, 2)
+    assert [(r.status, r.body) for r in responses] == [(200, b"ok\n"), (200, b"ok\n")]
+    assert rest == b""
+    got = settled(gw.rec)
+    assert [q.request_line for q in got] == ["GET /rec/p2 HTTP/1.1"], got
+
+
 def test_obs_fold_is_one_line_at_the_upstream(gw):
     gw.rec.clear()
     collect(gw.port, b"GET /rec/fold HTTP/1.1\r\nHost: h\r\nX-A: one\r\n\t two\r\n\r\n", 1)
