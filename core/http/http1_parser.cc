@@ -246,9 +246,16 @@ int Http1Parser::on_headers_complete(llhttp_t *p) {
     }
     ResponseHead *r = s->resp_;
     r->status = p->status_code;
+    // llhttp takes any number of digits; a status outside 100..599 is invalid (RFC 9110 15)
+    // and one below 200 would pass for an interim answer: "HTTP/1.1 20 OK" went to the
+    // client as a bare "500" head, and the upstream's next bytes as its body.
+    if (r->status < 100 || r->status > 599) return s->fail(502, "invalid response status");
     r->content_length = has_length ? static_cast<int64_t>(p->content_length) : -1;
     r->chunked = chunked;
     r->no_body = s->request_was_head_ || r->status < 200 || r->status == 204 || r->status == 304;
+    // Neither a length nor chunked: the body ends when the upstream closes, which cannot
+    // tell a complete body from a cut one; the client is told the same way (RFC 9112 6.3).
+    r->until_close = !r->no_body && llhttp_message_needs_eof(p) != 0;
     s->fields_ = &r->trailers;
     s->raw_fields_from_ = r->trailers.size();
     // A response without a body still reports head_complete first, then message_complete:

@@ -55,6 +55,7 @@ struct ResponseHead {
     int64_t content_length = -1;  // -1: unknown, the body ends with the stream
     bool chunked = false;         // as received from an HTTP/1 upstream
     bool no_body = false;         // HEAD, 1xx, 204, 304: no body whatever the headers say
+    bool until_close = false;     // HTTP/1 upstream: no length, not chunked, ends with a close
 
     // Back to empty, keeping the header lists' capacity.
     void clear() {
@@ -63,7 +64,7 @@ struct ResponseHead {
         headers.clear();
         trailers.clear();
         content_length = -1;
-        chunked = no_body = false;
+        chunked = no_body = until_close = false;
     }
 };
 

@@ -54,6 +54,12 @@ static bool known_valid_authority(std::string_view a) {
 int prepare_request_target(Request &req, const char **why) {
     RequestHead &in = req.input;
     std::string_view target = in.target;
+    // A fragment is never part of a request target (RFC 9112 3.2, RFC 9113 8.3.1): torii
+    // would route on "/secret#x" while a backend that drops the fragment serves /secret.
+    if (target.find('#') != std::string_view::npos) {
+        *why = "fragment in the request target";
+        return 400;
+    }
     if (target.front() != '/') {
         size_t scheme_end = target.find("://");
         if (target == "*" && in.method == "OPTIONS") {

@@ -154,4 +154,26 @@ void copy_response_headers(const HeaderList &from, HeaderList &to) {
     }
 }
 
+// RFC 9110 6.5.1: fields that frame, route, authenticate or describe the content are not
+// trailer fields. A recipient that merges trailers into the head (some servers and
+// frameworks do) would otherwise read a second Content-Length or Host, or an
+// X-Forwarded-For that torii never set, from the part of the message sent last.
+static bool trailer_allowed(const Header &h) {
+    switch (h.id) {
+        case HeaderId::other:
+            return !iequals(h.name, "authorization") && !iequals(h.name, "cookie") &&
+                   !iequals(h.name, "set-cookie") && !iequals(h.name, "content-type") &&
+                   !iequals(h.name, "content-encoding") && !iequals(h.name, "content-range") &&
+                   !iequals(h.name, "www-authenticate") && !iequals(h.name, "forwarded") &&
+                   !iequals(h.name, "x-forwarded-host") && !iequals(h.name, "x-forwarded-port");
+        default:  // framing, Host, hop-by-hop, Expect, Trailer, the forwarding fields
+            return false;
+    }
+}
+
+void drop_disallowed_trailers(HeaderList &trailers) {
+    if (trailers.empty()) return;
+    trailers.remove_if([](const Header &h) { return !trailer_allowed(h); });
+}
+
 }  // namespace torii

@@ -28,5 +28,8 @@ void build_upstream_request_headers(Request &req, HeaderList &out);
 // Copies the upstream response's fields into req.response.headers, without hop-by-hop and
 // framing fields.
 void copy_response_headers(const HeaderList &from, HeaderList &to);
+// Removes from a trailer section what may not travel there (RFC 9110 6.5.1): framing,
+// routing, hop-by-hop, credentials, content format and the forwarding fields.
+void drop_disallowed_trailers(HeaderList &trailers);
 
 }  // namespace torii

@@ -15,6 +15,10 @@ namespace torii {
 // Request body bytes queued toward the upstream before the session stops sending more.
 static constexpr size_t kOutputHigh = 256 * 1024;
 static constexpr size_t kOutputLow = 64 * 1024;
+// Informational answers taken before the final one. Each read restarts read_timeout, so
+// without a bound an upstream sending 1xx after 1xx holds the client forever (and each 103
+// goes on to it).
+static constexpr int kMaxInterim = 16;
 
 Http1UpstreamStream::Http1UpstreamStream(UpstreamRuntime &upstream, int target,
                                          UpstreamStreamHandler &handler, ResponseHead &head,
@@ -127,6 +131,10 @@ void Http1UpstreamStream::do_read() {
             case ParseEvent::head_complete:
                 if (head_.status == 101) continue;  // the upgrade event follows
                 if (head_.status < 200) {
+                    if (++interim_count_ > kMaxInterim) {
+                        do_fail(UpstreamError::invalid, "too many informational responses");
+                        return;
+                    }
                     interim_ = true;
                     // 100 Continue was for torii; others (103 Early Hints) go on.
                     if (head_.status != 100) {

@@ -76,7 +76,8 @@ private:
     bool chunked_ = false;       // request body framed as chunks
     bool request_sent_ = false;  // head and whole body are in the output
     bool head_received_ = false;
-    bool interim_ = false;  // parsing a 1xx
+    bool interim_ = false;   // parsing a 1xx
+    int interim_count_ = 0;  // 1xx answers so far
     bool receiving_paused_ = false;
     int64_t read_timeout_ms_ = 0;    // this request's (read_timeout, or less for a deadline)
     std::string_view proxy_header_;  // empty unless the upstream has proxy_protocol

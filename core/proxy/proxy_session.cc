@@ -150,6 +150,7 @@ void ProxySession::do_send_body() {
     }
     if (req_.body_done && evbuffer_get_length(body) == 0) {
         request_sent_ = true;
+        drop_disallowed_trailers(req_.input.trailers);
         stream_->send_end(&req_.input.trailers);
         return;
     }
@@ -184,6 +185,7 @@ void ProxySession::on_stream_head(UpstreamStream &s, const ResponseHead &head) {
     r.reason = head.reason;
     r.content_length = head.content_length;
     r.no_body = head.no_body;
+    r.until_close = head.until_close;
     copy_response_headers(head.headers, r.headers);
     if (!start_response(req_)) {
         // A response-phase plugin replaced the upstream's answer.
@@ -240,9 +242,15 @@ void ProxySession::on_response_drained(Request &) noexcept {
 void ProxySession::on_stream_end(UpstreamStream &s, const HeaderList *trailers) {
     if (&s != stream_.get()) return;
     state_ = State::done;
+    HeaderList &out = req_.response.trailers;  // lives with the request (HTTP/2 sends it later)
+    if (trailers)
+        out = *trailers;
+    else
+        out.clear();
+    drop_disallowed_trailers(out);
     Worker::current().defer_delete(std::move(stream_));
     // Last: the downstream may finish the exchange and queue this session for deletion.
-    req_.downstream->send_end(req_, trailers);
+    req_.downstream->send_end(req_, &out);
 }
 
 void ProxySession::on_stream_error(UpstreamStream &s, UpstreamError err, const char *why) {

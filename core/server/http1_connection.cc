@@ -314,7 +314,9 @@ void Http1Connection::send_head(Request &req) noexcept {
         size_t n = format_u64(num, static_cast<uint64_t>(r.content_length));
         h.add("Content-Length", std::string_view(num, n), HeaderId::content_length);
     } else if (!r.no_body && !head_request && !bodiless_status) {
-        if (req.input.version == HttpVersion::http11) {
+        // A body the upstream ended by closing is passed on the same way: a last chunk would
+        // vouch for a completeness nobody knows.
+        if (req.input.version == HttpVersion::http11 && !r.until_close) {
             h.add("Transfer-Encoding", "chunked", HeaderId::transfer_encoding);
             chunked_out_ = true;
         } else {

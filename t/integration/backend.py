@@ -15,6 +15,13 @@ Endpoints (matched on the last path segments, so any prefix works: /api/bytes, /
   .../close                              echo answer with Connection: close, then close
   .../early                              103 Early Hints (Link), then the echo answer
   .../cutbody, .../resetbody             10 of 100 promised bytes, then FIN / RST
+  .../nolength?n=N                       N bytes of pattern() without Content-Length or
+                                         chunked: the body ends when the connection closes
+  .../trickle?n=N&ms=M                   head with Content-Length N, then one byte every M ms
+  .../dropnext[?rst=1]                   echo answer (keep-alive); the next request on this
+                                         connection is read, not answered: FIN (RST with rst=1)
+  .../closeidle?ms=M[&rst=1]             echo answer (keep-alive); if no request follows
+                                         within M ms, the connection closes (FIN, or RST)
   .../hop                                200 with hop-by-hop headers (see handle_hop), then close
   .../__connections                      {"accepted": TCP connections accepted so far}
   anything else (/echo...)               200 JSON echo of the request (see echo_document)
@@ -29,6 +36,7 @@ Modes for misbehaving upstreams:
 import argparse
 import hashlib
 import json
+import select
 import socket
 import ssl
 import struct
@@ -242,6 +250,7 @@ class Backend:
 
     def serve_http(self, sock, conn_id):
         reader = Reader(sock)
+        drop_next = None
         for _ in range(100000):  # requests per connection, bounded
             try:
                 req = self.read_request_head(reader)
@@ -251,6 +260,10 @@ class Backend:
                 self.send_simple(sock, 400, "bad request: %s\n" % e, close=True)
                 return
             if req is None:
+                return
+            if drop_next:  # marked by .../dropnext: ends without an answer
+                if drop_next == "rst":
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 return
             req.sock = sock  # for the echo's "tls" part
             try:
@@ -264,6 +277,13 @@ class Backend:
                 return
             keep = self.respond(sock, req, conn_id)
             if not keep or req.wants_close():
+                return
+            drop_next = getattr(req, "drop_next", None)
+            idle_ms = getattr(req, "close_idle_ms", None)
+            if idle_ms is not None and not reader.buf and \
+                    not select.select([sock], [], [], idle_ms / 1000.0)[0]:
+                if getattr(req, "close_idle_rst", False):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 return
 
     def read_request_head(self, reader):
@@ -463,6 +483,30 @@ class Backend:
             if last == "resetbody":
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False
+        if last == "nolength":
+            headers = [("Server", "backend/" + self.name), ("Content-Type", "text/plain")]
+            sock.sendall(self.head_bytes(200, headers))
+            if not head_only:
+                for piece in pattern_chunks(max(0, qint("n", 0))):
+                    sock.sendall(piece)
+            return False
+        if last == "trickle":
+            n = max(0, qint("n", 0))
+            headers = [("Server", "backend/" + self.name), ("Content-Length", str(n))]
+            sock.sendall(self.head_bytes(200, headers))
+            for piece in pattern_chunks(n, chunk=1):
+                time.sleep(max(0, qint("ms", 0)) / 1000.0)
+                sock.sendall(piece)
+            return True
+        if last in ("dropnext", "closeidle"):
+            rst = q.get("rst") == ["1"]
+            if last == "dropnext":
+                req.drop_next = "rst" if rst else "fin"
+            else:
+                req.close_idle_ms = max(0, qint("ms", 0))
+                req.close_idle_rst = rst
+            self.send_json(sock, req, self.echo_document(req, conn_id))
+            return True
         if last == "early":
             # 103 Early Hints (with a field a proxy must drop), then the echo answer
             sock.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n"

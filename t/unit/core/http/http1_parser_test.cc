@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -261,5 +262,44 @@ TEST_CASE("responses: HEAD has no body, close-delimited bodies end at finish()")
         CHECK(p.feed(in.get(), body.get()) == ParseEvent::need_more);
         CHECK(p.finish() == ParseEvent::message_complete);
         CHECK(evbuffer_get_length(body.get()) == 11);
+    }
+}
+
+TEST_CASE("responses: a status outside 100..599 is a 502, never an interim answer") {
+    Arena arena;
+    for (const char *wire : {"HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nok",
+                             "HTTP/1.1 700 Odd\r\nContent-Length: 2\r\n\r\nok"}) {
+        EvbufferPtr in = make_evbuffer();
+        EvbufferPtr body = make_evbuffer();
+        Http1Parser p(Http1Parser::Kind::response);
+        ResponseHead resp;
+        p.begin_response(&resp, &arena, false);
+        evbuffer_add(in.get(), wire, strlen(wire));
+        CHECK_MESSAGE(p.feed(in.get(), body.get()) == ParseEvent::error, wire);
+        CHECK(p.error_status() == 502);
+    }
+}
+
+TEST_CASE("responses: until_close marks a body framed by the connection's end only") {
+    Arena arena;
+    struct Case {
+        const char *wire;
+        bool request_was_head;
+        bool until_close;
+    };
+    for (Case c : {Case{"HTTP/1.1 200 OK\r\n\r\n", false, true},
+                   Case{"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, true},
+                   Case{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, false},
+                   Case{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, false},
+                   Case{"HTTP/1.1 204 No Content\r\n\r\n", false, false},
+                   Case{"HTTP/1.1 200 OK\r\n\r\n", true, false}}) {
+        EvbufferPtr in = make_evbuffer();
+        EvbufferPtr body = make_evbuffer();
+        Http1Parser p(Http1Parser::Kind::response);
+        ResponseHead resp;
+        p.begin_response(&resp, &arena, c.request_was_head);
+        evbuffer_add(in.get(), c.wire, strlen(c.wire));
+        REQUIRE(p.feed(in.get(), body.get()) == ParseEvent::head_complete);
+        CHECK_MESSAGE(resp.until_close == c.until_close, c.wire);
     }
 }
