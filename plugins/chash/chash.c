@@ -33,7 +33,8 @@ static int by_hash(const void *a, const void *b) {
 static void *chash_create(const torii_host_t *h, const torii_conf_t *conf) {
     torii_str_t key;
     if (h->conf_string(conf, "hash_key", &key) != TORII_OK) {
-        h->conf_error(conf, NULL, "balancer chash needs hash_key, e.g. hash_key = \"$remote_addr\"");
+        h->conf_error(conf, NULL,
+                      "balancer chash needs hash_key, e.g. hash_key = \"$remote_addr\"");
         return NULL;
     }
     chash_t *c = calloc(1, sizeof(chash_t));
@@ -55,7 +56,8 @@ static void chash_destroy(void *instance) {
 static void chash_peers_changed(void *instance, const torii_peer_set_t *set) {
     chash_t *c = instance;
     size_t len = 0;
-    for (size_t i = 0; i < set->count; ++i) len += (size_t)set->peers[i].weight * POINTS_PER_WEIGHT;
+    for (size_t i = 0; i < set->count; ++i)
+        len += (size_t)set->peers[i].weight * POINTS_PER_WEIGHT;
     point_t *ring = malloc((len ? len : 1) * sizeof(point_t));
     if (!ring) return;
     size_t n = 0;
@@ -100,8 +102,10 @@ static int chash_pick(void *instance, torii_request_t *r, const torii_peer_set_t
     size_t lo = 0, hi = c->ring_len; /* first point with hash >= h */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (c->ring[mid].hash < h) lo = mid + 1;
-        else hi = mid;
+        if (c->ring[mid].hash < h)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     /* Walk clockwise past unusable peers (down, or already tried by this request). */
     for (size_t k = 0; k < c->ring_len; ++k) {
