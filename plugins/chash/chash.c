@@ -8,6 +8,8 @@
 #include <string.h>
 #include <torii/plugin.h>
 
+#include "common/fnv.h"
+
 #define POINTS_PER_WEIGHT 160
 
 typedef struct {
@@ -23,21 +25,6 @@ typedef struct {
 
 static const torii_host_t *host;
 
-/* FNV-1a, then a 64-bit finaliser so that similar strings spread over the whole ring. */
-static uint64_t hash_bytes(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; ++i) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ull;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
-
 static int by_hash(const void *a, const void *b) {
     uint64_t x = ((const point_t *)a)->hash, y = ((const point_t *)b)->hash;
     return x < y ? -1 : x > y;
@@ -46,7 +33,8 @@ static int by_hash(const void *a, const void *b) {
 static void *chash_create(const torii_host_t *h, const torii_conf_t *conf) {
     torii_str_t key;
     if (h->conf_string(conf, "hash_key", &key) != TORII_OK) {
-        h->conf_error(conf, NULL, "balancer chash needs hash_key, e.g. hash_key = \"$remote_addr\"");
+        h->conf_error(conf, NULL,
+                      "balancer chash needs hash_key, e.g. hash_key = \"$remote_addr\"");
         return NULL;
     }
     chash_t *c = calloc(1, sizeof(chash_t));
@@ -68,7 +56,8 @@ static void chash_destroy(void *instance) {
 static void chash_peers_changed(void *instance, const torii_peer_set_t *set) {
     chash_t *c = instance;
     size_t len = 0;
-    for (size_t i = 0; i < set->count; ++i) len += (size_t)set->peers[i].weight * POINTS_PER_WEIGHT;
+    for (size_t i = 0; i < set->count; ++i)
+        len += (size_t)set->peers[i].weight * POINTS_PER_WEIGHT;
     point_t *ring = malloc((len ? len : 1) * sizeof(point_t));
     if (!ring) return;
     size_t n = 0;
@@ -92,7 +81,7 @@ static void chash_peers_changed(void *instance, const torii_peer_set_t *set) {
                 buf[a] = buf[b];
                 buf[b] = t;
             }
-            ring[n].hash = hash_bytes(buf, k);
+            ring[n].hash = pc_hash64(buf, k, 0);
             ring[n].peer = (uint32_t)i;
             ++n;
         }
@@ -109,12 +98,14 @@ static int chash_pick(void *instance, torii_request_t *r, const torii_peer_set_t
     if (!c->ring_len) return TORII_PEER_NONE;
     torii_str_t key = {"", 0};
     host->template_expand(r, c->key, &key);
-    uint64_t h = hash_bytes(key.ptr, key.len);
+    uint64_t h = pc_hash64(key.ptr, key.len, 0);
     size_t lo = 0, hi = c->ring_len; /* first point with hash >= h */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (c->ring[mid].hash < h) lo = mid + 1;
-        else hi = mid;
+        if (c->ring[mid].hash < h)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     /* Walk clockwise past unusable peers (down, or already tried by this request). */
     for (size_t k = 0; k < c->ring_len; ++k) {

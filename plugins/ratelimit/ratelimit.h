@@ -1,11 +1,20 @@
-/* ratelimit: what ratelimit.c (config, local buckets, headers, delays) and redis.c (the
- * Redis backend) share. See ratelimit.c for the plugin's description. */
+/* ratelimit: what the plugin's files share: ratelimit.c (hooks, references, error log),
+ * config.c, answer.c (verdicts, answers, headers, delays), local_bucket.c (the shared-zone
+ * backend) and redis.c (the Redis backend). See ratelimit.c for the plugin's description. */
 #ifndef TORII_RATELIMIT_H
 #define TORII_RATELIMIT_H
 
 #include <torii/plugin.h>
 
+/* Everything below is internal to this plugin's .so: hidden, so that the files reach each
+ * other's globals directly rather than through the GOT (one load less per host-> call). */
+#pragma GCC visibility push(hidden)
+
 extern const torii_host_t *rl_host;
+
+#define RL_DEFAULT_MAX_KEYS 4096
+#define RL_ZONE_CAPACITY 16384 /* torii's shared zone, for every plugin together */
+#define RL_ZONE_KEY_MAX 64
 
 typedef struct rl_conn rl_conn_t;
 
@@ -87,7 +96,17 @@ torii_action_t rl_redis_access(rl_t *in, torii_request_t *r, rl_ctx_t *ctx, tori
 /* Frees what the Redis backend keeps per process once no instance is left. */
 void rl_redis_release(void);
 
-/* Hashes for long keys. */
-uint64_t rl_hash64(const char *p, size_t n, uint64_t seed);
+/* Carries out an outcome in the access phase (answer.c): CONTINUE, PAUSE (delay) or RESPOND. */
+torii_action_t rl_act(rl_t *in, torii_request_t *r, rl_ctx_t *ctx, rl_outcome_t out);
+
+/* The local backend (local_bucket.c): a bucket in the shared zone. */
+torii_action_t rl_local_access(rl_t *in, torii_request_t *r, rl_ctx_t *ctx, torii_str_t key);
+
+/* The hooks besides access: config.c, answer.c (RateLimit-* on admitted answers). */
+void *rl_create(const torii_host_t *h, const torii_conf_t *conf);
+void rl_destroy(void *instance);
+torii_action_t rl_response(void *instance, torii_request_t *r, void **req_ctx);
+
+#pragma GCC visibility pop
 
 #endif /* TORII_RATELIMIT_H */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fnv.h"
 #include "ratelimit.h"
 
 #define host rl_host
@@ -379,8 +380,8 @@ static torii_str_t redis_key(const rl_t *in, torii_str_t key, char *buf, size_t 
         memcpy(buf + len, key.ptr, key.len);
         len += key.len;
     } else {
-        uint64_t a = rl_hash64(key.ptr, key.len, 0);
-        uint64_t b = rl_hash64(key.ptr, key.len, 0x9e3779b97f4a7c15ull);
+        uint64_t a = pc_hash64(key.ptr, key.len, 0);
+        uint64_t b = pc_hash64(key.ptr, key.len, 0x9e3779b97f4a7c15ull);
         len += (size_t)snprintf(buf + len, size - len, "#%016llx%016llx", (unsigned long long)a,
                                 (unsigned long long)b);
     }

@@ -1,0 +1,122 @@
+/* circuit_breaker: the per-target breakers (scope "target" or "both"), driven by the core's
+ * target hooks: peer_admit keeps a target out while its breaker is open, peer_result reports
+ * every attempt, request_done gives back a probe place an attempt never used. */
+#include <string.h>
+
+#include "breaker.h"
+
+/* This worker's live requests of target-scoped instances, so that peer_admit/peer_result
+ * (which get no req_ctx) find the request's context. Single-threaded per worker. */
+#define LIVE_BUCKETS 1024
+static cb_ctx_t *live[LIVE_BUCKETS];
+
+static size_t live_slot(const void *inst, const torii_request_t *r) {
+    uintptr_t h = (uintptr_t)r ^ ((uintptr_t)inst >> 4);
+    h ^= h >> 17;
+    h *= 0x9e3779b1u;
+    return (size_t)(h >> 7) % LIVE_BUCKETS;
+}
+
+void cb_live_add(cb_ctx_t *ctx) {
+    size_t i = live_slot(ctx->inst, ctx->r);
+    ctx->next = live[i];
+    live[i] = ctx;
+}
+
+static cb_ctx_t *live_find(const void *inst, const torii_request_t *r) {
+    for (cb_ctx_t *c = live[live_slot(inst, r)]; c; c = c->next)
+        if (c->inst == inst && c->r == r) return c;
+    return NULL;
+}
+
+static void live_remove(cb_ctx_t *ctx) {
+    for (cb_ctx_t **p = &live[live_slot(ctx->inst, ctx->r)]; *p; p = &(*p)->next)
+        if (*p == ctx) {
+            *p = ctx->next;
+            return;
+        }
+}
+
+/* Gives back the probe place the request holds on a target (its attempt never happened). */
+static void release_probe(const cb_conf_t *c, cb_ctx_t *ctx) {
+    if (!ctx->t_probe) return;
+    ctx->t_probe = 0;
+    op_t op;
+    memset(&op, 0, sizeof op);
+    op.c = c;
+    op.id = &ctx->t_id;
+    op.is_target = 1;
+    op.hold_gen = ctx->t_gen;
+    host->shared_update((torii_str_t){ctx->t_id.key, ctx->t_id.key_len}, cb_target_release_fn, &op,
+                        state_ttl(c));
+}
+
+int cb_peer_admit(void *instance, torii_request_t *r, torii_str_t upstream, torii_str_t address) {
+    (void)upstream;
+    const cb_conf_t *c = instance;
+    if (!c || !(c->scope & SCOPE_TARGET)) return 0;
+    cb_ctx_t *ctx = live_find(c, r);
+    cb_id_t id;
+    cb_make_id(&id, host->req_server(r), host->req_location(r), address);
+    op_t op;
+    memset(&op, 0, sizeof op);
+    op.c = c;
+    op.id = &id;
+    op.is_target = 1;
+    op.now = host->now_ms();
+    if (ctx && ctx->t_probe) {
+        if (same_id(&ctx->t_id, &id)) {
+            op.holds = 1;
+            op.hold_gen = ctx->t_gen;
+        } else {
+            release_probe(c, ctx); /* admitted earlier, but never tried (another plugin) */
+        }
+    }
+    if (host->shared_update((torii_str_t){id.key, id.key_len}, cb_access_fn, &op, state_ttl(c)) !=
+        TORII_OK)
+        return 0; /* the shared zone is full: fail open */
+    cb_report(&op);
+    if (!op.admit) {
+        cb_count(&id, "rejected");
+        return 1;
+    }
+    if (op.probe && ctx) {
+        ctx->t_probe = 1;
+        ctx->t_gen = op.gen;
+        ctx->t_id = id;
+    }
+    return 0;
+}
+
+void cb_peer_result(void *instance, torii_request_t *r, torii_str_t upstream, torii_str_t address,
+                    torii_peer_outcome_t outcome, int status) {
+    (void)upstream;
+    const cb_conf_t *c = instance;
+    if (!c || !(c->scope & SCOPE_TARGET)) return;
+    cb_ctx_t *ctx = live_find(c, r);
+    cb_id_t id;
+    cb_make_id(&id, host->req_server(r), host->req_location(r), address);
+    op_t op;
+    memset(&op, 0, sizeof op);
+    op.c = c;
+    op.id = &id;
+    op.is_target = 1;
+    op.now = host->now_ms();
+    op.outcome = outcome != TORII_PEER_OK || is_error_status(c, status) ? OUT_ERROR : OUT_OK;
+    if (ctx && ctx->t_probe && same_id(&ctx->t_id, &id)) {
+        op.holds = 1; /* this attempt was the request's probe: its outcome decides */
+        op.hold_gen = ctx->t_gen;
+        ctx->t_probe = 0;
+    }
+    if (host->shared_update((torii_str_t){id.key, id.key_len}, cb_target_result_fn, &op,
+                            state_ttl(c)) == TORII_OK)
+        cb_report(&op);
+}
+
+void cb_request_done(void *instance, torii_request_t *r, void *req_ctx) {
+    (void)r;
+    cb_ctx_t *ctx = req_ctx;
+    if (!ctx || !ctx->inst) return;
+    release_probe(instance, ctx); /* a probe that never reported: the client left */
+    live_remove(ctx);
+}
