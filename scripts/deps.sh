@@ -13,6 +13,8 @@ packages=(
   redis-server procps
   dnsmasq-base etcd-server etcd-client  # discovery peers (t/integration/test_discovery*.py)
   nginx-light  # its combined log format, compared line for line (t/integration/test_access_log.py)
+  slowhttptest  # slowloris, slow body, slow read (t/integration/test_slow_peers.py)
+  valgrind  # t/soak/memcheck.sh (memcheck over a short mixed run; not in CI)
   # benchmark peers (bench/bench.py; bench/run.sh installs the rest of make bench's tools)
   h2o
 )
