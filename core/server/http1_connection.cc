@@ -550,9 +550,16 @@ void Http1Connection::do_finish_request() {
 
 void Http1Connection::do_read_next() {
     arm_timer(worker_.stopping() ? kDrainIdleGraceMs : limits_.keepalive_timeout);
-    sock_->resume_read();
+    size_t ahead = evbuffer_get_length(sock_->input());
+    // Requests already read ahead (pipelined) are parsed first, one per loop turn; reading
+    // goes on once fewer than kPipelinedHigh bytes of them are left, so a client sending
+    // faster than its requests are answered is held back by TCP instead of by our memory.
+    if (ahead < kPipelinedHigh)
+        sock_->resume_read();
+    else
+        sock_->pause_read();
     // A pipelined request may already be waiting; parse it outside this call stack.
-    if (evbuffer_get_length(sock_->input()) > 0) event_active(resume_ev_.get(), 0, 0);
+    if (ahead > 0) event_active(resume_ev_.get(), 0, 0);
 }
 
 void Http1Connection::do_close_after_flush() {
