@@ -257,7 +257,8 @@ def stop_process(popen, grace=5.0):
             except subprocess.TimeoutExpired:
                 pass
     leftovers = lambda: [(p, s) for p, s in tree if (_proc_stat(p) or (0, None))[1] == s]
-    if tree and not wait_until(lambda: not leftovers(), 2.0):
+    # (the fleet process, which the master does not wait for, may still be on its way out)
+    if tree and not wait_until(lambda: not leftovers(), min(grace, 10.0)):
         for p, _ in leftovers():
             try:
                 os.kill(p, signal.SIGKILL)
