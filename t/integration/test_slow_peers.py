@@ -165,7 +165,7 @@ def test_slowloris_closed_at_client_header_timeout(gw, tmp_path):
 
 def test_slow_body_gets_408_at_client_body_timeout(gw, tmp_path):
     res = run_attack(gw, tmp_path, ["-B", "-c", "300", "-r", "300", "-i", "3", "-s", "8192",
-                                    "-x", "10", "-u", gw.url + "/api/echo"], 4,
+                                    "-x", "10", "-u", gw.url + "/api/echo"], 6,
                      "request body not received within client_body_timeout", 300)
     print("slow body, 300 POSTs, a piece every 3 s: torii answered %d with 408 at "
           "client_body_timeout (2 s); slowhttptest: %s; %s; worker RSS peak +%d KiB"
