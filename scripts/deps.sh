@@ -14,6 +14,8 @@ packages=(
   dnsmasq-base etcd-server etcd-client  # discovery peers (t/integration/test_discovery*.py)
   nginx-light  # its combined log format, compared line for line (t/integration/test_access_log.py)
   chromium     # the dashboard's browser test (t/integration/test_dashboard.py), driven headless
+  slowhttptest  # slowloris, slow body, slow read (t/integration/test_slow_peers.py)
+  valgrind  # t/soak/memcheck.sh (memcheck over a short mixed run; not in CI)
   # benchmark peers (bench/bench.py; bench/run.sh installs the rest of make bench's tools)
   h2o
 )

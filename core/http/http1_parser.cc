@@ -155,7 +155,8 @@ int Http1Parser::on_header_value(llhttp_t *p, const char *at, size_t len) {
 
 int Http1Parser::on_header_value_complete(llhttp_t *p) {
     Http1Parser *s = self(p);
-    if (s->fields_->size() >= 256) return s->fail(431, "too many header fields");
+    if (s->fields_->size() >= kMaxRequestHeaderFields)
+        return s->fail(431, "too many header fields");
     s->head_bytes_ += 4;  // ": " and CRLF count toward the limit as they do on the wire
     // Field names are tokens (RFC 9110 5.6.2): llhttp is built in strict mode, which also
     // refuses white space inside a name or before the colon ("X-Forwarded-For : v", RFC

@@ -24,9 +24,10 @@ std::string raise_fd_limit(int worker_connections) {
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return std::string("getrlimit(RLIMIT_NOFILE): ") + strerror(errno);
     auto needed = static_cast<rlim_t>(fds_needed(worker_connections));
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed) {
+    auto wanted = needed + static_cast<rlim_t>(kSplicePipeFds * worker_connections);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < wanted) {
         rlimit raised = rl;
-        raised.rlim_cur = rl.rlim_max == RLIM_INFINITY ? needed : std::min(needed, rl.rlim_max);
+        raised.rlim_cur = rl.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, rl.rlim_max);
         if (raised.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
     }
     if (clients_that_fit(rl.rlim_cur) >= worker_connections) return {};
@@ -44,6 +45,14 @@ int client_connection_limit(int worker_connections) {
     rlimit rl{};
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return worker_connections;
     return static_cast<int>(std::min<long>(worker_connections, clients_that_fit(rl.rlim_cur)));
+}
+
+bool splice_pipes_fit(int worker_connections, long spliced) {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return false;
+    if (rl.rlim_cur == RLIM_INFINITY) return true;
+    long reserved = fds_needed(client_connection_limit(worker_connections));
+    return reserved + kSplicePipeFds * (spliced + 1) <= static_cast<long>(rl.rlim_cur);
 }
 
 }  // namespace torii

@@ -21,6 +21,7 @@
 #include "core/plugin/host_api.h"
 #include "core/plugin/plugin_loader.h"
 #include "core/plugin/plugin_set.h"
+#include "core/process/child_exit.h"
 #include "core/process/listen_sockets.h"
 #include "core/process/master_status.h"
 #include "core/process/pid_file.h"
@@ -34,7 +35,14 @@ namespace torii {
 // Extra time past shutdown_timeout before old workers are killed: they stop themselves at
 // shutdown_timeout; this only catches a worker that hangs.
 static constexpr uint64_t kKillGraceMs = 5000;
+// How long a fast stop waits for workers before SIGKILL. In the sanitizer build a worker may
+// be writing a LeakSanitizer report on its way out, and symbolizing one takes seconds: the
+// SIGKILL would cut it.
+#if defined(__SANITIZE_ADDRESS__)
+static constexpr uint64_t kFastStopMs = 20000;
+#else
 static constexpr uint64_t kFastStopMs = 3000;
+#endif
 // Restart policy. A worker that died while handling requests is replaced at once, always:
 // the cause is a request (a plugin crashing on it), each replacement costs one such
 // request, so the restart rate can never exceed the rate of bad requests, and a pause would
@@ -138,6 +146,7 @@ std::string Master::last_request(Worker &w) {
 // signal (the next reload's SIGQUIT, a SIGUSR1) would otherwise run the master's handler,
 // which writes into the master's signal pipe, or kill the child. The parent unblocks at once.
 static pid_t fork_with_signals_blocked() {
+    flush_before_fork();
     sigset_t all, saved;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &saved);
@@ -166,16 +175,18 @@ void Master::do_spawn(Generation &gen, size_t slot) {
         // instance is shared with the master across fork: event_reinit gives the child its
         // own first, or removing these events would remove the master's registrations.
         do_leave_master_loop(&gen);
-        WorkerProcessArgs args{gen.config,
-                               gen.plugins,
+        // The worker becomes the only owner of its generation's config and plugins in this
+        // copy of memory, so that it destroys them (plugins' destroy after their
+        // worker_init) when it stops. The master's other objects here are not this
+        // process's to destroy: exit_forked_child leaves without running their destructors.
+        WorkerProcessArgs args{std::move(gen.config),
+                               std::move(gen.plugins),
                                &sockets_,
                                gen.number,
                                status_,
                                config_file_,
                                status_->worker_slot(w.status_slot)};
-        // _exit: the master's objects in this copy of memory are not this process's to
-        // destroy (the worker has cleaned up its own by now).
-        _exit(run_worker_process(args));
+        exit_forked_child(run_worker_process(std::move(args)));
     }
     w.pid = pid;
     w.started_ms = torii::Worker::now_ms();
@@ -213,9 +224,9 @@ void Master::do_spawn_fleet() {
         return;
     }
     if (pid == 0) {
-        std::shared_ptr<const Config> config = current_->config;
+        std::shared_ptr<const Config> config = std::move(current_->config);
         do_leave_master_loop(nullptr);
-        _exit(run_fleet_process(std::move(config), table_, sockets_));
+        exit_forked_child(run_fleet_process(std::move(config), table_, sockets_));
     }
     fleet_pid_ = pid;
     log_notice("generation %u: fleet process %d started (health checks, discovery)",

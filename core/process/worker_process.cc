@@ -13,7 +13,7 @@
 
 namespace torii {
 
-int run_worker_process(const WorkerProcessArgs &args) {
+int run_worker_process(WorkerProcessArgs &&args) {
     pid_t master = getppid();
     // A worker never outlives its master: no orphan keeps serving an old configuration.
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -39,7 +39,8 @@ int run_worker_process(const WorkerProcessArgs &args) {
     }
     int rc;
     {
-        Worker worker(args.config, args.plugins, std::move(mine), args.config_file);
+        Worker worker(std::move(args.config), std::move(args.plugins), std::move(mine),
+                      args.config_file);
         worker.set_process(args.generation, args.status, args.slot);
         auto ok = worker.init();
         sigset_t none;

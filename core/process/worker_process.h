@@ -25,6 +25,8 @@ struct WorkerProcessArgs {
 };
 
 // The worker process's exit code.
-int run_worker_process(const WorkerProcessArgs &args);
+// The worker takes the references in `args`: with the master's own dropped (see
+// Master::do_spawn), its config and plugins are freed in this process before it exits.
+int run_worker_process(WorkerProcessArgs &&args);
 
 }  // namespace torii

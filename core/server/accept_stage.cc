@@ -12,6 +12,10 @@
 
 namespace torii {
 
+// How long a handshake under way may still finish once its worker drains (as
+// kDrainIdleGraceMs for an idle HTTP/1.1 connection).
+static constexpr int64_t kDrainHandshakeGraceMs = 1000;
+
 // A TLS record starts with its content type; a ClientHello travels in a handshake record.
 static constexpr int kTlsHandshakeRecord = 0x16;
 
@@ -37,8 +41,13 @@ void AcceptStage::start() {
 
 void AcceptStage::on_timer_cb(evutil_socket_t, short, void *ctx) {
     auto *stage = static_cast<AcceptStage *>(ctx);
-    stage->do_close(stage->proxy_header_ ? "no PROXY header within client_header_timeout"
-                                         : "TLS handshake not done within client_header_timeout");
+    if (stage->draining_)
+        stage->do_close(stage->proxy_header_ ? "no PROXY header before the worker stopped"
+                                             : "TLS handshake not done before the worker stopped");
+    else
+        stage->do_close(stage->proxy_header_
+                            ? "no PROXY header within client_header_timeout"
+                            : "TLS handshake not done within client_header_timeout");
 }
 
 // Takes the PROXY header off the socket; false while it is incomplete or when the
@@ -138,13 +147,17 @@ void AcceptStage::do_hand_over(std::string_view alpn, bool plain_on_tls_port) {
     if (!codec) codec = codec_for_alpn("http/1.1");
     done_ = true;
     event_del(timer_.get());
-    // Leave the registry first: the codec's connection takes this one's place in it.
-    worker_.remove_connection(this);
+    // Leave the registry first: the codec's connection takes this one's place in it (the
+    // other order would count one too many at the worker_connections cap). While the worker
+    // drains, leave it after: an empty registry ends the worker's loop.
+    bool draining = worker_.stopping();
+    if (!draining) worker_.remove_connection(this);
     if (plain_on_tls_port)
         accept_http1(worker_, std::move(sock_), peer_, group_,
                      "The plain HTTP request was sent to HTTPS port");
     else
         codec->accept(worker_, std::move(sock_), peer_, group_);
+    if (draining) worker_.remove_connection(this);
     worker_.defer_delete(std::unique_ptr<Deletable>(this));
 }
 
@@ -165,8 +178,16 @@ void AcceptStage::do_close(const char *why) {
     worker_.retire_connection(this);
 }
 
+// A reload or graceful stop: the handshake (or PROXY header) under way may finish, within
+// the grace an idle HTTP/1.1 connection gets, and the connection it becomes drains as any
+// other of a stopping worker (HTTP/1.1: its first answer closes it; HTTP/2: a GOAWAY).
+// Closing it at once failed a client whose connection the old worker had just accepted (a
+// reload under load must fail no request, SPEC section 7).
 void AcceptStage::shutdown_gracefully() {
-    do_close(nullptr);
+    if (done_ || draining_) return;
+    draining_ = true;
+    timeval tv = to_timeval(kDrainHandshakeGraceMs);
+    evtimer_add(timer_.get(), &tv);
 }
 
 }  // namespace torii

@@ -66,6 +66,7 @@ private:
     EventPtr timer_;
     std::unique_ptr<ProxyHeaderReader> proxy_header_;  // until the PROXY header is read
     bool done_ = false;
+    bool draining_ = false;  // the worker stops: the handshake has a short grace to finish
 };
 
 }  // namespace torii

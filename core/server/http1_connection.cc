@@ -21,6 +21,9 @@ static constexpr size_t kBodyHigh = 256 * 1024;
 // Response bytes queued toward the client before the handler is asked to wait.
 static constexpr size_t kOutputHigh = 256 * 1024;
 static constexpr size_t kOutputLow = 64 * 1024;
+// Input read ahead of the request being answered (pipelined requests) before reading pauses
+// until that answer is done: what a pipelining client can make torii hold.
+static constexpr size_t kPipelinedHigh = 64 * 1024;
 // How long a closing connection keeps reading what the client still sends, so that the
 // client sees our response instead of a reset (nginx's lingering close).
 static constexpr int64_t kLingerMs = 2000;
@@ -139,6 +142,7 @@ void Http1Connection::on_socket_read(Socket &) {
 }
 
 void Http1Connection::do_process_input() {
+    if (output_wait_) return;  // the next request waits for the client to read (pipelining)
     for (;;) {
         if (state_ != State::idle && state_ != State::reading_head && state_ != State::active)
             return;
@@ -169,10 +173,16 @@ void Http1Connection::do_process_input() {
                 continue;
             case ParseEvent::message_complete:
             case ParseEvent::upgrade:
-                if (ev == ParseEvent::upgrade) close_after_ = true;  // tunnels come with #websocket
+                if (ev == ParseEvent::upgrade) {
+                    close_after_ = true;  // tunnels come with #websocket
+                    upgrade_ = true;
+                }
                 req_->body_done = true;
                 do_notify_body();
-                if (state_ == State::active && response_done_) do_finish_request();
+                if (state_ == State::active && response_done_)
+                    do_finish_request();
+                else
+                    do_limit_read_ahead();
                 return;
             case ParseEvent::body_full:
                 if (req_->body_received != body_before) do_notify_body();
@@ -193,6 +203,7 @@ void Http1Connection::do_process_input() {
             arm_timer(limits_.client_header_timeout);
         }
         if (state_ == State::active && req_->body_received != body_before) do_notify_body();
+        do_limit_read_ahead();
         if (sock_->eof()) {
             if (state_ == State::idle || state_ == State::reading_head) {
                 do_close();
@@ -206,6 +217,17 @@ void Http1Connection::do_process_input() {
         }
         return;
     }
+}
+
+// The request is read whole and still being answered: bytes after it are the next
+// (pipelined) requests, parsed once this one is done. Past kPipelinedHigh of them reading
+// pauses until then (do_read_next), so a client cannot make torii hold its input without
+// bound behind a slow answer. A client that closes meanwhile is noticed when reading
+// resumes. Not for an upgrade: what follows its head is the tunnel's.
+void Http1Connection::do_limit_read_ahead() {
+    if (state_ == State::active && req_->body_done && !upgrade_ &&
+        evbuffer_get_length(sock_->input()) >= kPipelinedHigh)
+        sock_->pause_read();
 }
 
 // HTTP/2 with prior knowledge (RFC 9113 3.3) on the same port as HTTP/1.1: a connection
@@ -461,6 +483,11 @@ void Http1Connection::on_socket_drained(Socket &) {
         do_close_after_flush();
         return;
     }
+    if (state_ == State::idle && output_wait_) {  // the client took its answers
+        output_wait_ = false;
+        do_read_next();
+        return;
+    }
     if (state_ == State::active && drain_for_handler_ && req_->handler) {
         drain_for_handler_ = false;
         req_->handler->on_response_drained(*req_);
@@ -506,12 +533,35 @@ void Http1Connection::do_finish_request() {
     chunked_out_ = false;
     continue_sent_ = false;
     drain_for_handler_ = false;
+    upgrade_ = false;
     set_state(State::idle);
     sock_->set_read_timeout(0);
+    if (sock_->pending_output() >= kOutputHigh) {
+        // The client pipelines without reading the answers: the next request waits until
+        // it has taken them down to kOutputLow, so they cannot pile up in memory. The wait
+        // is bounded by send_timeout, as any write to the client.
+        output_wait_ = true;
+        event_del(resume_ev_.get());  // a resume queued by send_end must not parse it either
+        sock_->pause_read();
+        sock_->watch_drain(kOutputLow);
+        arm_timer(limits_.send_timeout);
+        return;
+    }
+    do_read_next();
+}
+
+void Http1Connection::do_read_next() {
     arm_timer(worker_.stopping() ? kDrainIdleGraceMs : limits_.keepalive_timeout);
-    sock_->resume_read();
+    size_t ahead = evbuffer_get_length(sock_->input());
+    // Requests already read ahead (pipelined) are parsed first, one per loop turn; reading
+    // goes on once fewer than kPipelinedHigh bytes of them are left, so a client sending
+    // faster than its requests are answered is held back by TCP instead of by our memory.
+    if (ahead < kPipelinedHigh)
+        sock_->resume_read();
+    else
+        sock_->pause_read();
     // A pipelined request may already be waiting; parse it outside this call stack.
-    if (evbuffer_get_length(sock_->input()) > 0) event_active(resume_ev_.get(), 0, 0);
+    if (ahead > 0) event_active(resume_ev_.get(), 0, 0);
 }
 
 void Http1Connection::do_close_after_flush() {

@@ -83,6 +83,8 @@ private:
     void do_notify_body();
     void do_parse_error();
     void do_finish_request();
+    void do_read_next();
+    void do_limit_read_ahead();
     void do_close_after_flush();
     void do_close();
     void do_acquire_request();
@@ -109,6 +111,8 @@ private:
     bool response_done_ = false;
     bool continue_sent_ = false;
     bool drain_for_handler_ = false;
+    bool upgrade_ = false;      // the request asks for a tunnel: what follows it is not HTTP
+    bool output_wait_ = false;  // idle until the client reads its answers (pipelining)
     const char *refuse_reason_ = nullptr;
 };
 

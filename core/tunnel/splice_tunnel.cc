@@ -40,6 +40,7 @@ SpliceTunnel::SpliceTunnel(Worker &worker, UniqueFd client, UniqueFd upstream, S
       req_(req),
       in_flight_(std::move(in_flight)),
       idle_(worker.base(), idle_timeout, on_idle, this) {
+    ++live_;
     client_.fd = std::move(client);
     upstream_.fd = std::move(upstream);
     up_ = Flow{this, &client_, &upstream_, std::move(up_pipe)};
@@ -60,6 +61,7 @@ SpliceTunnel::SpliceTunnel(Worker &worker, UniqueFd client, UniqueFd upstream, S
 }
 
 SpliceTunnel::~SpliceTunnel() {
+    --live_;
     // Events go before their descriptors close.
     for (End *e : {&client_, &upstream_}) {
         e->read_ev.reset();

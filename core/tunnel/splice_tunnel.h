@@ -46,6 +46,8 @@ public:
     SpliceTunnel(Worker &worker, UniqueFd client, UniqueFd upstream, SplicePipe up_pipe,
                  SplicePipe down_pipe, Request *req, InFlight in_flight, Millis idle_timeout);
     ~SpliceTunnel() override;
+    // Splice tunnels alive in this worker (each holds two pipes: net/fd_limit.h).
+    static long live() { return live_; }
 
     void start();
     void shutdown_gracefully() override {}
@@ -69,6 +71,7 @@ private:
         bool ended = false;  // ... and it was passed on to `to`
     };
 
+    static inline long live_ = 0;
     static void on_read_cb(evutil_socket_t, short, void *ctx);
     static void on_write_cb(evutil_socket_t, short, void *ctx);
     static void on_idle(void *ctx);  // IdleTimer's

@@ -72,8 +72,7 @@ int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_
     std::string_view n(reinterpret_cast<const char *>(name), namelen);
     std::string_view v(reinterpret_cast<const char *>(value), valuelen);
     if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {  // trailers
-        s->on_trailer(n, v);
-        return 0;
+        return s->on_trailer(n, v);
     }
     return s->on_header(n, v);
 }
@@ -213,6 +212,9 @@ void Http2Connection::start() {
     sock_->set_read_timeout(0);
     sock_->set_write_timeout(limits_.send_timeout);
     do_idle_check();
+    // Handed over by a TLS handshake that finished while the worker drains: GOAWAY as the
+    // connections it already held got.
+    if (worker_.stopping()) shutdown_gracefully();
     do_recv();  // the preface (and more) may already be in the input (h2c sniffing)
 }
 

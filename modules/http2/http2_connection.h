@@ -59,6 +59,7 @@ public:
     void queue_drained(Http2Stream *s) { drained_.push_back(s); }
     void stream_opened(Http2Stream *s);
     void stream_closed(Http2Stream *s);
+    size_t open_streams() const { return open_streams_; }
     // RFC 9113 checks nghttp2 leaves out (http2_frame_checks.h), from its callbacks: 0, or
     // NGHTTP2_ERR_CALLBACK_FAILURE with the connection error to send recorded.
     int check_begin_frame(const nghttp2_frame_hd &hd);

@@ -1,11 +1,13 @@
 #include "modules/http2/http2_stream.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/base/format.h"
 #include "core/base/log.h"
 #include "core/config/config.h"
 #include "core/exchange/exchange.h"
+#include "core/http/headers.h"
 #include "core/net/socket.h"
 #include "core/server/http_server.h"
 #include "core/worker/worker.h"
@@ -15,8 +17,19 @@
 
 namespace torii {
 
+// Response bytes one stream queues toward the client before its handler is asked to wait
+// (and down to a quarter of that before it goes on): kOutputHigh for a stream alone, less
+// when streams share the connection, so that what one connection holds stays near
+// kConnectionOutputBudget whatever its stream count. A client that opens 128 streams and
+// reads none would otherwise make the worker hold 128 x 256 KiB.
 static constexpr size_t kOutputHigh = 256 * 1024;
-static constexpr size_t kOutputLow = 64 * 1024;
+static constexpr size_t kConnectionOutputBudget = 2 * 1024 * 1024;
+static constexpr size_t kOutputMinHigh = 16 * 1024;
+
+size_t Http2Stream::output_high() const {
+    size_t streams = std::max<size_t>(1, conn_.open_streams());
+    return std::clamp(kConnectionOutputBudget / streams, kOutputMinHigh, kOutputHigh);
+}
 
 Http2Stream::Http2Stream(Http2Connection &conn, int32_t id)
     : conn_(conn),
@@ -26,11 +39,17 @@ Http2Stream::Http2Stream(Http2Connection &conn, int32_t id)
 Http2Stream::~Http2Stream() = default;
 
 int Http2Stream::on_header(std::string_view name, std::string_view value) {
-    if (!req_) return 0;
+    if (!req_ || head_too_large_) return 0;  // the rest of the block is decoded, then dropped
     header_bytes_ += name.size() + value.size() + 32;  // RFC 9113 6.5.2's accounting
-    if (header_bytes_ > conn_.limits().client_max_header_size) {
-        log_info("client %s: HTTP/2 header list over client_max_header_size", conn_.remote_text());
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // RST_STREAM for this stream only
+    if (name.empty() || name.front() != ':') ++header_fields_;
+    bool too_many = header_fields_ > kMaxRequestHeaderFields;
+    if (header_bytes_ > conn_.limits().client_max_header_size || too_many) {
+        log_info("client %s: HTTP/2 header list over %s", conn_.remote_text(),
+                 too_many ? "the field count limit" : "client_max_header_size");
+        // Answered 431 once the block ends, as on HTTP/1.1 (SPEC section 7); the fields
+        // kept so far stay in the request arena, the rest are not stored.
+        head_too_large_ = true;
+        return 0;
     }
     RequestHead &in = req_->input;
     Arena &a = req_->arena;
@@ -71,8 +90,19 @@ int Http2Stream::do_refuse_malformed() {
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
-void Http2Stream::on_trailer(std::string_view name, std::string_view value) {
-    if (req_) req_->input.trailers.add(req_->arena.copy(name), req_->arena.copy(value));
+int Http2Stream::on_trailer(std::string_view name, std::string_view value) {
+    if (!req_) return 0;
+    // The same limits as the head: HPACK lets one byte on the wire stand for a field of up
+    // to 4 KiB from the dynamic table, so a trailer section of a few frames would otherwise
+    // be copied into the request arena as hundreds of MiB.
+    trailer_bytes_ += name.size() + value.size() + 32;
+    if (trailer_bytes_ > conn_.limits().client_max_header_size ||
+        ++trailer_fields_ > kMaxRequestHeaderFields) {
+        log_info("client %s: HTTP/2 trailer section over the header limits", conn_.remote_text());
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // RST_STREAM for this stream only
+    }
+    req_->input.trailers.add(req_->arena.copy(name), req_->arena.copy(value));
+    return 0;
 }
 
 void Http2Stream::on_request_head(bool end_stream) {
@@ -95,6 +125,12 @@ void Http2Stream::on_request_head(bool end_stream) {
     in.chunked = !end_stream && in.content_length < 0;  // a body of unknown length follows
     if (end_stream) r.body_done = true;
     client_ended_ = end_stream;
+    if (head_too_large_) {  // the connection and its other streams go on
+        dispatched_ = true;
+        exchange_begin(conn_.worker(), r);
+        respond_error(r, 431);
+        return;
+    }
     bool connect = in.method == "CONNECT";
     if (connect && protocol_ == "websocket") {
         // From here on the HTTP/1.1 handshake it stands for; its DATA is the tunnel's.
@@ -288,7 +324,7 @@ ssize_t Http2Stream::read_body(uint8_t *buf, size_t length, uint32_t *flags) {
         return 0;
     }
     ssize_t n = out_.read(conn_.session(), id_, req_->arena, buf, length, flags);
-    if (watch_drain_ && out_.pending() <= kOutputLow) {
+    if (watch_drain_ && out_.pending() <= output_high() / 4) {
         watch_drain_ = false;
         conn_.queue_drained(this);  // told after this send round, outside nghttp2
     }
@@ -314,7 +350,7 @@ void Http2Stream::tunnel_end_to_client() {
 }
 
 bool Http2Stream::tunnel_client_full() const {
-    return out_.pending() >= kOutputHigh;
+    return out_.pending() >= output_high();
 }
 
 void Http2Stream::tunnel_consumed(size_t n) {
@@ -355,7 +391,7 @@ void Http2Stream::send_interim(Request &req, int status, const HeaderList &field
 }
 
 bool Http2Stream::output_full(const Request &) const noexcept {
-    return out_.pending() >= kOutputHigh;
+    return out_.pending() >= output_high();
 }
 
 void Http2Stream::watch_output_drain(Request &) noexcept {

@@ -32,7 +32,8 @@ public:
     void on_request_head(bool end_stream);
     void on_data(const uint8_t *data, size_t len);
     void on_request_end();
-    void on_trailer(std::string_view name, std::string_view value);
+    // Non-zero (an nghttp2 error code) when the trailer section is over the header limits.
+    int on_trailer(std::string_view name, std::string_view value);
     ssize_t read_body(uint8_t *buf, size_t length, uint32_t *flags);
     void on_close(uint32_t error_code);
     // The response's last frame (END_STREAM) went out.
@@ -71,6 +72,7 @@ private:
     void do_websocket_answer(Request &req);
     // Resets the stream as malformed; the value to return from nghttp2's header callback.
     int do_refuse_malformed();
+    size_t output_high() const;
     void do_refuse(int status);
 
     Http2Connection &conn_;
@@ -86,6 +88,10 @@ private:
     bool tunnel_accepted_ = false;  // the 101 was valid: the 200 went out
     bool client_ended_ = false;     // END_STREAM received (on a tunnel: its FIN)
     uint64_t header_bytes_ = 0;
+    size_t header_fields_ = 0;     // regular fields (not pseudo-headers) of the request head
+    bool head_too_large_ = false;  // over client_max_header_size or the field count: 431
+    uint64_t trailer_bytes_ = 0;   // the trailer section, against the same limits
+    size_t trailer_fields_ = 0;
     uint64_t body_buffered_ = 0;  // request body bytes in req_->body not yet consumed
     bool headers_done_ = false;
     bool dispatched_ = false;

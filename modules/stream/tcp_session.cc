@@ -11,6 +11,7 @@
 #include "core/plugin/phase_runner.h"
 #include "core/plugin/plugin_set.h"
 #include "core/proxy/upstream.h"
+#include "core/net/fd_limit.h"
 #include "core/tunnel/splice_tunnel.h"
 #include "core/tunnel/tunnel.h"
 #include "core/worker/worker.h"
@@ -245,7 +246,8 @@ void TcpSession::do_tunnel() {
     // The tunnel takes this session's place in the worker's registry.
     worker_.retire_connection(this);
     SplicePipe up_pipe, down_pipe;
-    bool plain = !client_->ssl() && !upstream_->ssl();
+    bool plain = !client_->ssl() && !upstream_->ssl() &&
+                 splice_pipes_fit(worker_.config().main.worker_connections, SpliceTunnel::live());
     if (plain && up_pipe.open() && down_pipe.open()) {
         upstream_->set_write_timeout(0);
         auto *t = new SpliceTunnel(worker_, client_->release_fd(), upstream_->release_fd(),

@@ -54,26 +54,23 @@ class Procs:
             except Exception as e:  # keep stopping the others
                 print("teardown: stopping %r failed: %s" % (x, e))
 
-    def sanitizer_reports(self):
-        """ASan/UBSan/LSan findings torii printed (the sanitizer build of the suite)."""
-        found = []
-        for t in self.toriis():
-            log = t.log()
-            for marker in SANITIZER_MARKERS:
-                at = log.find(marker)
-                if at >= 0:
-                    found.append("%s:\n%s" % (t.workdir, log[max(0, at - 200):at + 3000]))
-                    break
-        return found
-
-
-# What the sanitizers print; any of these in torii's stderr fails the test that ran it.
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 def _stop_and_check(p):
     p.stop_all()
-    reports = p.sanitizer_reports()
+    reports = harness.take_sanitizer_findings()
+    if reports:
+        pytest.fail("sanitizer findings in torii's stderr:\n" + "\n".join(reports),
+                    pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_findings():
+    """Fails a test when a torii it ran outside the fixtures (harness.Torii, run_torii)
+    printed a sanitizer report: ASan, UBSan, or a LeakSanitizer report at any process's
+    exit. Those of procs / module_procs are checked as they stop."""
+    yield
+    reports = harness.take_sanitizer_findings()
     if reports:
         pytest.fail("sanitizer findings in torii's stderr:\n" + "\n".join(reports),
                     pytrace=False)

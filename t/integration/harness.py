@@ -6,11 +6,13 @@ its PID (SIGTERM, bounded wait, SIGKILL), and every wait is bounded in time.
 """
 
 import atexit
+import errno
 import http.client
 import json
 import os
 import random
 import re
+import selectors
 import signal
 import socket
 import subprocess
@@ -35,13 +37,55 @@ def build_dir():
                           os.path.join(os.path.dirname(os.path.dirname(HERE)), "build"))
 
 
+_sanitized = {}  # binary path -> built with ASan
+
+
 def sanitizer_build():
     """True when the torii under test is built with AddressSanitizer (make test SANITIZE=1)."""
-    try:
-        with open(torii_bin(), "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
+    path = torii_bin()
+    if path not in _sanitized:
+        try:
+            with open(path, "rb") as f:
+                _sanitized[path] = b"__asan_init" in f.read()
+        except OSError:
+            return False
+    return _sanitized[path]
+
+
+# The sanitizer build (make test SANITIZE=1) runs every torii process with leak detection on:
+# LeakSanitizer checks the master when it returns from main and each worker and fleet process
+# on its way out (core/process/child_exit.h). Third-party leaks that are not torii's to fix
+# are named in t/sanitizers/lsan.supp. The release build ignores these variables. A caller's
+# own settings win.
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1",
+    "LSAN_OPTIONS": "suppressions=%s:print_suppressions=0" % os.path.join(
+        os.path.dirname(HERE), "sanitizers", "lsan.supp"),
+    "UBSAN_OPTIONS": "print_stacktrace=1",
+}
+for _name, _value in SANITIZER_ENV.items():
+    os.environ.setdefault(_name, _value)
+
+# What the sanitizers print; any of these in a torii process's stderr fails the test (conftest).
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+_sanitizer_findings = []  # reports seen since the last take_sanitizer_findings()
+
+
+def sanitizer_report(text, where):
+    """The first sanitizer report in `text` with some context, or None."""
+    for marker in SANITIZER_MARKERS:
+        at = text.find(marker)
+        if at >= 0:
+            return "%s:\n%s" % (where, text[max(0, at - 200):at + 3000])
+    return None
+
+
+def take_sanitizer_findings():
+    """Sanitizer reports of every torii stopped (and every run_torii) since the last call."""
+    out = list(_sanitizer_findings)
+    del _sanitizer_findings[:]
+    return out
 
 
 def plugin_dir():
@@ -213,7 +257,8 @@ def stop_process(popen, grace=5.0):
             except subprocess.TimeoutExpired:
                 pass
     leftovers = lambda: [(p, s) for p, s in tree if (_proc_stat(p) or (0, None))[1] == s]
-    if tree and not wait_until(lambda: not leftovers(), 2.0):
+    # (the fleet process, which the master does not wait for, may still be on its way out)
+    if tree and not wait_until(lambda: not leftovers(), min(grace, 10.0)):
         for p, _ in leftovers():
             try:
                 os.kill(p, signal.SIGKILL)
@@ -315,6 +360,7 @@ class Torii:
         self.wait_ports = list(wait_ports) if wait_ports is not None else listen_ports(config_text)
         self.extra_args = list(extra_args)
         self.proc = None
+        self.checked = False
         with open(self.config_path, "w") as f:
             f.write(config_text)
 
@@ -328,6 +374,7 @@ class Torii:
             raise HarnessError("torii binary not found at %s: build it (make build) or set "
                                "TORII_BIN" % binary)
         limits = self.rlimits
+        self.checked = False
 
         def set_limits():
             import resource
@@ -361,9 +408,16 @@ class Torii:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
-        stop_process(self.proc)
+        # Under the sanitizers a process writing a leak report (symbolized: seconds) must not
+        # be killed in the middle of it; one without a report stops as fast as ever.
+        stop_process(self.proc, grace=30.0 if sanitizer_build() else 5.0)
         if self in _live:
             _live.remove(self)
+        if self.proc is not None and not self.checked:
+            self.checked = True  # once, after every process of it has exited
+            found = sanitizer_report(self.log(), self.workdir)
+            if found:
+                _sanitizer_findings.append(found)
 
     def log(self):
         """What torii wrote to stderr (the configs use error_log = "stderr")."""
@@ -401,8 +455,12 @@ def run_torii(args, timeout=20.0, cwd=None):
     binary = torii_bin()
     if not os.access(binary, os.X_OK):
         raise HarnessError("torii binary not found at %s: build it or set TORII_BIN" % binary)
-    return subprocess.run([binary] + list(args), capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd)
+    cp = subprocess.run([binary] + list(args), capture_output=True, text=True,
+                        timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd)
+    found = sanitizer_report(cp.stderr, "torii " + " ".join(args))
+    if found:
+        _sanitizer_findings.append(found)
+    return cp
 
 
 # ---------------------------------------------------------------------------------------------
@@ -686,6 +744,110 @@ class RawConn:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def cpu_seconds(pids):
+    """utime + stime of the live processes among pids, in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(rest[11]) + int(rest[12])  # fields 14 and 15: utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class Clients:
+    """n non-blocking connections driven by one selector: each connects, optionally waits
+    for go(), sends one `Connection: close` request and reads the answer to EOF. Holds n
+    sockets at once: raise RLIMIT_NOFILE first for large n."""
+
+    def __init__(self, port, path, n, hold=False):
+        self.sel = selectors.DefaultSelector()
+        self.request = ("GET %s HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
+                        % path).encode()
+        self.status = {}  # client index -> HTTP status, or an error string
+        self.hold = hold
+        self.held = []
+        self.open = 0
+        for i in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            rc = s.connect_ex((HOST, port))
+            if rc not in (0, errno.EINPROGRESS):
+                self.status[i] = "connect: %s" % os.strerror(rc)
+                s.close()
+                continue
+            self.open += 1
+            self.sel.register(s, selectors.EVENT_WRITE, [i, bytearray()])
+
+    def _finish(self, s, i, value):
+        self.sel.unregister(s)
+        s.close()
+        self.open -= 1
+        self.status[i] = value
+
+    def _send(self, s, state):
+        try:
+            s.sendall(self.request)  # small: fits the socket buffer at once
+        except OSError as e:
+            self._finish(s, state[0], "send: %s" % e)
+            return
+        self.sel.modify(s, selectors.EVENT_READ, state)
+
+    def run(self, seconds, until=None):
+        """Drives the connections for up to `seconds`, or until every one finished (or
+        until() is true)."""
+        deadline = time.monotonic() + seconds
+        while self.open and time.monotonic() < deadline and not (until and until()):
+            for key, ev in self.sel.select(timeout=0.1):
+                s, state = key.fileobj, key.data
+                i, buf = state
+                if ev & selectors.EVENT_WRITE:
+                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        self._finish(s, i, "connect: %s" % os.strerror(err))
+                    elif self.hold:
+                        self.sel.modify(s, selectors.EVENT_READ, state)
+                        self.held.append((s, state))
+                    else:
+                        self._send(s, state)
+                    continue
+                try:
+                    data = s.recv(65536)
+                except OSError as e:
+                    data, err = None, e
+                if data:
+                    buf += data
+                    continue
+                if buf.startswith(b"HTTP/1.1 "):
+                    self._finish(s, i, int(buf[9:12]))
+                else:
+                    self._finish(s, i, "closed after %d bytes: %r" % (
+                        len(buf), bytes(buf[:60])) if data is not None else "recv: %s" % err)
+
+    def connected(self, seconds):
+        """Waits until every connect completed (in the kernel's queue or accepted)."""
+        self.run(seconds)
+        return len(self.held)
+
+    def go(self):
+        """Held connections send their request now."""
+        self.hold = False
+        for s, state in self.held:
+            if state[0] not in self.status:
+                self._send(s, state)
+        self.held = []
+
+    def ok(self):
+        return sum(1 for v in self.status.values() if v == 200)
+
+    def close(self):
+        for key in list(self.sel.get_map().values()):
+            key.fileobj.close()
+        self.sel.close()
 
 
 class RawResult(bytes):

@@ -16,18 +16,16 @@ flood, the size of its log, and how many of the 400 requests were answered 200.
 Every wait is bounded; every process is stopped by PID (conftest).
 """
 
-import errno
 import os
 import re
 import resource
-import selectors
-import socket
 import time
 
 import pytest
 
 import harness
-from harness import HOST, config, main_block, request, server_block, upstream_block
+from harness import (Clients, config, cpu_seconds, main_block, request, server_block,
+                     upstream_block)
 
 CLIENTS = 400
 LOW_NOFILE = 256
@@ -46,113 +44,11 @@ def enough_fds_for_the_clients():
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def cpu_seconds(pids):
-    """utime + stime of the live processes among pids, in seconds."""
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(rest[11]) + int(rest[12])  # fields 14 and 15: utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def log_size(t):
     try:
         return os.path.getsize(t.stderr_path)
     except OSError:
         return 0
-
-
-class Clients:
-    """CLIENTS non-blocking connections driven by one selector: each connects, optionally
-    waits for go(), sends one `Connection: close` request and reads the answer to EOF."""
-
-    def __init__(self, port, path, n=CLIENTS, hold=False):
-        self.sel = selectors.DefaultSelector()
-        self.request = ("GET %s HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
-                        % path).encode()
-        self.status = {}  # client index -> HTTP status, or an error string
-        self.hold = hold
-        self.held = []
-        self.open = 0
-        for i in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setblocking(False)
-            rc = s.connect_ex((HOST, port))
-            if rc not in (0, errno.EINPROGRESS):
-                self.status[i] = "connect: %s" % os.strerror(rc)
-                s.close()
-                continue
-            self.open += 1
-            self.sel.register(s, selectors.EVENT_WRITE, [i, bytearray()])
-
-    def _finish(self, s, i, value):
-        self.sel.unregister(s)
-        s.close()
-        self.open -= 1
-        self.status[i] = value
-
-    def _send(self, s, state):
-        try:
-            s.sendall(self.request)  # small: fits the socket buffer at once
-        except OSError as e:
-            self._finish(s, state[0], "send: %s" % e)
-            return
-        self.sel.modify(s, selectors.EVENT_READ, state)
-
-    def run(self, seconds):
-        """Drives the connections for up to `seconds`, or until every one finished."""
-        deadline = time.monotonic() + seconds
-        while self.open and time.monotonic() < deadline:
-            for key, ev in self.sel.select(timeout=0.1):
-                s, state = key.fileobj, key.data
-                i, buf = state
-                if ev & selectors.EVENT_WRITE:
-                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if err:
-                        self._finish(s, i, "connect: %s" % os.strerror(err))
-                    elif self.hold:
-                        self.sel.modify(s, selectors.EVENT_READ, state)
-                        self.held.append((s, state))
-                    else:
-                        self._send(s, state)
-                    continue
-                try:
-                    data = s.recv(65536)
-                except OSError as e:
-                    data, err = None, e
-                if data:
-                    buf += data
-                    continue
-                if buf.startswith(b"HTTP/1.1 "):
-                    self._finish(s, i, int(buf[9:12]))
-                else:
-                    self._finish(s, i, "closed after %d bytes: %r" % (
-                        len(buf), bytes(buf[:60])) if data is not None else "recv: %s" % err)
-
-    def connected(self, seconds):
-        """Waits until every connect completed (in the kernel's queue or accepted)."""
-        self.run(seconds)
-        return len(self.held)
-
-    def go(self):
-        """Held connections send their request now."""
-        self.hold = False
-        for s, state in self.held:
-            if state[0] not in self.status:
-                self._send(s, state)
-        self.held = []
-
-    def ok(self):
-        return sum(1 for v in self.status.values() if v == 200)
-
-    def close(self):
-        for key in list(self.sel.get_map().values()):
-            key.fileobj.close()
-        self.sel.close()
 
 
 def gateway(procs, backend, workers, rlimits=None, **main):
@@ -178,7 +74,7 @@ def test_400_clients_with_256_fds_are_all_served(procs, workers):
     assert request(port, "GET", "/api/echo").status == 200
     pids = t.pids()
     cpu0, log0, t0 = cpu_seconds(pids), log_size(t), time.monotonic()
-    clients = Clients(port, "/api/slow?ms=2000")
+    clients = Clients(port, "/api/slow?ms=2000", CLIENTS)
     try:
         clients.run(40.0)
         wall = time.monotonic() - t0
@@ -214,7 +110,7 @@ def test_emfile_pauses_accepting_instead_of_spinning(procs):
     resource.prlimit(worker, resource.RLIMIT_NOFILE, (held_fds + 50, held_fds + 50))
     pids = t.pids()
     cpu0, log0, t0 = cpu_seconds(pids), log_size(t), time.monotonic()
-    clients = Clients(port, "/", hold=True)
+    clients = Clients(port, "/", CLIENTS, hold=True)
     try:
         clients.connected(6.0)  # 400 connects complete; the worker can take only ~50
         wall = time.monotonic() - t0

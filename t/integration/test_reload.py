@@ -568,7 +568,10 @@ def test_reload_bursts_keep_the_master_serving(make_gw):
         last["gen"] = doc["generation"]
         return same
 
-    assert harness.wait_until(quiet, 15.0, interval=0.3), "no quiet generation: %r" % last
+    # Under the sanitizers each worker runs LeakSanitizer's check as it exits (a few hundred
+    # ms of CPU), and here every one of them shares the master's single CPU.
+    settle = 60.0 if harness.sanitizer_build() else 15.0
+    assert harness.wait_until(quiet, settle, interval=0.3), "no quiet generation: %r" % last
     doc = g.settle(last["gen"])
     assert doc["generation"] >= 41, doc
     for _ in range(10):
@@ -1050,3 +1053,45 @@ def test_shared_counter_survives_reload(make_gw):
         assert after == list(range(before[-1] + 2, before[-1] + 7)), (
             "counter after reload %d: %r (before: %r)" % (gen, after, before))
         before = after
+
+
+def test_tls_handshake_under_way_at_reload_is_served(procs, tmp_path):
+    """A TLS connection the old worker accepted just before a reload, whose ClientHello
+    comes after it: the handshake finishes on the draining worker and the request is
+    answered with Connection: close. It used to be closed at once (h2load, which opens its
+    connection and then handshakes, lost 100 streams now and then in t/soak/soak.py)."""
+    import ssl
+    from pki import Pki
+    pki = Pki(str(tmp_path / "pki"))
+    cert = pki.server("127.0.0.1", stem="local")
+    port = harness.free_port()
+    t = procs.torii(config(
+        main_block(workers=1, log_level="info", shutdown_timeout="10s"),
+        server_block([port], [{"path": "/", "return": {"status": 200, "body": "ok\n"}}],
+                     tls={"cert": cert.cert, "key": cert.key}),
+    ))
+    assert harness.wait_until(lambda: len(harness.children(t.pid)) == 1, 5.0)
+    old = harness.children(t.pid)[0][0]
+    raw = socket.create_connection((HOST, port), timeout=5)
+    try:
+        # Accepted by the worker, which waits for the ClientHello; then the reload.
+        assert harness.wait_until(lambda: (harness.open_fds(old) or 0) > 0, 1.0)
+        time.sleep(0.3)
+        os.kill(t.pid, signal.SIGHUP)
+        assert harness.wait_until(
+            lambda: "%d: SIGQUIT: graceful stop" % old in t.log(), 5.0), t.log()[-2000:]
+        ctx = ssl.create_default_context(cafile=pki.ca)
+        s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        r = harness.parse_response(data)
+        assert r.status == 200 and r.body == b"ok\n", data
+        assert r.header("connection") == "close"
+    finally:
+        raw.close()
+    assert harness.wait_until(lambda: not harness.proc_alive(old), 5.0)

@@ -42,11 +42,33 @@ TEST_CASE("a worker holds what its fd limit allows, clients and upstreams alike"
               if (!raise_fd_limit(1024).empty()) return 2;  // raised toward the hard limit
               rlimit now{};
               getrlimit(RLIMIT_NOFILE, &now);
-              if (now.rlim_cur != 2112 || now.rlim_max != 4096) return 3;
+              // 2112 needed, splice pipes for as many sessions wanted: up to the hard limit
+              if (now.rlim_cur != 4096 || now.rlim_max != 4096) return 3;
               if (client_connection_limit(1024) != 1024) return 4;
               if (!raise_fd_limit(16).empty()) return 5;  // never lowered
               getrlimit(RLIMIT_NOFILE, &now);
-              if (now.rlim_cur != 2112) return 6;
+              if (now.rlim_cur != 4096) return 6;
+              return 0;
+          }) == 0);
+}
+
+TEST_CASE("splice pipes only take the fds the client budget leaves over") {
+    CHECK(in_child([] {
+              rlimit low{256, 256};  // 96 clients x 2 + 64: nothing left for pipes
+              if (setrlimit(RLIMIT_NOFILE, &low) != 0) return 1;
+              if (splice_pipes_fit(1024, 0)) return 2;
+              if (!splice_pipes_fit(50, 0)) return 3;  // 50 x 2 + 64 = 164: 23 tunnels fit
+              if (!splice_pipes_fit(50, 22) || splice_pipes_fit(50, 23)) return 4;
+              return 0;
+          }) == 0);
+    rlimit rl{};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 4096) return;
+    CHECK(in_child([] {
+              rlimit mid{4096, 4096};  // 2112 for 1024 clients: (4096 - 2112) / 4 = 496
+              if (setrlimit(RLIMIT_NOFILE, &mid) != 0) return 1;
+              if (!splice_pipes_fit(1024, 495)) return 2;
+              if (splice_pipes_fit(1024, 496)) return 3;
               return 0;
           }) == 0);
 }
