@@ -160,6 +160,10 @@ int Http1Parser::on_header_value_complete(llhttp_t *p) {
     // Field names are tokens (RFC 9110 5.6.2): llhttp is built in strict mode, which also
     // refuses white space inside a name or before the colon ("X-Forwarded-For : v", RFC
     // 9112 5.1) that a backend trimming names would read as a field torii never saw.
+    // A token has at least one character, but llhttp takes a line starting with the colon
+    // (": v") as a field with an empty name, which torii would forward as it came (found
+    // by t/fuzz/http1_request_fuzz.cc).
+    if (s->field_.empty()) return s->fail(400, "empty header field name");
     // Empty views are fine; give an empty value a non-null pointer for printf-style users.
     s->fields_->add(s->field_, s->value_.data() ? s->value_ : std::string_view("", 0));
     HeaderId id = s->fields_->back().id;  // noted for check_request_framing
