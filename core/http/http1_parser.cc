@@ -250,6 +250,11 @@ int Http1Parser::on_headers_complete(llhttp_t *p) {
     }
     ResponseHead *r = s->resp_;
     r->status = p->status_code;
+    // A 101 must name the protocol it switches to (RFC 9110 15.2.2). Without Upgrade and
+    // Connection: upgrade llhttp reads it as an ordinary response with a body, while the
+    // owner waits for the tunnel a 101 starts and would pass that body on as raw bytes,
+    // a response of the upstream's making (found by t/fuzz/http1_response_fuzz.cc).
+    if (r->status == 101 && !p->upgrade) return s->fail(502, "101 response without Upgrade");
     r->content_length = has_length ? static_cast<int64_t>(p->content_length) : -1;
     r->chunked = chunked;
     r->no_body = s->request_was_head_ || r->status < 200 || r->status == 204 || r->status == 304;

@@ -40,6 +40,7 @@ std::shared_ptr<Config> with_fuzz_plugins(const Config &c) {
 // The dump of `text`'s configuration, or empty when it does not load or cannot be dumped.
 std::string load_and_dump(const std::string &text, bool must_load) {
     auto loaded = load_config_from_string(text, "fuzz/fuzz.toml");
+    if (!loaded && fuzz::verbose()) std::fprintf(stderr, "config: %s\n", loaded.error().c_str());
     if (!loaded) {
         FUZZ_CHECK(!loaded.error().empty());
         if (must_load) std::fprintf(stderr, "the dump does not load: %s\n", loaded.error().c_str());
@@ -53,6 +54,7 @@ std::string load_and_dump(const std::string &text, bool must_load) {
     // A plugin may refuse its table (create() fails): that is the plugin's answer, not the
     // loader's; the dump of a config that loaded once must load again, though.
     if (!plugins) {
+        if (fuzz::verbose()) std::fprintf(stderr, "config plugins: %s\n", plugins.error().c_str());
         if (must_load)
             std::fprintf(stderr, "the dump's plugins fail: %s\n", plugins.error().c_str());
         FUZZ_CHECK(!must_load);
@@ -71,6 +73,7 @@ int torii_fuzz_config(const uint8_t *data, size_t size) {
     std::string text(reinterpret_cast<const char *>(data), size);
     std::string dump = load_and_dump(text, false);
     if (dump.empty()) return 0;
+    if (fuzz::verbose()) std::fprintf(stderr, "config: loaded, dumped, loading the dump\n");
     std::string again = load_and_dump(dump, true);
     if (again != dump)
         std::fprintf(stderr, "first dump:\n%s\nits own dump:\n%s\n", dump.c_str(), again.c_str());

@@ -18,6 +18,12 @@
 
 namespace torii::fuzz {
 
+// TORII_FUZZ_VERBOSE=1 makes a target say what an input did (replaying one by hand).
+inline bool verbose() {
+    static const bool on = std::getenv("TORII_FUZZ_VERBOSE") != nullptr;
+    return on;
+}
+
 // Reads an input front to back: single bytes for options, then '\n'-separated fields,
 // then whatever remains. Past the end everything is 0 or empty, so any input is usable.
 class Input {

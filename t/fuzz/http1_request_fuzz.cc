@@ -103,7 +103,10 @@ std::string run(std::string_view wire, const Options &o) {
                     stopped = true;
                     break;
                 case ParseEvent::error:
-                    out += "error " + std::to_string(p.error_status()) + "\n";
+                    // Which refusal (400, 431, 501) may depend on where the bytes were cut: a
+                    // head both too long and malformed is refused for whichever llhttp meets
+                    // first. That it is refused may not.
+                    out += "error\n";
                     FUZZ_CHECK(p.error_status() >= 400 && p.error_status() <= 599);
                     stopped = true;
                     break;

@@ -146,6 +146,10 @@ int torii_fuzz_jwt(const uint8_t *data, size_t size) {
     req.headers.add("Authorization", bearer);
     req.chain = &l.plugins->location_chain(0, es ? 1 : 0);
     PhaseResult r = run_phase(req, TORII_PHASE_ACCESS, nullptr);
+    if (fuzz::verbose())
+        std::fprintf(stderr, "jwt: %s, %s\n", r == PhaseResult::done ? "let through" : "refused",
+                     r == PhaseResult::done ? std::string(req.consumer).c_str()
+                                            : std::string(req.plugin_response.body).c_str());
     FUZZ_CHECK(r == PhaseResult::done || r == PhaseResult::respond);
     if (r == PhaseResult::done) {
         // Only a token this target signed with the secret can pass.

@@ -133,7 +133,8 @@ path = "/api/"
 upstream = "api"
 strip_prefix = true
 [[server.location]]
-path = "~ ^/v[0-9]+/"
+path = "^/v[0-9]+/"
+match = "regex"
 upstream = "api"
 ''',
     "plugins": '''[[plugin]]
@@ -229,7 +230,7 @@ hdr = {"alg": "HS256", "typ": "JWT"}
 write("jwt", "signed_valid", bytes([0x06]) + (json.dumps(hdr) + "\n" + json.dumps(good_claims)).encode())
 write("jwt", "signed_wrong_key", bytes([0x02]) + (json.dumps(hdr) + "\n" + json.dumps(good_claims)).encode())
 write("jwt", "signed_aud_array", bytes([0x0e]) + (json.dumps(hdr) + "\n" + json.dumps(
-    dict(good_claims, aud=["x", "api"], nbf=1, sub="b\\u00e9\\ud83d\\ude00"))).encode())
+    dict(good_claims, aud=["x", "api"], nbf=1, sub="b\u00e9\U0001F600"))).encode())
 write("jwt", "signed_expired", bytes([0x06]) + (json.dumps(hdr) + "\n" + json.dumps(
     dict(good_claims, exp=1000))).encode())
 write("jwt", "signed_missing_scope", bytes([0x06]) + (json.dumps(hdr) + "\n" + json.dumps(

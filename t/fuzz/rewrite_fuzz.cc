@@ -89,6 +89,7 @@ int torii_fuzz_rewrite(const uint8_t *data, size_t size) {
     auto config = load_config_from_string(conf, "fuzz/rewrite.toml");
     if (!config) return 0;  // a header name TOML or the loader refuses
     auto plugins = PluginSet::load(*config.value());
+    if (!plugins && fuzz::verbose()) std::fprintf(stderr, "rewrite: %s\n", plugins.error().c_str());
     if (!plugins) return 0;  // a template or regex header_rewrite refuses: its create() said why
 
     Request req;
@@ -103,6 +104,16 @@ int torii_fuzz_rewrite(const uint8_t *data, size_t size) {
     PhaseResult down = run_phase(req, TORII_PHASE_RESPONSE, nullptr);
     FUZZ_CHECK(down == PhaseResult::done);
     check_fields(req.response.headers);
+    if (fuzz::verbose()) {
+        std::fprintf(stderr, "rewrite: path %.*s\n", static_cast<int>(req.path.size()),
+                     req.path.data());
+        for (const Header &h : req.headers)
+            std::fprintf(stderr, "  request %.*s: %.*s\n", static_cast<int>(h.name.size()),
+                         h.name.data(), static_cast<int>(h.value.size()), h.value.data());
+        for (const Header &h : req.response.headers)
+            std::fprintf(stderr, "  response %.*s: %.*s\n", static_cast<int>(h.name.size()),
+                         h.name.data(), static_cast<int>(h.value.size()), h.value.data());
+    }
     run_log_phase(req);
     return 0;
 }

@@ -185,6 +185,34 @@ TEST_CASE("a response field with an empty name is an error, not a field to forwa
     }
 }
 
+TEST_CASE("a 101 without Upgrade is an invalid response, not a head with a body to pass on") {
+    // t/fuzz/regressions/http1_response/: llhttp reads such a 101 as an ordinary response.
+    Arena arena;
+    EvbufferPtr in = make_evbuffer();
+    EvbufferPtr body = make_evbuffer();
+    Http1Parser p(Http1Parser::Kind::response);
+    ResponseHead resp;
+    p.begin_response(&resp, &arena, false);
+    std::string wire = "HTTP/1.1 101 Switching Protocols\r\nContent-Length: 5\r\n\r\nHTTP/";
+    evbuffer_add(in.get(), wire.data(), wire.size());
+    CHECK(p.feed(in.get(), body.get()) == ParseEvent::error);
+    CHECK(std::string_view(p.error_reason()) == "101 response without Upgrade");
+    CHECK(evbuffer_get_length(body.get()) == 0);
+    // With them it is the switch: the bytes after the head stay for the tunnel.
+    Http1Parser ok(Http1Parser::Kind::response);
+    ResponseHead resp2;
+    ok.begin_response(&resp2, &arena, false);
+    EvbufferPtr in2 = make_evbuffer();
+    wire =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+        "Upgrade\r\n\r\nframes";
+    evbuffer_add(in2.get(), wire.data(), wire.size());
+    ParseEvent ev = ok.feed(in2.get(), body.get());
+    if (ev == ParseEvent::head_complete) ev = ok.feed(in2.get(), body.get());
+    CHECK(ev == ParseEvent::upgrade);
+    CHECK(evbuffer_get_length(in2.get()) == 6);
+}
+
 TEST_CASE("a transfer coding other than chunked is 501, before any head_complete") {
     for (const char *te : {"xchunked", "gzip, chunked", "identity"}) {
         CAPTURE(te);
