@@ -30,7 +30,8 @@ run_one() {
     else
         echo "fuzz $target: FAILED (log $log)"
         grep -E 'ERROR: |fuzz invariant broken|SUMMARY: ' "$log" | head -5 | sed 's/^/  /'
-        grep -E 'Test unit written to|artifact_prefix' "$log" | sed 's/^/  reproducer: /' | head -2
+        grep -oE 'Test unit written to .*' "$log" | sed 's/^Test unit written to /  reproducer: /' | head -1
+        echo "  replay it: $bin FILE (TORII_FUZZ_VERBOSE=1 for what it did); keep it in t/fuzz/regressions/$target/ with the fix"
         return 1
     fi
 }
