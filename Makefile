@@ -6,7 +6,7 @@ ifeq ($(SANITIZE),1)
 BUILD     := build-asan
 endif
 
-.PHONY: all deps build run test bench install clean format
+.PHONY: all deps build run test bench install clean format fuzz
 
 all: build
 
@@ -23,6 +23,17 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 600
 
+# libFuzzer targets (t/fuzz/), built by clang in build-fuzz/, each run FUZZ_SECONDS seconds
+# from its seed corpus; fails on a crash, leak or timeout and prints the reproducer.
+# FUZZ_OPT=-O0 builds faster and fuzzes slower (CI's short run).
+FUZZ_SECONDS ?= 60
+FUZZ_OPT     ?= -O1
+fuzz: deps
+	@cmake -S . -B build-fuzz -DTORII_FUZZ=ON -DCMAKE_C_COMPILER=clang-14 \
+	  -DCMAKE_CXX_COMPILER=clang++-14 -DTORII_FUZZ_OPT=$(FUZZ_OPT) -DTORII_WERROR=ON >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(JOBS) bash t/fuzz/run.sh
+
 bench: build
 	@bash bench/run.sh $(BENCH_ARGS)
 
@@ -37,4 +48,4 @@ format:
 	clang-format -i $$(git ls-files '*.cc' '*.h' '*.c')
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

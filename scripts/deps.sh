@@ -8,6 +8,7 @@ packages=(
   g++ cmake make pkg-config
   libevent-dev libssl-dev libnghttp2-dev libtomlplusplus-dev libpcre2-dev libhiredis-dev
   doctest-dev node-llhttp libjansson-dev
+  clang-14 libclang-rt-14-dev  # make fuzz: libFuzzer and the sanitizers' runtimes (t/fuzz/)
   # test clients and peers
   curl nghttp2-client python3 python3-pytest python3-h2 python3-websockets python3-grpcio
   redis-server procps

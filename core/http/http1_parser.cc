@@ -161,6 +161,10 @@ int Http1Parser::on_header_value_complete(llhttp_t *p) {
     // Field names are tokens (RFC 9110 5.6.2): llhttp is built in strict mode, which also
     // refuses white space inside a name or before the colon ("X-Forwarded-For : v", RFC
     // 9112 5.1) that a backend trimming names would read as a field torii never saw.
+    // A token has at least one character, but llhttp takes a line starting with the colon
+    // (": v") as a field with an empty name, which torii would forward as it came (found
+    // by t/fuzz/http1_request_fuzz.cc).
+    if (s->field_.empty()) return s->fail(400, "empty header field name");
     // Empty views are fine; give an empty value a non-null pointer for printf-style users.
     s->fields_->add(s->field_, s->value_.data() ? s->value_ : std::string_view("", 0));
     HeaderId id = s->fields_->back().id;  // noted for check_request_framing
@@ -251,6 +255,11 @@ int Http1Parser::on_headers_complete(llhttp_t *p) {
     // and one below 200 would pass for an interim answer: "HTTP/1.1 20 OK" went to the
     // client as a bare "500" head, and the upstream's next bytes as its body.
     if (r->status < 100 || r->status > 599) return s->fail(502, "invalid response status");
+    // A 101 must name the protocol it switches to (RFC 9110 15.2.2). Without Upgrade and
+    // Connection: upgrade llhttp reads it as an ordinary response with a body, while the
+    // owner waits for the tunnel a 101 starts and would pass that body on as raw bytes,
+    // a response of the upstream's making (found by t/fuzz/http1_response_fuzz.cc).
+    if (r->status == 101 && !p->upgrade) return s->fail(502, "101 response without Upgrade");
     r->content_length = has_length ? static_cast<int64_t>(p->content_length) : -1;
     r->chunked = chunked;
     r->no_body = s->request_was_head_ || r->status < 200 || r->status == 204 || r->status == 304;

@@ -513,6 +513,14 @@ class Backend:
                          b"Connection: X-Hint-Secret\r\nX-Hint-Secret: s\r\n\r\n")
             self.send_json(sock, req, self.echo_document(req, conn_id))
             return True
+        if last == "switch101":
+            # 101 without the Upgrade and Connection: upgrade it needs (RFC 9110 15.2.2), so
+            # not an upgrade: a body by Content-Length that reads like a second response
+            body = (b"HTTP/1.1 200 OK\r\nX-Injected: from-the-body\r\n"
+                    b"Content-Length: 0\r\n\r\n")
+            sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nContent-Length: %d\r\n\r\n"
+                         % len(body) + body)
+            return False
         if last == "hop":
             extra = [("Connection", "close, X-Hop-Resp"), ("Keep-Alive", "timeout=5"),
                      ("X-Hop-Resp", "secret"), ("X-End", "kept")]

@@ -29,12 +29,15 @@ def gw(module_procs):
         upstream_block("img", [bk["img"].port], **ups),
         upstream_block("strip", [bk["st"].port], **ups),
         upstream_block("retry", [closed, bk["a1"].port], **ups),
+        # its own upstream: an invalid answer marks the target down for the others
+        upstream_block("bad", [bk["st"].port], **ups),
         server_block([port], [
             {"path": "/api/", "upstream": "api"},
             {"path": "/api/v2/", "upstream": "v2"},  # after /api/: longest wins, not first
             {"path": "/api/exact", "match": "exact", "upstream": "exact"},
             {"path": "/strip/", "upstream": "strip", "strip_prefix": True},
             {"path": "/retry/", "upstream": "retry"},
+            {"path": "/bad/", "upstream": "bad"},
             {"path": "/teapot", "match": "exact",
              "return": {"status": 418, "body": "teapot\n", "headers": {"X-A": "b"}}},
             {"path": "/", "return": {"status": 200, "body": "torii is running\n"}},
@@ -371,6 +374,22 @@ def test_early_hints_reach_the_client_before_the_answer(gw):
     # HTTP/1.0 clients cannot take an interim answer: only the final one comes.
     r = harness.parse_response(harness.raw_request(gw.port, b"GET /api/early HTTP/1.0\r\n\r\n"))
     assert r.status == 200 and not r.interim
+
+
+def test_101_without_upgrade_is_502_not_raw_bytes(gw):
+    """A 101 without Upgrade + Connection: upgrade is no upgrade (llhttp reads its body by
+    Content-Length): it is an invalid answer, 502, and its body never reaches the client
+    as bytes of its own (found by t/fuzz/http1_response_fuzz.cc)."""
+    data = harness.raw_request(gw.port, b"GET /bad/switch101 HTTP/1.1\r\nHost: x\r\n"
+                                         b"Connection: close\r\n\r\n", timeout=5)
+    assert data.startswith(b"HTTP/1.1 502 "), data
+    assert b"X-Injected" not in data
+    # On a kept-alive connection the client's first answer is the 502, not the body.
+    with RawConn(gw.port) as c:
+        c.send(b"GET /bad/switch101 HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = c.read_response()
+        assert first.status == 502
+        assert first.header("x-injected") is None
 
 
 def read_until_closed(port, wire, timeout=5):

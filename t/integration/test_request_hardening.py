@@ -66,6 +66,8 @@ def wsgi_seen(raw):
 REFUSED = {
     "space_in_name": (b"GET /rec/a HTTP/1.1\r\nHost: h\r\nBad Name: v\r\n\r\n", 400),
     "space_before_colon": (b"GET /rec/a HTTP/1.1\r\nHost: h\r\nName : v\r\n\r\n", 400),
+    # found by t/fuzz/http1_request_fuzz.cc: llhttp takes ": v" as a field with no name
+    "empty_name": (b"GET /rec/a HTTP/1.1\r\nHost: h\r\n: v\r\n\r\n", 400),
     "spoofed_xff_with_space": (
         b"GET /rec/a HTTP/1.1\r\nHost: h\r\nX-Forwarded-For : 1.2.3.4\r\n\r\n", 400),
     "two_equal_hosts": (b"GET /rec/a HTTP/1.1\r\nHost: h\r\nHost: h\r\n\r\n", 400),

@@ -143,6 +143,10 @@ TEST_CASE("malformed input is an error with status 400") {
         "GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: x\r\nName : v\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For : 1.2.3.4\r\n\r\n",
+        // A field name is a token, never empty (t/fuzz/regressions/http1_request/)
+        "GET / HTTP/1.1\r\nHost: x\r\n: v\r\n\r\n",
+        "GET / HTTP/1.1\r\n: v\r\nHost: x\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n: v\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n",  // one Host only
         "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
         // RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing
@@ -160,6 +164,53 @@ TEST_CASE("malformed input is an error with status 400") {
         CHECK(f.events.back() == ParseEvent::error);
         CHECK(p.error_status() == 400);
     }
+}
+
+TEST_CASE("a response field with an empty name is an error, not a field to forward") {
+    for (const char *wire :
+         {"HTTP/1.1 200 OK\r\n: v\r\nContent-Length: 0\r\n\r\n",
+          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n: v\r\n\r\n"}) {
+        CAPTURE(wire);
+        Arena arena;
+        EvbufferPtr in = make_evbuffer();
+        EvbufferPtr body = make_evbuffer();
+        Http1Parser p(Http1Parser::Kind::response);
+        ResponseHead resp;
+        p.begin_response(&resp, &arena, false);
+        evbuffer_add(in.get(), wire, std::strlen(wire));
+        ParseEvent ev = p.feed(in.get(), body.get());
+        if (ev == ParseEvent::head_complete) ev = p.feed(in.get(), body.get());
+        CHECK(ev == ParseEvent::error);
+        CHECK(std::string_view(p.error_reason()) == "empty header field name");
+    }
+}
+
+TEST_CASE("a 101 without Upgrade is an invalid response, not a head with a body to pass on") {
+    // t/fuzz/regressions/http1_response/: llhttp reads such a 101 as an ordinary response.
+    Arena arena;
+    EvbufferPtr in = make_evbuffer();
+    EvbufferPtr body = make_evbuffer();
+    Http1Parser p(Http1Parser::Kind::response);
+    ResponseHead resp;
+    p.begin_response(&resp, &arena, false);
+    std::string wire = "HTTP/1.1 101 Switching Protocols\r\nContent-Length: 5\r\n\r\nHTTP/";
+    evbuffer_add(in.get(), wire.data(), wire.size());
+    CHECK(p.feed(in.get(), body.get()) == ParseEvent::error);
+    CHECK(std::string_view(p.error_reason()) == "101 response without Upgrade");
+    CHECK(evbuffer_get_length(body.get()) == 0);
+    // With them it is the switch: the bytes after the head stay for the tunnel.
+    Http1Parser ok(Http1Parser::Kind::response);
+    ResponseHead resp2;
+    ok.begin_response(&resp2, &arena, false);
+    EvbufferPtr in2 = make_evbuffer();
+    wire =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+        "Upgrade\r\n\r\nframes";
+    evbuffer_add(in2.get(), wire.data(), wire.size());
+    ParseEvent ev = ok.feed(in2.get(), body.get());
+    if (ev == ParseEvent::head_complete) ev = ok.feed(in2.get(), body.get());
+    CHECK(ev == ParseEvent::upgrade);
+    CHECK(evbuffer_get_length(in2.get()) == 6);
 }
 
 TEST_CASE("a transfer coding other than chunked is 501, before any head_complete") {

@@ -1,0 +1,46 @@
+// What the HTTP/1 fuzz targets compare: one line per parser event with the head it
+// produced, so that feeding the same bytes whole or split anywhere must give the same text.
+// Split points are where llhttp hands torii half a piece of a head (http1_parser.cc copies
+// pieces into the arena and rebases views); any view left on the input shows up here as a
+// different transcript or, under ASan, as a use after free.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/http/message.h"
+
+namespace torii::fuzz {
+
+inline void append_fields(std::string &out, const char *what, const HeaderList &fields) {
+    for (const Header &h : fields) {
+        out += what;
+        out.append(h.name);
+        out += ": ";
+        out.append(h.value);
+        out += '\n';
+    }
+}
+
+inline void append_head(std::string &out, const RequestHead &h) {
+    out += "request ";
+    out.append(h.method);
+    out += ' ';
+    out.append(h.target);
+    out += h.version == HttpVersion::http10 ? " 1.0" : " 1.1";
+    out += " cl=" + std::to_string(h.content_length) + (h.chunked ? " chunked" : "") +
+           (h.expect_continue ? " expect" : "") + (h.upgrade ? " upgrade" : "") + " authority=";
+    out.append(h.authority);
+    out += '\n';
+    append_fields(out, "  ", h.headers);
+}
+
+inline void append_head(std::string &out, const ResponseHead &h) {
+    out += "response " + std::to_string(h.status) + " ";
+    out.append(h.reason);
+    out += " cl=" + std::to_string(h.content_length) + (h.chunked ? " chunked" : "") +
+           (h.no_body ? " no_body" : "") + '\n';
+    append_fields(out, "  ", h.headers);
+}
+
+}  // namespace torii::fuzz
