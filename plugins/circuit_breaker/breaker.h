@@ -72,9 +72,6 @@ typedef struct {
 /* Per request, in request memory: what the access phase decided, and the probe place the
  * request holds on a half-open target. */
 typedef struct cb_ctx {
-    struct cb_ctx *next; /* in the live-request table (target scope) */
-    const void *inst;
-    const torii_request_t *r;
     uint8_t admitted; /* let through (not answered with the fallback) */
     uint8_t probe;    /* a half-open probe of the route's round `gen` */
     uint32_t gen;
@@ -154,8 +151,6 @@ int cb_peer_admit(void *instance, torii_request_t *r, torii_str_t upstream, tori
 void cb_peer_result(void *instance, torii_request_t *r, torii_str_t upstream, torii_str_t address,
                     torii_peer_outcome_t outcome, int status);
 void cb_request_done(void *instance, torii_request_t *r, void *req_ctx);
-/* Enters a target-scoped request in this worker's live-request table (target_breaker.c). */
-void cb_live_add(cb_ctx_t *ctx);
 
 /* GET /circuit_breakers (admin_view.c) */
 void cb_admin_view(void *arg, torii_buf_t *out);

@@ -30,9 +30,9 @@
  * balancer then picks among the other targets (all kept out: torii answers 503). peer_result
  * reports the outcome of every attempt, retries included, so a failure hidden by a retry on
  * another target still counts against the target that failed. The probe place a request
- * holds on a target is remembered per request (a small table of this worker's live requests,
- * keyed by the request handle, emptied in request_done) so that an attempt that never
- * happens (another plugin kept the target out, the client left) gives its place back.
+ * holds on a target is remembered in the request's context (reached from the target hooks
+ * through host->req_ctx) so that an attempt that never happens (another plugin kept the
+ * target out, the client left) gives its place back in request_done.
  *
  * State changes are logged (opened: warn; half-open, closed: info) and counted in shared
  * counters "cb|<id>|opened", "|half_opened", "|closed", "|rejected" (fallbacks served).
@@ -52,7 +52,7 @@ static const torii_plugin_t descriptor = {
     .worker_init = NULL, /* all state is in the shared zone */
     .access = cb_access,
     .log = cb_log,
-    .request_done = cb_request_done, /* the context lives in request memory; unlinks it */
+    .request_done = cb_request_done, /* gives back a target probe place never used */
     .peer_admit = cb_peer_admit,
     .peer_result = cb_peer_result,
 };

@@ -39,12 +39,7 @@ torii_action_t cb_access(void *instance, torii_request_t *r, void **req_ctx) {
     cb_ctx_t *ctx = host->req_alloc(r, sizeof(cb_ctx_t));
     if (!ctx) return TORII_ERROR;
     memset(ctx, 0, sizeof *ctx);
-    *req_ctx = ctx;
-    if (c->scope & SCOPE_TARGET) { /* peer_admit/peer_result find it here */
-        ctx->inst = c;
-        ctx->r = r;
-        cb_live_add(ctx);
-    }
+    *req_ctx = ctx; /* peer_admit/peer_result find it through host->req_ctx */
     if (!(c->scope & SCOPE_ROUTE)) {
         ctx->admitted = 1;
         return TORII_CONTINUE;

@@ -5,36 +5,12 @@
 
 #include "breaker.h"
 
-/* This worker's live requests of target-scoped instances, so that peer_admit/peer_result
- * (which get no req_ctx) find the request's context. Single-threaded per worker. */
-#define LIVE_BUCKETS 1024
-static cb_ctx_t *live[LIVE_BUCKETS];
-
-static size_t live_slot(const void *inst, const torii_request_t *r) {
-    uintptr_t h = (uintptr_t)r ^ ((uintptr_t)inst >> 4);
-    h ^= h >> 17;
-    h *= 0x9e3779b1u;
-    return (size_t)(h >> 7) % LIVE_BUCKETS;
-}
-
-void cb_live_add(cb_ctx_t *ctx) {
-    size_t i = live_slot(ctx->inst, ctx->r);
-    ctx->next = live[i];
-    live[i] = ctx;
-}
-
-static cb_ctx_t *live_find(const void *inst, const torii_request_t *r) {
-    for (cb_ctx_t *c = live[live_slot(inst, r)]; c; c = c->next)
-        if (c->inst == inst && c->r == r) return c;
-    return NULL;
-}
-
-static void live_remove(cb_ctx_t *ctx) {
-    for (cb_ctx_t **p = &live[live_slot(ctx->inst, ctx->r)]; *p; p = &(*p)->next)
-        if (*p == ctx) {
-            *p = ctx->next;
-            return;
-        }
+/* The request's context, which the access phase put in this instance's slot: host->req_ctx
+ * (ABI 1.3) reaches it from the target hooks too, so no table keyed by request handles
+ * (requests are pooled and reused) is needed. */
+static cb_ctx_t *ctx_of(torii_request_t *r) {
+    void **slot = host->req_ctx(r);
+    return slot ? *slot : NULL;
 }
 
 /* Gives back the probe place the request holds on a target (its attempt never happened). */
@@ -55,7 +31,7 @@ int cb_peer_admit(void *instance, torii_request_t *r, torii_str_t upstream, tori
     (void)upstream;
     const cb_conf_t *c = instance;
     if (!c || !(c->scope & SCOPE_TARGET)) return 0;
-    cb_ctx_t *ctx = live_find(c, r);
+    cb_ctx_t *ctx = ctx_of(r);
     cb_id_t id;
     cb_make_id(&id, host->req_server(r), host->req_location(r), address);
     op_t op;
@@ -93,7 +69,7 @@ void cb_peer_result(void *instance, torii_request_t *r, torii_str_t upstream, to
     (void)upstream;
     const cb_conf_t *c = instance;
     if (!c || !(c->scope & SCOPE_TARGET)) return;
-    cb_ctx_t *ctx = live_find(c, r);
+    cb_ctx_t *ctx = ctx_of(r);
     cb_id_t id;
     cb_make_id(&id, host->req_server(r), host->req_location(r), address);
     op_t op;
@@ -116,7 +92,6 @@ void cb_peer_result(void *instance, torii_request_t *r, torii_str_t upstream, to
 void cb_request_done(void *instance, torii_request_t *r, void *req_ctx) {
     (void)r;
     cb_ctx_t *ctx = req_ctx;
-    if (!ctx || !ctx->inst) return;
+    if (!ctx) return;
     release_probe(instance, ctx); /* a probe that never reported: the client left */
-    live_remove(ctx);
 }
