@@ -11,7 +11,8 @@
  *                 checks (jwt.c).
  *
  * The authenticated consumer's name becomes $consumer (ratelimit keys, header_rewrite
- * values). With hide_credentials = true the credential header is not sent upstream.
+ * values). With hide_credentials = true the credential header (or query argument) is not
+ * sent upstream.
  * Credentials (keys, passwords, tokens) are never logged nor echoed; files are read in
  * create(), never on the request path. Nothing is shared between workers: the instance is
  * read-only after create(), so every worker decides alike.
@@ -569,12 +570,6 @@ static void *auth_create(const torii_host_t *h, const torii_conf_t *conf) {
         if (read_sources(conf, a, "Authorization") != TORII_OK || !(a->jwt = jwt_create(conf)))
             goto fail;
     }
-    if (a->hide_credentials && a->query) {
-        host->conf_error(conf, "hide_credentials",
-                         "cannot hide a query argument (the plugin ABI cannot rewrite the query "
-                         "yet): drop query or hide_credentials");
-        goto fail;
-    }
     size_t n = strlen(scheme) + realm.len + 64;
     if (!(a->challenge = malloc(n))) goto fail;
     snprintf(a->challenge, n,
@@ -853,12 +848,39 @@ static torii_action_t auth_access(void *instance, torii_request_t *r, void **ctx
     }
 }
 
-/* hide_credentials: the upstream does not see the header the credential came in. */
+/* Removes the query argument the credential came in: the one whose name matches `query`
+ * the way query_arg() matched it (decoded, any case), removed by its own decoded spelling
+ * through host->req_remove_query_arg (ABI 1.3). The access phase let through only requests
+ * with at most one such argument. */
+static void hide_query_arg(const auth_t *a, torii_request_t *r) {
+    torii_str_t q = host->req_query(r);
+    size_t nlen = strlen(a->query);
+    const char *p = q.ptr, *end = q.ptr + q.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        const char *ne = eq ? eq : pe;
+        if (arg_name_is(p, ne, a->query, nlen) == 1) {
+            char name[128];
+            size_t n = 0;
+            for (const char *c = p; c < ne && n < sizeof name;)
+                name[n++] = form_byte(&c, ne);
+            host->req_remove_query_arg(r, (torii_str_t){name, n});
+            return; /* q is stale now; there was only one */
+        }
+        p = amp ? amp + 1 : end;
+    }
+}
+
+/* hide_credentials: the upstream does not see the header or query argument the credential
+ * came in. */
 static torii_action_t auth_upstream(void *instance, torii_request_t *r, void **ctx) {
     const auth_t *a = instance;
     (void)ctx;
     if (a->hide_credentials && a->header)
         host->req_remove_header(r, (torii_str_t){a->header, strlen(a->header)});
+    if (a->hide_credentials && a->query) hide_query_arg(a, r);
     return TORII_CONTINUE;
 }
 
