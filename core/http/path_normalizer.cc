@@ -2,14 +2,9 @@
 
 #include <cstring>
 
-namespace torii {
+#include "core/http/query_args.h"
 
-static int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    c = static_cast<char>(c | 0x20);
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
+namespace torii {
 
 // RFC 3986 2.3: ALPHA / DIGIT / "-" / "." / "_" / "~" mean the same encoded or not.
 static bool is_unreserved(unsigned char c) {
@@ -42,8 +37,8 @@ int normalize_path(std::string_view path, Arena &arena, std::string_view *out, c
             buf[n++] = c;
             continue;
         }
-        int hi = i + 2 < path.size() ? hex_value(path[i + 1]) : -1;
-        int lo = i + 2 < path.size() ? hex_value(path[i + 2]) : -1;
+        int hi = i + 2 < path.size() ? hex_digit(path[i + 1]) : -1;
+        int lo = i + 2 < path.size() ? hex_digit(path[i + 2]) : -1;
         if (hi < 0 || lo < 0) {
             *why = "malformed percent-encoding in the path";
             return 400;

@@ -7,6 +7,7 @@
 
 #include "core/base/hash64.h"
 #include "core/base/log.h"
+#include "core/http/query_args.h"
 #include "core/http/request.h"
 #include "core/http/variables.h"
 #include "core/plugin/phase_runner.h"
@@ -432,48 +433,10 @@ unsigned req_protocol(torii_request_t *r) {
     return p;
 }
 
-// Whether the raw (percent-encoded) argument name `raw` decodes to `name`.
-bool arg_name_is(std::string_view raw, std::string_view name) {
-    auto hex = [](char c) {
-        return c >= '0' && c <= '9'   ? c - '0'
-               : c >= 'a' && c <= 'f' ? c - 'a' + 10
-               : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                      : -1;
-    };
-    size_t j = 0;
-    for (size_t i = 0; i < raw.size(); ++i, ++j) {
-        char c = raw[i];
-        if (c == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
-            c = static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2]));
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
-        if (j >= name.size() || name[j] != c) return false;
-    }
-    return j == name.size();
-}
-
-// Calls fn(name, value, has_value) per argument of the query; stops when fn returns true.
-template <class Fn>
-void each_arg(std::string_view query, Fn fn) {
-    while (!query.empty()) {
-        size_t amp = query.find('&');
-        std::string_view arg = query.substr(0, amp);
-        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-        if (arg.empty()) continue;
-        size_t eq = arg.find('=');
-        std::string_view name = arg.substr(0, eq);
-        std::string_view value =
-            eq == std::string_view::npos ? std::string_view{} : arg.substr(eq + 1);
-        if (fn(arg, name, value)) return;
-    }
-}
-
 int req_query_arg(torii_request_t *r, torii_str_t name, torii_str_t *out) {
     int rc = TORII_NOT_FOUND;
-    each_arg(req_of(r).query, [&](std::string_view, std::string_view n, std::string_view v) {
-        if (!arg_name_is(n, sv(name))) return false;
+    each_query_arg(req_of(r).query, [&](std::string_view, std::string_view n, std::string_view v) {
+        if (!query_arg_name_is(n, sv(name))) return false;
         *out = ts(v);
         rc = TORII_OK;
         return true;
@@ -486,8 +449,8 @@ int rewrite_query(Request &req, std::string_view name, const std::string_view *v
     if (name.empty() || req.head_sent) return TORII_EINVAL;
     std::string q;
     q.reserve(req.query.size() + (value ? name.size() + value->size() + 2 : 0));
-    each_arg(req.query, [&](std::string_view arg, std::string_view n, std::string_view) {
-        if (!arg_name_is(n, name)) {
+    each_query_arg(req.query, [&](std::string_view arg, std::string_view n, std::string_view) {
+        if (!query_arg_name_is(n, name)) {
             if (!q.empty()) q += '&';
             q += arg;
         }

@@ -1,5 +1,7 @@
 #include "core/server/query_mask.h"
 
+#include "core/http/query_args.h"
+
 #include <iterator>
 #include <vector>
 
@@ -25,13 +27,6 @@ std::vector<std::string> &names() {
     return list;
 }
 
-int hex(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 char lower(char c) {
     return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
 }
@@ -40,16 +35,8 @@ char lower(char c) {
 // NUL ends it (a C upstream stops there too). Empty when longer than any masked name.
 std::string_view decode_name(std::string_view raw, char (&buf)[kMaxName]) {
     size_t n = 0;
-    for (size_t i = 0; i < raw.size(); ++i) {
-        char c = raw[i];
-        int hi, lo;
-        if (c == '%' && i + 2 < raw.size() && (hi = hex(raw[i + 1])) >= 0 &&
-            (lo = hex(raw[i + 2])) >= 0) {
-            c = static_cast<char>(hi * 16 + lo);
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
+    for (size_t i = 0; i < raw.size();) {
+        char c = form_decode_char(raw, &i);
         if (c == 0) break;
         if (n == kMaxName) return {};
         buf[n++] = lower(c);
