@@ -7,8 +7,6 @@ namespace torii {
 
 namespace {
 
-constexpr int kMaxWeight = 1'000'000;
-
 // The address bytes, for ordering: 4 for IPv4, 16 for IPv6.
 std::string_view address_bytes(const SocketAddress &a) {
     if (a.family() == AF_INET) {
@@ -39,7 +37,7 @@ void normalize_targets(std::vector<DiscoveredTarget> &targets) {
     for (size_t i = 0; i < targets.size(); ++i) {
         if (out > 0 && compare_address(targets[out - 1].address, targets[i].address) == 0) {
             int64_t sum = int64_t(targets[out - 1].weight) + targets[i].weight;
-            targets[out - 1].weight = int(std::min<int64_t>(sum, kMaxWeight));
+            targets[out - 1].weight = int(std::min<int64_t>(sum, kMaxDiscoveredWeight));
         } else {
             targets[out++] = targets[i];
         }

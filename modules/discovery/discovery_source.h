@@ -20,9 +20,12 @@
 
 namespace torii {
 
+// The largest weight a discovered target may have (a file's entry, or merged duplicates).
+constexpr int kMaxDiscoveredWeight = 1'000'000;
+
 struct DiscoveredTarget {
     SocketAddress address;
-    int weight = 1;  // 1..1'000'000
+    int weight = 1;  // 1..kMaxDiscoveredWeight
 };
 
 class DiscoverySink {

@@ -17,8 +17,6 @@ namespace torii {
 
 namespace {
 
-constexpr int kMaxWeight = 1'000'000;
-
 // Plain digits with a value in [lo, hi]; nothing else (no sign, no spaces, no hex).
 std::optional<int> parse_number(std::string_view text, int lo, int hi) {
     if (text.empty() || text.size() > 7) return std::nullopt;
@@ -220,7 +218,7 @@ Result<std::vector<DiscoveredTarget>> parse_targets_file(std::string_view text) 
         if (!address) return make_error(at + address.error());
         DiscoveredTarget target{*address, 1};
         if (w.size() == 2) {
-            std::optional<int> weight = parse_number(w[1], 1, kMaxWeight);
+            std::optional<int> weight = parse_number(w[1], 1, kMaxDiscoveredWeight);
             if (!weight)
                 return make_error(at + "weight \"" + std::string(w[1]) + "\" is not 1..1000000");
             target.weight = *weight;

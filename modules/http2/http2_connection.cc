@@ -16,8 +16,8 @@ namespace torii {
 
 // Socket output kept below this while nghttp2 has frames to give (backpressure toward the
 // client: streams' data providers are simply not pulled meanwhile).
-static constexpr size_t kOutputHigh = 256 * 1024;
-static constexpr size_t kOutputLow = 64 * 1024;
+static constexpr size_t kSocketOutputHigh = 256 * 1024;
+static constexpr size_t kSocketOutputLow = 64 * 1024;
 // Per-stream receive window: how much request body a client may send before torii's
 // upstream took it; the connection window allows a few such streams at once.
 static constexpr int32_t kStreamWindow = 256 * 1024;
@@ -309,7 +309,7 @@ void Http2Connection::on_send_cb(evutil_socket_t, short, void *ctx) {
 
 void Http2Connection::do_send() {
     if (closed_) return;
-    if (int rv = h2::send_all(session_, *sock_, kOutputHigh, kOutputLow)) {
+    if (int rv = h2::send_all(session_, *sock_, kSocketOutputHigh, kSocketOutputLow)) {
         log_warn("client %s: HTTP/2 send: %s", remote_text_, nghttp2_strerror(rv));
         do_close(nullptr);
         return;

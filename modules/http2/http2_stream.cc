@@ -18,17 +18,17 @@
 namespace torii {
 
 // Response bytes one stream queues toward the client before its handler is asked to wait
-// (and down to a quarter of that before it goes on): kOutputHigh for a stream alone, less
+// (and down to a quarter of that before it goes on): kStreamOutputHigh for a stream alone, less
 // when streams share the connection, so that what one connection holds stays near
 // kConnectionOutputBudget whatever its stream count. A client that opens 128 streams and
 // reads none would otherwise make the worker hold 128 x 256 KiB.
-static constexpr size_t kOutputHigh = 256 * 1024;
+static constexpr size_t kStreamOutputHigh = 256 * 1024;
 static constexpr size_t kConnectionOutputBudget = 2 * 1024 * 1024;
 static constexpr size_t kOutputMinHigh = 16 * 1024;
 
 size_t Http2Stream::output_high() const {
     size_t streams = std::max<size_t>(1, conn_.open_streams());
-    return std::clamp(kConnectionOutputBudget / streams, kOutputMinHigh, kOutputHigh);
+    return std::clamp(kConnectionOutputBudget / streams, kOutputMinHigh, kStreamOutputHigh);
 }
 
 Http2Stream::Http2Stream(Http2Connection &conn, int32_t id)

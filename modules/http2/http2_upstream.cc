@@ -17,20 +17,20 @@
 
 namespace torii {
 
-static constexpr size_t kOutputHigh = 256 * 1024;
-static constexpr int32_t kStreamWindow = 256 * 1024;
-static constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;
+static constexpr size_t kUpstreamOutputHigh = 256 * 1024;
+static constexpr int32_t kUpstreamStreamWindow = 256 * 1024;
+static constexpr int32_t kUpstreamConnectionWindow = 4 * 1024 * 1024;
 
 // ---- the session ------------------------------------------------------------------------
 
-static Http2UpstreamStream *stream_of(nghttp2_session *s, int32_t id) {
+static Http2UpstreamStream *upstream_stream_of(nghttp2_session *s, int32_t id) {
     return static_cast<Http2UpstreamStream *>(nghttp2_session_get_stream_user_data(s, id));
 }
 
 static int h2u_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
                          size_t namelen, const uint8_t *value, size_t valuelen, uint8_t, void *) {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-    if (Http2UpstreamStream *s = stream_of(session, frame->hd.stream_id))
+    if (Http2UpstreamStream *s = upstream_stream_of(session, frame->hd.stream_id))
         s->on_header(frame->headers.cat, {reinterpret_cast<const char *>(name), namelen},
                      {reinterpret_cast<const char *>(value), valuelen});
     return 0;
@@ -55,7 +55,7 @@ int h2u_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void
         static_cast<Http2UpstreamSession *>(user)->goaway_ = true;
         return 0;
     }
-    Http2UpstreamStream *s = stream_of(session, frame->hd.stream_id);
+    Http2UpstreamStream *s = upstream_stream_of(session, frame->hd.stream_id);
     if (!s) return 0;
     bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     if (frame->hd.type == NGHTTP2_HEADERS)
@@ -67,7 +67,7 @@ int h2u_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void
 
 static int h2u_on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, const uint8_t *data,
                              size_t len, void *) {
-    if (Http2UpstreamStream *s = stream_of(session, id))
+    if (Http2UpstreamStream *s = upstream_stream_of(session, id))
         s->on_data(data, len);
     else
         nghttp2_session_consume(session, id, len);
@@ -75,7 +75,7 @@ static int h2u_on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, cons
 }
 
 static int h2u_on_stream_close(nghttp2_session *session, int32_t id, uint32_t code, void *) {
-    if (Http2UpstreamStream *s = stream_of(session, id)) s->on_close(code);
+    if (Http2UpstreamStream *s = upstream_stream_of(session, id)) s->on_close(code);
     return 0;
 }
 
@@ -97,10 +97,11 @@ Http2UpstreamSession::Http2UpstreamSession(UpstreamRuntime &upstream, int target
     nghttp2_session_callbacks_del(cbs);
     nghttp2_settings_entry settings[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kUpstreamStreamWindow)},
     };
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 2);
-    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                          kUpstreamConnectionWindow);
 }
 
 Http2UpstreamSession::~Http2UpstreamSession() {
@@ -244,7 +245,7 @@ void Http2UpstreamSession::on_send_cb(evutil_socket_t, short, void *ctx) {
 
 void Http2UpstreamSession::do_send() {
     if (failed_ || !ready_) return;
-    if (int rv = h2::send_all(session_, *sock_, kOutputHigh, kOutputHigh / 4)) {
+    if (int rv = h2::send_all(session_, *sock_, kUpstreamOutputHigh, kUpstreamOutputHigh / 4)) {
         do_fail(nghttp2_strerror(rv));
         return;
     }
@@ -412,7 +413,7 @@ void Http2UpstreamStream::send_end(const HeaderList *trailers) {
 
 ssize_t Http2UpstreamStream::read_body(uint8_t *buf, size_t length, uint32_t *flags) {
     ssize_t n = out_.read(session_->session(), id_, arena_, buf, length, flags);
-    if (!out_.end_sent && out_.pending() < kOutputHigh / 4)
+    if (!out_.end_sent && out_.pending() < kUpstreamOutputHigh / 4)
         handler_.on_stream_drained(*this);  // the session may give more body
     return n;
 }
@@ -422,7 +423,7 @@ void Http2UpstreamStream::flush() {
 }
 
 bool Http2UpstreamStream::output_full() const {
-    return out_.pending() >= kOutputHigh;
+    return out_.pending() >= kUpstreamOutputHigh;
 }
 
 void Http2UpstreamStream::pause_receiving() {

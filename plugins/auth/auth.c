@@ -51,7 +51,6 @@
 #define MIN_SALT 4
 
 const torii_host_t *auth_host;
-#define host auth_host /* the name every plugin uses for the table */
 
 typedef enum { TYPE_NONE, TYPE_KEY, TYPE_BASIC, TYPE_JWT } auth_type_t;
 

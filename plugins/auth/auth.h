@@ -13,6 +13,7 @@
 
 /* torii's function table, set by the entry point. */
 extern const torii_host_t *auth_host;
+#define host auth_host /* the name every plugin uses for the table */
 
 /* A NUL-terminated copy of a config string (or NULL on allocation failure). */
 char *auth_strdup(torii_str_t s);

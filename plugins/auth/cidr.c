@@ -57,7 +57,6 @@ static const char *parse_cidr(torii_str_t text, cidr_t *out) {
 }
 
 int cidr_read_list(const torii_conf_t *conf, const char *key, cidr_list_t *out) {
-    const torii_host_t *host = auth_host;
     size_t n = host->conf_array_size(conf, key);
     if (n == 0) return TORII_OK; /* absent or empty; a non-array was already reported */
     out->items = calloc(n, sizeof(cidr_t));

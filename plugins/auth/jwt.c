@@ -446,7 +446,6 @@ static int has_key(const torii_conf_t *conf, const char *key) {
 /* require_claims: names that end up in error_description (RFC 6750 3: no '"' or '\\'). By
  * default ["exp"]: a token without exp would be valid forever. [] requires nothing. */
 static int read_required(const torii_conf_t *conf, jwt_conf_t *j) {
-    const torii_host_t *host = auth_host;
     if (!has_key(conf, "require_claims")) {
         j->nrequired = 1;
         return (j->required[0] = auth_strdup(TORII_STR("exp"))) != NULL;
@@ -479,7 +478,6 @@ static int read_required(const torii_conf_t *conf, jwt_conf_t *j) {
  * Returns 1 with *out malloc'ed, 0 when neither is set, -1 after an error. */
 static int inline_or_file(const torii_conf_t *conf, const char *inline_key, const char *file_key,
                           char **out, size_t *len, const char **which) {
-    const torii_host_t *host = auth_host;
     torii_str_t text, path;
     int a = host->conf_string(conf, inline_key, &text);
     int b = host->conf_string(conf, file_key, &path);
@@ -535,7 +533,6 @@ static EVP_MAC_CTX *hmac_template(EVP_MAC *mac, const uint8_t *key, size_t len) 
 }
 
 jwt_conf_t *jwt_create(const torii_conf_t *conf) {
-    const torii_host_t *host = auth_host;
     jwt_conf_t *j = calloc(1, sizeof *j);
     if (!j) return NULL;
     const char *which = NULL;

@@ -7,8 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define host rl_host
-
 static int64_t ceil_seconds(double ms) {
     if (!(ms > 0)) return 0;
     double s = ceil(ms / 1000.0 - 1e-9);

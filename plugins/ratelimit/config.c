@@ -11,8 +11,6 @@
 #include "common/conf.h"
 #include "common/fnv.h"
 
-#define host rl_host
-
 static unsigned tables_seen; /* default names "1", "2", ... in config order */
 static unsigned live_instances;
 

@@ -10,8 +10,6 @@
 
 #include "common/fnv.h"
 
-#define host rl_host
-
 typedef struct {
     double tokens;
     uint64_t last_ms; /* host->now_ms() of the last refill */

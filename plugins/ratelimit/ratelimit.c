@@ -51,7 +51,6 @@
 #include <string.h>
 
 const torii_host_t *rl_host;
-#define host rl_host
 
 void rl_ref(rl_t *in) {
     in->refs++;

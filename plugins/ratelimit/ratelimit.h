@@ -11,6 +11,7 @@
 #pragma GCC visibility push(hidden)
 
 extern const torii_host_t *rl_host;
+#define host rl_host /* the name every plugin uses for the table */
 
 #define RL_DEFAULT_MAX_KEYS 4096
 #define RL_ZONE_CAPACITY 16384 /* torii's shared zone, for every plugin together */

@@ -23,8 +23,6 @@
 #include "common/fnv.h"
 #include "ratelimit.h"
 
-#define host rl_host
-
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 1000
 #define REDIS_KEY_RAW_MAX 200

@@ -319,7 +319,7 @@ void stats_render(void *arg, torii_buf_t *out) {
         const found_t *f = &c.items[i];
         if (!usable(f, 'r') || !f->has_grpc) continue;
         for (int k = 0; k < GRPC_SLOTS; ++k) {
-            char code[8];
+            char code[12];  // room for any int, so no compiler doubts it
             if (!f->grpc.calls[k]) continue;
             if (k < GRPC_CODES)
                 snprintf(code, sizeof code, "%d", k);

@@ -10,7 +10,8 @@ foreach(name header_rewrite auth round_robin)
   file(GLOB sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/plugins/${name}/*.c)
   add_library(fuzz_plugin_${name} MODULE ${sources})
   set_target_properties(fuzz_plugin_${name} PROPERTIES OUTPUT_NAME ${name} PREFIX ""
-                        C_VISIBILITY_PRESET hidden LIBRARY_OUTPUT_DIRECTORY ${TORII_FUZZ_PLUGIN_DIR})
+                        C_VISIBILITY_PRESET hidden LIBRARY_OUTPUT_DIRECTORY ${TORII_FUZZ_PLUGIN_DIR}
+                        UNITY_BUILD OFF)
   target_include_directories(fuzz_plugin_${name} PRIVATE ${PROJECT_SOURCE_DIR}/include)
   target_compile_options(fuzz_plugin_${name} PRIVATE ${TORII_WARNINGS} -std=c11)
   target_link_libraries(fuzz_plugin_${name} PRIVATE ${TORII_FUZZ_PLUGIN_LIBS_${name}})

@@ -1,6 +1,7 @@
 #include "core/config/config.h"
 #include "core/server/log_format.h"
 #include "t/unit/support/test_certs.h"
+#include "t/unit/support/temp_dir.h"
 
 #include <doctest/doctest.h>
 #include <toml++/toml.h>
@@ -14,6 +15,8 @@
 namespace torii {
 
 namespace {
+
+using test::TempDir;
 
 const char *const kFile = "conf/torii.toml";
 
@@ -141,24 +144,6 @@ std::string with_location(const std::string &extra) {
            "path = \"/api/\"\n" +              // 8
            extra;
 }
-
-struct TempDir {
-    std::filesystem::path path;
-    TempDir() {
-        char pattern[] = "/tmp/torii-config-test-XXXXXX";
-        path = mkdtemp(pattern);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    std::filesystem::path write(const std::string &name, const std::string &text) const {
-        std::filesystem::path file = path / name;
-        std::filesystem::create_directories(file.parent_path());
-        std::ofstream(file) << text;
-        return file;
-    }
-};
 
 }  // namespace
 
@@ -473,7 +458,7 @@ type = "key"
 
 TEST_CASE("relative paths are taken from the config file's folder") {
     TempDir tmp;
-    std::filesystem::path file = tmp.write("conf/torii.toml", R"([main]
+    std::string file = tmp.write("conf/torii.toml", R"([main]
 pid_file = "run/torii.pid"
 error_log = "../logs/error.log"
 access_log = "/var/log/torii/access.log"
@@ -485,12 +470,12 @@ name = "stats"
 name = "local"
 path = "../plugins/local.so"
 )");
-    Result<std::shared_ptr<const Config>> result = load_config(file.string());
+    Result<std::shared_ptr<const Config>> result = load_config(file);
     INFO((result.ok() ? std::string() : result.error()));
     REQUIRE(result.ok());
     const Config &config = **result;
-    std::string root = tmp.path.string();
-    CHECK(config.file == file.string());
+    std::string root = tmp.path;
+    CHECK(config.file == file);
     CHECK(config.dir == root + "/conf");
     CHECK(config.main.pid_file == root + "/conf/run/torii.pid");
     CHECK(config.main.error_log == root + "/logs/error.log");

@@ -17,35 +17,17 @@
 
 #include "modules/discovery/dns_discovery.h"
 #include "t/unit/modules/discovery/discovery_test_support.h"
+#include "t/unit/support/free_port.h"
+#include "t/unit/support/temp_dir.h"
 
 using namespace torii;
 using namespace torii::testing;
+using torii::test::free_port;
+using torii::test::TempDir;
 
 namespace {
 
 constexpr const char *kDnsmasq = "/usr/sbin/dnsmasq";
-
-bool port_free(int port) {
-    for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
-        UniqueFd fd(::socket(AF_INET, type | SOCK_CLOEXEC, 0));
-        sockaddr_in sin{};
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons(uint16_t(port));
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::bind(fd.get(), reinterpret_cast<sockaddr *>(&sin), sizeof sin) != 0) return false;
-    }
-    return true;
-}
-
-// A port below the ephemeral range that nothing on 127.0.0.1 uses, UDP or TCP.
-int free_port() {
-    for (int i = 0; i < 200; ++i) {
-        int port = 20000 + int(arc4random_uniform(12000));
-        if (port_free(port)) return port;
-    }
-    FAIL("no free port");
-    return 0;
-}
 
 // One blocking question, for the tests' own waiting: did the server answer at all?
 bool answers(int port, const std::string &name) {
@@ -63,16 +45,6 @@ bool answers(int port, const std::string &name) {
     ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
     return n > 0 && dns::parse_response(buf, size_t(n)).ok();
 }
-
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/torii-dns-discovery-XXXXXX";
-        REQUIRE(mkdtemp(tmpl));
-        path = tmpl;
-    }
-    ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-};
 
 // dnsmasq answering from `hosts` (re-read on reload()) on 127.0.0.1:port, with records
 // of its own for the zone "test" only: any other name under test. is NXDOMAIN.

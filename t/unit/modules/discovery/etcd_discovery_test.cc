@@ -20,9 +20,11 @@
 #include "modules/discovery/etcd_codec.h"
 #include "modules/discovery/etcd_discovery.h"
 #include "t/unit/modules/discovery/etcd_test_support.h"
+#include "t/unit/support/free_port.h"
 
 using namespace torii;
 using namespace torii::etcd_test;
+using torii::test::free_port;
 
 namespace {
 
@@ -155,29 +157,6 @@ TEST_CASE("etcd discovery: a watch that ends or sends garbage is a failure too")
 }
 
 namespace {
-
-// A free loopback port below the ephemeral range, not handed out before in this process.
-uint16_t free_port() {
-    static std::set<uint16_t> given;
-    static std::minstd_rand random(std::random_device{}());
-    for (int attempt = 0; attempt < 1000; ++attempt) {
-        auto port = static_cast<uint16_t>(20'000 + random() % 12'000);
-        if (given.count(port)) continue;
-        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in sin{};
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons(port);
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        bool ok = ::bind(fd, reinterpret_cast<sockaddr *>(&sin), sizeof sin) == 0;
-        ::close(fd);
-        if (ok) {
-            given.insert(port);
-            return port;
-        }
-    }
-    FAIL("no free port");
-    return 0;
-}
 
 // Waits for `pid` up to `ms`, then kills it; its exit status, or -1.
 int wait_for(pid_t pid, int ms) {

@@ -11,9 +11,11 @@
 #include "modules/discovery/discovery_report.h"
 #include "modules/discovery/file_discovery.h"
 #include "t/unit/modules/discovery/discovery_test_support.h"
+#include "t/unit/support/temp_dir.h"
 
 using namespace torii;
 using namespace torii::testing;
+using torii::test::TempDir;
 
 namespace {
 
@@ -21,17 +23,6 @@ std::string parsed(std::string_view text) {
     Result<std::vector<DiscoveredTarget>> r = parse_targets_file(text);
     return r ? describe(*r) : "error: " + r.error();
 }
-
-// A fresh directory under /tmp, removed with what is in it.
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/torii-file-discovery-XXXXXX";
-        REQUIRE(mkdtemp(tmpl));
-        path = tmpl;
-    }
-    ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-};
 
 // Replaces the file whole, as the header asks writers to: temporary file, then rename.
 void replace_file(const std::string &path, const std::string &text) {
