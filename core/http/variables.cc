@@ -315,6 +315,52 @@ bool get_variable(Request &req, const VarRef &var, std::string_view *out) {
     return false;
 }
 
+NumberResult get_variable_number(Request &req, const VarRef &var, int64_t *out) {
+    switch (var.id) {
+        case VarId::remote_port:
+            *out = req.remote.port();
+            return NumberResult::ok;
+        case VarId::status:
+            if (!req.response.status) return NumberResult::absent;
+            *out = req.response.status;
+            return NumberResult::ok;
+        case VarId::request_time:
+            *out = static_cast<int64_t>(Worker::now_ms() - req.start_ms) * 1000;
+            return NumberResult::ok;
+        case VarId::bytes_sent:
+        case VarId::body_bytes_sent:
+            *out = static_cast<int64_t>(req.bytes_sent);
+            return NumberResult::ok;
+        case VarId::request_length:
+            *out = static_cast<int64_t>(req.body_received);
+            return NumberResult::ok;
+        case VarId::upstream_response_time:
+            if (!req.upstream_latency_us) return NumberResult::absent;
+            *out = static_cast<int64_t>(req.upstream_latency_us);
+            return NumberResult::ok;
+        case VarId::msec: {
+            timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            *out = static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+            return NumberResult::ok;
+        }
+        case VarId::grpc_status: {
+            std::string_view v;
+            if (!get_variable(req, var, &v)) return NumberResult::absent;
+            if (v.empty() || v.size() > 9) return NumberResult::not_numeric;
+            int64_t n = 0;
+            for (char c : v) {
+                if (c < '0' || c > '9') return NumberResult::not_numeric;
+                n = n * 10 + (c - '0');
+            }
+            *out = n;
+            return NumberResult::ok;
+        }
+        default:
+            return NumberResult::not_numeric;
+    }
+}
+
 Result<std::vector<TemplatePart>> parse_template(std::string_view text) {
     std::vector<TemplatePart> parts;
     std::string literal;

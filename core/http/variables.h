@@ -70,6 +70,12 @@ bool numeric_variable(VarId id);
 // The value for this request; false when the variable has no value for it (an absent
 // header, argument or cookie; no upstream yet; not TLS).
 bool get_variable(Request &req, const VarRef &var, std::string_view *out);
+// A numeric variable's value without the text: times in microseconds ($request_time,
+// $upstream_response_time, $msec), sizes in bytes, $status, $remote_port, $grpc_status.
+// `absent` when the request has none (where get_variable says false), `not_numeric` for a
+// variable that is text.
+enum class NumberResult { ok, absent, not_numeric };
+NumberResult get_variable_number(Request &req, const VarRef &var, int64_t *out);
 // The same by name (with or without '$'); false also for an unknown name.
 bool get_variable(Request &req, std::string_view name, std::string_view *out);
 

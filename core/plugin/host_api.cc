@@ -309,6 +309,10 @@ int shared_update(torii_str_t key, void (*fn)(void *, size_t *, void *), void *a
     return zone->update(sv(key), fn, arg, ttl_ms) ? TORII_OK : TORII_EINVAL;
 }
 
+void *shared_slot(torii_str_t key, size_t len) {
+    return zone ? zone->slot(sv(key), len) : nullptr;
+}
+
 // ---- I/O watches ----
 
 void on_io_cb(evutil_socket_t fd, short what, void *ctx) {
@@ -416,6 +420,20 @@ int var_get(torii_request_t *r, int handle, torii_str_t *out) {
     if (!get_variable(req_of(r), refs[static_cast<size_t>(handle)], &v)) return TORII_NOT_FOUND;
     *out = ts(v);
     return TORII_OK;
+}
+
+int var_int(torii_request_t *r, int handle, int64_t *out) {
+    const std::vector<VarRef> &refs = var_refs();
+    if (handle < 0 || static_cast<size_t>(handle) >= refs.size()) return TORII_EINVAL;
+    switch (get_variable_number(req_of(r), refs[static_cast<size_t>(handle)], out)) {
+        case NumberResult::ok:
+            return TORII_OK;
+        case NumberResult::absent:
+            return TORII_NOT_FOUND;
+        case NumberResult::not_numeric:
+            break;
+    }
+    return TORII_EINVAL;
 }
 
 void **req_ctx(torii_request_t *r) {
@@ -567,6 +585,8 @@ torii_host_t make_host() {
     h.req_query_arg = req_query_arg;
     h.req_set_query_arg = req_set_query_arg;
     h.req_remove_query_arg = req_remove_query_arg;
+    h.shared_slot = shared_slot;  // 1.4
+    h.var_int = var_int;
     return h;
 }
 

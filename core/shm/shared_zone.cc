@@ -181,6 +181,25 @@ bool SharedZone::update(std::string_view key, void (*fn)(void *, size_t *, void 
     return e != nullptr;
 }
 
+void *SharedZone::slot(std::string_view key, size_t len) {
+    // Values are 8-byte aligned, for 64-bit atomic adds: so is everything before `value`
+    // and the entry's size, which keeps the next entry's aligned too.
+    static_assert(offsetof(Entry, value) % 8 == 0 && sizeof(Entry) % 8 == 0);
+    if (len == 0 || len > kMaxValue) return nullptr;
+    lock();
+    Entry *e = find(key, true);
+    void *value = nullptr;
+    if (e && e->expires_ms == 0) {
+        if (e->value_len == 0) {  // new (or made empty by an update): zeros of this length
+            std::memset(e->value, 0, len);
+            e->value_len = static_cast<uint16_t>(len);
+        }
+        if (e->value_len == len) value = e->value;
+    }
+    unlock();
+    return value;
+}
+
 void SharedZone::each(std::string_view prefix,
                       void (*fn)(std::string_view, int64_t, const void *, size_t, void *),
                       void *arg) {

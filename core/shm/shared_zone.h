@@ -35,6 +35,13 @@ public:
     // when the table is full. A value fn leaves at len 0 is kept as an empty value.
     bool update(std::string_view key, void (*fn)(void *value, size_t *len, void *arg), void *arg,
                 uint64_t ttl_ms);
+    // The value bytes of `key` at a fixed address, for lock-free counters: found, or made
+    // `len` bytes of zeros (len 1..kMaxValue, 8-byte aligned). nullptr when the table is full,
+    // the key too long, or the entry holds a value of another length or has an expiry.
+    // Entries never move, so the pointer stays good in every process that maps the zone
+    // (workers fork after the zone exists) until someone deletes the key. Writers must use
+    // atomic operations only; update() on the same key would race with them.
+    void *slot(std::string_view key, size_t len);
     // Calls fn for each live entry whose key starts with prefix, with the lock held.
     void each(std::string_view prefix,
               void (*fn)(std::string_view key, int64_t counter, const void *value, size_t len,

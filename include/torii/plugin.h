@@ -1,4 +1,4 @@
-/* torii plugin ABI, version 1 (minor 2).
+/* torii plugin ABI, version 1 (minor 4).
  *
  * The one header a plugin needs. A plugin is a shared object that exports exactly one
  * symbol, `torii_plugin_entry`, returning a descriptor (torii_plugin_t) with the ABI
@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define TORII_PLUGIN_ABI_MAJOR 1
-#define TORII_PLUGIN_ABI_MINOR 3
+#define TORII_PLUGIN_ABI_MINOR 4
 
 /* The exported entry point's name, and the export attribute for it. */
 #define TORII_PLUGIN_ENTRY torii_plugin_entry
@@ -356,6 +356,25 @@ typedef struct torii_host {
     int (*req_query_arg)(torii_request_t *r, torii_str_t name, torii_str_t *out);
     int (*req_set_query_arg)(torii_request_t *r, torii_str_t name, torii_str_t value);
     int (*req_remove_query_arg)(torii_request_t *r, torii_str_t name);
+
+    /* ---- Added in 1.4 (check with TORII_HOST_HAS before calling) ---- */
+
+    /* Lock-free shared counters: the bytes of `key`'s value at an address that never
+     * changes, in every worker, found or made as `len` zero bytes (len 1..256; 8-byte
+     * aligned). NULL when the zone is full, or the key holds a value of another length or
+     * one with a TTL. Write it with atomic operations only (__atomic_fetch_add and the
+     * like): other workers write the same bytes at the same time, and a shared_update or
+     * kv_set on the key would undo their adds. Never delete a key while a slot is in use.
+     * Meant for counters bumped per request (stats): no lock, no key lookup per update;
+     * get the pointer once per key and keep it (it outlives reloads, like the zone). */
+    void *(*shared_slot)(torii_str_t key, size_t len);
+
+    /* A numeric variable by handle (var_ref) as a number, without formatting text to parse
+     * back: times in microseconds ($request_time, $upstream_response_time, and $msec since
+     * the epoch), sizes in bytes ($bytes_sent, $body_bytes_sent, $request_length), $status,
+     * $remote_port, $grpc_status. TORII_NOT_FOUND when the request has no value (as var_get),
+     * TORII_EINVAL for a variable that is text. */
+    int (*var_int)(torii_request_t *r, int handle, int64_t *out);
 } torii_host_t;
 
 /* conf_array_type results (1.3). */

@@ -246,6 +246,14 @@ static int usable(const found_t *f, char kind) {
            (kind == 'r' ? f->has_route : f->has_upstream) && label_fields(f, ptr, len, 3) == want;
 }
 
+/* Whether a histogram holds anything: a target that never sent a response head has had no
+ * latency observed, and shows no histogram rather than one of zeros. */
+static int observed(const int64_t *buckets, size_t nbuckets) {
+    for (size_t i = 0; i <= nbuckets; ++i)
+        if (buckets[i]) return 1;
+    return 0;
+}
+
 void stats_render(void *arg, torii_buf_t *out) {
     const stats_t *s = arg;
     collect_t c;
@@ -347,7 +355,8 @@ void stats_render(void *arg, torii_buf_t *out) {
                 "($upstream_response_time).");
     for (size_t i = 0; i < c.len; ++i) {
         const found_t *f = &c.items[i];
-        if (usable(f, 'u') && f->up.layout == s->layout && f->up.nbuckets == s->nbuckets)
+        if (usable(f, 'u') && f->up.layout == s->layout && f->up.nbuckets == s->nbuckets &&
+            observed(f->up.buckets, s->nbuckets))
             histogram(&b, s, "torii_upstream_response_duration_seconds", f, un, 2, f->up.buckets,
                       f->up.sum_us);
     }

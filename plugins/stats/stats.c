@@ -29,12 +29,14 @@
  * Shared zone layout (keys are at most 64 bytes, values at most 256): each label set is
  * identified by a 64-bit FNV-1a hash of its full label values, H as 16 hex digits.
  *   "stats|H|l"  the label values (kind byte, then length-prefixed fields), written once
- *   "stats|H|r"  a route_val_t, updated with one host->shared_update per exchange
+ *   "stats|H|r"  a route_val_t, updated per exchange
  *   "stats|H|u"  an upstream_val_t, updated once per attempt
  *   "stats|H|g"  a grpc_val_t beside a route's "r", updated once per gRPC call
  *   "stats|H|e"  an error_val_t beside a route's "r": 4xx/5xx answers by code
- * One locked update per series per request (or attempt) keeps a histogram's buckets, sum and count
- * consistent with each other whatever a scrape races with. */
+ * The values are updated in place with atomic adds (host->shared_slot: each worker finds a
+ * value's address once and keeps it), with no lock: every counter is exact, and a scrape
+ * that races with an exchange may see its bucket and not yet its sum, or the other way
+ * round; the next scrape sees both. */
 #include <stdlib.h>
 #include <string.h>
 #include <torii/plugin.h>
@@ -56,7 +58,8 @@ static void stats_destroy(void *instance) {
 static void *stats_create(const torii_host_t *h, const torii_conf_t *conf) {
     static const char *const keys[] = {"buckets", NULL};
     (void)h;
-    if (host->conf_allow_only(conf, keys) != TORII_OK) return NULL;
+    if (host->conf_allow_only(conf, keys) != TORII_OK || stats_resolve_vars() != TORII_OK)
+        return NULL;
     stats_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     int explicit_buckets;
@@ -108,9 +111,9 @@ static const torii_plugin_t descriptor = {
 };
 
 TORII_EXPORT const torii_plugin_t *torii_plugin_entry(const torii_host_t *h) {
-    if (!TORII_HOST_HAS(h, req_set_consumer)) { /* the ABI of peer_result and torii|* */
+    if (!TORII_HOST_HAS(h, var_int)) { /* ABI 1.4: shared slots, numbers by handle */
         h->log(TORII_LOG_ERROR,
-               "stats: this torii is older than the plugin (no peer_result); upgrade torii");
+               "stats: this torii is older than the plugin (no var_int); upgrade torii");
         return NULL;
     }
     host = h;

@@ -76,18 +76,36 @@ typedef struct {
     int64_t responses[ERROR_SLOTS];
 } error_val_t;
 
+/* collect.c updates the values with atomic adds (host->shared_slot) and reads their first
+ * 8 bytes as one word (version | nbuckets << 16 | layout << 32, little-endian) to claim them. */
+_Static_assert(offsetof(route_val_t, requests) == 8 && offsetof(upstream_val_t, responses) == 8 &&
+                   offsetof(grpc_val_t, calls) == 8 && offsetof(error_val_t, responses) == 8,
+               "a value's header is one 64-bit word");
+_Static_assert(offsetof(route_val_t, buckets) == offsetof(route_val_t, sum_us) + 8 &&
+                   offsetof(upstream_val_t, buckets) == offsetof(upstream_val_t, sum_us) + 8,
+               "a histogram is sum_us followed by its buckets");
 _Static_assert(sizeof(error_val_t) <= LABELS_MAX, "error value over the limit");
 _Static_assert(sizeof(route_val_t) <= LABELS_MAX, "route value over the shared value limit");
 _Static_assert(sizeof(grpc_val_t) <= LABELS_MAX, "grpc value over the limit");
 _Static_assert(sizeof(upstream_val_t) <= LABELS_MAX, "upstream value over the limit");
 
+/* A route's shared values by the config strings that name it. They belong to the instance's
+ * configuration, so while the instance lives their addresses identify them: most exchanges
+ * find their values here without hashing the labels. Each worker fills its own copy. */
+#define ROUTE_CACHE 16 /* direct-mapped on the location's address */
+typedef struct {
+    const char *server, *location, *upstream; /* NULL server and location: an empty entry */
+    void *route, *errors, *grpc;
+} route_cache_t;
+
 typedef struct stats {
     uint64_t bounds_us[MAX_BUCKETS];
     size_t nbuckets;
     uint32_t layout;
+    route_cache_t routes[ROUTE_CACHE];
 } stats_t;
 
-/* What one exchange adds to a series (the argument of the shared_update callbacks). */
+/* What one exchange adds to a series. */
 typedef struct {
     const stats_t *s;
     int observe; /* 1: count the exchange; 0: only move the in-flight gauge */
@@ -97,10 +115,10 @@ typedef struct {
     int64_t bytes_in, bytes_out, in_flight;
 } delta_t;
 
-/* Per request, from the access phase to the log phase. */
+/* Per request, from the access phase to the log phase: the route's shared values (NULL
+ * when the zone had no room). The in-flight gauge was incremented when `route` is set. */
 typedef struct {
-    uint64_t route;
-    int in_flight; /* the gauge was incremented and must come down in the log phase */
+    void *route, *errors, *grpc;
 } req_state_t;
 #define KEY_LEN (sizeof KEY_PREFIX - 1 + 16 + 2) /* "stats|" + 16 hex digits + "|" + suffix */
 
@@ -110,6 +128,8 @@ torii_action_t stats_log(void *instance, torii_request_t *r, void **ctx);
 void stats_peer_result(void *instance, torii_request_t *r, torii_str_t upstream,
                        torii_str_t address, torii_peer_outcome_t outcome, int status);
 void stats_labels_forget(void);
+/* Resolves the variables the hooks read (once per process); TORII_OK or an error. */
+int stats_resolve_vars(void);
 
 /* prometheus.c: GET /metrics; arg is the stats_t whose buckets are rendered */
 void stats_render(void *arg, torii_buf_t *out);

@@ -34,6 +34,51 @@ TEST_CASE("counters are exact across processes") {
     SharedZone::destroy(zone);
 }
 
+TEST_CASE("slots: one address for every process, exact under concurrent atomic adds") {
+    SharedZone *zone = SharedZone::create(64);
+    REQUIRE(zone);
+    auto *counters = static_cast<int64_t *>(zone->slot("hits", 2 * sizeof(int64_t)));
+    REQUIRE(counters);
+    CHECK(reinterpret_cast<uintptr_t>(counters) % 8 == 0);
+    CHECK((counters[0] == 0 && counters[1] == 0));
+    constexpr int kChildren = 3, kAdds = 20000;
+    pid_t pids[kChildren];
+    for (int c = 0; c < kChildren; ++c) {
+        pids[c] = fork();
+        REQUIRE(pids[c] >= 0);
+        if (pids[c] == 0) {
+            // The same key gives the same bytes in another process.
+            auto *mine = static_cast<int64_t *>(zone->slot("hits", 2 * sizeof(int64_t)));
+            for (int i = 0; i < kAdds; ++i) {
+                __atomic_fetch_add(&mine[0], 1, __ATOMIC_RELAXED);
+                __atomic_fetch_add(&mine[1], 2, __ATOMIC_RELAXED);
+            }
+            _exit(mine == counters ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < kAdds; ++i)
+        __atomic_fetch_add(&counters[0], 1, __ATOMIC_RELAXED);
+    for (pid_t pid : pids) {
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    }
+    CHECK(counters[0] == (kChildren + 1) * kAdds);
+    CHECK(counters[1] == kChildren * 2 * kAdds);
+    // The value is an ordinary entry to readers.
+    int64_t copy[2] = {};
+    size_t len = sizeof copy;
+    CHECK(zone->kv_get("hits", copy, &len) == 0);
+    CHECK((len == sizeof copy && copy[0] == counters[0]));
+    // Another length, an expiring entry, a length over the limit: no slot.
+    CHECK(zone->slot("hits", 8) == nullptr);
+    CHECK(zone->kv_set("ttl", "x", 1, 60000));
+    CHECK(zone->slot("ttl", 1) == nullptr);
+    CHECK(zone->slot("big", SharedZone::kMaxValue + 1) == nullptr);
+    CHECK(zone->slot("max", SharedZone::kMaxValue) != nullptr);
+    SharedZone::destroy(zone);
+}
+
 TEST_CASE("kv values: set, get, overwrite, delete, expiry, limits") {
     SharedZone *zone = SharedZone::create(64);
     REQUIRE(zone);
