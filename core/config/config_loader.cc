@@ -23,6 +23,7 @@
 #include "core/config/config.h"
 #include "core/config/config_reader.h"
 #include "core/config/target_id.h"
+#include "core/http/field_chars.h"
 #include "core/server/log_format.h"
 #include "modules/discovery/discovery_endpoint.h"
 #include "modules/tls/tls_context.h"
@@ -55,11 +56,7 @@ bool is_plugin_name(std::string_view name) {
 
 // RFC 9110 token characters: what a header name may contain.
 bool is_header_name(std::string_view name) {
-    if (name.empty()) return false;
-    for (unsigned char c : name) {
-        if (c <= ' ' || c >= 0x7f || std::strchr("\"(),/:;<=>?@[\\]{}", c)) return false;
-    }
-    return true;
+    return valid_field_name(name);
 }
 
 class Loader {

@@ -7,6 +7,7 @@
 
 #include "core/base/hash64.h"
 #include "core/base/log.h"
+#include "core/http/field_chars.h"
 #include "core/http/query_args.h"
 #include "core/http/request.h"
 #include "core/http/variables.h"
@@ -90,18 +91,10 @@ int get_header(const HeaderList &list, torii_str_t name, torii_str_t *out) {
     return TORII_OK;
 }
 
-// Header names and values must not break the head they go into.
+// Header names and values must not break the head they go into, nor be read differently by
+// a backend: RFC 9110's token for names, visible characters, spaces and tabs for values.
 bool valid_field(torii_str_t name, torii_str_t value) {
-    if (name.len == 0) return false;
-    for (size_t i = 0; i < name.len; ++i) {
-        unsigned char c = static_cast<unsigned char>(name.ptr[i]);
-        if (c <= ' ' || c == ':' || c >= 0x7f) return false;
-    }
-    for (size_t i = 0; i < value.len; ++i) {
-        char c = value.ptr[i];
-        if (c == '\r' || c == '\n' || c == '\0') return false;
-    }
-    return true;
+    return valid_field_name(sv(name)) && valid_field_value(sv(value));
 }
 
 int req_header(torii_request_t *r, torii_str_t name, torii_str_t *out) {
