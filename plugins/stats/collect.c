@@ -310,12 +310,12 @@ static int grpc_slot(torii_request_t *r) {
     if (!(host->req_protocol(r) & TORII_PROTO_GRPC)) return -1;
     int64_t code;
     switch (host->var_int(r, vars.grpc_status, &code)) {
-    case TORII_OK:
-        return code < GRPC_CODES ? (int)code : GRPC_OTHER;
-    case TORII_NOT_FOUND: /* a call that ended without a status: cancelled or cut */
-        return GRPC_NONE;
-    default: /* a status that is not a number */
-        return GRPC_OTHER;
+        case TORII_OK:
+            return code < GRPC_CODES ? (int)code : GRPC_OTHER;
+        case TORII_NOT_FOUND: /* a call that ended without a status: cancelled or cut */
+            return GRPC_NONE;
+        default: /* a status that is not a number */
+            return GRPC_OTHER;
     }
 }
 
