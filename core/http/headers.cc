@@ -176,9 +176,16 @@ void HeaderList::grow() {
     items_.reserve(items_.capacity() < 8 ? 16 : 2 * items_.capacity());
 }
 
+// Plugins set headers on every request (header_rewrite, ratelimit's RateLimit-*): the
+// usual case, a name the list does not hold, is one pass of id or length compares.
 void HeaderList::set(std::string_view name, std::string_view value) {
-    remove(name);
-    add(name, value);
+    HeaderId id = classify_header(name);
+    auto same = [&](const Header &h) {
+        return id != HeaderId::other ? h.id == id
+                                     : h.id == HeaderId::other && iequals(h.name, name);
+    };
+    if (std::any_of(items_.begin(), items_.end(), same)) std::erase_if(items_, same);
+    add(name, value, id);
 }
 
 }  // namespace torii
