@@ -697,6 +697,7 @@ def test_jwt_json_limits(gw):
     ok(gw.port, "/hs/", tok(b',"big":1234567890123456789012345', exp=b"%d.5" % (time.time() + 60)))
     refused(gw.port, "/hs/", tok(exp=b"%d.5e0" % (time.time() - 60)),
             challenge=invalid("the token has expired"))
+    ok(gw.port, "/hs/", tok(exp=b"%d." % (time.time() + 60) + b"0" * 64))  # was "not a number"
     # refused since the parser is jansson (the hand-written one let these through): a
     # number past a double's range (it was read as infinity: a token that never expired),
     # a repeated name that is not one of the claims read, "\u0000" in a name, bytes that
