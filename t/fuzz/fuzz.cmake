@@ -4,15 +4,20 @@
 # for config), built with the same instrumentation.
 set(TORII_FUZZ_PLUGIN_DIR ${CMAKE_BINARY_DIR}/plugins)
 set(TORII_FUZZ_PLUGIN_LIBS_header_rewrite PkgConfig::PCRE2)
-set(TORII_FUZZ_PLUGIN_LIBS_auth PkgConfig::OPENSSL)
+set(TORII_FUZZ_PLUGIN_LIBS_auth PkgConfig::OPENSSL PkgConfig::JANSSON)
+# Helpers of plugins/common/ a plugin compiles in, as TORII_PLUGIN_COMMON_<name> in CMakeLists.txt.
+set(TORII_FUZZ_PLUGIN_COMMON_auth conf.c)
 set(TORII_FUZZ_PLUGINS)
 foreach(name header_rewrite auth round_robin)
   file(GLOB sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/plugins/${name}/*.c)
-  add_library(fuzz_plugin_${name} MODULE ${sources})
+  set(common ${TORII_FUZZ_PLUGIN_COMMON_${name}})
+  list(TRANSFORM common PREPEND ${PROJECT_SOURCE_DIR}/plugins/common/)
+  add_library(fuzz_plugin_${name} MODULE ${sources} ${common})
   set_target_properties(fuzz_plugin_${name} PROPERTIES OUTPUT_NAME ${name} PREFIX ""
                         C_VISIBILITY_PRESET hidden LIBRARY_OUTPUT_DIRECTORY ${TORII_FUZZ_PLUGIN_DIR}
                         UNITY_BUILD OFF)
-  target_include_directories(fuzz_plugin_${name} PRIVATE ${PROJECT_SOURCE_DIR}/include)
+  target_include_directories(fuzz_plugin_${name} PRIVATE ${PROJECT_SOURCE_DIR}/include
+                                                          ${PROJECT_SOURCE_DIR}/plugins)
   target_compile_options(fuzz_plugin_${name} PRIVATE ${TORII_WARNINGS} -std=c11)
   target_link_libraries(fuzz_plugin_${name} PRIVATE ${TORII_FUZZ_PLUGIN_LIBS_${name}})
   list(APPEND TORII_FUZZ_PLUGINS fuzz_plugin_${name})

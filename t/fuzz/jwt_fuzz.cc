@@ -1,6 +1,6 @@
-// JWT verification (plugins/auth/jwt.c: base64url, its small JSON reader, HS256 and ES256,
-// exp/nbf/iss/aud and required claims) through the auth plugin's access phase, loaded by
-// the real plugin set as torii loads it.
+// JWT verification (plugins/auth/jwt_verify.c and jwt_claims.c: base64url, the header and
+// claims read by jansson, HS256 and ES256, exp/nbf/iss/aud and required claims) through the
+// auth plugin's access phase, loaded by the real plugin set as torii loads it.
 //
 // Input: an option byte, then either a whole token (raw mode), or a JOSE header and a claims
 // set, one line each, that the target encodes and signs with HS256 itself, with the right

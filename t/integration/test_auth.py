@@ -83,6 +83,14 @@ def sign_jwt(alg, claims, key, header=None, raw_sig=False):
     return token
 
 
+def hs256_raw(payload, header=b'{"alg":"HS256"}'):
+    """An HS256 token over JSON text exactly as given (repeated names, escapes, odd numbers)."""
+    h, p = b64u(header), b64u(payload)
+    s = b64u(hmac.new(HS_SECRET, (h + "." + p).encode(), hashlib.sha256).digest())
+    remember(s)
+    return "%s.%s.%s" % (h, p, s)
+
+
 def claims(sub="user-1", **kw):
     now = int(time.time())
     c = {"sub": sub, "iss": ISS, "aud": AUD, "iat": now, "exp": now + 300}
@@ -483,12 +491,9 @@ def test_jwt_consumer_claim_and_sources(gw):
     refused(gw.port, "/hs/", bearer(sign_jwt("HS256", claims(sub=42), HS_SECRET)),
             challenge=invalid("the token has no usable consumer claim"))
     # escapes in claims are decoded: "\u0063arol" is carol
-    h = b64u(b'{"alg":"HS256"}')
-    p = b64u(('{"sub":"\\u0063arol","iss":"%s","aud":"%s","exp":%d}'
-              % (ISS, AUD, time.time() + 60)).encode())
-    s = b64u(hmac.new(HS_SECRET, (h + "." + p).encode(), hashlib.sha256).digest())
-    remember(s)
-    assert hdr(ok(gw.port, "/hs/", bearer("%s.%s.%s" % (h, p, s))), "X-Consumer") == ["carol"]
+    tok = hs256_raw(('{"sub":"\\u0063arol","iss":"%s","aud":"%s","exp":%d}'
+                     % (ISS, AUD, time.time() + 60)).encode())
+    assert hdr(ok(gw.port, "/hs/", bearer(tok)), "X-Consumer") == ["carol"]
 
 
 def test_jwt_malformed(gw):
@@ -506,11 +511,7 @@ def test_jwt_malformed(gw):
             challenge=invalid("the token has critical header parameters this gateway does not "
                               "understand"))
     # claims that are not an object (the signature is good)
-    hh = b64u(b'{"alg":"HS256"}')
-    pp = b64u(b'["sub"]')
-    ss = b64u(hmac.new(HS_SECRET, (hh + "." + pp).encode(), hashlib.sha256).digest())
-    remember(ss)
-    refused(gw.port, "/hs/", bearer("%s.%s.%s" % (hh, pp, ss)),
+    refused(gw.port, "/hs/", bearer(hs256_raw(b'["sub"]')),
             challenge=invalid("the token's claims are not a JSON object"))
 
 
@@ -677,6 +678,36 @@ def test_es256_high_s_is_refused_with_es256_low_s(gw):
         ok(gw.port, "/es/", bearer(high))
 
 
+def test_jwt_json_limits(gw):
+    """The claims' JSON: nesting, "\\u0000", numbers, repeated names, UTF-8."""
+    def tok(extra=b"", sub=b'"nn"', exp=b"%d" % (time.time() + 60)):
+        return bearer(hs256_raw(b'{"sub":%s,"iss":"%s","aud":"%s","exp":%s%s}'
+                                % (sub, ISS.encode(), AUD.encode(), exp, extra)))
+    bad = invalid("the token's claims are not a JSON object")
+    assert hdr(ok(gw.port, "/hs/", tok()), "X-Consumer") == ["nn"]
+    # 16 levels of nesting below the claims object pass, 17 do not
+    ok(gw.port, "/hs/", tok(b',"x":' + b"[" * 16 + b"]" * 16))
+    refused(gw.port, "/hs/", tok(b',"x":' + b"[" * 17 + b"]" * 17), challenge=bad)
+    refused(gw.port, "/hs/", tok(b',"x":' + b'{"a":' * 17 + b"1" + b"}" * 17), challenge=bad)
+    # "\u0000" does no harm in a claim nobody reads; the consumer claim cannot hold one
+    ok(gw.port, "/hs/", tok(b',"note":"a\\u0000b"'))
+    refused(gw.port, "/hs/", tok(sub=b'"nn\\u0000x"'),
+            challenge=invalid("the token has no usable consumer claim"))
+    # exp as an integer or not; a large number elsewhere is no reason to refuse
+    ok(gw.port, "/hs/", tok(b',"big":1234567890123456789012345', exp=b"%d.5" % (time.time() + 60)))
+    refused(gw.port, "/hs/", tok(exp=b"%d.5e0" % (time.time() - 60)),
+            challenge=invalid("the token has expired"))
+    ok(gw.port, "/hs/", tok(exp=b"%d." % (time.time() + 60) + b"0" * 64))  # was "not a number"
+    # refused since the parser is jansson (the hand-written one let these through): a
+    # number past a double's range (it was read as infinity: a token that never expired),
+    # a repeated name that is not one of the claims read, "\u0000" in a name, bytes that
+    # are not UTF-8
+    refused(gw.port, "/hs/", tok(exp=b"1e999"), challenge=bad)
+    refused(gw.port, "/hs/", tok(b',"x":1,"x":2'), challenge=bad)
+    refused(gw.port, "/hs/", tok(b',"a\\u0000b":1'), challenge=bad)
+    refused(gw.port, "/hs/", tok(b',"note":"\xff"'), challenge=bad)
+
+
 def test_jwt_require_claims(gw):
     hs = lambda **kw: bearer(sign_jwt("HS256", claims(**kw), HS_SECRET))
     no_exp = invalid("the token has no exp claim")
@@ -695,12 +726,9 @@ def test_jwt_require_claims(gw):
     refused(gw.port, "/jti/", hs(jti="j-1", exp=None), challenge=no_exp)
     assert hdr(ok(gw.port, "/jti/", hs(sub="with-jti", jti="j-1")), "X-Consumer") == ["with-jti"]
     # a repeated required claim makes the token invalid rather than letting one copy win
-    hh = b64u(b'{"alg":"HS256"}')
-    pp = b64u(('{"sub":"x","iss":"%s","aud":"%s","exp":%d,"jti":"a","jti":"b"}'
-               % (ISS, AUD, time.time() + 60)).encode())
-    ss = b64u(hmac.new(HS_SECRET, (hh + "." + pp).encode(), hashlib.sha256).digest())
-    remember(ss)
-    refused(gw.port, "/jti/", bearer("%s.%s.%s" % (hh, pp, ss)),
+    tok = hs256_raw(('{"sub":"x","iss":"%s","aud":"%s","exp":%d,"jti":"a","jti":"b"}'
+                     % (ISS, AUD, time.time() + 60)).encode())
+    refused(gw.port, "/jti/", bearer(tok),
             challenge=invalid("the token's claims are not a JSON object"))
 
 
