@@ -3,7 +3,7 @@
  *   auth.c        the descriptor and the hooks: address check, then one credential check
  *   config.c      create/destroy, the typed-key checks, where credentials are read from
  *   credential.c  finding the key or bearer token in the request (header, query argument)
- *   key.c         API keys: the table of key digests, the lookup
+ *   key.c         API keys: the table of key tags, the lookup
  *   basic.c       HTTP Basic: users (inline or a users file), salted hashes, the header
  *   base64.c      base64 and base64url decoding (OpenSSL), strict when asked
  *   cidr.c        allow/deny address lists (IPv4 and IPv6)
@@ -55,7 +55,7 @@ int cidr_match(const cidr_list_t *list, const cidr_t *addr);
 typedef struct jwt_conf jwt_conf_t;
 
 typedef struct {
-    uint8_t digest[32]; /* SHA-256 of the key: looked up by digest, never by the key */
+    uint64_t tag[2]; /* the key's keyed hash (key.c): looked up by tag, never by the key */
     char *consumer;
 } key_entry_t;
 
@@ -77,6 +77,7 @@ typedef struct {
     char *realm;
     key_entry_t *keys;
     size_t nkeys;
+    unsigned char key_secret[2][16]; /* the SipHash keys of the tags, random per instance */
     user_entry_t *users;
     size_t nusers;
     user_entry_t dummy;      /* verified against when the user is unknown: same cost */
