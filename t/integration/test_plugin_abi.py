@@ -130,6 +130,21 @@ def test_var_ref_protocol_and_req_ctx(gw):
     assert h2.headers.get("x-proto") == str(0x02), h2
 
 
+def test_numbers_and_shared_slots_of_1_4(gw):
+    port, _, _, _ = gw
+    # var_int: $status and $request_length as numbers (TORII_OK = 0), $request_uri is text
+    # (TORII_EINVAL = -1)
+    r = request(port, "POST", "/new/n", body=b"12345")
+    assert r.status == 200, r
+    assert r.header("X-Numbers") == "0:200 0:5 -1", r.header("X-Numbers")
+    # shared_slot: the same bytes for every worker and request, bumped by atomic adds; the
+    # key asked for with another length gives no slot
+    first = int(r.header("X-Slot"))
+    counts = [int(request(port, "GET", "/new/n").header("X-Slot")) for _ in range(6)]
+    assert counts == list(range(first + 1, first + 7)), (first, counts)
+    assert r.header("X-Slot-Other") == "null"
+
+
 def test_query_arguments_get_set_remove(gw):
     port, _, _, _ = gw
     r = request(port, "GET", "/new/q?x=1&apikey=s3cret&api%6Bey=again&y=2")

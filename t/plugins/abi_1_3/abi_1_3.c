@@ -1,5 +1,5 @@
-/* Test plugin: the host functions added in ABI 1.3, each made visible in a response header
- * or a shared counter for t/integration/test_plugin_abi.py.
+/* Test plugin: the host functions added in ABI 1.3 and 1.4, each made visible in a response
+ * header or a shared counter for t/integration/test_plugin_abi.py.
  *
  * As a location plugin ([server.location.plugins.abi_1_3]):
  *   create   conf_dir + `file` (relative to the config's folder; its first line becomes
@@ -8,7 +8,10 @@
  *            var_ref("request_uri"), hash64 of `hash_input` with seed 7 (X-Hash)
  *   access   req_query_arg(`hide`) -> X-Hidden-Value on the upstream request, then
  *            req_remove_query_arg(`hide`) and req_set_query_arg("via", "torii")
- *   response var_get -> X-Request-Uri, req_protocol -> X-Proto, req_ctx == *req_ctx -> X-Ctx
+ *   response var_get -> X-Request-Uri, req_protocol -> X-Proto, req_ctx == *req_ctx -> X-Ctx;
+ *            1.4: var_int of $status, $request_length and $request_uri (text) -> X-Numbers,
+ *            shared_slot("abi13|slot", 16): word 0 bumped by one atomic add per response
+ *            -> X-Slot, the same key with another length -> X-Slot-Other ("null")
  * As a balancer (upstream balancer = "abi_1_3"): pick takes the first untried healthy peer
  *   and keeps a malloc'd note in host->req_ctx(r); feedback finds it there again
  *   ("abi13|seen"); request_done frees it ("abi13|done").
@@ -30,7 +33,7 @@ typedef struct {
     char scope[160];
     char hash[24];
     char hide[32];
-    int uri_ref;
+    int uri_ref, status_ref, length_ref;
 } inst_t;
 
 typedef struct {
@@ -121,6 +124,8 @@ static void *create(const torii_host_t *h, const torii_conf_t *conf) {
     host->timer_cancel(host->timer_add(10, cancelled_fired, NULL));
     in->uri_ref = host->var_ref(TORII_STR("request_uri"));
     if (in->uri_ref < 0) host->conf_error(conf, NULL, "var_ref refused request_uri");
+    in->status_ref = host->var_ref(TORII_STR("status"));
+    in->length_ref = host->var_ref(TORII_STR("request_length"));
     return in;
 }
 
@@ -160,6 +165,24 @@ static torii_action_t response(void *instance, torii_request_t *r, void **ctx) {
     host->resp_set_header(r, TORII_STR("X-Types"), str(in->types));
     host->resp_set_header(r, TORII_STR("X-Scope"), str(in->scope));
     host->resp_set_header(r, TORII_STR("X-Hash"), str(in->hash));
+
+    /* 1.4 */
+    int64_t status = -1, length = -1, uri = -1;
+    int rs = host->var_int(r, in->status_ref, &status),
+        rl = host->var_int(r, in->length_ref, &length), ru = host->var_int(r, in->uri_ref, &uri);
+    char numbers[96];
+    snprintf(numbers, sizeof numbers, "%d:%lld %d:%lld %d", rs, (long long)status, rl,
+             (long long)length, ru);
+    host->resp_set_header(r, TORII_STR("X-Numbers"), str(numbers));
+    int64_t *slot = host->shared_slot(TORII_STR("abi13|slot"), 2 * sizeof(int64_t));
+    char count[24] = "null";
+    if (slot)
+        snprintf(count, sizeof count, "%lld",
+                 (long long)__atomic_add_fetch(&slot[0], 1, __ATOMIC_RELAXED));
+    host->resp_set_header(r, TORII_STR("X-Slot"), str(count));
+    host->resp_set_header(
+        r, TORII_STR("X-Slot-Other"),
+        host->shared_slot(TORII_STR("abi13|slot"), 8) ? TORII_STR("not null") : TORII_STR("null"));
     return TORII_CONTINUE;
 }
 
