@@ -38,17 +38,19 @@ static void set_nodelay(int fd) {
 }
 
 Socket::Socket(event_base *base, int fd, SocketHandler *handler)
-    : fd_(fd), handler_(handler), input_(make_evbuffer()), output_(make_evbuffer()) {
-    read_ev_.reset(event_new(base, fd, EV_READ | EV_PERSIST, on_read_cb, this));
-    write_ev_.reset(event_new(base, fd, EV_WRITE | EV_PERSIST, on_write_cb, this));
+    : fd_(fd),
+      handler_(handler),
+      input_(make_evbuffer()),
+      output_(make_evbuffer()),
+      read_ev_(base, fd, EV_READ | EV_PERSIST, on_read_cb, this) {
     set_nodelay(fd);
     add_read_event();
 }
 
 Socket::~Socket() {
-    // Events go before the fd closes (the members are destroyed in reverse order).
+    // Events go before the fd closes (read_ev_ is deleted with the members, after this body,
+    // but before fd_: members go in reverse order).
     write_ev_.reset();
-    read_ev_.reset();
     if (ssl_) {
         // A clean close sends close_notify (best effort: never waits for the peer's).
         if (!failed_ && !handshaking_ && !connecting_) SSL_shutdown(ssl_);
@@ -159,9 +161,16 @@ void Socket::add_read_event() {
     event_add(read_ev_.get(), read_timeout_ms_ > 0 ? &tv : nullptr);
 }
 
+event *Socket::write_event() {
+    if (!write_ev_)
+        write_ev_.reset(event_new(event_get_base(read_ev_.get()), fd_.get(), EV_WRITE | EV_PERSIST,
+                                  on_write_cb, this));
+    return write_ev_.get();
+}
+
 void Socket::add_write_event() {
     timeval tv = to_timeval(write_timeout_ms_);
-    event_add(write_ev_.get(), write_timeout_ms_ > 0 ? &tv : nullptr);
+    event_add(write_event(), write_timeout_ms_ > 0 ? &tv : nullptr);
     write_armed_ = true;
 }
 
@@ -396,7 +405,7 @@ void Socket::flush() {
 void Socket::notify_later() {
     // Callers of flush() are in the middle of their own work; events about this socket are
     // delivered from the loop instead of re-entering them.
-    event_active(write_ev_.get(), EV_WRITE, 1);
+    event_active(write_event(), EV_WRITE, 1);
 }
 
 void Socket::do_write(bool from_event) {
@@ -473,7 +482,7 @@ void Socket::detach() {
     // event_del also takes an event off the loop's active queue (a connect completion or a
     // notify_later already activated in this loop iteration).
     event_del(read_ev_.get());
-    event_del(write_ev_.get());
+    if (write_ev_) event_del(write_ev_.get());
     read_paused_ = true;
     write_armed_ = false;
     watching_drain_ = false;

@@ -135,12 +135,15 @@ private:
     void do_finish_connect();
     void add_read_event();
     void add_write_event();
+    event *write_event();
 
     UniqueFd fd_;
     SocketHandler *handler_;
     EvbufferPtr input_;
     EvbufferPtr output_;
-    EventPtr read_ev_;
+    InlineEvent read_ev_;
+    // Made when first needed: a connect, a write the kernel pushed back, a queued notice.
+    // A client socket whose answers fit the send buffer never has one.
     EventPtr write_ev_;
     size_t read_size_ = 16 * 1024;  // grows while reads fill it (bulk transfers)
     size_t drain_low_ = 0;

@@ -53,12 +53,10 @@ Http1Connection::Http1Connection(Worker &worker, std::unique_ptr<Socket> sock,
     : worker_(worker),
       group_(group),
       limits_(group.servers.front()->config()),
-      sock_(std::move(sock)) {
+      sock_(std::move(sock)),
+      timer_(worker.base(), -1, 0, on_timer_cb, this) {
     sock_->set_handler(this);
-    timer_.reset(evtimer_new(worker.base(), on_timer_cb, this));
-    resume_ev_.reset(event_new(worker.base(), -1, 0, on_resume_cb, this));
-    std::string text = peer.host_string();
-    snprintf(remote_text_, sizeof remote_text_, "%s", text.c_str());
+    peer.format_host(remote_text_);
     peer_ = peer;
 }
 
@@ -130,6 +128,15 @@ void Http1Connection::on_timer_cb(evutil_socket_t, short, void *ctx) {
 
 void Http1Connection::on_resume_cb(evutil_socket_t, short, void *ctx) {
     static_cast<Http1Connection *>(ctx)->do_process_input();
+}
+
+void Http1Connection::do_resume_later() {
+    if (!resume_ev_) resume_ev_.reset(event_new(worker_.base(), -1, 0, on_resume_cb, this));
+    event_active(resume_ev_.get(), 0, 0);
+}
+
+void Http1Connection::do_cancel_resume() {
+    if (resume_ev_) event_del(resume_ev_.get());
 }
 
 void Http1Connection::on_socket_read(Socket &) {
@@ -388,7 +395,7 @@ void Http1Connection::send_end(Request &req, const HeaderList *trailers) noexcep
     // connection stays usable, as nginx's discard_body does.
     evbuffer_drain(req_->body.get(), evbuffer_get_length(req_->body.get()));
     sock_->resume_read();
-    if (evbuffer_get_length(sock_->input()) > 0) event_active(resume_ev_.get(), 0, 0);
+    if (evbuffer_get_length(sock_->input()) > 0) do_resume_later();
 }
 
 void Http1Connection::send_abort(Request &req) noexcept {
@@ -450,7 +457,7 @@ void Http1Connection::start_tunnel(Request &req, std::unique_ptr<Socket> upstrea
 std::unique_ptr<Socket> Http1Connection::do_hand_over() {
     set_state(State::closed);
     disarm_timer();
-    event_del(resume_ev_.get());
+    do_cancel_resume();
     worker_.retire_connection(this);
     return std::move(sock_);
 }
@@ -475,7 +482,7 @@ void Http1Connection::resume_body(Request &) noexcept {
     if (evbuffer_get_length(req_->body.get()) >= kBodyHigh) return;
     sock_->resume_read();
     // Input may already hold body bytes that were left unparsed while the buffer was full.
-    if (evbuffer_get_length(sock_->input()) > 0) event_active(resume_ev_.get(), 0, 0);
+    if (evbuffer_get_length(sock_->input()) > 0) do_resume_later();
 }
 
 void Http1Connection::on_socket_drained(Socket &) {
@@ -541,7 +548,7 @@ void Http1Connection::do_finish_request() {
         // it has taken them down to kOutputLow, so they cannot pile up in memory. The wait
         // is bounded by send_timeout, as any write to the client.
         output_wait_ = true;
-        event_del(resume_ev_.get());  // a resume queued by send_end must not parse it either
+        do_cancel_resume();  // a resume queued by send_end must not parse it either
         sock_->pause_read();
         sock_->watch_drain(kOutputLow);
         arm_timer(limits_.send_timeout);
@@ -561,7 +568,7 @@ void Http1Connection::do_read_next() {
     else
         sock_->pause_read();
     // A pipelined request may already be waiting; parse it outside this call stack.
-    if (ahead > 0) event_active(resume_ev_.get(), 0, 0);
+    if (ahead > 0) do_resume_later();
 }
 
 void Http1Connection::do_close_after_flush() {
@@ -596,7 +603,7 @@ void Http1Connection::do_close() {
     bool in_flight = was_active && req_->state != RequestState::responded;
     set_state(State::closed);
     disarm_timer();
-    event_del(resume_ev_.get());
+    do_cancel_resume();
     sock_->detach();  // nothing more from this socket, even what is queued for this loop turn
     if (req_) {
         cancel_pause(*req_);  // a plugin's later resume() finds nothing

@@ -88,6 +88,8 @@ private:
     void do_close_after_flush();
     void do_close();
     void do_acquire_request();
+    void do_resume_later();
+    void do_cancel_resume();
 
     Worker &worker_;
     const ServerGroup &group_;
@@ -97,12 +99,14 @@ private:
     Request *req_ = nullptr;  // from the worker's pool while a request is under way
     SocketAddress peer_;
     State state_ = State::idle;
-    EventPtr timer_;
+    InlineEvent timer_;
     uint64_t timer_deadline_ms_ = 0;  // when the current timeout expires; 0: none
     uint64_t timer_fires_ms_ = 0;     // when the pending libevent timer fires
     bool timer_pending_ = false;
+    // Parses input already read, outside the current call stack (pipelined requests, a body
+    // to discard after an early answer): made the first time it is needed.
     EventPtr resume_ev_;
-    char remote_text_[64];
+    char remote_text_[SocketAddress::kHostTextMax];
     uint32_t requests_ = 0;
     bool head_started_ = false;  // begin_request() called for the current request
     bool keep_alive_ = true;

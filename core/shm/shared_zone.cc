@@ -121,6 +121,22 @@ int64_t SharedZone::counter_add(std::string_view key, int64_t delta, bool *ok) {
     return v;
 }
 
+void SharedZone::counter_add(CounterRef &a, int64_t da, CounterRef *b, int64_t db) {
+    auto add = [this](CounterRef &ref, int64_t delta) {
+        auto *e = static_cast<Entry *>(ref.entry);
+        if (!e || e->state != kZoneUsed || e->expires_ms || e->key_len != ref.key.size() ||
+            std::memcmp(e->key, ref.key.data(), ref.key.size()) != 0) {
+            e = find(ref.key, true);
+            ref.entry = e;
+        }
+        if (e) e->counter += delta;
+    };
+    lock();
+    add(a, da);
+    if (b) add(*b, db);
+    unlock();
+}
+
 int64_t SharedZone::counter_get(std::string_view key) {
     lock();
     Entry *e = find(key, false);

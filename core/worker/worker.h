@@ -20,6 +20,7 @@
 #include "core/net/listener.h"
 #include "core/process/worker_slot.h"
 #include "core/server/http_server.h"
+#include "core/shm/shared_zone.h"
 #include "core/worker/accept_gate.h"
 
 namespace torii {
@@ -135,6 +136,7 @@ private:
     void add_listener(int fd, ServerGroup *group);
     void add_listener(int fd, ListenHandler *handler);
     void check_drained();
+    std::vector<ClientConnection *> connection_snapshot() const;
 
     static inline Worker *current_ = nullptr;
 
@@ -148,7 +150,8 @@ private:
     std::map<std::string, std::unique_ptr<UpstreamRuntime>> upstreams_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::map<std::string, std::unique_ptr<ListenHandler>> listen_handlers_;  // by address
-    std::list<ClientConnection *> connections_;
+    ClientConnection *connections_ = nullptr;  // the registry's head (intrusive list)
+    size_t connection_count_ = 0;
     std::vector<std::unique_ptr<Deletable>> graveyard_;
     // What on_graveyard_cb is freeing: swapped with graveyard_ so both keep their capacity
     // (no allocation per request once the loop is warm).
@@ -163,6 +166,9 @@ private:
     EventPtr goodbye_grace_;  // armed by close_now: the loop ends by then at the latest
     uint64_t shutdown_deadline_ms_ = 0;
     WorkerStats stats_;
+    // The machine-wide connection counters in the shared zone (see add_connection).
+    SharedZone::CounterRef zone_open_{"torii|connections"};
+    SharedZone::CounterRef zone_accepted_{"torii|accepted"};
     bool stopping_ = false;
     bool closing_now_ = false;
     uint32_t generation_ = 1;

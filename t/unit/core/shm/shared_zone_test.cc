@@ -34,6 +34,25 @@ TEST_CASE("counters are exact across processes") {
     SharedZone::destroy(zone);
 }
 
+TEST_CASE("a remembered counter entry is checked before each add") {
+    SharedZone *zone = SharedZone::create(1);  // one slot: any new key reuses it
+    REQUIRE(zone);
+    SharedZone::CounterRef open{"torii|connections"}, accepted{"torii|accepted"};
+    zone->counter_add(open, 3);
+    zone->counter_add(open, -1);
+    CHECK(zone->counter_get("torii|connections") == 2);
+    // Deleted by a plugin, and its slot taken by another key: the ref must not write there.
+    CHECK(zone->kv_delete("torii|connections"));
+    CHECK(zone->counter_add("other", 7) == 7);
+    zone->counter_add(open, 1, &accepted, 1);  // the table is full: both are dropped
+    CHECK(zone->counter_get("other") == 7);
+    CHECK(zone->counter_get("torii|connections") == 0);
+    CHECK(zone->kv_delete("other"));
+    zone->counter_add(open, 1);  // found again
+    CHECK(zone->counter_get("torii|connections") == 1);
+    SharedZone::destroy(zone);
+}
+
 TEST_CASE("kv values: set, get, overwrite, delete, expiry, limits") {
     SharedZone *zone = SharedZone::create(64);
     REQUIRE(zone);
