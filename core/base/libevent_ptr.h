@@ -33,7 +33,12 @@ public:
     InlineEvent(event_base *base, evutil_socket_t fd, short what, event_callback_fn cb, void *arg) {
         event_assign(&ev_, base, fd, what, cb, arg);
     }
-    ~InlineEvent() { event_del(&ev_); }
+    // Most are no longer in the loop by now (a closed socket was detached): skip the call.
+    ~InlineEvent() {
+        if (ev_.ev_evcallback.evcb_flags &
+            (EVLIST_INSERTED | EVLIST_ACTIVE | EVLIST_ACTIVE_LATER | EVLIST_TIMEOUT))
+            event_del(&ev_);
+    }
     InlineEvent(const InlineEvent &) = delete;
     InlineEvent &operator=(const InlineEvent &) = delete;
     event *get() { return &ev_; }

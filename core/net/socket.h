@@ -77,8 +77,17 @@ public:
     int peek_first_byte();
     // While on, readable input only calls on_socket_read; nothing is consumed.
     void set_peek_mode(bool on) { peek_mode_ = on; }
-    evbuffer *input() { return input_.get(); }
-    evbuffer *output() { return output_.get(); }
+    // The buffers come from a per-worker pool when first used and go back to it, empty,
+    // with the socket: a new connection costs no evbuffer_new.
+    evbuffer *input() {
+        if (!input_) input_ = take_buffer();
+        return input_.get();
+    }
+    evbuffer *output() {
+        if (!output_) output_ = take_buffer();
+        return output_.get();
+    }
+
     int fd() const { return fd_.get(); }
     // The peer's address came in a PROXY protocol header (set by the accept stage).
     void set_proxied() { proxied_ = true; }
@@ -96,7 +105,7 @@ public:
     // Writes what the output holds; arms the write event only for what did not fit. Never
     // calls the handler: a write error or a drain notice arrives later from the loop.
     void flush();
-    size_t pending_output() const { return evbuffer_get_length(output_.get()); }
+    size_t pending_output() const { return output_ ? evbuffer_get_length(output_.get()) : 0; }
     // Ask for on_socket_drained once the output has shrunk to `low` bytes.
     void watch_drain(size_t low);
 
@@ -136,6 +145,8 @@ private:
     void add_read_event();
     void add_write_event();
     event *write_event();
+    static EvbufferPtr take_buffer();
+    void give_buffers();
 
     UniqueFd fd_;
     SocketHandler *handler_;
@@ -164,6 +175,9 @@ private:
     bool read_wants_write_ = false;  // SSL_read needs the socket writable (rare, TLS 1.2)
     bool peek_mode_ = false;
     bool proxied_ = false;
+    // The input had space reserved in it (bulk or TLS reads): it may keep an empty chain
+    // of up to 256 KiB, so it is freed rather than pooled.
+    bool input_reserved_ = false;
     std::unique_ptr<std::string> preamble_;  // rare (proxy_protocol upstreams): kept small
 };
 

@@ -26,15 +26,12 @@ public:
 
     // The new value; 0 and *ok=false when the table is full or the key too long.
     int64_t counter_add(std::string_view key, int64_t delta, bool *ok = nullptr);
-    // A counter bumped on every connection (the core's "torii|connections"): the entry
-    // found the first time is remembered and, under the lock, checked to still hold the
-    // key (a plugin may have deleted it and the slot been reused) before each add, which
-    // saves the hash and probe. Up to two counters change under one lock.
-    struct CounterRef {
-        std::string_view key;  // a literal: it outlives the ref
-        void *entry = nullptr;
-    };
-    void counter_add(CounterRef &a, int64_t da, CounterRef *b = nullptr, int64_t db = 0);
+    // The core's own counters, bumped on every connection ("torii|connections",
+    // "torii|accepted"): the entry is pinned (kv_delete refuses it, a TTL is ignored, so it
+    // never moves) and the caller adds to it with pinned_add, an atomic add without the
+    // lock or the probe. nullptr when the table is full or the key too long.
+    int64_t *pin_counter(std::string_view key);
+    static void pinned_add(int64_t *counter, int64_t delta);
     int64_t counter_get(std::string_view key);
     bool kv_set(std::string_view key, const void *value, size_t len, uint64_t ttl_ms);
     // 0 found (copies min(*len, size) bytes, sets *len to the size), 1 absent or expired.

@@ -234,7 +234,14 @@ void Worker::add_connection(ClientConnection *c) {
     stats_.connections_active++;
     if (slot_) slot_->set_connections(connection_count_);  // for /status of old generations
     // Machine-wide gauges for plugins (stats): documented in <torii/plugin.h>.
-    if (SharedZone *zone = shared_zone()) zone->counter_add(zone_open_, 1, &zone_accepted_, 1);
+    if (!zone_open_) {
+        if (SharedZone *zone = shared_zone()) {
+            zone_open_ = zone->pin_counter("torii|connections");
+            zone_accepted_ = zone->pin_counter("torii|accepted");
+        }
+    }
+    if (zone_open_) SharedZone::pinned_add(zone_open_, 1);
+    if (zone_accepted_) SharedZone::pinned_add(zone_accepted_, 1);
     accept_gate_->on_opened(connection_count_);
 }
 
@@ -248,7 +255,7 @@ void Worker::remove_connection(ClientConnection *c) {
     --connection_count_;
     stats_.connections_active--;
     if (slot_) slot_->set_connections(connection_count_);
-    if (SharedZone *zone = shared_zone()) zone->counter_add(zone_open_, -1);
+    if (zone_open_) SharedZone::pinned_add(zone_open_, -1);
     accept_gate_->on_closed(connection_count_);
     if (stopping_) check_drained();
 }

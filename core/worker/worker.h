@@ -20,7 +20,6 @@
 #include "core/net/listener.h"
 #include "core/process/worker_slot.h"
 #include "core/server/http_server.h"
-#include "core/shm/shared_zone.h"
 #include "core/worker/accept_gate.h"
 
 namespace torii {
@@ -166,9 +165,9 @@ private:
     EventPtr goodbye_grace_;  // armed by close_now: the loop ends by then at the latest
     uint64_t shutdown_deadline_ms_ = 0;
     WorkerStats stats_;
-    // The machine-wide connection counters in the shared zone (see add_connection).
-    SharedZone::CounterRef zone_open_{"torii|connections"};
-    SharedZone::CounterRef zone_accepted_{"torii|accepted"};
+    // The machine-wide connection counters in the shared zone, pinned on first use.
+    int64_t *zone_open_ = nullptr;
+    int64_t *zone_accepted_ = nullptr;
     bool stopping_ = false;
     bool closing_now_ = false;
     uint32_t generation_ = 1;
