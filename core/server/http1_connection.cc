@@ -54,7 +54,7 @@ Http1Connection::Http1Connection(Worker &worker, std::unique_ptr<Socket> sock,
       group_(group),
       limits_(group.servers.front()->config()),
       sock_(std::move(sock)),
-      timer_(worker.base(), -1, 0, on_timer_cb, this) {
+      timer_(worker.timer_queues(), on_timer, this) {
     sock_->set_handler(this);
     peer.format_host(remote_text_);
     peer_ = peer;
@@ -80,34 +80,19 @@ void Http1Connection::set_state(State next) {
     state_ = next;
 }
 
-// The connection's one timer is lazy: arming records a deadline, and the libevent timer is
-// only re-added when it would otherwise fire too late. A keep-alive request then costs no
-// timer-heap work at all: its deadline moves, the pending timer stays, and when it fires
-// early it re-arms itself for what is left.
+// The connection's one timer sits in the worker's queue for its length (TimerQueues): a
+// keep-alive request moves it to the tail of the keepalive_timeout queue, which costs no
+// timer-heap work.
 void Http1Connection::arm_timer(int64_t ms) {
-    uint64_t deadline = Worker::now_ms() + static_cast<uint64_t>(ms);
-    timer_deadline_ms_ = deadline;
-    if (timer_pending_ && timer_fires_ms_ <= deadline) return;
-    timeval tv = to_timeval(ms);
-    evtimer_add(timer_.get(), &tv);
-    timer_pending_ = true;
-    timer_fires_ms_ = deadline;
+    timer_.arm(ms);
 }
 
 void Http1Connection::disarm_timer() {
-    timer_deadline_ms_ = 0;
+    timer_.disarm();
 }
 
-void Http1Connection::on_timer_cb(evutil_socket_t, short, void *ctx) {
+void Http1Connection::on_timer(void *ctx) {
     auto *c = static_cast<Http1Connection *>(ctx);
-    c->timer_pending_ = false;
-    if (c->timer_deadline_ms_ == 0) return;  // disarmed since
-    uint64_t now = Worker::now_ms();
-    if (now < c->timer_deadline_ms_) {  // the deadline moved: wait for the rest
-        c->arm_timer(static_cast<int64_t>(c->timer_deadline_ms_ - now));
-        return;
-    }
-    c->timer_deadline_ms_ = 0;
     switch (c->state_) {
         case State::idle:          // keepalive_timeout
         case State::reading_head:  // client_header_timeout: a slow or silent client

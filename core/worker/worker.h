@@ -25,6 +25,7 @@
 namespace torii {
 
 class ClientConnection;
+class TimerQueues;
 class UpstreamRuntime;
 class PluginSet;
 class MasterStatus;
@@ -89,6 +90,8 @@ public:
     uint32_t generation() const { return generation_; }
     MasterStatus *master_status() const { return master_status_; }
     event_base *base() const { return base_.get(); }
+    // The client connections' timers (core/worker/timer_queues.h).
+    TimerQueues &timer_queues() { return *timer_queues_; }
     const Config &config() const { return *config_; }
     const PluginSet &plugins() const { return *plugins_; }
     const std::string &config_path() const { return config_path_; }
@@ -144,6 +147,7 @@ private:
     std::vector<ListenSocket> listen_sockets_;
     std::string config_path_;
     EventBasePtr base_;
+    std::unique_ptr<TimerQueues> timer_queues_;  // after base_: goes before it
     std::vector<std::unique_ptr<HttpServer>> servers_;
     std::map<std::string, std::unique_ptr<ServerGroup>> groups_;  // by listen address
     std::map<std::string, std::unique_ptr<UpstreamRuntime>> upstreams_;
