@@ -634,23 +634,33 @@ def run_handshakes(proxy, seconds, clients=HANDSHAKE_CLIENTS):
                              "p99": pct(0.99), "errors": errors, "resumed": resumed})
 
 
-def callgrind_count(proxy, tag, warm_up, measured):
+def callgrind_count(proxy, tag, warm_up, measured, every_process=False):
     """User-space instructions the proxy executes while measured() runs: callgrind with
-    instrumentation off during start-up and warm_up(), on for measured() alone."""
+    instrumentation off during start-up and warm_up(), on for measured() alone. With
+    every_process, callgrind follows children (--trace-children=yes, one output per process)
+    and counts in every process of the proxy."""
     out = os.path.join(proxy.dir, "callgrind-%s.out" % tag)
-    proxy.start(wrapper=["valgrind", "--tool=callgrind", "--instr-atstart=no",
-                         "--callgrind-out-file=" + out])
+    wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+               "--callgrind-out-file=" + out + (".%p" if every_process else "")]
+    if every_process:
+        wrapper.insert(2, "--trace-children=yes")
+    proxy.start(wrapper=wrapper)
     try:
         warm_up()  # pools filled, paths touched
         pid = proxy.worker_pids()[0]
         # valgrind's pid is the proxy's pid (it execs in place); workers are children.
-        target = str(proxy.proc.pid if proxy.name != "nginx" else pid)
-        subprocess.run(["callgrind_control", "-i", "on", target], capture_output=True,
-                       timeout=60, check=True)
+        targets = [str(proxy.proc.pid if proxy.name != "nginx" else pid)]
+        if every_process:
+            targets = [str(p) for p in proxy.pids()]
+        for target in targets:
+            subprocess.run(["callgrind_control", "-i", "on", target], capture_output=True,
+                           timeout=60, check=True)
         measured()
-        subprocess.run(["callgrind_control", "-i", "off", target], capture_output=True,
-                       timeout=60, check=True)
-        subprocess.run(["callgrind_control", "-d", target], capture_output=True, timeout=60)
+        for target in targets:
+            subprocess.run(["callgrind_control", "-i", "off", target], capture_output=True,
+                           timeout=60, check=True)
+            subprocess.run(["callgrind_control", "-d", target], capture_output=True,
+                           timeout=60)
         time.sleep(0.5)
     finally:
         proxy.stop()
@@ -1366,7 +1376,8 @@ def ratio(a, b):
 # Rows --rows can pick; all of them by default.
 ROWS = ["keepalive", "close", "big", "tls-keepalive", "tls-handshake", "instructions",
         "syscalls", "rss", "tls-instructions", "tls-handshake-instructions", "websocket",
-        "plugins", "tcp", "tcp-instructions", "tcp-syscalls", "tls-syscalls"]
+        "plugins", "tcp", "tcp-instructions", "tcp-syscalls", "gateway-chain",
+        "connection-instructions", "idle-rss-per-conn", "tls-syscalls"]  # connection_rows.py
 DEFAULT_ROWS = ROWS[:-1]  # tls-syscalls only when asked (the run's time budget)
 ROWS = ROWS + H2_ROWS  # the HTTP/2 rows: h2_rows()
 DEFAULT_ROWS = DEFAULT_ROWS + H2_ROWS
@@ -1406,6 +1417,8 @@ def main():
                     help="keep each callgrind output there (for callgrind_annotate)")
     ap.add_argument("--tcp-mib", type=int, default=300,
                     help="MiB relayed for the TCP callgrind/strace rows")
+    ap.add_argument("--connections", type=int, default=2000,
+                    help="new connections for the connection-instructions row")
     ap.add_argument("--no-plugin-costs", dest="plugin_costs", action="store_false",
                     help="skip the per-plugin instruction counts")
     args = ap.parse_args()
@@ -1431,6 +1444,7 @@ def main():
     plugin_rows = []
     tls_notes = []
     h2_lines, h2_notes = [], []
+    conn_lines, conn_notes = [], []
     t_start = time.monotonic()
     try:
         backend = Backend(work)
@@ -1535,6 +1549,8 @@ def main():
                         for n, rs in ws.items()}
                 rows.append(("WebSocket echo, 64 KiB frames", metric, vals, k != "mib_per_s"))
         h2_lines, h2_notes = h2_rows(args, work, backend, rows_wanted)
+        import connection_rows
+        conn_lines, conn_notes = connection_rows.run(args, work, backend, rows_wanted)
         if "plugins" in rows_wanted and any(p.name == "torii" for p in proxies):
             plugin_rows = plugin_costs(work, backend, args.fixed)
     finally:
@@ -1560,6 +1576,8 @@ def main():
         command += " --rows " + args.rows
     if any(r.startswith("tcp") for r in rows_wanted):
         command += " --tcp-mib %d" % args.tcp_mib
+    if "connection-instructions" in rows_wanted:
+        command += " --connections %d" % args.connections
     header = ["torii bench, %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine: %d cores, %s" % (os.cpu_count(), model.group(1) if model else "?"),
               "command: " + command,
@@ -1579,6 +1597,10 @@ def main():
             lines.append("| %s | %s | %s | %s |" % (
                 label, fmt(v), fmt(v - base) if v is not None and base else "n/a",
                 ratio(v, base)))
+    if conn_lines:
+        lines += ["", "Connection cost and the gateway chain (torii, nginx, HAProxy and h2o; "
+                  "--rows %s)" % ",".join(connection_rows.ROWS), ""] + conn_lines + \
+            [""] + ["- " + n for n in conn_notes]
     if h2_lines:
         lines += ["", "HTTP/2 (torii, nginx, HAProxy and h2o; --rows %s)" % ",".join(H2_ROWS),
                   ""] + h2_lines + [""] + ["- " + n for n in h2_notes]
@@ -1593,6 +1615,9 @@ def main():
 BUILD = None
 
 if __name__ == "__main__":
+    # The row modules (connection_rows, websocket_row) `import bench`: let that be this
+    # module, so that they share BUILD, PROFILE_DIR and the list of processes to stop.
+    sys.modules.setdefault("bench", sys.modules[__name__])
     try:
         main()
     finally:

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for p in wrk nginx-light libnginx-mod-stream haproxy valgrind strace nghttp2-client util-linux; do
+for p in wrk nginx-light libnginx-mod-stream haproxy h2o valgrind strace nghttp2-client util-linux; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -89,16 +89,34 @@ uint16_t SocketAddress::port() const {
     return 0;
 }
 
-std::string SocketAddress::host_string() const {
-    char buf[INET6_ADDRSTRLEN] = {};
+size_t SocketAddress::format_host(char *buf) const {
+    static_assert(kHostTextMax >= INET6_ADDRSTRLEN);
+    buf[0] = '\0';
     if (family() == AF_INET) {
-        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in *>(&storage)->sin_addr, buf,
-                  sizeof buf);
-    } else if (family() == AF_INET6) {
-        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6 *>(&storage)->sin6_addr, buf,
-                  sizeof buf);
+        const auto *b = reinterpret_cast<const unsigned char *>(
+            &reinterpret_cast<const sockaddr_in *>(&storage)->sin_addr);
+        char *p = buf;
+        for (int i = 0; i < 4; ++i) {
+            unsigned v = b[i];
+            if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+            if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+            *p++ = static_cast<char>('0' + v % 10);
+            *p++ = i < 3 ? '.' : '\0';
+        }
+        return static_cast<size_t>(p - buf - 1);
     }
-    return buf;
+    if (family() == AF_INET6 &&
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6 *>(&storage)->sin6_addr, buf,
+                  kHostTextMax))
+        return std::strlen(buf);
+    buf[0] = '\0';
+    return 0;
+}
+
+std::string SocketAddress::host_string() const {
+    char buf[kHostTextMax];
+    size_t n = format_host(buf);
+    return std::string(buf, n);
 }
 
 bool SocketAddress::is_loopback() const {

@@ -7,6 +7,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -38,22 +40,65 @@ static void set_nodelay(int fd) {
 }
 
 Socket::Socket(event_base *base, int fd, SocketHandler *handler)
-    : fd_(fd), handler_(handler), input_(make_evbuffer()), output_(make_evbuffer()) {
-    read_ev_.reset(event_new(base, fd, EV_READ | EV_PERSIST, on_read_cb, this));
-    write_ev_.reset(event_new(base, fd, EV_WRITE | EV_PERSIST, on_write_cb, this));
+    : fd_(fd), handler_(handler), read_ev_(base, fd, EV_READ | EV_PERSIST, on_read_cb, this) {
     set_nodelay(fd);
     add_read_event();
 }
 
+namespace {
+// Empty evbuffers of closed sockets, for the next ones: a new connection takes its two
+// from here rather than from evbuffer_new (and frees none). One list per thread (a
+// worker's loop), bounded. An input that had space reserved in it is not kept: it may
+// hold an empty chain of up to 256 KiB.
+struct BufferPool {
+    std::vector<evbuffer *> free;
+    ~BufferPool() {
+        for (evbuffer *b : free)
+            evbuffer_free(b);
+    }
+};
+thread_local BufferPool buffer_pool;
+constexpr size_t kPooledBuffers = 1024;
+
+// `b` is empty (the caller checked).
+void give_empty(EvbufferPtr &b) {
+    if (!b) return;
+    if (buffer_pool.free.size() >= kPooledBuffers) {
+        b.reset();
+        return;
+    }
+    buffer_pool.free.push_back(b.release());
+}
+}  // namespace
+
+EvbufferPtr Socket::take_buffer() {
+    if (buffer_pool.free.empty()) return make_evbuffer();
+    evbuffer *b = buffer_pool.free.back();
+    buffer_pool.free.pop_back();
+    return EvbufferPtr(b);
+}
+
+void Socket::give_buffers() {
+    if (input_reserved_ || (input_ && evbuffer_get_length(input_.get()) != 0))
+        input_.reset();
+    else
+        give_empty(input_);
+    if (output_ && evbuffer_get_length(output_.get()) != 0)
+        output_.reset();
+    else
+        give_empty(output_);
+}
+
 Socket::~Socket() {
-    // Events go before the fd closes (the members are destroyed in reverse order).
+    // Events go before the fd closes (read_ev_ is deleted with the members, after this body,
+    // but before fd_: members go in reverse order).
     write_ev_.reset();
-    read_ev_.reset();
     if (ssl_) {
         // A clean close sends close_notify (best effort: never waits for the peer's).
         if (!failed_ && !handshaking_ && !connecting_) SSL_shutdown(ssl_);
         SSL_free(ssl_);
     }
+    give_buffers();
 }
 
 void Socket::start_tls(ssl_st *ssl, bool server) {
@@ -159,9 +204,16 @@ void Socket::add_read_event() {
     event_add(read_ev_.get(), read_timeout_ms_ > 0 ? &tv : nullptr);
 }
 
+event *Socket::write_event() {
+    if (!write_ev_)
+        write_ev_.reset(event_new(event_get_base(read_ev_.get()), fd_.get(), EV_WRITE | EV_PERSIST,
+                                  on_write_cb, this));
+    return write_ev_.get();
+}
+
 void Socket::add_write_event() {
     timeval tv = to_timeval(write_timeout_ms_);
-    event_add(write_ev_.get(), write_timeout_ms_ > 0 ? &tv : nullptr);
+    event_add(write_event(), write_timeout_ms_ > 0 ? &tv : nullptr);
     write_armed_ = true;
 }
 
@@ -268,21 +320,23 @@ void Socket::do_read_tls() {
     size_t total = 0;
     bool eof = false;
     int error = 0;
+    evbuffer *in = input();
+    input_reserved_ = true;
     while (total < read_size_) {
         evbuffer_iovec v;
-        if (evbuffer_reserve_space(input_.get(), kTlsRecord, &v, 1) < 1) break;
+        if (evbuffer_reserve_space(in, kTlsRecord, &v, 1) < 1) break;
         size_t got = 0;
         if (SSL_read_ex(ssl_, v.iov_base, v.iov_len, &got) == 1) {
             size_t room = v.iov_len;
             v.iov_len = got;
-            evbuffer_commit_space(input_.get(), &v, 1);
+            evbuffer_commit_space(in, &v, 1);
             total += got;
             // A short read with nothing left inside OpenSSL: the socket is most likely
             // empty, and the persistent read event says so if not. Saves a failing call.
             if (got < room && !SSL_has_pending(ssl_)) break;
             continue;
         }
-        evbuffer_commit_space(input_.get(), &v, 0);
+        evbuffer_commit_space(in, &v, 0);
         int e = tls_failure(ssl_, 0);
         if (e == SSL_ERROR_WANT_READ) break;
         if (e == SSL_ERROR_WANT_WRITE) {
@@ -356,10 +410,11 @@ void Socket::do_read() {
         // chain for every request. Bulk transfers switch to reading in place below.
         static char scratch[kMinReadSize];
         got = ::read(fd_.get(), scratch, sizeof scratch);
-        if (got > 0) evbuffer_add(input_.get(), scratch, static_cast<size_t>(got));
+        if (got > 0) evbuffer_add(input(), scratch, static_cast<size_t>(got));
     } else {
         evbuffer_iovec vec[2];
-        int n = evbuffer_reserve_space(input_.get(), static_cast<ev_ssize_t>(read_size_), vec, 2);
+        input_reserved_ = true;
+        int n = evbuffer_reserve_space(input(), static_cast<ev_ssize_t>(read_size_), vec, 2);
         if (n < 1) return;
         got = ::readv(fd_.get(), reinterpret_cast<iovec *>(vec), n);
         size_t left = got > 0 ? static_cast<size_t>(got) : 0;
@@ -368,7 +423,7 @@ void Socket::do_read() {
             vec[i].iov_len = take;
             left -= take;
         }
-        evbuffer_commit_space(input_.get(), vec, got > 0 ? n : 0);
+        evbuffer_commit_space(input(), vec, got > 0 ? n : 0);
     }
     if (got < 0) {
         if (errno == EAGAIN || errno == EINTR) return;
@@ -396,7 +451,7 @@ void Socket::flush() {
 void Socket::notify_later() {
     // Callers of flush() are in the middle of their own work; events about this socket are
     // delivered from the loop instead of re-entering them.
-    event_active(write_ev_.get(), EV_WRITE, 1);
+    event_active(write_event(), EV_WRITE, 1);
 }
 
 void Socket::do_write(bool from_event) {
@@ -404,7 +459,7 @@ void Socket::do_write(bool from_event) {
     bool progressed = false;
     // One writev per call: when it leaves data behind, the kernel buffer is full and a
     // second call would only return EAGAIN, so the write event takes over.
-    size_t left = evbuffer_get_length(out);
+    size_t left = out ? evbuffer_get_length(out) : 0;
     if (left > 0) {
         int rc = ssl_ ? write_tls() : evbuffer_write(out, fd_.get());
         if (rc < 0 && (ssl_ || (errno != EAGAIN && errno != EINTR))) {
@@ -473,7 +528,7 @@ void Socket::detach() {
     // event_del also takes an event off the loop's active queue (a connect completion or a
     // notify_later already activated in this loop iteration).
     event_del(read_ev_.get());
-    event_del(write_ev_.get());
+    if (write_ev_) event_del(write_ev_.get());
     read_paused_ = true;
     write_armed_ = false;
     watching_drain_ = false;

@@ -20,6 +20,7 @@
 #include <string>
 
 #include "core/base/libevent_ptr.h"
+#include "core/base/recycled.h"
 #include "core/base/socket_address.h"
 
 struct ssl_st;  // OpenSSL's SSL
@@ -47,7 +48,8 @@ protected:
     ~SocketHandler() = default;
 };
 
-class Socket {
+// Recycled: a new connection's socket costs no malloc and its close no free.
+class Socket : public Recycled<Socket> {
 public:
     // Takes ownership of an accepted, non-blocking fd.
     Socket(event_base *base, int fd, SocketHandler *handler);
@@ -77,8 +79,17 @@ public:
     int peek_first_byte();
     // While on, readable input only calls on_socket_read; nothing is consumed.
     void set_peek_mode(bool on) { peek_mode_ = on; }
-    evbuffer *input() { return input_.get(); }
-    evbuffer *output() { return output_.get(); }
+    // The buffers come from a per-worker pool when first used and go back to it, empty,
+    // with the socket: a new connection costs no evbuffer_new.
+    evbuffer *input() {
+        if (!input_) input_ = take_buffer();
+        return input_.get();
+    }
+    evbuffer *output() {
+        if (!output_) output_ = take_buffer();
+        return output_.get();
+    }
+
     int fd() const { return fd_.get(); }
     // The peer's address came in a PROXY protocol header (set by the accept stage).
     void set_proxied() { proxied_ = true; }
@@ -96,7 +107,7 @@ public:
     // Writes what the output holds; arms the write event only for what did not fit. Never
     // calls the handler: a write error or a drain notice arrives later from the loop.
     void flush();
-    size_t pending_output() const { return evbuffer_get_length(output_.get()); }
+    size_t pending_output() const { return output_ ? evbuffer_get_length(output_.get()) : 0; }
     // Ask for on_socket_drained once the output has shrunk to `low` bytes.
     void watch_drain(size_t low);
 
@@ -135,12 +146,17 @@ private:
     void do_finish_connect();
     void add_read_event();
     void add_write_event();
+    event *write_event();
+    static EvbufferPtr take_buffer();
+    void give_buffers();
 
     UniqueFd fd_;
     SocketHandler *handler_;
     EvbufferPtr input_;
     EvbufferPtr output_;
-    EventPtr read_ev_;
+    InlineEvent read_ev_;
+    // Made when first needed: a connect, a write the kernel pushed back, a queued notice.
+    // A client socket whose answers fit the send buffer never has one.
     EventPtr write_ev_;
     size_t read_size_ = 16 * 1024;  // grows while reads fill it (bulk transfers)
     size_t drain_low_ = 0;
@@ -161,6 +177,9 @@ private:
     bool read_wants_write_ = false;  // SSL_read needs the socket writable (rare, TLS 1.2)
     bool peek_mode_ = false;
     bool proxied_ = false;
+    // The input had space reserved in it (bulk or TLS reads): it may keep an empty chain
+    // of up to 256 KiB, so it is freed rather than pooled.
+    bool input_reserved_ = false;
     std::unique_ptr<std::string> preamble_;  // rare (proxy_protocol upstreams): kept small
 };
 

@@ -3,8 +3,6 @@
 // HTTP/2 and tunnels all register here; the worker names none of them.
 #pragma once
 
-#include <list>
-
 #include "core/base/deletable.h"
 
 namespace torii {
@@ -19,7 +17,9 @@ public:
     // worker exits, a moment later.
     virtual void close_now() {}
 
-    std::list<ClientConnection *>::iterator registry_pos;  // the Worker's list
+    // The Worker's registry is an intrusive list: registering allocates nothing.
+    ClientConnection *registry_prev = nullptr;
+    ClientConnection *registry_next = nullptr;
 };
 
 }  // namespace torii

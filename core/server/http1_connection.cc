@@ -53,12 +53,10 @@ Http1Connection::Http1Connection(Worker &worker, std::unique_ptr<Socket> sock,
     : worker_(worker),
       group_(group),
       limits_(group.servers.front()->config()),
-      sock_(std::move(sock)) {
+      sock_(std::move(sock)),
+      timer_(worker.timer_queues(), on_timer, this) {
     sock_->set_handler(this);
-    timer_.reset(evtimer_new(worker.base(), on_timer_cb, this));
-    resume_ev_.reset(event_new(worker.base(), -1, 0, on_resume_cb, this));
-    std::string text = peer.host_string();
-    snprintf(remote_text_, sizeof remote_text_, "%s", text.c_str());
+    peer.format_host(remote_text_);
     peer_ = peer;
 }
 
@@ -82,34 +80,19 @@ void Http1Connection::set_state(State next) {
     state_ = next;
 }
 
-// The connection's one timer is lazy: arming records a deadline, and the libevent timer is
-// only re-added when it would otherwise fire too late. A keep-alive request then costs no
-// timer-heap work at all: its deadline moves, the pending timer stays, and when it fires
-// early it re-arms itself for what is left.
+// The connection's one timer sits in the worker's queue for its length (TimerQueues): a
+// keep-alive request moves it to the tail of the keepalive_timeout queue, which costs no
+// timer-heap work.
 void Http1Connection::arm_timer(int64_t ms) {
-    uint64_t deadline = Worker::now_ms() + static_cast<uint64_t>(ms);
-    timer_deadline_ms_ = deadline;
-    if (timer_pending_ && timer_fires_ms_ <= deadline) return;
-    timeval tv = to_timeval(ms);
-    evtimer_add(timer_.get(), &tv);
-    timer_pending_ = true;
-    timer_fires_ms_ = deadline;
+    timer_.arm(ms);
 }
 
 void Http1Connection::disarm_timer() {
-    timer_deadline_ms_ = 0;
+    timer_.disarm();
 }
 
-void Http1Connection::on_timer_cb(evutil_socket_t, short, void *ctx) {
+void Http1Connection::on_timer(void *ctx) {
     auto *c = static_cast<Http1Connection *>(ctx);
-    c->timer_pending_ = false;
-    if (c->timer_deadline_ms_ == 0) return;  // disarmed since
-    uint64_t now = Worker::now_ms();
-    if (now < c->timer_deadline_ms_) {  // the deadline moved: wait for the rest
-        c->arm_timer(static_cast<int64_t>(c->timer_deadline_ms_ - now));
-        return;
-    }
-    c->timer_deadline_ms_ = 0;
     switch (c->state_) {
         case State::idle:          // keepalive_timeout
         case State::reading_head:  // client_header_timeout: a slow or silent client
@@ -130,6 +113,15 @@ void Http1Connection::on_timer_cb(evutil_socket_t, short, void *ctx) {
 
 void Http1Connection::on_resume_cb(evutil_socket_t, short, void *ctx) {
     static_cast<Http1Connection *>(ctx)->do_process_input();
+}
+
+void Http1Connection::do_resume_later() {
+    if (!resume_ev_) resume_ev_.reset(event_new(worker_.base(), -1, 0, on_resume_cb, this));
+    event_active(resume_ev_.get(), 0, 0);
+}
+
+void Http1Connection::do_cancel_resume() {
+    if (resume_ev_) event_del(resume_ev_.get());
 }
 
 void Http1Connection::on_socket_read(Socket &) {
@@ -388,7 +380,7 @@ void Http1Connection::send_end(Request &req, const HeaderList *trailers) noexcep
     // connection stays usable, as nginx's discard_body does.
     evbuffer_drain(req_->body.get(), evbuffer_get_length(req_->body.get()));
     sock_->resume_read();
-    if (evbuffer_get_length(sock_->input()) > 0) event_active(resume_ev_.get(), 0, 0);
+    if (evbuffer_get_length(sock_->input()) > 0) do_resume_later();
 }
 
 void Http1Connection::send_abort(Request &req) noexcept {
@@ -450,7 +442,7 @@ void Http1Connection::start_tunnel(Request &req, std::unique_ptr<Socket> upstrea
 std::unique_ptr<Socket> Http1Connection::do_hand_over() {
     set_state(State::closed);
     disarm_timer();
-    event_del(resume_ev_.get());
+    do_cancel_resume();
     worker_.retire_connection(this);
     return std::move(sock_);
 }
@@ -475,7 +467,7 @@ void Http1Connection::resume_body(Request &) noexcept {
     if (evbuffer_get_length(req_->body.get()) >= kBodyHigh) return;
     sock_->resume_read();
     // Input may already hold body bytes that were left unparsed while the buffer was full.
-    if (evbuffer_get_length(sock_->input()) > 0) event_active(resume_ev_.get(), 0, 0);
+    if (evbuffer_get_length(sock_->input()) > 0) do_resume_later();
 }
 
 void Http1Connection::on_socket_drained(Socket &) {
@@ -541,7 +533,7 @@ void Http1Connection::do_finish_request() {
         // it has taken them down to kOutputLow, so they cannot pile up in memory. The wait
         // is bounded by send_timeout, as any write to the client.
         output_wait_ = true;
-        event_del(resume_ev_.get());  // a resume queued by send_end must not parse it either
+        do_cancel_resume();  // a resume queued by send_end must not parse it either
         sock_->pause_read();
         sock_->watch_drain(kOutputLow);
         arm_timer(limits_.send_timeout);
@@ -561,7 +553,7 @@ void Http1Connection::do_read_next() {
     else
         sock_->pause_read();
     // A pipelined request may already be waiting; parse it outside this call stack.
-    if (ahead > 0) event_active(resume_ev_.get(), 0, 0);
+    if (ahead > 0) do_resume_later();
 }
 
 void Http1Connection::do_close_after_flush() {
@@ -596,7 +588,7 @@ void Http1Connection::do_close() {
     bool in_flight = was_active && req_->state != RequestState::responded;
     set_state(State::closed);
     disarm_timer();
-    event_del(resume_ev_.get());
+    do_cancel_resume();
     sock_->detach();  // nothing more from this socket, even what is queued for this loop turn
     if (req_) {
         cancel_pause(*req_);  // a plugin's later resume() finds nothing

@@ -8,11 +8,13 @@
 #include <memory>
 
 #include "core/base/libevent_ptr.h"
+#include "core/base/recycled.h"
 #include "core/http/http1_parser.h"
 #include "core/http/request.h"
 #include "core/net/socket.h"
 #include "core/server/client_connection.h"
 #include "core/server/http_server.h"
+#include "core/worker/timer_queues.h"
 
 namespace torii {
 
@@ -25,7 +27,10 @@ ClientConnection *accept_http1(Worker &worker, std::unique_ptr<Socket> sock,
                                const SocketAddress &peer, const ServerGroup &group,
                                const char *refuse_reason = nullptr);
 
-class Http1Connection final : public SocketHandler, public Downstream, public ClientConnection {
+class Http1Connection final : public SocketHandler,
+                              public Downstream,
+                              public ClientConnection,
+                              public Recycled<Http1Connection> {
 public:
     Http1Connection(Worker &worker, std::unique_ptr<Socket> sock, const SocketAddress &peer,
                     const ServerGroup &group);
@@ -69,7 +74,7 @@ private:
     void start_tunnel(Request &req, std::unique_ptr<Socket> upstream,
                       InFlight in_flight) noexcept override;
 
-    static void on_timer_cb(evutil_socket_t, short, void *ctx);
+    static void on_timer(void *ctx);
     static void on_resume_cb(evutil_socket_t, short, void *ctx);
 
     void set_state(State next);
@@ -88,6 +93,8 @@ private:
     void do_close_after_flush();
     void do_close();
     void do_acquire_request();
+    void do_resume_later();
+    void do_cancel_resume();
 
     Worker &worker_;
     const ServerGroup &group_;
@@ -97,12 +104,11 @@ private:
     Request *req_ = nullptr;  // from the worker's pool while a request is under way
     SocketAddress peer_;
     State state_ = State::idle;
-    EventPtr timer_;
-    uint64_t timer_deadline_ms_ = 0;  // when the current timeout expires; 0: none
-    uint64_t timer_fires_ms_ = 0;     // when the pending libevent timer fires
-    bool timer_pending_ = false;
+    QueuedTimer timer_;
+    // Parses input already read, outside the current call stack (pipelined requests, a body
+    // to discard after an early answer): made the first time it is needed.
     EventPtr resume_ev_;
-    char remote_text_[64];
+    char remote_text_[SocketAddress::kHostTextMax];
     uint32_t requests_ = 0;
     bool head_started_ = false;  // begin_request() called for the current request
     bool keep_alive_ = true;

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include <atomic>
 #include <cstring>
 #include <new>
 
@@ -77,6 +78,7 @@ SharedZone::Entry *SharedZone::find(std::string_view key, bool create) {
             slot->key_len = static_cast<uint8_t>(key.size());
             std::memcpy(slot->key, key.data(), key.size());
             slot->counter = 0;
+            slot->pinned = 0;
             slot->value_len = 0;
             slot->expires_ms = 0;
             slot->state = kZoneUsed;
@@ -102,6 +104,7 @@ SharedZone::Entry *SharedZone::find(std::string_view key, bool create) {
         reuse->key_len = static_cast<uint8_t>(key.size());
         std::memcpy(reuse->key, key.data(), key.size());
         reuse->counter = 0;
+        reuse->pinned = 0;
         reuse->value_len = 0;
         reuse->expires_ms = 0;
         reuse->state = kZoneUsed;
@@ -115,16 +118,32 @@ int64_t SharedZone::counter_add(std::string_view key, int64_t delta, bool *ok) {
     lock();
     Entry *e = find(key, true);
     int64_t v = 0;
-    if (e) v = e->counter += delta;
+    // Atomic: a pinned counter also changes without the lock.
+    if (e) v = std::atomic_ref<int64_t>(e->counter).fetch_add(delta) + delta;
     unlock();
     if (ok) *ok = e != nullptr;
     return v;
 }
 
+int64_t *SharedZone::pin_counter(std::string_view key) {
+    lock();
+    Entry *e = find(key, true);
+    if (e) {
+        e->pinned = 1;
+        e->expires_ms = 0;
+    }
+    unlock();
+    return e ? &e->counter : nullptr;
+}
+
+void SharedZone::pinned_add(int64_t *counter, int64_t delta) {
+    std::atomic_ref<int64_t>(*counter).fetch_add(delta, std::memory_order_relaxed);
+}
+
 int64_t SharedZone::counter_get(std::string_view key) {
     lock();
     Entry *e = find(key, false);
-    int64_t v = e ? e->counter : 0;
+    int64_t v = e ? std::atomic_ref<int64_t>(e->counter).load(std::memory_order_relaxed) : 0;
     unlock();
     return v;
 }
@@ -136,7 +155,7 @@ bool SharedZone::kv_set(std::string_view key, const void *value, size_t len, uin
     if (e) {
         std::memcpy(e->value, value, len);
         e->value_len = static_cast<uint16_t>(len);
-        e->expires_ms = ttl_ms ? monotonic_ms() + ttl_ms : 0;
+        if (!e->pinned) e->expires_ms = ttl_ms ? monotonic_ms() + ttl_ms : 0;
     }
     unlock();
     return e != nullptr;
@@ -159,6 +178,7 @@ int SharedZone::kv_get(std::string_view key, void *buf, size_t *len) {
 bool SharedZone::kv_delete(std::string_view key) {
     lock();
     Entry *e = find(key, false);
+    if (e && e->pinned) e = nullptr;  // the core adds to it without the lock: it stays
     if (e) {
         e->state = kZoneDeleted;
         h_->live--;
@@ -175,7 +195,7 @@ bool SharedZone::update(std::string_view key, void (*fn)(void *, size_t *, void 
         size_t len = e->value_len;
         fn(e->value, &len, arg);
         e->value_len = static_cast<uint16_t>(len > kMaxValue ? kMaxValue : len);
-        e->expires_ms = ttl_ms ? monotonic_ms() + ttl_ms : 0;
+        if (!e->pinned) e->expires_ms = ttl_ms ? monotonic_ms() + ttl_ms : 0;
     }
     unlock();
     return e != nullptr;
@@ -194,7 +214,10 @@ void *SharedZone::slot(std::string_view key, size_t len) {
             std::memset(e->value, 0, len);
             e->value_len = static_cast<uint16_t>(len);
         }
-        if (e->value_len == len) value = e->value;
+        if (e->value_len == len) {
+            e->pinned = 1;  // as pin_counter's: never deleted nor expired under its holders
+            value = e->value;
+        }
     }
     unlock();
     return value;
@@ -209,7 +232,8 @@ void SharedZone::each(std::string_view prefix,
         const Entry &e = h_->entries[i];
         if (e.state != kZoneUsed || (e.expires_ms && e.expires_ms <= now)) continue;
         std::string_view key(e.key, e.key_len);
-        if (key.starts_with(prefix)) fn(key, e.counter, e.value, e.value_len, arg);
+        if (key.starts_with(prefix))
+            fn(key, __atomic_load_n(&e.counter, __ATOMIC_RELAXED), e.value, e.value_len, arg);
     }
     unlock();
 }

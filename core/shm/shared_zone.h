@@ -26,6 +26,12 @@ public:
 
     // The new value; 0 and *ok=false when the table is full or the key too long.
     int64_t counter_add(std::string_view key, int64_t delta, bool *ok = nullptr);
+    // The core's own counters, bumped on every connection ("torii|connections",
+    // "torii|accepted"): the entry is pinned (kv_delete refuses it, a TTL is ignored, so it
+    // never moves) and the caller adds to it with pinned_add, an atomic add without the
+    // lock or the probe. nullptr when the table is full or the key too long.
+    int64_t *pin_counter(std::string_view key);
+    static void pinned_add(int64_t *counter, int64_t delta);
     int64_t counter_get(std::string_view key);
     bool kv_set(std::string_view key, const void *value, size_t len, uint64_t ttl_ms);
     // 0 found (copies min(*len, size) bytes, sets *len to the size), 1 absent or expired.
@@ -35,12 +41,13 @@ public:
     // when the table is full. A value fn leaves at len 0 is kept as an empty value.
     bool update(std::string_view key, void (*fn)(void *value, size_t *len, void *arg), void *arg,
                 uint64_t ttl_ms);
-    // The value bytes of `key` at a fixed address, for lock-free counters: found, or made
-    // `len` bytes of zeros (len 1..kMaxValue, 8-byte aligned). nullptr when the table is full,
-    // the key too long, or the entry holds a value of another length or has an expiry.
-    // Entries never move, so the pointer stays good in every process that maps the zone
-    // (workers fork after the zone exists) until someone deletes the key. Writers must use
-    // atomic operations only; update() on the same key would race with them.
+    // The value bytes of `key` at a fixed address, for lock-free counters (host->shared_slot):
+    // found, or made `len` bytes of zeros (len 1..kMaxValue, 8-byte aligned), and pinned as
+    // pin_counter's entries are (kv_delete refuses it, a TTL is ignored). nullptr when the
+    // table is full, the key too long, or the entry holds a value of another length or has
+    // an expiry. Entries never move, so the pointer stays good in every process that maps
+    // the zone (workers fork after the zone exists). Writers must use atomic operations
+    // only; update() or kv_set() on the same key would race with them.
     void *slot(std::string_view key, size_t len);
     // Calls fn for each live entry whose key starts with prefix, with the lock held.
     void each(std::string_view prefix,

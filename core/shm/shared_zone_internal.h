@@ -16,6 +16,9 @@ struct SharedZone::Entry {
     uint8_t state;
     uint8_t key_len;
     uint16_t value_len;
+    // A counter the core adds to without the lock (pin_counter): never deleted, never
+    // expires; every read of `counter` is atomic for this reason.
+    uint8_t pinned;
     int64_t counter;
     uint64_t expires_ms;  // CLOCK_MONOTONIC is machine-wide, so every worker agrees
     char key[kMaxKey];

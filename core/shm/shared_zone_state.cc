@@ -83,7 +83,7 @@ bool SharedZone::save_state(const std::string &path, std::initializer_list<std::
         out.append(e.key, e.key_len);
         put<uint16_t>(out, e.value_len);
         out.append(e.value, e.value_len);
-        put<int64_t>(out, e.counter);
+        put<int64_t>(out, __atomic_load_n(&e.counter, __ATOMIC_RELAXED));  // may be pinned
         put<uint64_t>(out, e.expires_ms);
         ++count;
     }

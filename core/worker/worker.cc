@@ -17,6 +17,7 @@
 #include "core/server/accept_stage.h"
 #include "core/server/http1_connection.h"
 #include "core/server/virtual_server.h"
+#include "core/worker/timer_queues.h"
 
 namespace torii {
 
@@ -34,16 +35,23 @@ Worker::Worker(std::shared_ptr<const Config> config, std::shared_ptr<PluginSet> 
     base_.reset(event_base_new_with_config(cfg));
     event_config_free(cfg);
     graveyard_ev_.reset(event_new(base_.get(), -1, 0, on_graveyard_cb, this));
+    timer_queues_ = std::make_unique<TimerQueues>(base_.get());
     current_ = this;
+    // InlineEvent embeds the struct event of the libevent headers we were built with.
+    if (event_get_struct_event_size() != sizeof(event)) {
+        log_error("libevent's struct event is %zu bytes, torii was built for %zu",
+                  event_get_struct_event_size(), sizeof(event));
+        abort();
+    }
 }
 
 Worker::~Worker() {
     // Connections first (they reference servers and upstreams), then the rest.
-    while (!connections_.empty()) {
-        ClientConnection *c = connections_.front();
-        connections_.pop_front();
+    while (ClientConnection *c = connections_) {
+        connections_ = c->registry_next;
         delete c;
     }
+    connection_count_ = 0;
     graveyard_.clear();
     access_log_flush();  // the lines of tunnels cut by shutdown_timeout
     for (Request *r : released_)
@@ -174,7 +182,7 @@ void Worker::add_listener(int fd, ServerGroup *group) {
             }
             accept_http1(*this, std::make_unique<Socket>(base_.get(), cfd, nullptr), peer, *group);
         },
-        [this](int err) { accept_gate_->on_exhausted(err, connections_.size()); }));
+        [this](int err) { accept_gate_->on_exhausted(err, connection_count_); }));
     accept_gate_->add(listeners_.back().get());
 }
 
@@ -185,7 +193,7 @@ void Worker::add_listener(int fd, ListenHandler *handler) {
             stats_.connections_accepted++;
             handler->on_accept(cfd, peer);
         },
-        [this](int err) { accept_gate_->on_exhausted(err, connections_.size()); }));
+        [this](int err) { accept_gate_->on_exhausted(err, connection_count_); }));
     accept_gate_->add(listeners_.back().get());
 }
 
@@ -220,24 +228,37 @@ void Worker::add_server(std::unique_ptr<HttpServer> server, const std::string &g
 }
 
 void Worker::add_connection(ClientConnection *c) {
-    connections_.push_front(c);
-    c->registry_pos = connections_.begin();
+    c->registry_prev = nullptr;
+    c->registry_next = connections_;
+    if (connections_) connections_->registry_prev = c;
+    connections_ = c;
+    ++connection_count_;
     stats_.connections_active++;
-    if (slot_) slot_->set_connections(connections_.size());  // for /status of old generations
+    if (slot_) slot_->set_connections(connection_count_);  // for /status of old generations
     // Machine-wide gauges for plugins (stats): documented in <torii/plugin.h>.
-    if (SharedZone *zone = shared_zone()) {
-        zone->counter_add("torii|connections", 1);
-        zone->counter_add("torii|accepted", 1);
+    if (!zone_open_) {
+        if (SharedZone *zone = shared_zone()) {
+            zone_open_ = zone->pin_counter("torii|connections");
+            zone_accepted_ = zone->pin_counter("torii|accepted");
+        }
     }
-    accept_gate_->on_opened(connections_.size());
+    if (zone_open_) SharedZone::pinned_add(zone_open_, 1);
+    if (zone_accepted_) SharedZone::pinned_add(zone_accepted_, 1);
+    accept_gate_->on_opened(connection_count_);
 }
 
 void Worker::remove_connection(ClientConnection *c) {
-    connections_.erase(c->registry_pos);
+    if (c->registry_prev)
+        c->registry_prev->registry_next = c->registry_next;
+    else
+        connections_ = c->registry_next;
+    if (c->registry_next) c->registry_next->registry_prev = c->registry_prev;
+    c->registry_prev = c->registry_next = nullptr;
+    --connection_count_;
     stats_.connections_active--;
-    if (slot_) slot_->set_connections(connections_.size());
-    if (SharedZone *zone = shared_zone()) zone->counter_add("torii|connections", -1);
-    accept_gate_->on_closed(connections_.size());
+    if (slot_) slot_->set_connections(connection_count_);
+    if (zone_open_) SharedZone::pinned_add(zone_open_, -1);
+    accept_gate_->on_closed(connection_count_);
     if (stopping_) check_drained();
 }
 
@@ -322,8 +343,7 @@ void Worker::stop(bool graceful) {
     if (accept_gate_) accept_gate_->close();
     shutdown_deadline_ms_ = now_ms() + static_cast<uint64_t>(config_->main.shutdown_timeout);
     // Idle keep-alive connections close now; busy ones close after their response.
-    std::vector<ClientConnection *> snapshot(connections_.begin(), connections_.end());
-    for (ClientConnection *c : snapshot)
+    for (ClientConnection *c : connection_snapshot())
         c->shutdown_gracefully();
     check_drained();
 }
@@ -336,11 +356,10 @@ void Worker::close_now(const char *why) {
     if (closing_now_) return;
     if (!stopping_) stop(true);
     closing_now_ = true;
-    log_notice("%s: closing %zu connection(s) now", why, connections_.size());
-    std::vector<ClientConnection *> snapshot(connections_.begin(), connections_.end());
-    for (ClientConnection *c : snapshot)
+    log_notice("%s: closing %zu connection(s) now", why, connection_count_);
+    for (ClientConnection *c : connection_snapshot())
         c->close_now();
-    if (connections_.empty()) {
+    if (!connections_) {
         check_drained();
         return;
     }
@@ -354,7 +373,16 @@ void Worker::on_goodbye_grace_cb(evutil_socket_t, short, void *ctx) {
 }
 
 void Worker::check_drained() {
-    if (connections_.empty()) event_base_loopexit(base_.get(), nullptr);
+    if (!connections_) event_base_loopexit(base_.get(), nullptr);
+}
+
+// The registry as it is now: what a stop walks while connections leave it.
+std::vector<ClientConnection *> Worker::connection_snapshot() const {
+    std::vector<ClientConnection *> out;
+    out.reserve(connection_count_);
+    for (ClientConnection *c = connections_; c; c = c->registry_next)
+        out.push_back(c);
+    return out;
 }
 
 void Worker::on_shutdown_tick_cb(evutil_socket_t, short, void *ctx) {

@@ -25,6 +25,7 @@
 namespace torii {
 
 class ClientConnection;
+class TimerQueues;
 class UpstreamRuntime;
 class PluginSet;
 class MasterStatus;
@@ -89,6 +90,8 @@ public:
     uint32_t generation() const { return generation_; }
     MasterStatus *master_status() const { return master_status_; }
     event_base *base() const { return base_.get(); }
+    // The client connections' timers (core/worker/timer_queues.h).
+    TimerQueues &timer_queues() { return *timer_queues_; }
     const Config &config() const { return *config_; }
     const PluginSet &plugins() const { return *plugins_; }
     const std::string &config_path() const { return config_path_; }
@@ -135,6 +138,7 @@ private:
     void add_listener(int fd, ServerGroup *group);
     void add_listener(int fd, ListenHandler *handler);
     void check_drained();
+    std::vector<ClientConnection *> connection_snapshot() const;
 
     static inline Worker *current_ = nullptr;
 
@@ -143,12 +147,14 @@ private:
     std::vector<ListenSocket> listen_sockets_;
     std::string config_path_;
     EventBasePtr base_;
+    std::unique_ptr<TimerQueues> timer_queues_;  // after base_: goes before it
     std::vector<std::unique_ptr<HttpServer>> servers_;
     std::map<std::string, std::unique_ptr<ServerGroup>> groups_;  // by listen address
     std::map<std::string, std::unique_ptr<UpstreamRuntime>> upstreams_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::map<std::string, std::unique_ptr<ListenHandler>> listen_handlers_;  // by address
-    std::list<ClientConnection *> connections_;
+    ClientConnection *connections_ = nullptr;  // the registry's head (intrusive list)
+    size_t connection_count_ = 0;
     std::vector<std::unique_ptr<Deletable>> graveyard_;
     // What on_graveyard_cb is freeing: swapped with graveyard_ so both keep their capacity
     // (no allocation per request once the loop is warm).
@@ -163,6 +169,9 @@ private:
     EventPtr goodbye_grace_;  // armed by close_now: the loop ends by then at the latest
     uint64_t shutdown_deadline_ms_ = 0;
     WorkerStats stats_;
+    // The machine-wide connection counters in the shared zone, pinned on first use.
+    int64_t *zone_open_ = nullptr;
+    int64_t *zone_accepted_ = nullptr;
     bool stopping_ = false;
     bool closing_now_ = false;
     uint32_t generation_ = 1;

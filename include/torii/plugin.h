@@ -364,7 +364,8 @@ typedef struct torii_host {
      * aligned). NULL when the zone is full, or the key holds a value of another length or
      * one with a TTL. Write it with atomic operations only (__atomic_fetch_add and the
      * like): other workers write the same bytes at the same time, and a shared_update or
-     * kv_set on the key would undo their adds. Never delete a key while a slot is in use.
+     * kv_set on the key would undo their adds. The entry is pinned: kv_delete refuses it
+     * and it never expires.
      * Meant for counters bumped per request (stats): no lock, no key lookup per update;
      * get the pointer once per key and keep it (it outlives reloads, like the zone). */
     void *(*shared_slot)(torii_str_t key, size_t len);

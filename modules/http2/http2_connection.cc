@@ -163,8 +163,7 @@ Http2Connection::Http2Connection(Worker &worker, std::unique_ptr<Socket> sock,
       glitch_tokens_(kGlitchBurst) {
     sock_->set_handler(this);
     glitch_refill_ms_ = Worker::now_ms();
-    std::string text = peer.host_string();
-    snprintf(remote_text_, sizeof remote_text_, "%s", text.c_str());
+    peer.format_host(remote_text_);
     send_ev_.reset(event_new(worker.base(), -1, 0, on_send_cb, this));
     timer_.reset(evtimer_new(worker.base(), on_timer_cb, this));
     wrap_up_.reset(evtimer_new(worker.base(), on_wrap_up_cb, this));

@@ -86,7 +86,7 @@ private:
     const ServerConfig &limits_;
     std::unique_ptr<Socket> sock_;
     SocketAddress peer_;
-    char remote_text_[64];
+    char remote_text_[SocketAddress::kHostTextMax];
     nghttp2_session *session_ = nullptr;
     EventPtr send_ev_;                    // a deferred send round
     EventPtr timer_;                      // idle timeout, then the second step of a graceful GOAWAY

@@ -3,6 +3,9 @@
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 
+#include <cstring>
+#include <string>
+
 namespace torii {
 
 TEST_CASE("SocketAddress parses IPv4") {
@@ -24,6 +27,28 @@ TEST_CASE("SocketAddress parses bracketed IPv6") {
     CHECK(a->host_string() == "::1");
     CHECK(a->to_string() == "[::1]:9000");
     CHECK(SocketAddress::parse("[::]:80")->to_string() == "[::]:80");
+}
+
+TEST_CASE("SocketAddress formats every IPv4 octet width as inet_ntop does") {
+    for (const char *text :
+         {"0.0.0.0", "255.255.255.255", "10.0.100.9", "192.168.1.20", "1.22.123.4", "100.10.1.0"}) {
+        Result<SocketAddress> a = SocketAddress::parse(std::string(text) + ":80");
+        REQUIRE(a.ok());
+        char buf[SocketAddress::kHostTextMax];
+        CHECK(a->format_host(buf) == std::strlen(text));
+        CHECK(std::string(buf) == text);
+        char ref[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in *>(&a->storage)->sin_addr, ref,
+                  sizeof ref);
+        CHECK(std::string(buf) == ref);
+    }
+    Result<SocketAddress> v6 = SocketAddress::parse("[2001:db8::ff00:42:8329]:80");
+    REQUIRE(v6.ok());
+    char buf[SocketAddress::kHostTextMax];
+    CHECK(v6->format_host(buf) == 22);
+    CHECK(std::string(buf) == "2001:db8::ff00:42:8329");
+    CHECK(SocketAddress{}.format_host(buf) == 0);
+    CHECK(buf[0] == '\0');
 }
 
 TEST_CASE("SocketAddress '*' and 0.0.0.0 mean any IPv4 address") {

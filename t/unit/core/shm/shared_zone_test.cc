@@ -76,6 +76,46 @@ TEST_CASE("slots: one address for every process, exact under concurrent atomic a
     CHECK(zone->slot("ttl", 1) == nullptr);
     CHECK(zone->slot("big", SharedZone::kMaxValue + 1) == nullptr);
     CHECK(zone->slot("max", SharedZone::kMaxValue) != nullptr);
+    // A slot is pinned: it cannot be deleted from under the workers that hold it.
+    CHECK_FALSE(zone->kv_delete("hits"));
+    CHECK(zone->slot("hits", 2 * sizeof(int64_t)) == counters);
+    SharedZone::destroy(zone);
+}
+
+TEST_CASE("pinned counters: added to without the lock, never deleted or expired") {
+    SharedZone *zone = SharedZone::create(4);
+    REQUIRE(zone);
+    int64_t *open = zone->pin_counter("torii|connections");
+    REQUIRE(open);
+    SharedZone::pinned_add(open, 3);
+    SharedZone::pinned_add(open, -1);
+    CHECK(zone->counter_get("torii|connections") == 2);
+    CHECK(zone->counter_add("torii|connections", 5) == 7);  // the keyed path sees the same
+    CHECK_FALSE(zone->kv_delete("torii|connections"));      // a plugin cannot move it
+    CHECK(zone->kv_set("torii|connections", "x", 1, 1));    // a TTL is ignored
+    usleep(5'000);
+    CHECK(zone->counter_get("torii|connections") == 7);
+    CHECK(zone->pin_counter("torii|connections") == open);  // a second worker, same entry
+    int64_t seen = -1;
+    zone->each(
+        "torii|",
+        [](std::string_view, int64_t c, const void *, size_t, void *arg) {
+            *static_cast<int64_t *>(arg) = c;
+        },
+        &seen);
+    CHECK(seen == 7);
+    // Across processes, as the workers add.
+    pid_t kid = fork();
+    if (kid == 0) {
+        for (int i = 0; i < 10000; ++i)
+            SharedZone::pinned_add(open, 1);
+        _exit(0);
+    }
+    for (int i = 0; i < 10000; ++i)
+        SharedZone::pinned_add(open, -1);
+    int status = 0;
+    waitpid(kid, &status, 0);
+    CHECK(zone->counter_get("torii|connections") == 7);
     SharedZone::destroy(zone);
 }
 
