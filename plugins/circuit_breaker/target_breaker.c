@@ -13,6 +13,17 @@ static cb_ctx_t *ctx_of(torii_request_t *r) {
     return slot ? *slot : NULL;
 }
 
+/* An operation on the breaker of the request's target `address`: fills *id and *op. */
+static void target_op(op_t *op, cb_id_t *id, const cb_conf_t *c, torii_request_t *r,
+                      torii_str_t address) {
+    cb_make_id(id, host->req_server(r), host->req_location(r), address);
+    memset(op, 0, sizeof *op);
+    op->c = c;
+    op->id = id;
+    op->is_target = 1;
+    op->now = host->now_ms();
+}
+
 /* Gives back the probe place the request holds on a target (its attempt never happened). */
 static void release_probe(const cb_conf_t *c, cb_ctx_t *ctx) {
     if (!ctx->t_probe) return;
@@ -33,13 +44,8 @@ int cb_peer_admit(void *instance, torii_request_t *r, torii_str_t upstream, tori
     if (!c || !(c->scope & SCOPE_TARGET)) return 0;
     cb_ctx_t *ctx = ctx_of(r);
     cb_id_t id;
-    cb_make_id(&id, host->req_server(r), host->req_location(r), address);
     op_t op;
-    memset(&op, 0, sizeof op);
-    op.c = c;
-    op.id = &id;
-    op.is_target = 1;
-    op.now = host->now_ms();
+    target_op(&op, &id, c, r, address);
     if (ctx && ctx->t_probe) {
         if (same_id(&ctx->t_id, &id)) {
             op.holds = 1;
@@ -71,13 +77,8 @@ void cb_peer_result(void *instance, torii_request_t *r, torii_str_t upstream, to
     if (!c || !(c->scope & SCOPE_TARGET)) return;
     cb_ctx_t *ctx = ctx_of(r);
     cb_id_t id;
-    cb_make_id(&id, host->req_server(r), host->req_location(r), address);
     op_t op;
-    memset(&op, 0, sizeof op);
-    op.c = c;
-    op.id = &id;
-    op.is_target = 1;
-    op.now = host->now_ms();
+    target_op(&op, &id, c, r, address);
     op.outcome = outcome != TORII_PEER_OK || is_error_status(c, status) ? OUT_ERROR : OUT_OK;
     if (ctx && ctx->t_probe && same_id(&ctx->t_id, &id)) {
         op.holds = 1; /* this attempt was the request's probe: its outcome decides */

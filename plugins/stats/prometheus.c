@@ -254,6 +254,19 @@ static int observed(const int64_t *buckets, size_t nbuckets) {
     return 0;
 }
 
+/* A family with one sample per route: the route value's int64_t field at `field`. */
+static void route_family(pc_sb_t *b, const collect_t *c, const char *name, const char *type,
+                         const char *help, size_t field) {
+    family_head(b, name, type, help);
+    for (size_t i = 0; i < c->len; ++i) {
+        const found_t *f = &c->items[i];
+        if (!usable(f, 'r')) continue;
+        int64_t v;
+        memcpy(&v, (const char *)&f->route + field, sizeof v);
+        sample(b, name, f, route_label_names, 3, NULL, NULL, v);
+    }
+}
+
 void stats_render(void *arg, torii_buf_t *out) {
     const stats_t *s = arg;
     collect_t c;
@@ -293,24 +306,13 @@ void stats_render(void *arg, torii_buf_t *out) {
                    f->errors.responses[k]);
         }
     }
-    family_head(&b, "torii_http_received_bytes_total", "counter",
-                "Request body bytes received from clients.");
-    for (size_t i = 0; i < c.len; ++i)
-        if (usable(&c.items[i], 'r'))
-            sample(&b, "torii_http_received_bytes_total", &c.items[i], rn, 3, NULL, NULL,
-                   c.items[i].route.bytes_in);
-    family_head(&b, "torii_http_sent_bytes_total", "counter",
-                "Response body bytes sent to clients.");
-    for (size_t i = 0; i < c.len; ++i)
-        if (usable(&c.items[i], 'r'))
-            sample(&b, "torii_http_sent_bytes_total", &c.items[i], rn, 3, NULL, NULL,
-                   c.items[i].route.bytes_out);
-    family_head(&b, "torii_http_requests_in_flight", "gauge",
-                "Requests past the access phase whose exchange has not ended yet.");
-    for (size_t i = 0; i < c.len; ++i)
-        if (usable(&c.items[i], 'r'))
-            sample(&b, "torii_http_requests_in_flight", &c.items[i], rn, 3, NULL, NULL,
-                   c.items[i].route.in_flight);
+    route_family(&b, &c, "torii_http_received_bytes_total", "counter",
+                 "Request body bytes received from clients.", offsetof(route_val_t, bytes_in));
+    route_family(&b, &c, "torii_http_sent_bytes_total", "counter",
+                 "Response body bytes sent to clients.", offsetof(route_val_t, bytes_out));
+    route_family(&b, &c, "torii_http_requests_in_flight", "gauge",
+                 "Requests past the access phase whose exchange has not ended yet.",
+                 offsetof(route_val_t, in_flight));
     family_head(&b, "torii_http_request_duration_seconds", "histogram",
                 "Time from the request head to the end of the exchange ($request_time).");
     for (size_t i = 0; i < c.len; ++i) {
