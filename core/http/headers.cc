@@ -169,27 +169,22 @@ bool HeaderList::contains(std::string_view name) const {
 }
 
 size_t HeaderList::remove(std::string_view name) {
-    return remove_named(name, classify_header(name));
-}
-
-// Known names compare by id, others by name; the usual case, a name the list does not hold
-// (plugins setting headers on every request), is one pass and no erase.
-size_t HeaderList::remove_named(std::string_view name, HeaderId id) {
-    auto same = [&](const Header &h) {
-        return id != HeaderId::other ? h.id == id
-                                     : h.id == HeaderId::other && iequals(h.name, name);
-    };
-    if (std::none_of(items_.begin(), items_.end(), same)) return 0;
-    return remove_if(same);
+    return remove_if([&](const Header &h) { return iequals(h.name, name); });
 }
 
 void HeaderList::grow() {
     items_.reserve(items_.capacity() < 8 ? 16 : 2 * items_.capacity());
 }
 
+// Plugins set headers on every request (header_rewrite, ratelimit's RateLimit-*): the
+// usual case, a name the list does not hold, is one pass of id or length compares.
 void HeaderList::set(std::string_view name, std::string_view value) {
     HeaderId id = classify_header(name);
-    remove_named(name, id);
+    auto same = [&](const Header &h) {
+        return id != HeaderId::other ? h.id == id
+                                     : h.id == HeaderId::other && iequals(h.name, name);
+    };
+    if (std::any_of(items_.begin(), items_.end(), same)) std::erase_if(items_, same);
     add(name, value, id);
 }
 

@@ -100,7 +100,6 @@ public:
     }
 
 private:
-    size_t remove_named(std::string_view name, HeaderId id);
     void grow();
     std::vector<Header> items_;
 };
