@@ -766,22 +766,32 @@ class Clients:
 
     def __init__(self, port, path, n, hold=False):
         self.sel = selectors.DefaultSelector()
+        self.port = port
         self.request = ("GET %s HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
                         % path).encode()
         self.status = {}  # client index -> HTTP status, or an error string
         self.hold = hold
         self.held = []
         self.open = 0
-        for i in range(n):
+        self.started = 0  # connects begun so far: the next client's index
+        self.add(n)
+
+    def add(self, n):
+        """Begins n more connects. A test holding thousands of connections adds them in waves
+        it lets the server accept: a burst beyond the listen backlog is answered with SYN
+        cookies, whose clients count as connected while the server holds nothing of them
+        until they send (the kernel drops their final ACK while the accept queue is full)."""
+        for i in range(self.started, self.started + n):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setblocking(False)
-            rc = s.connect_ex((HOST, port))
+            rc = s.connect_ex((HOST, self.port))
             if rc not in (0, errno.EINPROGRESS):
                 self.status[i] = "connect: %s" % os.strerror(rc)
                 s.close()
                 continue
             self.open += 1
             self.sel.register(s, selectors.EVENT_WRITE, [i, bytearray()])
+        self.started += n
 
     def _finish(self, s, i, value):
         self.sel.unregister(s)
