@@ -39,9 +39,25 @@ void print_versions() {
     printf("nghttp2 %s\n", NGHTTP2_VERSION);
 }
 
+// A build whose HTTP parser uses SSE4.2 (TORII_LLHTTP_SSE42 in CMakeLists.txt) says so and
+// stops on a CPU without it, rather than dying of SIGILL on the first request it parses.
+bool cpu_runs_this_build() {
+#if defined(TORII_LLHTTP_SSE42)
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("sse4.2")) {
+        fprintf(stderr,
+                "torii: this build parses HTTP with SSE4.2, which this CPU lacks; rebuild with "
+                "cmake -DTORII_LLHTTP_SSE42=OFF\n");
+        return false;
+    }
+#endif
+    return true;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
+    if (!cpu_runs_this_build()) return 1;
     torii::pool::install_for_libevent();  // before any libevent object exists
     std::string config_file = "conf/torii.toml";
     bool test_only = false;
