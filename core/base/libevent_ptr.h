@@ -47,6 +47,41 @@ private:
     event ev_;
 };
 
+// Adds `ev` to its loop with a timeout of `ms` milliseconds, or none for 0. libevent keeps a
+// persistent event's last timeout: event_add(ev, NULL) leaves an armed one in place, and even
+// after event_del the next activation re-arms the old length (event_persist_closure). So an
+// event that may hold a timeout (`timed`) and is to have none is deleted and assigned afresh
+// first; without that, a read timeout switched off went on firing (a GET after a POST got
+// client_body_timeout's 408, t/integration/test_timeout_changes.py).
+inline void add_event_with_timeout(event *ev, int64_t ms, bool &timed) {
+    if (ms > 0) {
+        timeval tv;
+        tv.tv_sec = ms / 1000;
+        tv.tv_usec = (ms % 1000) * 1000;
+        event_add(ev, &tv);
+        timed = true;
+        return;
+    }
+    if (timed) {
+        event_base *base;
+        evutil_socket_t fd;
+        short what;
+        event_callback_fn cb;
+        void *arg;
+        event_get_assignment(ev, &base, &fd, &what, &cb, &arg);
+        // event_del also drops an activation already queued (TLS bytes read ahead): it is
+        // queued again below.
+        bool active = (ev->ev_evcallback.evcb_flags & (EVLIST_ACTIVE | EVLIST_ACTIVE_LATER)) != 0;
+        event_del(ev);
+        event_assign(ev, base, fd, what, cb, arg);
+        timed = false;
+        event_add(ev, nullptr);
+        if (active) event_active(ev, what & (EV_READ | EV_WRITE), 1);
+        return;
+    }
+    event_add(ev, nullptr);
+}
+
 inline EvbufferPtr make_evbuffer() {
     return EvbufferPtr(evbuffer_new());
 }

@@ -153,9 +153,8 @@ void Socket::do_handshake() {
     if (err == SSL_ERROR_WANT_READ) {
         // A client handshake is bounded like its connect (the write timeout); a server one by
         // its owner's timer or the read timeout.
-        int64_t ms = tls_server_ ? read_timeout_ms_ : write_timeout_ms_;
-        timeval tv = to_timeval(ms);
-        event_add(read_ev_.get(), ms > 0 ? &tv : nullptr);
+        add_event_with_timeout(read_ev_.get(), tls_server_ ? read_timeout_ms_ : write_timeout_ms_,
+                               read_ev_timed_);
         if (write_armed_) {
             event_del(write_ev_.get());
             write_armed_ = false;
@@ -200,8 +199,7 @@ Socket *Socket::connect(event_base *base, const SocketAddress &addr, SocketHandl
 }
 
 void Socket::add_read_event() {
-    timeval tv = to_timeval(read_timeout_ms_);
-    event_add(read_ev_.get(), read_timeout_ms_ > 0 ? &tv : nullptr);
+    add_event_with_timeout(read_ev_.get(), read_timeout_ms_, read_ev_timed_);
 }
 
 event *Socket::write_event() {
@@ -212,8 +210,7 @@ event *Socket::write_event() {
 }
 
 void Socket::add_write_event() {
-    timeval tv = to_timeval(write_timeout_ms_);
-    event_add(write_event(), write_timeout_ms_ > 0 ? &tv : nullptr);
+    add_event_with_timeout(write_event(), write_timeout_ms_, write_ev_timed_);
     write_armed_ = true;
 }
 

@@ -164,6 +164,10 @@ private:
     int64_t write_timeout_ms_ = 0;
     bool watching_drain_ = false;
     bool write_armed_ = false;
+    // The events may hold a libevent timeout (add_event_with_timeout): one switched off
+    // needs the event assigned afresh.
+    bool read_ev_timed_ = false;
+    bool write_ev_timed_ = false;
     bool read_paused_ = false;
     bool eof_ = false;
     bool connecting_ = false;
