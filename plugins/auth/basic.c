@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "auth.h"
+#include "common/grow.h"
 
 #define MAX_BASIC 4096 /* base64 of user:password */
 #define MIN_SALT 4
@@ -55,16 +56,12 @@ static int add_user(auth_t *a, size_t *cap, torii_str_t user, torii_str_t hash, 
             *why = "this user is listed twice";
             return 0;
         }
-    if (a->nusers == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 16;
-        user_entry_t *p = realloc(a->users, ncap * sizeof(user_entry_t));
-        if (!p) {
-            *why = "out of memory";
-            return 0;
-        }
-        a->users = p;
-        *cap = ncap;
+    user_entry_t *users = pc_grow(a->users, cap, a->nusers, sizeof *users, 16);
+    if (!users) {
+        *why = "out of memory";
+        return 0;
     }
+    a->users = users;
     user_entry_t *u = &a->users[a->nusers];
     memset(u, 0, sizeof *u);
     if ((*why = parse_hash(a, hash, u))) return 0;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "breaker.h"
+#include "common/grow.h"
 #include "common/json.h"
 
 typedef struct {
@@ -22,13 +23,9 @@ static void collect(torii_str_t key, int64_t counter, const void *value, size_t 
     seen_list_t *l = arg;
     const cb_state_t *s = value;
     if (len != sizeof(cb_state_t) || s->magic != CB_MAGIC || key.len > CB_KEY_MAX) return;
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        seen_t *n = realloc(l->items, cap * sizeof(seen_t));
-        if (!n) return;
-        l->items = n;
-        l->cap = cap;
-    }
+    seen_t *items = pc_grow(l->items, &l->cap, l->count, sizeof *items, 16);
+    if (!items) return;
+    l->items = items;
     seen_t *e = &l->items[l->count++];
     memcpy(e->key, key.ptr, key.len);
     e->key[key.len] = 0;

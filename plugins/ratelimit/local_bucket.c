@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/fnv.h"
+#include "common/grow.h"
 
 typedef struct {
     double tokens;
@@ -91,13 +92,9 @@ static void sweep_visit(torii_str_t key, int64_t counter, const void *value, siz
     sweep_t *s = arg;
     (void)counter;
     if (len != sizeof(bucket_t) || key.len > RL_ZONE_KEY_MAX) return;
-    if (s->count == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1024;
-        seen_t *items = realloc(s->items, cap * sizeof(seen_t));
-        if (!items) return;
-        s->items = items;
-        s->cap = cap;
-    }
+    seen_t *items = pc_grow(s->items, &s->cap, s->count, sizeof *items, 1024);
+    if (!items) return;
+    s->items = items;
     bucket_t b;
     memcpy(&b, value, sizeof b);
     seen_t *e = &s->items[s->count++];
