@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "core/worker/worker.h"
 #include "modules/tls/openssl_handles.h"
 
 namespace torii {
@@ -153,6 +154,8 @@ void Socket::do_handshake() {
     if (err == SSL_ERROR_WANT_READ) {
         // A client handshake is bounded like its connect (the write timeout); a server one by
         // its owner's timer or the read timeout.
+        // (the libevent timeout: a handshake is short, and its length is not the read one)
+        if (read_timer_) read_timer_->disarm();
         add_event_with_timeout(read_ev_.get(), tls_server_ ? read_timeout_ms_ : write_timeout_ms_,
                                read_ev_timed_);
         if (write_armed_) {
@@ -199,7 +202,23 @@ Socket *Socket::connect(event_base *base, const SocketAddress &addr, SocketHandl
 }
 
 void Socket::add_read_event() {
+    if (read_timeout_ms_ > 0 && Worker::has_current()) {
+        if (!read_timer_)
+            read_timer_ = std::make_unique<QueuedTimer>(Worker::current().timer_queues(),
+                                                        on_read_timer, this);
+        read_timer_->arm(read_timeout_ms_);
+        add_event_with_timeout(read_ev_.get(), 0, read_ev_timed_);
+        return;
+    }
+    if (read_timer_) read_timer_->disarm();
     add_event_with_timeout(read_ev_.get(), read_timeout_ms_, read_ev_timed_);
+}
+
+void Socket::on_read_timer(void *ctx) {
+    auto *s = static_cast<Socket *>(ctx);
+    // As a persistent libevent timeout would: armed again, for an owner that lets it run.
+    s->read_timer_->arm(s->read_timeout_ms_);
+    s->handler_->on_socket_timeout(*s, true);
 }
 
 event *Socket::write_event() {
@@ -232,6 +251,8 @@ void Socket::on_read_cb(evutil_socket_t, short what, void *ctx) {
         s->handler_->on_socket_timeout(*s, true);
         return;
     }
+    // The read timeout runs from the last time the socket was readable.
+    if (s->read_timer_ && s->read_timer_->armed()) s->read_timer_->arm(s->read_timeout_ms_);
     if (s->peek_mode_) {
         s->handler_->on_socket_read(*s);
         return;
@@ -500,6 +521,7 @@ void Socket::pause_read() {
     if (read_paused_) return;
     read_paused_ = true;
     event_del(read_ev_.get());
+    if (read_timer_) read_timer_->disarm();
 }
 
 void Socket::resume_read() {
@@ -526,6 +548,7 @@ void Socket::detach() {
     // notify_later already activated in this loop iteration).
     event_del(read_ev_.get());
     if (write_ev_) event_del(write_ev_.get());
+    if (read_timer_) read_timer_->disarm();
     read_paused_ = true;
     write_armed_ = false;
     watching_drain_ = false;
