@@ -24,6 +24,11 @@ requests for 1 MiB responses pass through the relay; CPU per MiB is the measure 
 responses' bytes; request and head bytes are under 0.1%). Callgrind counts user-space
 instructions per MiB, which hides what a relay makes the kernel do: read CPU with it.
 
+Latency row (latency_row.py, --rows latency-p99): p50/p99/p99.9 at 80% of nginx's bare
+maximum req/s, sent open loop by build/torii_loadgen (bench/loadgen/: a fixed schedule, each
+latency from its request's due time, so a stall shows in the tail instead of slowing the
+client down) to nginx, torii, torii with the gateway chain and HAProxy.
+
 --rows picks rows (see ROWS), e.g. --rows instructions,tls-keepalive,tls-handshake,tcp.
 
 Everything listens on 127.0.0.1 and every process started here is stopped by its PID.

@@ -11,10 +11,12 @@
 #include <string_view>
 #include <vector>
 
+// Everything in a namespace of its own: in the unity build (UNITY=1) this file shares a
+// translation unit with other tests.
+namespace loadgen_test {
+
 using torii::loadgen::Histogram;
 using torii::loadgen::ResponseFramer;
-
-namespace loadgen_test {
 
 using Result = ResponseFramer::Result;
 
@@ -49,10 +51,6 @@ Result verdict(std::string_view wire) {
     ResponseFramer f;
     return feed_in_pieces(f, wire).result;
 }
-
-}  // namespace loadgen_test
-
-using namespace loadgen_test;
 
 TEST_CASE("loadgen histogram: values below 256 are exact, the rest within 1/128") {
     for (uint64_t v = 0; v < 256; ++v) {
@@ -219,3 +217,5 @@ TEST_CASE("loadgen framing: what could misplace the next response is an error") 
     chunks += "0\r\n\r\n";
     CHECK(verdict(chunks) == Result::kComplete);
 }
+
+}  // namespace loadgen_test
