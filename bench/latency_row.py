@@ -14,7 +14,7 @@
 
 Reported per proxy: medians over the rounds (of two: their mean) of the achieved rate, p50,
 p99, p99.9 and max, the median of p99 over nginx's bare p99 in the same round, and each
-round's p99. Item 5 holds in a round when the chain's p99 is no more than nginx's bare p99.
+round's p99. The medians leave out runs that fell short of the load. Item 5 holds in a round when the chain's p99 is no more than nginx's bare p99.
 A run that fell short of the rate (achieved < 97%) or had errors is named in the notes: its
 percentiles describe an overload, not the load asked for, and its round judges nothing.
 """
@@ -131,7 +131,9 @@ def run(args, work, backend, rows_wanted):
                      CONNECTIONS, LATENCY_WARMUP, args.latency_seconds))
 
     def median(label, key):
-        xs = [r[key] for r in results[label] if r is not None and r.get(key) is not None]
+        """Over the runs that served the load: an overloaded run measured something else."""
+        xs = [r[key] for r in results[label]
+              if r is not None and not r["short"] and r.get(key) is not None]
         return statistics.median(xs) if xs else None
 
     lines = ["| proxy, at 80% of nginx's bare max req/s | achieved req/s | p50 us | p99 us | "
@@ -143,7 +145,9 @@ def run(args, work, backend, rows_wanted):
             B.fmt(median(label, "p99_us"), 0), B.fmt(median(label, "p99_9_us"), 0),
             B.fmt(median(label, "max_us"), 0),
             "n/a" if median(label, "vs_nginx") is None else "%.2f" % median(label, "vs_nginx"),
-            ", ".join("n/a" if r is None else B.fmt(r["p99_us"], 0) for r in results[label])))
+            ", ".join("n/a" if r is None else B.fmt(r["p99_us"], 0) + (" (short)" if r["short"]
+                                                                    else "")
+                      for r in results[label])))
     # Item 5, judged round by round (each round is one "same run": one measured maximum, one
     # load); a round where nginx or the chain fell short of the load judges nothing.
     verdicts = []
