@@ -122,7 +122,8 @@ def run(args, work, backend, rows_wanted):
         for label, _ in proxies:
             r = results[label][-1]
             if r is not None:
-                r["vs_nginx"] = r["p99_us"] / base["p99_us"] if base and base["p99_us"] else None
+                r["vs_nginx"] = (r["p99_us"] / base["p99_us"]
+                                 if base and not base["short"] and base["p99_us"] else None)
     notes.insert(0, "nginx's bare maximum per round (wrk -c%d, %d s, closed loop) and the "
                  "open-loop load (%d%% of it): %s; %d connections, %.0f s warm-up + %d s "
                  "measured per proxy" % (
