@@ -22,7 +22,6 @@ percentiles describe an overload, not the load asked for, and its round judges n
 import json
 import os
 import statistics
-import subprocess
 import time
 
 import bench as B
