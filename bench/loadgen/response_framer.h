@@ -39,8 +39,6 @@ public:
     // Whether the connection can carry the next request (HTTP/1.1 without Connection: close,
     // and a body that did not end at the close).
     bool keep_alive() const { return keep_alive_; }
-    // Whether any byte of this response has arrived.
-    bool started() const { return state_ != State::kStatusLine || !line_.empty(); }
     const char *error() const { return error_; }
 
 private:
