@@ -24,6 +24,11 @@ requests for 1 MiB responses pass through the relay; CPU per MiB is the measure 
 responses' bytes; request and head bytes are under 0.1%). Callgrind counts user-space
 instructions per MiB, which hides what a relay makes the kernel do: read CPU with it.
 
+Latency row (latency_row.py, --rows latency-p99): p50/p99/p99.9 at 80% of nginx's bare
+maximum req/s, sent open loop by build/torii_loadgen (bench/loadgen/: a fixed schedule, each
+latency from its request's due time, so a stall shows in the tail instead of slowing the
+client down) to nginx, torii, torii with the gateway chain and HAProxy.
+
 --rows picks rows (see ROWS), e.g. --rows instructions,tls-keepalive,tls-handshake,tcp.
 
 Everything listens on 127.0.0.1 and every process started here is stopped by its PID.
@@ -1377,7 +1382,9 @@ def ratio(a, b):
 ROWS = ["keepalive", "close", "big", "tls-keepalive", "tls-handshake", "instructions",
         "syscalls", "rss", "tls-instructions", "tls-handshake-instructions", "websocket",
         "plugins", "tcp", "tcp-instructions", "tcp-syscalls", "gateway-chain",
-        "connection-instructions", "idle-rss-per-conn", "tls-syscalls"]  # connection_rows.py
+        "connection-instructions", "idle-rss-per-conn",  # connection_rows.py
+        "latency-p99",  # latency_row.py
+        "tls-syscalls"]
 DEFAULT_ROWS = ROWS[:-1]  # tls-syscalls only when asked (the run's time budget)
 ROWS = ROWS + H2_ROWS  # the HTTP/2 rows: h2_rows()
 DEFAULT_ROWS = DEFAULT_ROWS + H2_ROWS
@@ -1419,6 +1426,9 @@ def main():
                     help="MiB relayed for the TCP callgrind/strace rows")
     ap.add_argument("--connections", type=int, default=2000,
                     help="new connections for the connection-instructions row")
+    ap.add_argument("--latency-seconds", type=int, default=4,
+                    help="measured seconds per proxy and round of the latency-p99 row "
+                    "(open loop, torii_loadgen)")
     ap.add_argument("--no-plugin-costs", dest="plugin_costs", action="store_false",
                     help="skip the per-plugin instruction counts")
     args = ap.parse_args()
@@ -1445,6 +1455,7 @@ def main():
     tls_notes = []
     h2_lines, h2_notes = [], []
     conn_lines, conn_notes = [], []
+    lat_lines, lat_notes = [], []
     t_start = time.monotonic()
     try:
         backend = Backend(work)
@@ -1551,6 +1562,8 @@ def main():
         h2_lines, h2_notes = h2_rows(args, work, backend, rows_wanted)
         import connection_rows
         conn_lines, conn_notes = connection_rows.run(args, work, backend, rows_wanted)
+        import latency_row
+        lat_lines, lat_notes = latency_row.run(args, work, backend, rows_wanted)
         if "plugins" in rows_wanted and any(p.name == "torii" for p in proxies):
             plugin_rows = plugin_costs(work, backend, args.fixed)
     finally:
@@ -1578,6 +1591,8 @@ def main():
         command += " --tcp-mib %d" % args.tcp_mib
     if "connection-instructions" in rows_wanted:
         command += " --connections %d" % args.connections
+    if "latency-p99" in rows_wanted:
+        command += " --latency-seconds %d" % args.latency_seconds
     header = ["torii bench, %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine: %d cores, %s" % (os.cpu_count(), model.group(1) if model else "?"),
               "command: " + command,
@@ -1601,6 +1616,9 @@ def main():
         lines += ["", "Connection cost and the gateway chain (torii, nginx, HAProxy and h2o; "
                   "--rows %s)" % ",".join(connection_rows.ROWS), ""] + conn_lines + \
             [""] + ["- " + n for n in conn_notes]
+    if lat_lines:
+        lines += ["", "Latency at 80% of nginx's bare maximum, open loop (torii_loadgen; "
+                  "--rows latency-p99)", ""] + lat_lines + [""] + ["- " + n for n in lat_notes]
     if h2_lines:
         lines += ["", "HTTP/2 (torii, nginx, HAProxy and h2o; --rows %s)" % ",".join(H2_ROWS),
                   ""] + h2_lines + [""] + ["- " + n for n in h2_notes]
@@ -1615,7 +1633,7 @@ def main():
 BUILD = None
 
 if __name__ == "__main__":
-    # The row modules (connection_rows, websocket_row) `import bench`: let that be this
+    # The row modules (connection_rows, latency_row, websocket_row) `import bench`: let that be this
     # module, so that they share BUILD, PROFILE_DIR and the list of processes to stop.
     sys.modules.setdefault("bench", sys.modules[__name__])
     try:
