@@ -28,13 +28,15 @@ HOST = "127.0.0.1"
 
 
 def torii_bin():
-    return os.environ.get("TORII_BIN", os.path.join(build_dir(), "torii"))
+    return os.path.abspath(os.environ.get("TORII_BIN", os.path.join(build_dir(), "torii")))
 
 
 def build_dir():
-    """The build folder: ctest sets TORII_BUILD_DIR; by hand it is <repo>/build."""
-    return os.environ.get("TORII_BUILD_DIR",
-                          os.path.join(os.path.dirname(os.path.dirname(HERE)), "build"))
+    """The build folder: ctest sets TORII_BUILD_DIR; by hand it is <repo>/build. Made absolute
+    here (torii runs from its own working folder, so `TORII_BUILD_DIR=build-asan` did not
+    find it)."""
+    return os.path.abspath(os.environ.get(
+        "TORII_BUILD_DIR", os.path.join(os.path.dirname(os.path.dirname(HERE)), "build")))
 
 
 _sanitized = {}  # binary path -> built with ASan
