@@ -262,6 +262,17 @@ void Worker::remove_connection(ClientConnection *c) {
     if (stopping_) check_drained();
 }
 
+void Worker::replace_connection(ClientConnection *old, ClientConnection *c) {
+    c->registry_prev = old->registry_prev;
+    c->registry_next = old->registry_next;
+    if (c->registry_prev)
+        c->registry_prev->registry_next = c;
+    else
+        connections_ = c;
+    if (c->registry_next) c->registry_next->registry_prev = c;
+    old->registry_prev = old->registry_next = nullptr;
+}
+
 void Worker::retire_connection(ClientConnection *c) {
     remove_connection(c);
     defer_delete(std::unique_ptr<Deletable>(c));
