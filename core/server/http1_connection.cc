@@ -73,7 +73,7 @@ void Http1Connection::do_acquire_request() {
 void Http1Connection::start() {
     // The first request gets client_header_timeout from the moment of accept.
     set_state(State::idle);
-    arm_idle_timer(limits_.client_header_timeout);
+    arm_idle_timer(limits_.client_header_timeout, kParkFirstAfterMs);
 }
 
 void Http1Connection::set_state(State next) {
@@ -89,10 +89,10 @@ void Http1Connection::arm_timer(int64_t ms) {
 }
 
 // Waiting for a request (the first one, or the next on a keep-alive connection) for `ms`:
-// a plain connection first waits kParkAfterMs, then parks for the rest (on_timer).
-void Http1Connection::arm_idle_timer(int64_t ms) {
-    if (may_park_ && ms > kParkAfterMs) {
-        timer_.arm(kParkAfterMs);
+// a plain connection first waits park_after(), then parks for the rest (on_timer).
+void Http1Connection::arm_idle_timer(int64_t ms, int64_t park_after) {
+    if (may_park_ && ms > park_after) {
+        timer_.arm(park_after);
         park_armed_ = true;
         return;
     }
@@ -106,9 +106,10 @@ void Http1Connection::disarm_timer() {
 void Http1Connection::on_timer(void *ctx) {
     auto *c = static_cast<Http1Connection *>(ctx);
     switch (c->state_) {
-        case State::idle:  // kParkAfterMs, keepalive_timeout or a drain's grace
+        case State::idle:  // park_after(), keepalive_timeout or a drain's grace
             if (c->park_armed_) {
-                if (!c->do_park()) c->arm_timer(c->idle_timeout() - kParkAfterMs);  // stays whole
+                if (!c->do_park())
+                    c->arm_timer(c->idle_timeout() - c->park_after());  // stays whole
                 break;
             }
             c->do_close();
@@ -563,7 +564,7 @@ void Http1Connection::do_read_next() {
     if (worker_.stopping())
         arm_timer(kDrainIdleGraceMs);
     else
-        arm_idle_timer(limits_.keepalive_timeout);
+        arm_idle_timer(limits_.keepalive_timeout, kParkAfterMs);
     size_t ahead = evbuffer_get_length(sock_->input());
     // Requests already read ahead (pipelined) are parsed first, one per loop turn; reading
     // goes on once fewer than kPipelinedHigh bytes of them are left, so a client sending
@@ -579,12 +580,12 @@ void Http1Connection::do_read_next() {
 void Http1Connection::resume_after_park(uint32_t requests) {
     requests_ = requests;
     if (requests_ == 0 && !worker_.stopping())
-        arm_idle_timer(limits_.client_header_timeout);
+        arm_idle_timer(limits_.client_header_timeout, kParkFirstAfterMs);
     else
         do_read_next();
 }
 
-// Idle for kParkAfterMs with nothing buffered either way: the connection leaves a
+// Idle for park_after() with nothing buffered either way: the connection leaves a
 // ParkedHttp1 in its place (same registry entry, so the worker's counts do not move) and
 // goes, giving its socket, buffers and parser back to the pools. The parked record closes
 // it when keepalive_timeout (client_header_timeout before a first request) ends, counted
@@ -594,7 +595,7 @@ bool Http1Connection::do_park() {
         return false;
     bool proxied = sock_->proxied();
     auto *parked = new ParkedHttp1(worker_, group_, sock_->release_fd(), peer_, requests_, proxied,
-                                   idle_timeout() - kParkAfterMs);
+                                   idle_timeout() - park_after());
     set_state(State::closed);
     do_cancel_resume();
     worker_.replace_connection(this, parked);

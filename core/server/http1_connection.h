@@ -54,6 +54,12 @@ public:
     // pays nothing for it. Short, so that a burst of new connections going idle does not
     // raise the worker's peak memory (freed memory is not given back to the system).
     static constexpr int64_t kParkAfterMs = 50;
+    // The same for a new connection that has not sent its first request. Longer: most send
+    // it at once, and each round of a queue's timer (a timer-heap removal and addition,
+    // about 500 instructions) is paid by the few connections accepted in that time; at 50 ms
+    // it added about 50 instructions to every new connection of the bench's
+    // connection-instructions row.
+    static constexpr int64_t kParkFirstAfterMs = 1000;
 
 private:
     enum class State {
@@ -90,7 +96,8 @@ private:
 
     void set_state(State next);
     void arm_timer(int64_t ms);
-    void arm_idle_timer(int64_t ms);
+    void arm_idle_timer(int64_t ms, int64_t park_after);
+    int64_t park_after() const { return requests_ ? kParkAfterMs : kParkFirstAfterMs; }
     // What an idle connection waits for its next request before it is closed.
     int64_t idle_timeout() const {
         return requests_ ? limits_.keepalive_timeout : limits_.client_header_timeout;

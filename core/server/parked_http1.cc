@@ -11,8 +11,7 @@ namespace torii {
 
 ParkedHttp1::ParkedHttp1(Worker &worker, const ServerGroup &group, UniqueFd fd,
                          const SocketAddress &peer, uint32_t requests, bool proxied, int64_t ms)
-    : worker_(worker),
-      group_(group),
+    : group_(group),
       read_ev_(worker.base(), fd.get(), EV_READ, on_read_cb, this),
       timer_(worker.timer_queues(), on_timer, this),
       peer_{},
@@ -24,11 +23,11 @@ ParkedHttp1::ParkedHttp1(Worker &worker, const ServerGroup &group, UniqueFd fd,
     // folds that deletion and this addition into no epoll_ctl at all.
     event_add(read_ev_.get(), nullptr);
     timer_.arm(ms);
-    worker_.stats().connections_parked++;
+    worker.stats().connections_parked++;
 }
 
 ParkedHttp1::~ParkedHttp1() {
-    worker_.stats().connections_parked--;
+    Worker::current().stats().connections_parked--;
 }
 
 void ParkedHttp1::on_read_cb(evutil_socket_t, short, void *ctx) {
@@ -38,17 +37,18 @@ void ParkedHttp1::on_read_cb(evutil_socket_t, short, void *ctx) {
 // A request (or the client's FIN) arrived: the connection is made whole again and takes
 // this record's place. Its socket reads on the next loop turn (epoll is level-triggered).
 void ParkedHttp1::do_wake() {
+    Worker &worker = Worker::current();
     event_del(read_ev_.get());
     timer_.disarm();
     SocketAddress peer;
     peer.length = peer_.sin6_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
     std::memcpy(&peer.storage, &peer_, peer.length);
-    auto sock = std::make_unique<Socket>(worker_.base(), fd_.release(), nullptr);
+    auto sock = std::make_unique<Socket>(worker.base(), fd_.release(), nullptr);
     if (proxied_) sock->set_proxied();
-    auto *c = new Http1Connection(worker_, std::move(sock), peer, group_);
-    worker_.replace_connection(this, c);
+    auto *c = new Http1Connection(worker, std::move(sock), peer, group_);
+    worker.replace_connection(this, c);
     c->resume_after_park(requests_);
-    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+    worker.defer_delete(std::unique_ptr<Deletable>(this));
 }
 
 void ParkedHttp1::on_timer(void *ctx) {
@@ -70,7 +70,7 @@ void ParkedHttp1::do_close() {
     event_del(read_ev_.get());
     timer_.disarm();
     fd_.reset();  // a FIN: nothing is queued, and a byte from the client would have woken us
-    worker_.retire_connection(this);
+    Worker::current().retire_connection(this);
 }
 
 }  // namespace torii

@@ -52,7 +52,8 @@ private:
     void do_wake();
     void do_close();
 
-    Worker &worker_;
+    // No Worker reference: the process's one worker (Worker::current()) owns every record,
+    // and 8 bytes less puts the record in glibc's 272-byte chunks rather than 288.
     const ServerGroup &group_;
     InlineEvent read_ev_;
     QueuedTimer timer_;

@@ -1,10 +1,10 @@
 """Parked idle connections (docs/performance.md, "Parked idle connections"; issue #16): a plain
-HTTP/1.1 connection idle for 50 ms is reduced to a small record until its next byte, and
-/status counts it under connections.parked. A parked connection
+HTTP/1.1 keep-alive connection idle for 50 ms is reduced to a small record until its next
+byte, and /status counts it under connections.parked. A parked connection
 
   - serves its next request, and its request count survives parking (keepalive_requests = 3:
-    the third response, after two parkings, says Connection: close); a connection parked
-    before its first request is served too;
+    the third response, after two parkings, says Connection: close); a new connection is
+    parked too when it has sent nothing for 1 s, and served when it does;
   - is closed with a FIN at keepalive_timeout, counted from its last response;
   - is closed with a FIN, well before shutdown_timeout, when its worker drains on a reload
     (SIGHUP) and on a graceful stop (SIGQUIT), which then exits.
@@ -79,15 +79,14 @@ def wait_fin(c, timeout):
 
 
 def test_parked_connection_serves_its_next_requests(gw):
-    with RawConn(gw.port) as c, RawConn(gw.port) as fresh:
+    with RawConn(gw.port) as c:
+        wait_parked(gw, 1)  # parked before its first request (after 1 s)
         served(c)
-        wait_parked(gw, 2)  # c, and `fresh` before its first request
-        served(fresh)
+        wait_parked(gw, 1)  # and again once idle after it (50 ms)
         served(c)
-        wait_parked(gw, 2)
-        served(c, close=True)  # the third request on c: keepalive_requests, counted across
+        wait_parked(gw, 1)
+        served(c, close=True)  # the third request: keepalive_requests, counted across parkings
         wait_fin(c, 5.0)
-    # both closed by the client: a parked connection wakes to its FIN and goes
     now = []
 
     def gone():
