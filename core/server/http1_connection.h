@@ -52,13 +52,14 @@ public:
     // An idle keep-alive connection is parked (ParkedHttp1) once it has been idle this long:
     // its memory goes back to the pools, and a client that sends its next request sooner
     // pays nothing for it. Short, so that a burst of new connections going idle does not
-    // raise the worker's peak memory (freed memory is not given back to the system).
-    static constexpr int64_t kParkAfterMs = 50;
+    // raise the worker's peak memory (freed memory is not given back to the system); not
+    // shorter, because the queue's timer goes round once per length while connections
+    // churn through it (a timer-heap removal and addition, about 600 instructions): at 50 ms
+    // that was about 17 instructions per request of the bench's keep-alive row, here about 8.
+    static constexpr int64_t kParkAfterMs = 100;
     // The same for a new connection that has not sent its first request. Longer: most send
-    // it at once, and each round of a queue's timer (a timer-heap removal and addition,
-    // about 500 instructions) is paid by the few connections accepted in that time; at 50 ms
-    // it added about 50 instructions to every new connection of the bench's
-    // connection-instructions row.
+    // it at once, and the rounds of its queue's timer fall on the few connections accepted
+    // meanwhile (at 50 ms, about 50 instructions per new connection).
     static constexpr int64_t kParkFirstAfterMs = 1000;
 
 private:

@@ -1,5 +1,5 @@
 """Parked idle connections (docs/performance.md, "Parked idle connections"; issue #16): a plain
-HTTP/1.1 keep-alive connection idle for 50 ms is reduced to a small record until its next
+HTTP/1.1 keep-alive connection idle for 100 ms is reduced to a small record until its next
 byte, and /status counts it under connections.parked. A parked connection
 
   - serves its next request, and its request count survives parking (keepalive_requests = 3:
@@ -82,7 +82,7 @@ def test_parked_connection_serves_its_next_requests(gw):
     with RawConn(gw.port) as c:
         wait_parked(gw, 1)  # parked before its first request (after 1 s)
         served(c)
-        wait_parked(gw, 1)  # and again once idle after it (50 ms)
+        wait_parked(gw, 1)  # and again once idle after it (100 ms)
         served(c)
         wait_parked(gw, 1)
         served(c, close=True)  # the third request: keepalive_requests, counted across parkings
