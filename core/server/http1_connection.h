@@ -55,7 +55,7 @@ public:
     // raise the worker's peak memory (freed memory is not given back to the system); not
     // shorter, because the queue's timer goes round once per length while connections
     // churn through it (a timer-heap removal and addition, about 600 instructions): at 50 ms
-    // that was about 17 instructions per request of the bench's keep-alive row, here about 8.
+    // that was about 17 instructions per request of the bench's keep-alive row, here about 6.
     static constexpr int64_t kParkAfterMs = 100;
     // The same for a new connection that has not sent its first request. Longer: most send
     // it at once, and the rounds of its queue's timer fall on the few connections accepted
