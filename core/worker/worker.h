@@ -142,6 +142,8 @@ private:
     void add_listener(int fd, ServerGroup *group);
     void add_listener(int fd, ListenHandler *handler);
     void check_drained();
+    void pin_zone_counters();
+    void count_accepted();
     std::vector<ClientConnection *> connection_snapshot() const;
 
     static inline Worker *current_ = nullptr;
