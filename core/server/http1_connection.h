@@ -136,7 +136,7 @@ private:
     char remote_text_[SocketAddress::kHostTextMax];
     uint32_t requests_ = 0;
     bool may_park_ = false;      // plain TCP (a TLS connection's SSL object cannot be parked)
-    bool park_armed_ = false;    // the idle timer runs for kParkAfterMs: parks, not closes
+    bool park_armed_ = false;    // the idle timer runs for park_after(): parks, not closes
     bool head_started_ = false;  // begin_request() called for the current request
     bool keep_alive_ = true;
     bool close_after_ = false;  // this response is the last on the connection

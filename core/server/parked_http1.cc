@@ -20,7 +20,7 @@ ParkedHttp1::ParkedHttp1(Worker &worker, const ServerGroup &group, UniqueFd fd,
       proxied_(proxied) {
     std::memcpy(&peer_, &peer.storage, peer.length);
     // The socket's read event was deleted in this same callback: libevent's changelist
-    // folds that deletion and this addition into no epoll_ctl at all.
+    // folds that deletion and this addition into one EPOLL_CTL_MOD.
     event_add(read_ev_.get(), nullptr);
     timer_.arm(ms);
     worker.stats().connections_parked++;

@@ -2,12 +2,13 @@
 // and read event, its keepalive deadline in the worker's timer queues, its place in the
 // worker's connection registry (so a graceful stop, a reload and close_now still reach it,
 // and worker_connections still counts it), its listener's server group, the client's
-// address (28 bytes, not a sockaddr_storage) and its request count. About 270 bytes where
+// address (28 bytes, not a sockaddr_storage) and its request count: 264 bytes where
 // the Http1Connection, its Socket and their two evbuffers were about 1.5 KiB: those go back
 // to the worker's pools (nginx frees its idle connection's buffers the same way).
 //
-// Http1Connection parks itself once it has been idle for Http1Connection::kParkAfterMs, so
-// that a client sending its next request at once pays nothing for this. The first byte (or
+// Http1Connection parks itself once it has been idle for Http1Connection::kParkAfterMs
+// (kParkFirstAfterMs before its first request), so that a client sending its next request
+// at once pays nothing for this. The first byte (or
 // the client's FIN) wakes it: the record makes a new Socket and Http1Connection for the fd,
 // which take its place in the registry, and goes away. Plain TCP only: a TLS connection's
 // SSL object would have to stay, so TLS connections are not parked.
@@ -36,8 +37,9 @@ public:
                (peer.family() == AF_INET || peer.family() == AF_INET6);
     }
     // Takes `fd` (a plain TCP client connection with nothing buffered either way), waits for
-    // its next byte and closes it `ms` from now (the rest of keepalive_timeout). The caller
-    // puts the record in the worker's registry.
+    // its next byte and closes it `ms` from now (the rest of keepalive_timeout, or of
+    // client_header_timeout before a first request). The caller puts the record in the
+    // worker's registry.
     ParkedHttp1(Worker &worker, const ServerGroup &group, UniqueFd fd, const SocketAddress &peer,
                 uint32_t requests, bool proxied, int64_t ms);
     ~ParkedHttp1() override;
