@@ -132,6 +132,12 @@ public:
     // splice(2)): the socket detaches and keeps nothing. Only for a plain (no TLS) socket
     // whose input and output are empty; the Socket is then an empty shell to free.
     UniqueFd release_fd();
+    // A plain socket between exchanges, that release_fd() may take: reading (not paused, no
+    // EOF), nothing buffered in or out, no write or drain notice under way.
+    bool quiet() const {
+        return !ssl_ && !read_paused_ && !eof_ && !failed_ && !write_armed_ && !watching_drain_ &&
+               (!input_ || evbuffer_get_length(input_.get()) == 0) && pending_output() == 0;
+    }
 
 private:
     static void on_read_cb(evutil_socket_t, short, void *ctx);

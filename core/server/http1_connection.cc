@@ -11,6 +11,7 @@
 #include "core/plugin/phase_runner.h"
 #include "core/proxy/forwarded_headers.h"
 #include "core/server/access_log.h"
+#include "core/server/parked_http1.h"
 #include "core/tunnel/tunnel.h"
 #include "core/worker/worker.h"
 
@@ -27,8 +28,6 @@ static constexpr size_t kPipelinedHigh = 64 * 1024;
 // How long a closing connection keeps reading what the client still sends, so that the
 // client sees our response instead of a reset (nginx's lingering close).
 static constexpr int64_t kLingerMs = 2000;
-// How long an idle connection may still bring a request once its worker drains.
-static constexpr int64_t kDrainIdleGraceMs = 1000;
 
 const Module http1_module = {
     .name = "http1",
@@ -56,6 +55,7 @@ Http1Connection::Http1Connection(Worker &worker, std::unique_ptr<Socket> sock,
       sock_(std::move(sock)),
       timer_(worker.timer_queues(), on_timer, this) {
     sock_->set_handler(this);
+    may_park_ = !sock_->ssl();
     peer.format_host(remote_text_);
     peer_ = peer;
 }
@@ -73,7 +73,7 @@ void Http1Connection::do_acquire_request() {
 void Http1Connection::start() {
     // The first request gets client_header_timeout from the moment of accept.
     set_state(State::idle);
-    arm_timer(limits_.client_header_timeout);
+    arm_idle_timer(limits_.client_header_timeout, kParkFirstAfterMs);
 }
 
 void Http1Connection::set_state(State next) {
@@ -84,7 +84,19 @@ void Http1Connection::set_state(State next) {
 // keep-alive request moves it to the tail of the keepalive_timeout queue, which costs no
 // timer-heap work.
 void Http1Connection::arm_timer(int64_t ms) {
+    park_armed_ = false;
     timer_.arm(ms);
+}
+
+// Waiting for a request (the first one, or the next on a keep-alive connection) for `ms`:
+// a plain connection first waits park_after(), then parks for the rest (on_timer).
+void Http1Connection::arm_idle_timer(int64_t ms, int64_t park_after) {
+    if (may_park_ && ms > park_after) {
+        timer_.arm(park_after);
+        park_armed_ = true;
+        return;
+    }
+    arm_timer(ms);
 }
 
 void Http1Connection::disarm_timer() {
@@ -94,11 +106,17 @@ void Http1Connection::disarm_timer() {
 void Http1Connection::on_timer(void *ctx) {
     auto *c = static_cast<Http1Connection *>(ctx);
     switch (c->state_) {
-        case State::idle:          // keepalive_timeout
+        case State::idle:  // park_after(), keepalive_timeout or a drain's grace
+            if (c->park_armed_) {
+                if (!c->do_park())
+                    c->arm_timer(c->idle_timeout() - c->park_after());  // stays whole
+                break;
+            }
+            c->do_close();
+            break;
         case State::reading_head:  // client_header_timeout: a slow or silent client
-            if (c->state_ == State::reading_head)
-                log_info("client %s: request head not received within client_header_timeout",
-                         c->remote_text_);
+            log_info("client %s: request head not received within client_header_timeout",
+                     c->remote_text_);
             c->do_close();
             break;
         case State::closing:  // the client does not take the rest of the output
@@ -543,7 +561,10 @@ void Http1Connection::do_finish_request() {
 }
 
 void Http1Connection::do_read_next() {
-    arm_timer(worker_.stopping() ? kDrainIdleGraceMs : limits_.keepalive_timeout);
+    if (worker_.stopping())
+        arm_timer(kDrainIdleGraceMs);
+    else
+        arm_idle_timer(limits_.keepalive_timeout, kParkAfterMs);
     size_t ahead = evbuffer_get_length(sock_->input());
     // Requests already read ahead (pipelined) are parsed first, one per loop turn; reading
     // goes on once fewer than kPipelinedHigh bytes of them are left, so a client sending
@@ -554,6 +575,32 @@ void Http1Connection::do_read_next() {
         sock_->pause_read();
     // A pipelined request may already be waiting; parse it outside this call stack.
     if (ahead > 0) do_resume_later();
+}
+
+void Http1Connection::resume_after_park(uint32_t requests) {
+    requests_ = requests;
+    if (requests_ == 0 && !worker_.stopping())
+        arm_idle_timer(limits_.client_header_timeout, kParkFirstAfterMs);
+    else
+        do_read_next();
+}
+
+// Idle for park_after() with nothing buffered either way: the connection leaves a
+// ParkedHttp1 in its place (same registry entry, so the worker's counts do not move) and
+// goes, giving its socket, buffers and parser back to the pools. The parked record closes
+// it when keepalive_timeout (client_header_timeout before a first request) ends, counted
+// from when it went idle.
+bool Http1Connection::do_park() {
+    if (req_ || output_wait_ || refuse_reason_ || !sock_->quiet() || !ParkedHttp1::fits(peer_))
+        return false;
+    bool proxied = sock_->proxied();
+    auto *parked = new ParkedHttp1(worker_, group_, sock_->release_fd(), peer_, requests_, proxied,
+                                   idle_timeout() - park_after());
+    set_state(State::closed);
+    do_cancel_resume();
+    worker_.replace_connection(this, parked);
+    worker_.defer_delete(std::unique_ptr<Deletable>(this));
+    return true;
 }
 
 void Http1Connection::do_close_after_flush() {

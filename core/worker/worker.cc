@@ -173,7 +173,7 @@ void Worker::add_listener(int fd, ServerGroup *group) {
     listeners_.push_back(std::make_unique<Listener>(
         base_.get(), fd,
         [this, group](int cfd, const SocketAddress &peer) {
-            stats_.connections_accepted++;
+            count_accepted();
             if (group->tls || group->proxy_protocol) {
                 auto *stage = new AcceptStage(*this, cfd, peer, *group);
                 add_connection(stage);
@@ -190,7 +190,7 @@ void Worker::add_listener(int fd, ListenHandler *handler) {
     listeners_.push_back(std::make_unique<Listener>(
         base_.get(), fd,
         [this, handler](int cfd, const SocketAddress &peer) {
-            stats_.connections_accepted++;
+            count_accepted();
             handler->on_accept(cfd, peer);
         },
         [this](int err) { accept_gate_->on_exhausted(err, connection_count_); }));
@@ -227,6 +227,24 @@ void Worker::add_server(std::unique_ptr<HttpServer> server, const std::string &g
     servers_.push_back(std::move(server));
 }
 
+// Machine-wide gauges for plugins (stats): documented in <torii/plugin.h>.
+void Worker::pin_zone_counters() {
+    if (zone_open_) return;
+    if (SharedZone *zone = shared_zone()) {
+        zone_open_ = zone->pin_counter("torii|connections");
+        zone_accepted_ = zone->pin_counter("torii|accepted");
+    }
+}
+
+// Counted where the listener accepts, not in add_connection: a connection that changes
+// form (the TLS/PROXY accept stage handing over to its codec, HTTP/1.1 to HTTP/2 with prior
+// knowledge, to a WebSocket tunnel) registers again, and was counted as accepted again.
+void Worker::count_accepted() {
+    stats_.connections_accepted++;
+    pin_zone_counters();
+    if (zone_accepted_) SharedZone::pinned_add(zone_accepted_, 1);
+}
+
 void Worker::add_connection(ClientConnection *c) {
     c->registry_prev = nullptr;
     c->registry_next = connections_;
@@ -235,15 +253,8 @@ void Worker::add_connection(ClientConnection *c) {
     ++connection_count_;
     stats_.connections_active++;
     if (slot_) slot_->set_connections(connection_count_);  // for /status of old generations
-    // Machine-wide gauges for plugins (stats): documented in <torii/plugin.h>.
-    if (!zone_open_) {
-        if (SharedZone *zone = shared_zone()) {
-            zone_open_ = zone->pin_counter("torii|connections");
-            zone_accepted_ = zone->pin_counter("torii|accepted");
-        }
-    }
+    pin_zone_counters();
     if (zone_open_) SharedZone::pinned_add(zone_open_, 1);
-    if (zone_accepted_) SharedZone::pinned_add(zone_accepted_, 1);
     accept_gate_->on_opened(connection_count_);
 }
 
@@ -260,6 +271,17 @@ void Worker::remove_connection(ClientConnection *c) {
     if (zone_open_) SharedZone::pinned_add(zone_open_, -1);
     accept_gate_->on_closed(connection_count_);
     if (stopping_) check_drained();
+}
+
+void Worker::replace_connection(ClientConnection *old, ClientConnection *c) {
+    c->registry_prev = old->registry_prev;
+    c->registry_next = old->registry_next;
+    if (c->registry_prev)
+        c->registry_prev->registry_next = c;
+    else
+        connections_ = c;
+    if (c->registry_next) c->registry_next->registry_prev = c;
+    old->registry_prev = old->registry_next = nullptr;
 }
 
 void Worker::retire_connection(ClientConnection *c) {

@@ -50,6 +50,7 @@ public:
 struct WorkerStats {
     uint64_t connections_accepted = 0;
     uint64_t connections_active = 0;
+    uint64_t connections_parked = 0;  // idle keep-alive ones reduced to a ParkedHttp1
     uint64_t requests = 0;
 };
 
@@ -121,6 +122,9 @@ public:
     // The registry of client connections of every protocol (drained on stop, counted).
     void add_connection(ClientConnection *c);
     void remove_connection(ClientConnection *c);
+    // `c` takes `old`'s place (a connection changing form: parked, woken): counts, gauges
+    // and the accept gate see no change. Freeing `old` is the caller's.
+    void replace_connection(ClientConnection *old, ClientConnection *c);
     // A connection that is done: out of the registry now, freed once the callback returned.
     void retire_connection(ClientConnection *c);
     UpstreamRuntime *upstream(const std::string &name);
@@ -138,6 +142,8 @@ private:
     void add_listener(int fd, ServerGroup *group);
     void add_listener(int fd, ListenHandler *handler);
     void check_drained();
+    void pin_zone_counters();
+    void count_accepted();
     std::vector<ClientConnection *> connection_snapshot() const;
 
     static inline Worker *current_ = nullptr;

@@ -203,8 +203,10 @@ void AdminServer::do_status(Request &req) {
         body += "}";
     }
     snprintf(num, sizeof num,
-             "],\"connections\":{\"active\":%llu,\"accepted\":%llu},\"requests\":%llu}\n",
+             "],\"connections\":{\"active\":%llu,\"parked\":%llu,\"accepted\":%llu},"
+             "\"requests\":%llu}\n",
              static_cast<unsigned long long>(st.connections_active),
+             static_cast<unsigned long long>(st.connections_parked),
              static_cast<unsigned long long>(st.connections_accepted),
              static_cast<unsigned long long>(st.requests));
     body += num;

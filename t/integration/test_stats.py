@@ -22,6 +22,7 @@ import types
 import pytest
 
 import harness
+from h2_raw import H2Raw
 from harness import (RawConn, config, main_block, plugin_block, request, run_torii,
                      server_block, upstream_block)
 
@@ -741,6 +742,32 @@ def test_connection_gauges_count_every_worker(procs):
             m1.get("torii_connections_accepted_total")) == s.count
     assert m2.families["torii_connections_active"]["type"] == "gauge"
     assert m2.families["torii_connections_accepted_total"]["type"] == "counter"
+
+
+def test_a_connection_that_changes_codec_is_accepted_once(procs):
+    """HTTP/2 with prior knowledge on a plain port: the HTTP/1.1 codec accepts the connection
+    and hands it to the HTTP/2 one, which registers it again; it was counted twice in
+    torii_connections_accepted_total (so were TLS connections, after their accept stage, and
+    WebSocket tunnels)."""
+    port, admin = harness.free_port(), harness.free_port()
+    procs.torii(config(
+        main_block(admin_port=admin, workers=1),
+        plugin_block("stats"),
+        server_block([port], [{"path": "/ok", "return": {"status": 200, "body": "ok\n"}}],
+                     plugins={"stats": {}}),
+    ))
+    s = Scraper(admin)
+    m0 = s()
+    s.count = 0
+    c = H2Raw(port)
+    try:
+        assert c.request(1, "/ok") == 200
+        assert c.request(3, "/ok") == 200
+    finally:
+        c.close()
+    m1 = s()
+    assert (m1.get("torii_connections_accepted_total") -
+            m0.get("torii_connections_accepted_total")) == 1 + s.count
 
 
 # ---------------------------------------------------------------------------------------------
