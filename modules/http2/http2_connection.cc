@@ -291,10 +291,14 @@ void Http2Connection::do_recv() {
         return;
     }
     if (sock_->eof()) {
+        do_send();  // what is queued still goes out before the FIN
         do_close(nullptr);
         return;
     }
-    do_send();
+    // Answers to what was read (SETTINGS and PING ACKs, WINDOW_UPDATEs) go out with the
+    // responses that other events of this loop turn produce: one send round and one TLS
+    // write per connection and turn, not one per read and one more for the upstreams.
+    schedule_send();
 }
 
 void Http2Connection::schedule_send() {

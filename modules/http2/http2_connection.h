@@ -5,8 +5,9 @@
 // runs unchanged.
 //
 // I/O follows nghttpx's shape: every received byte goes to nghttp2_session_mem_recv; frames
-// are pulled with nghttp2_session_mem_send into the socket's output after each batch, never
-// from inside nghttp2's callbacks. Request bodies are flow-controlled end to end: automatic
+// are pulled with nghttp2_session_mem_send into the socket's output once per event-loop turn
+// (a deferred send event, run after the turn's reads and upstream answers), never from
+// inside nghttp2's callbacks. Request bodies are flow-controlled end to end: automatic
 // WINDOW_UPDATE is off and bytes are consumed only once the handler took them.
 #pragma once
 
