@@ -31,7 +31,7 @@ void NvList::add(std::string_view name, std::string_view value) {
     if (n_ == capacity_) return;  // callers size the list for what they add
     v_[n_++] = {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
                 reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())), name.size(),
-                value.size(), NGHTTP2_NV_FLAG_NONE};
+                value.size(), flags_};
 }
 
 // Copies `n` bytes of a field name to `dst` in ASCII lower case, eight at a time: bit 7 of
