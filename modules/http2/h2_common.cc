@@ -1,7 +1,7 @@
 #include "modules/http2/h2_common.h"
 
-#include <cctype>
 #include <cstdint>
+#include <cstring>
 
 #include "core/base/arena.h"
 #include "core/net/socket.h"
@@ -31,15 +31,51 @@ void NvList::add(std::string_view name, std::string_view value) {
     if (n_ == capacity_) return;  // callers size the list for what they add
     v_[n_++] = {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
                 reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())), name.size(),
-                value.size(), NGHTTP2_NV_FLAG_NONE};
+                value.size(), flags_};
+}
+
+// ASCII lower case, a word at a time: bit 7 of each byte of (b & 0x7f) + 0x3f is set from 'A'
+// on, of (b & 0x7f) + 0x25 past 'Z'; where exactly one is set (and b is ASCII) 0x20 is
+// added. `ones` is 0x01 in every byte of the word.
+template <typename Word>
+static inline Word fold_word(Word w) {
+    constexpr Word ones = static_cast<Word>(~Word{0}) / 0xff;
+    Word low7 = w & (ones * 0x7f);
+    Word upper = ((low7 + ones * 0x3f) ^ (low7 + ones * 0x25)) & ~w & (ones * 0x80);
+    return w | (upper >> 2);
+}
+
+template <typename Word>
+static inline void fold_at(char *dst, const char *src) {
+    Word w;
+    std::memcpy(&w, src, sizeof w);
+    w = fold_word(w);
+    std::memcpy(dst, &w, sizeof w);
+}
+
+// Copies `n` bytes of a field name to `dst` in ASCII lower case. The last word overlaps the
+// one before it instead of a byte loop for the tail (folding reads only `src`, so a byte
+// written twice gets the same value). A byte loop calling std::tolower cost 540
+// instructions for an upstream's response fields, a byte loop without it 300.
+static void copy_lower(char *dst, const char *src, size_t n) {
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            fold_at<uint64_t>(dst + i, src + i);
+        fold_at<uint64_t>(dst + n - 8, src + n - 8);
+    } else if (n >= 4) {
+        fold_at<uint32_t>(dst, src);
+        fold_at<uint32_t>(dst + n - 4, src + n - 4);
+    } else {
+        for (size_t i = 0; i < n; ++i)
+            dst[i] = src[i] >= 'A' && src[i] <= 'Z' ? static_cast<char>(src[i] | 0x20) : src[i];
+    }
 }
 
 void NvList::add_field(const Header &h) {
     if (connection_specific(h.id)) return;
     // HTTP/2 field names are lower case (RFC 9113 8.2.2); HTTP/1 peers write them any way.
     char *p = arena_.alloc(h.name.size());
-    for (size_t i = 0; i < h.name.size(); ++i)
-        p[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(h.name[i])));
+    copy_lower(p, h.name.data(), h.name.size());
     add({p, h.name.size()}, h.value);
 }
 

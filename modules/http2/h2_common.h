@@ -27,6 +27,11 @@ bool connection_specific(HeaderId id);
 class NvList {
 public:
     NvList(Arena &arena, size_t capacity);
+    // nghttp2 keeps the pointers instead of copying the bytes (NGHTTP2_NV_FLAG_NO_COPY_*):
+    // only for a frame of a stream whose bytes outlive it. A client stream's response is
+    // such a frame: nghttp2 packs it while the stream is open, and the stream's request
+    // (arena and response head) is released only by the stream-close callback.
+    void borrow() { flags_ = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE; }
     void add(std::string_view name, std::string_view value);
     // A field of an HTTP/1-shaped list: lower-cased, connection-specific ones left out.
     void add_field(const Header &h);
@@ -38,6 +43,7 @@ private:
     nghttp2_nv *v_;
     size_t n_ = 0;
     size_t capacity_;
+    uint8_t flags_ = NGHTTP2_NV_FLAG_NONE;
 };
 
 // Hands every byte of `in` to the session; returns 0, or nghttp2's error (< 0).

@@ -5,8 +5,9 @@
 // runs unchanged.
 //
 // I/O follows nghttpx's shape: every received byte goes to nghttp2_session_mem_recv; frames
-// are pulled with nghttp2_session_mem_send into the socket's output after each batch, never
-// from inside nghttp2's callbacks. Request bodies are flow-controlled end to end: automatic
+// are pulled with nghttp2_session_mem_send into the socket's output once per event-loop turn
+// (a deferred send event, run after the turn's reads and upstream answers), never from
+// inside nghttp2's callbacks. Request bodies are flow-controlled end to end: automatic
 // WINDOW_UPDATE is off and bytes are consumed only once the handler took them.
 #pragma once
 
@@ -58,6 +59,9 @@ public:
     // A stream's handler wants to hear when its output drained (after this send round).
     void queue_drained(Http2Stream *s) { drained_.push_back(s); }
     void stream_opened(Http2Stream *s);
+    // The stream of `id`: the one opened last without a lookup in nghttp2's stream map (the
+    // fields of a request head arrive one callback each), any other through it.
+    Http2Stream *stream(int32_t id) const;
     void stream_closed(Http2Stream *s);
     size_t open_streams() const { return open_streams_; }
     // RFC 9113 checks nghttp2 leaves out (http2_frame_checks.h), from its callbacks: 0, or
@@ -93,6 +97,7 @@ private:
     EventPtr wrap_up_;                    // draining: GOAWAY even if the client never pauses
     std::vector<Http2Stream *> streams_;  // open streams (nghttp2 offers no iteration)
     std::vector<Http2Stream *> drained_;
+    Http2Stream *opening_ = nullptr;  // opened last, still open: its head is being decoded
     size_t open_streams_ = 0;
     uint64_t last_stream_ms_ = 0;  // when a stream last opened or closed (draining: idle?)
     bool closed_ = false;

@@ -269,6 +269,7 @@ void Http2Stream::send_head(Request &req) noexcept {
     ResponseHead &r = req.response;
     Arena &a = req.arena;
     h2::NvList nv(a, r.headers.size() + 2);
+    nv.borrow();  // names and values live in the arena, config or static storage
     char *status = a.alloc(3);
     status_digits(status, r.status);
     nv.add(":status", {status, 3});

@@ -232,7 +232,9 @@ void Http2UpstreamSession::do_recv() {
         do_fail("the target closed the connection");
         return;
     }
-    do_send();
+    // As on the client side: one send round per session and loop turn, with the requests
+    // and WINDOW_UPDATEs that the turn's other events submit.
+    schedule_send();
 }
 
 void Http2UpstreamSession::schedule_send() {

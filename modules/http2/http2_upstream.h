@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/base/libevent_ptr.h"
+#include "core/base/recycled.h"
 #include "core/net/socket.h"
 #include "core/proxy/upstream_stream.h"
 #include "modules/http2/h2_common.h"
@@ -23,7 +24,8 @@ class UpstreamRuntime;
 class Http2UpstreamSession;
 struct Request;
 
-class Http2UpstreamStream final : public UpstreamStream {
+class Http2UpstreamStream final : public UpstreamStream,
+                                  public Recycled<Http2UpstreamStream> {  // one per attempt
 public:
     Http2UpstreamStream(UpstreamRuntime &upstream, int target, UpstreamStreamHandler &handler,
                         Request &req);
