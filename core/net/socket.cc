@@ -206,9 +206,12 @@ void Socket::add_read_event() {
         if (!read_timer_)
             read_timer_ = std::make_unique<QueuedTimer>(Worker::current().timer_queues(),
                                                         on_read_timer, this);
-        read_timer_->arm(read_timeout_ms_);
-        add_event_with_timeout(read_ev_.get(), 0, read_ev_timed_);
-        return;
+        // A length the worker's queues do not take (one of many a peer chose: a gRPC
+        // deadline) stays a libevent timeout.
+        if (read_timer_->try_arm(read_timeout_ms_)) {
+            add_event_with_timeout(read_ev_.get(), 0, read_ev_timed_);
+            return;
+        }
     }
     if (read_timer_) read_timer_->disarm();
     add_event_with_timeout(read_ev_.get(), read_timeout_ms_, read_ev_timed_);

@@ -14,6 +14,16 @@ void QueuedTimer::arm(int64_t ms) {
     q->append(this);
 }
 
+bool QueuedTimer::try_arm(int64_t ms) {
+    if (ms < 0) ms = 0;
+    if (!(last_ && last_->ms == ms) && !queues_.queue_for(ms, true)) {
+        disarm();
+        return false;
+    }
+    arm(ms);
+    return true;
+}
+
 void QueuedTimer::disarm() {
     if (queue_) queue_->unlink(this);
 }
@@ -25,9 +35,10 @@ TimerQueues::~TimerQueues() {
             q->unlink(q->head);
 }
 
-TimerQueues::Queue *TimerQueues::queue_for(int64_t ms) {
+TimerQueues::Queue *TimerQueues::queue_for(int64_t ms, bool bounded) {
     for (auto &q : queues_)
         if (q->ms == ms) return q.get();
+    if (bounded && queues_.size() >= kMaxQueues) return nullptr;
     queues_.push_back(std::make_unique<Queue>(this, base_, ms));
     return queues_.back().get();
 }

@@ -34,6 +34,12 @@ public:
 
     // Fires ms milliseconds from now (Worker::now_ms), replacing any earlier arming.
     void arm(int64_t ms);
+    // As arm(), for lengths that may come from a peer (a gRPC call's deadline left): arms
+    // only into an existing queue or a new one while fewer than kMaxQueues exist, and
+    // returns false otherwise (the caller then keeps its own libevent timer). Without the
+    // bound every distinct length would add a queue that is never freed, each arming
+    // scanning them all.
+    bool try_arm(int64_t ms);
     void disarm();
     bool armed() const { return queue_ != nullptr; }
 
@@ -62,7 +68,8 @@ private:
     friend class QueuedTimer;
     using Queue = QueuedTimer::Queue;
 
-    Queue *queue_for(int64_t ms);
+    static constexpr size_t kMaxQueues = 32;
+    Queue *queue_for(int64_t ms, bool bounded = false);
 
     event_base *base_;
     std::vector<std::unique_ptr<Queue>> queues_;  // a handful: one per timeout length

@@ -78,4 +78,24 @@ TEST_CASE("timer queues: a callback may destroy other timers of its queue") {
     delete victim_owner;
 }
 
+TEST_CASE("timer queues: try_arm takes at most kMaxQueues lengths, arm any") {
+    EventBasePtr base(event_base_new());
+    TimerQueues queues(base.get());
+    Fired fired;
+    Owner o{&fired, 'o'};
+    QueuedTimer t(queues, Owner::cb, &o);
+    // Lengths a peer chose (gRPC deadlines): the first 32 get queues, the next does not
+    // and leaves the timer disarmed for its owner's own timer.
+    for (int64_t ms = 1000; ms < 1032; ++ms)
+        CHECK(t.try_arm(ms));
+    CHECK(t.armed());
+    CHECK_FALSE(t.try_arm(5000));
+    CHECK_FALSE(t.armed());
+    CHECK(t.try_arm(1010));  // a length that has its queue still arms
+    CHECK(t.armed());
+    t.arm(7000);  // a configured length always gets one
+    CHECK(t.armed());
+    t.disarm();
+}
+
 }  // namespace torii
