@@ -47,6 +47,17 @@ private:
     event ev_;
 };
 
+inline EvbufferPtr make_evbuffer() {
+    return EvbufferPtr(evbuffer_new());
+}
+
+inline timeval to_timeval(int64_t ms) {
+    timeval tv;
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    return tv;
+}
+
 // Adds `ev` to its loop with a timeout of `ms` milliseconds, or none for 0. libevent keeps a
 // persistent event's last timeout: event_add(ev, NULL) leaves an armed one in place, and even
 // after event_del the next activation re-arms the old length (event_persist_closure). So an
@@ -55,9 +66,7 @@ private:
 // client_body_timeout's 408, t/integration/test_timeout_changes.py).
 inline void add_event_with_timeout(event *ev, int64_t ms, bool &timed) {
     if (ms > 0) {
-        timeval tv;
-        tv.tv_sec = ms / 1000;
-        tv.tv_usec = (ms % 1000) * 1000;
+        timeval tv = to_timeval(ms);
         event_add(ev, &tv);
         timed = true;
         return;
@@ -80,17 +89,6 @@ inline void add_event_with_timeout(event *ev, int64_t ms, bool &timed) {
         return;
     }
     event_add(ev, nullptr);
-}
-
-inline EvbufferPtr make_evbuffer() {
-    return EvbufferPtr(evbuffer_new());
-}
-
-inline timeval to_timeval(int64_t ms) {
-    timeval tv;
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
-    return tv;
 }
 
 // An owned file descriptor.

@@ -73,7 +73,7 @@ void Http1Connection::do_acquire_request() {
 void Http1Connection::start() {
     // The first request gets client_header_timeout from the moment of accept.
     set_state(State::idle);
-    arm_idle_timer(limits_.client_header_timeout, kParkFirstAfterMs);
+    arm_idle_timer();
 }
 
 void Http1Connection::set_state(State next) {
@@ -88,15 +88,16 @@ void Http1Connection::arm_timer(int64_t ms) {
     timer_.arm(ms);
 }
 
-// Waiting for a request (the first one, or the next on a keep-alive connection) for `ms`:
-// a plain connection first waits park_after(), then parks for the rest (on_timer).
-void Http1Connection::arm_idle_timer(int64_t ms, int64_t park_after) {
-    if (may_park_ && ms > park_after) {
-        timer_.arm(park_after);
+// Waiting for a request (the first one, or the next on a keep-alive connection) for
+// idle_timeout(): a plain connection first waits park_after(), then parks for the rest
+// (on_timer).
+void Http1Connection::arm_idle_timer() {
+    if (may_park_ && idle_timeout() > park_after()) {
+        timer_.arm(park_after());
         park_armed_ = true;
         return;
     }
-    arm_timer(ms);
+    arm_timer(idle_timeout());
 }
 
 void Http1Connection::disarm_timer() {
@@ -564,7 +565,7 @@ void Http1Connection::do_read_next() {
     if (worker_.stopping())
         arm_timer(kDrainIdleGraceMs);
     else
-        arm_idle_timer(limits_.keepalive_timeout, kParkAfterMs);
+        arm_idle_timer();  // requests_ > 0 here: keepalive_timeout
     size_t ahead = evbuffer_get_length(sock_->input());
     // Requests already read ahead (pipelined) are parsed first, one per loop turn; reading
     // goes on once fewer than kPipelinedHigh bytes of them are left, so a client sending
@@ -580,7 +581,7 @@ void Http1Connection::do_read_next() {
 void Http1Connection::resume_after_park(uint32_t requests) {
     requests_ = requests;
     if (requests_ == 0 && !worker_.stopping())
-        arm_idle_timer(limits_.client_header_timeout, kParkFirstAfterMs);
+        arm_idle_timer();
     else
         do_read_next();
 }

@@ -97,7 +97,7 @@ private:
 
     void set_state(State next);
     void arm_timer(int64_t ms);
-    void arm_idle_timer(int64_t ms, int64_t park_after);
+    void arm_idle_timer();
     int64_t park_after() const { return requests_ ? kParkAfterMs : kParkFirstAfterMs; }
     // What an idle connection waits for its next request before it is closed.
     int64_t idle_timeout() const {

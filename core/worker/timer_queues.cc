@@ -4,23 +4,32 @@
 
 namespace torii {
 
-void QueuedTimer::arm(int64_t ms) {
-    if (ms < 0) ms = 0;
-    // A connection mostly alternates between two lengths; the last queue is tried first.
-    Queue *q = last_ && last_->ms == ms ? last_ : queues_.queue_for(ms);
+// The queue for `ms`: a connection mostly alternates between two lengths, so the last
+// queue is tried first. Null when `bounded` and a new one would pass kMaxQueues.
+QueuedTimer::Queue *QueuedTimer::queue_of(int64_t ms, bool bounded) {
+    return last_ && last_->ms == ms ? last_ : queues_.queue_for(ms, bounded);
+}
+
+void QueuedTimer::arm_in(Queue *q, int64_t ms) {
     if (queue_) queue_->unlink(this);
     last_ = q;
     deadline_ms_ = Worker::now_ms() + static_cast<uint64_t>(ms);
     q->append(this);
 }
 
+void QueuedTimer::arm(int64_t ms) {
+    if (ms < 0) ms = 0;
+    arm_in(queue_of(ms, false), ms);
+}
+
 bool QueuedTimer::try_arm(int64_t ms) {
     if (ms < 0) ms = 0;
-    if (!(last_ && last_->ms == ms) && !queues_.queue_for(ms, true)) {
+    Queue *q = queue_of(ms, true);
+    if (!q) {
         disarm();
         return false;
     }
-    arm(ms);
+    arm_in(q, ms);
     return true;
 }
 

@@ -47,6 +47,9 @@ private:
     friend class TimerQueues;
     struct Queue;
 
+    Queue *queue_of(int64_t ms, bool bounded);
+    void arm_in(Queue *q, int64_t ms);
+
     TimerQueues &queues_;
     void (*fn_)(void *);
     void *arg_;
