@@ -16,8 +16,7 @@ ParkingLot::~ParkingLot() {
             unlink(l.head);
 }
 
-// The epoll instance and its two events, made when the first spot parks: a worker that
-// never parks anything holds no descriptor for it.
+// The epoll instance and its two events: false while out of descriptors.
 bool ParkingLot::open() {
     if (epfd_.get() >= 0) return true;
     int fd = epoll_create1(EPOLL_CLOEXEC);

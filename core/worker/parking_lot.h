@@ -50,7 +50,9 @@ public:
         void (*expire)(Spot *);
     };
 
-    explicit ParkingLot(event_base *base) : base_(base) {}
+    // Opens the epoll instance now, so that a worker's descriptors do not change with the
+    // first connection it parks (worker_connections and tests count them).
+    explicit ParkingLot(event_base *base) : base_(base) { open(); }
     ~ParkingLot();
     ParkingLot(const ParkingLot &) = delete;
     ParkingLot &operator=(const ParkingLot &) = delete;
@@ -85,7 +87,7 @@ private:
     void schedule(uint64_t deadline_ms);
 
     event_base *base_;
-    UniqueFd epfd_;                        // made by the first park
+    UniqueFd epfd_;                        // made again by park() if it failed at first
     std::vector<List> lists_;              // a handful: one per (length, kind)
     std::optional<InlineEvent> ready_ev_;  // epfd_ readable, made with it
     std::optional<InlineEvent> timer_ev_;
