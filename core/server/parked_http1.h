@@ -7,7 +7,7 @@
 // evbuffers were about 1.5 KiB: those go back to the worker's pools (nginx frees its idle
 // connection's buffers the same way). The client's address is read again with
 // getpeername() on waking; one that came in a PROXY protocol header cannot be, and is kept
-// (ParkedHttp1Proxied, 28 bytes more).
+// (ParkedHttp1Proxied: 104 bytes).
 //
 // Http1Connection parks itself once it has been idle for Http1Connection::kParkAfterMs
 // (kParkFirstAfterMs before its first request), so that a client sending its next request
