@@ -48,10 +48,10 @@ struct Record : ParkingLot::Spot {
 
 const ParkingLot::Kind kRecord = {Record::wake, Record::expire};
 
-// Runs the loop until `log` has `n` characters, at most ~2 s (the lot's epoll event is
-// persistent: event_base_dispatch would not return).
-void run_until(event_base *base, const std::string &log, size_t n) {
-    for (int i = 0; i < 200 && log.size() < n; ++i) {
+// Runs the loop until `log` has `n` characters, for at most `turns` x 10 ms (the lot's
+// epoll event is persistent: event_base_dispatch would not return).
+void run_until(event_base *base, const std::string &log, size_t n, int turns = 200) {
+    for (int i = 0; i < turns && log.size() < n; ++i) {
         timeval tv = to_timeval(10);
         event_base_loopexit(base, &tv);
         event_base_dispatch(base);
@@ -91,7 +91,7 @@ TEST_CASE("parking lot: the peer's FIN wakes; a spot unparked in its batch is no
     shutdown(a.peer, SHUT_WR);  // both ready in one epoll_wait: the first woken unparks
     shutdown(b.peer, SHUT_WR);  // the other, which is then skipped
     run_until(base.get(), log, 2);
-    run_until(base.get(), log, 3);  // another loop turn: nothing more arrives
+    run_until(base.get(), log, 3, 3);  // more loop turns: nothing more arrives
     CHECK(log.size() == 2);
     CHECK(log[0] == 'w');
     CHECK(lot.size() == 0);
