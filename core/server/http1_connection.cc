@@ -592,11 +592,10 @@ void Http1Connection::resume_after_park(uint32_t requests) {
 // it when keepalive_timeout (client_header_timeout before a first request) ends, counted
 // from when it went idle.
 bool Http1Connection::do_park() {
-    if (req_ || output_wait_ || refuse_reason_ || !sock_->quiet() || !ParkedHttp1::fits(peer_))
-        return false;
-    bool proxied = sock_->proxied();
-    auto *parked = new ParkedHttp1(worker_, group_, sock_->release_fd(), peer_, requests_, proxied,
-                                   idle_timeout() - park_after());
+    if (req_ || output_wait_ || refuse_reason_ || !sock_->quiet()) return false;
+    auto *parked =
+        ParkedHttp1::park(worker_, group_, *sock_, peer_, requests_, idle_timeout() - park_after());
+    if (!parked) return false;
     set_state(State::closed);
     do_cancel_resume();
     worker_.replace_connection(this, parked);

@@ -17,6 +17,7 @@
 #include "core/server/accept_stage.h"
 #include "core/server/http1_connection.h"
 #include "core/server/virtual_server.h"
+#include "core/worker/parking_lot.h"
 #include "core/worker/timer_queues.h"
 
 namespace torii {
@@ -36,6 +37,7 @@ Worker::Worker(std::shared_ptr<const Config> config, std::shared_ptr<PluginSet> 
     event_config_free(cfg);
     graveyard_ev_.reset(event_new(base_.get(), -1, 0, on_graveyard_cb, this));
     timer_queues_ = std::make_unique<TimerQueues>(base_.get());
+    parking_lot_ = std::make_unique<ParkingLot>(base_.get());
     current_ = this;
     // InlineEvent embeds the struct event of the libevent headers we were built with.
     if (event_get_struct_event_size() != sizeof(event)) {

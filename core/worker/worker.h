@@ -25,6 +25,7 @@
 namespace torii {
 
 class ClientConnection;
+class ParkingLot;
 class TimerQueues;
 class UpstreamRuntime;
 class PluginSet;
@@ -93,6 +94,8 @@ public:
     event_base *base() const { return base_.get(); }
     // The client connections' timers (core/worker/timer_queues.h).
     TimerQueues &timer_queues() { return *timer_queues_; }
+    // Idle connections parked outside libevent (core/worker/parking_lot.h).
+    ParkingLot &parking_lot() { return *parking_lot_; }
     const Config &config() const { return *config_; }
     const PluginSet &plugins() const { return *plugins_; }
     const std::string &config_path() const { return config_path_; }
@@ -154,6 +157,7 @@ private:
     std::string config_path_;
     EventBasePtr base_;
     std::unique_ptr<TimerQueues> timer_queues_;  // after base_: goes before it
+    std::unique_ptr<ParkingLot> parking_lot_;    // the same
     std::vector<std::unique_ptr<HttpServer>> servers_;
     std::map<std::string, std::unique_ptr<ServerGroup>> groups_;  // by listen address
     std::map<std::string, std::unique_ptr<UpstreamRuntime>> upstreams_;

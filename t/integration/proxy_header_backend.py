@@ -66,6 +66,7 @@ class ProxyHeaderBackend:
         self._stop = threading.Event()
         self._sock = None
         self._threads = []
+        self._conns = set()  # open ones: stop() ends them (keep-alive reads wait up to 10 s)
 
     def start(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -81,6 +82,12 @@ class ProxyHeaderBackend:
 
     def stop(self):
         self._stop.set()
+        with self._lock:
+            for c in self._conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)  # a thread blocked in recv() returns now
+                except OSError:
+                    pass
         for t in self._threads:
             t.join(5)
         if self._sock:
@@ -100,6 +107,18 @@ class ProxyHeaderBackend:
 
     def _serve(self, conn):
         conn.settimeout(10)
+        with self._lock:
+            if self._stop.is_set():
+                conn.close()
+                return
+            self._conns.add(conn)
+        try:
+            self._serve_conn(conn)
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+
+    def _serve_conn(self, conn):
         with conn:
             try:
                 header = read_proxy_header(conn)

@@ -41,6 +41,7 @@ def gw(module_procs, tmp_path_factory):
     pp1 = ProxyHeaderBackend(harness.free_port()).start()
     pp2 = ProxyHeaderBackend(harness.free_port()).start()
     port, tls_port, plain_port = harness.free_port(), harness.free_port(), harness.free_port()
+    admin = harness.free_port()
     log = work / "access.log"
     locations = [
         {"path": "/v1/", "upstream": "pp1"},
@@ -50,7 +51,7 @@ def gw(module_procs, tmp_path_factory):
         {"path": "/", "upstream": "echo"},
     ]
     text = config(
-        main_block(access_log=str(log)),
+        main_block(access_log=str(log), admin_port=admin),
         plugin_block("round_robin"),
         plugin_block("header_rewrite"),
         upstream_block("echo", [echo.port]),
@@ -63,7 +64,7 @@ def gw(module_procs, tmp_path_factory):
     )
     t = p.torii(text)
     yield types.SimpleNamespace(port=port, tls_port=tls_port, plain_port=plain_port, torii=t,
-                                log=log, pp1=pp1, pp2=pp2, ca=pki.ca)
+                                log=log, pp1=pp1, pp2=pp2, ca=pki.ca, admin=admin)
     pp1.stop()
     pp2.stop()
 
@@ -122,6 +123,31 @@ def test_proxy_protocol_addr_variable(gw):
     assert "127.0.0.1" not in h.get("x-pp-addr", ""), h
     h = echoed_headers(harness.raw_request(gw.plain_port, get("/var/echo")))
     assert "127.0.0.1" not in h.get("x-pp-addr", ""), h
+
+
+def test_parked_connection_keeps_the_client_address(gw):
+    """A keep-alive connection idle for 100 ms is parked (docs/performance.md, "Parked idle
+    connections") and made again from its fd when its next request comes: the client
+    address is the PROXY header's on a proxy_protocol listener (kept while parked), and
+    the socket's own peer on a plain one (read again on waking)."""
+    def parked():
+        r = harness.request(gw.admin, "GET", "/status", headers={"Connection": "close"})
+        return r.json()["connections"]["parked"] == 2
+
+    keep = lambda path: ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode()
+    header = b"PROXY TCP6 2001:db8::9 ::1 45678 80\r\n"
+    with harness.RawConn(gw.port) as pp, harness.RawConn(gw.plain_port) as plain:
+        pp.send(header + keep("/echo/parked-pp-1"))
+        plain.send(keep("/echo/parked-plain-1"))
+        for c in (pp, plain):
+            assert c.read_response().status == 200
+        assert harness.wait_until(parked, 5.0, interval=0.05)
+        pp.send(keep("/echo/parked-pp-2"))
+        plain.send(keep("/echo/parked-plain-2"))
+        pp_h = {k.lower(): v for k, v in pp.read_response().json()["headers"]}
+        plain_h = {k.lower(): v for k, v in plain.read_response().json()["headers"]}
+    assert pp_h["x-forwarded-for"] == "2001:db8::9", pp_h
+    assert plain_h["x-forwarded-for"] == "127.0.0.1", plain_h
 
 
 @pytest.mark.parametrize("header", [
