@@ -76,12 +76,15 @@ void Http1Parser::take_piece(std::string_view &s, const char *at, size_t len) {
 }
 
 void Http1Parser::copy_raw_pieces() {
-    auto lo = reinterpret_cast<uintptr_t>(raw_lo_), hi = reinterpret_cast<uintptr_t>(raw_hi_);
-    char *copy = arena_->alloc(hi - lo);
-    std::memcpy(copy, raw_lo_, hi - lo);
+    auto lo = reinterpret_cast<uintptr_t>(raw_lo_),
+         span = reinterpret_cast<uintptr_t>(raw_hi_) - lo;
+    char *copy = arena_->alloc(span);
+    std::memcpy(copy, raw_lo_, span);
+    // One unsigned compare tells a view into the span (a view made before it, in the arena or
+    // null, wraps around to a large offset); an empty view moved along does no harm.
     auto rebase = [&](std::string_view &v) {
-        auto p = reinterpret_cast<uintptr_t>(v.data());
-        if (!v.empty() && p >= lo && p < hi) v = {copy + (p - lo), v.size()};
+        uintptr_t off = reinterpret_cast<uintptr_t>(v.data()) - lo;
+        if (off < span) v = {copy + off, v.size()};
     };
     if (kind_ == Kind::request) {
         if (req_) rebase(req_->target);

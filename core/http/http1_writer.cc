@@ -1,5 +1,6 @@
 #include "core/http/http1_writer.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
@@ -83,10 +84,32 @@ static size_t fields_size(const HeaderList &headers) {
     return n;
 }
 
-static char *put(char *p, std::string_view s) {
-    if (s.empty()) return p;  // an empty view may have a null data()
-    std::memcpy(p, s.data(), s.size());
-    return p + s.size();
+// Most names and values are under 16 bytes: those are copied inline with two overlapping
+// moves, not by a call into libc's memcpy (about 8 instructions fewer per piece, and a head
+// has two dozen pieces).
+static inline char *put(char *p, std::string_view s) {
+    size_t n = s.size();
+    const char *from = s.data();
+    if (n > 16) {
+        std::memcpy(p, from, n);
+    } else if (n >= 8) {
+        uint64_t a, b;
+        std::memcpy(&a, from, 8);
+        std::memcpy(&b, from + n - 8, 8);
+        std::memcpy(p, &a, 8);
+        std::memcpy(p + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        std::memcpy(&a, from, 4);
+        std::memcpy(&b, from + n - 4, 4);
+        std::memcpy(p, &a, 4);
+        std::memcpy(p + n - 4, &b, 4);
+    } else if (n > 0) {  // an empty view may have a null data()
+        p[0] = from[0];
+        p[n / 2] = from[n / 2];
+        p[n - 1] = from[n - 1];
+    }
+    return p + n;
 }
 
 static char *put_fields(char *p, const HeaderList &headers) {
