@@ -314,11 +314,16 @@ void Http2Connection::do_recv() {
 }
 
 void Http2Connection::schedule_send() {
-    if (!closed_) event_active(send_ev_.get(), 0, 0);
+    // A stream schedules after each head, body piece and end, about 3 times per request
+    // in one send round: the flag spares libevent's event_active for all but the first.
+    if (closed_ || send_scheduled_) return;
+    send_scheduled_ = true;
+    event_active(send_ev_.get(), 0, 0);
 }
 
 void Http2Connection::on_send_cb(evutil_socket_t, short, void *ctx) {
     auto *c = static_cast<Http2Connection *>(ctx);
+    c->send_scheduled_ = false;
     if (!c->closed_) c->do_send();
 }
 

@@ -101,8 +101,9 @@ private:
     size_t open_streams_ = 0;
     uint64_t last_stream_ms_ = 0;  // when a stream last opened or closed (draining: idle?)
     bool closed_ = false;
-    bool draining_ = false;       // the worker is stopping: GOAWAY once the client pauses
-    bool goaway_notice_ = false;  // shutdown notice sent, final GOAWAY pending
+    bool send_scheduled_ = false;  // send_ev_ is active: it runs in this loop turn
+    bool draining_ = false;        // the worker is stopping: GOAWAY once the client pauses
+    bool goaway_notice_ = false;   // shutdown notice sent, final GOAWAY pending
     bool goaway_sent_ = false;
     bool calm_down_ = false;  // the glitch budget is spent
     Http2FrameChecks checks_;
