@@ -39,6 +39,9 @@ Http2Stream::Http2Stream(Http2Connection &conn, int32_t id)
 Http2Stream::~Http2Stream() = default;
 
 int Http2Stream::on_header(std::string_view name, std::string_view value) {
+    // Every field is checked, also those of a head already too large (nghttp2's HTTP
+    // messaging pass is off: h2_request_checks.h).
+    if (!checks_.on_field(name, value, false)) return do_refuse_malformed();
     if (!req_ || head_too_large_) return 0;  // the rest of the block is decoded, then dropped
     header_bytes_ += name.size() + value.size() + 32;  // RFC 9113 6.5.2's accounting
     if (name.empty() || name.front() != ':') ++header_fields_;
@@ -53,7 +56,7 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
     }
     RequestHead &in = req_->input;
     Arena &a = req_->arena;
-    if (!name.empty() && name.front() == ':') {  // nghttp2 checked which and how often
+    if (!name.empty() && name.front() == ':') {  // checks_ allowed which and how often
         if (name == ":method") {
             in.method = a.copy(value);
         } else if (name == ":path") {
@@ -63,7 +66,7 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
             // a different host by different parsers.
             if (value.find('@') != std::string_view::npos) return do_refuse_malformed();
             in.authority = a.copy(value);
-        } else if (name == ":protocol") {  // nghttp2 allows it on CONNECT only
+        } else if (name == ":protocol") {  // on CONNECT only (checks_.on_head_end)
             protocol_ = a.copy(value);
         }
         return 0;
@@ -84,13 +87,21 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
 }
 
 int Http2Stream::do_refuse_malformed() {
-    // A malformed request is a stream error of type PROTOCOL_ERROR (RFC 9113 8.1.1); nghttp2
-    // resets with INTERNAL_ERROR unless the code is submitted first.
-    nghttp2_submit_rst_stream(conn_.session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_PROTOCOL_ERROR);
+    // nghttp2 resets with INTERNAL_ERROR unless the code is submitted first.
+    do_reset_malformed();
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
+void Http2Stream::do_reset_malformed() {
+    // A malformed request is a stream error of type PROTOCOL_ERROR (RFC 9113 8.1.1); what
+    // else arrives on the stream until the reset goes out is dropped.
+    malformed_ = true;
+    nghttp2_submit_rst_stream(conn_.session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_PROTOCOL_ERROR);
+    conn_.schedule_send();
+}
+
 int Http2Stream::on_trailer(std::string_view name, std::string_view value) {
+    if (!checks_.on_field(name, value, true)) return do_refuse_malformed();
     if (!req_) return 0;
     // The same limits as the head: HPACK lets one byte on the wire stand for a field of up
     // to 4 KiB from the dynamic table, so a trailer section of a few frames would otherwise
@@ -106,6 +117,11 @@ int Http2Stream::on_trailer(std::string_view name, std::string_view value) {
 }
 
 void Http2Stream::on_request_head(bool end_stream) {
+    if (malformed_) return;
+    if (!checks_.on_head_end() || (end_stream && !checks_.on_end())) {
+        do_reset_malformed();
+        return;
+    }
     if (!req_) return;
     Request &r = *req_;
     RequestHead &in = r.input;
@@ -114,14 +130,7 @@ void Http2Stream::on_request_head(bool end_stream) {
     r.ssl = conn_.ssl();
     r.client = conn_.socket();
     if (in.authority.empty()) in.authority = in.headers.get(HeaderId::host);
-    bool has_length = false;
-    std::string_view cl = in.headers.get(HeaderId::content_length, &has_length);
-    if (has_length) {
-        uint64_t v = 0;
-        for (char c : cl)
-            v = v * 10 + static_cast<uint64_t>(c - '0');  // digits: nghttp2 checked
-        in.content_length = static_cast<int64_t>(v);
-    }
+    in.content_length = checks_.content_length();       // digits, one field (or -1)
     in.chunked = !end_stream && in.content_length < 0;  // a body of unknown length follows
     if (end_stream) r.body_done = true;
     client_ended_ = end_stream;
@@ -171,6 +180,13 @@ void Http2Stream::on_request_head(bool end_stream) {
 
 void Http2Stream::on_data(const uint8_t *data, size_t len) {
     nghttp2_session *s = conn_.session();
+    if (malformed_ || !checks_.on_data(len)) {
+        // Nothing past content-length reaches a handler: a backend would read it as the
+        // start of another request.
+        nghttp2_session_consume(s, id_, len);
+        if (!malformed_) do_reset_malformed();
+        return;
+    }
     if (tunnel_ && tunnel_->open()) {
         body_buffered_ += len;  // until the tunnel wrote it upstream (tunnel_consumed)
         tunnel_->on_client_data(data, len);
@@ -206,7 +222,21 @@ void Http2Stream::on_data(const uint8_t *data, size_t len) {
     if (r.handler) r.handler->on_request_body(r);
 }
 
+void Http2Stream::on_trailers_end(bool end_stream) {
+    if (malformed_) return;
+    if (!end_stream) {  // a trailer section ends the stream (RFC 9113 8.1)
+        do_reset_malformed();
+        return;
+    }
+    on_request_end();
+}
+
 void Http2Stream::on_request_end() {
+    if (malformed_) return;
+    if (!checks_.on_end()) {  // fewer body bytes than content-length said
+        do_reset_malformed();
+        return;
+    }
     client_ended_ = true;
     if (tunnel_) tunnel_->on_client_end();
     if (!req_ || req_->body_done) return;
