@@ -140,8 +140,11 @@ int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *us
         frame->rst_stream.error_code != NGHTTP2_CANCEL &&
         frame->rst_stream.error_code != NGHTTP2_INTERNAL_ERROR)
         static_cast<Http2Connection *>(user)->spend_glitch();
+    // Only a WebSocket handshake's stream wants to hear that its response ended: no lookup
+    // in nghttp2's stream map for the others.
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
-        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        static_cast<Http2Connection *>(user)->websocket_streams() > 0)
         if (Http2Stream *s = stream_of(session, frame->hd.stream_id)) s->on_response_sent();
     return 0;
 }

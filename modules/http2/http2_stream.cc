@@ -144,6 +144,7 @@ void Http2Stream::on_request_head(bool end_stream) {
     if (connect && protocol_ == "websocket") {
         // From here on the HTTP/1.1 handshake it stands for; its DATA is the tunnel's.
         websocket_ = true;
+        conn_.websocket_opened();
         websocket_key_ = h2::websocket_handshake_from_connect(r);
         r.body_done = true;
         early_ = make_evbuffer();
@@ -460,6 +461,7 @@ void Http2Stream::on_response_sent() {
 void Http2Stream::on_close(uint32_t error_code) {
     if (finished_) return;
     finished_ = true;
+    if (websocket_) conn_.websocket_closed();
     if (tunnel_) {
         // One log line for the whole tunnel, as for HTTP/1.1: its bytes each way.
         tunnel_->close(error_code != NGHTTP2_NO_ERROR);
