@@ -130,82 +130,89 @@ static bool first_not_empty(uint32_t &flags, uint32_t flag, std::string_view v) 
     return true;
 }
 
-bool RequestChecks::on_pseudo(std::string_view name, std::string_view value) {
+Field RequestChecks::on_pseudo(std::string_view name, std::string_view value) {
+    constexpr Field bad = Field::malformed;
     switch (name.size()) {
         case 5:  // :path
-            if (name != ":path" || !all_of(value, kPath)) return false;
-            if (!first_not_empty(flags_, kPathField, value)) return false;
+            if (name != ":path" || !all_of(value, kPath)) return bad;
+            if (!first_not_empty(flags_, kPathField, value)) return bad;
             if (value.front() == '/')
                 flags_ |= kPathSlash;
             else if (value == "*")
                 flags_ |= kPathAsterisk;
-            return true;
+            return Field::path;
         case 7:
             if (name == ":method") {
-                if (value.empty() || !all_of(value, kToken)) return false;
-                if (!first_not_empty(flags_, kMethod, value)) return false;
+                if (!all_of(value, kToken) || !first_not_empty(flags_, kMethod, value)) return bad;
                 if (value == "CONNECT") flags_ |= kConnect;
                 if (value == "OPTIONS") flags_ |= kOptions;
-                return true;
+                return Field::method;
             }
             if (name == ":scheme") {
-                if (!valid_scheme(value) || !first_not_empty(flags_, kScheme, value)) return false;
+                if (!valid_scheme(value) || !first_not_empty(flags_, kScheme, value)) return bad;
                 if (iequals_ascii(value, "http") || iequals_ascii(value, "https"))
                     flags_ |= kSchemeHttp;
-                return true;
+                return Field::scheme;
             }
-            return false;
+            return bad;
         case 9:  // :protocol (SETTINGS_ENABLE_CONNECT_PROTOCOL is always on)
             return name == ":protocol" && valid_value(value) &&
-                   first_not_empty(flags_, kProtocol, value);
+                           first_not_empty(flags_, kProtocol, value)
+                       ? Field::protocol
+                       : bad;
         case 10:  // :authority
             return name == ":authority" && all_of(value, kAuthority) &&
-                   first_not_empty(flags_, kAuthorityField, value);
+                           first_not_empty(flags_, kAuthorityField, value)
+                       ? Field::authority
+                       : bad;
         default:  // :status, or a pseudo-header nobody defined
-            return false;
+            return bad;
     }
 }
 
-bool RequestChecks::on_field(std::string_view name, std::string_view value, bool trailer) {
-    if (name.empty()) return false;
+Field RequestChecks::on_field(std::string_view name, std::string_view value, bool trailer) {
+    constexpr Field bad = Field::malformed;
+    if (name.empty()) return bad;
     if (name.front() == ':') {
-        if (trailer || (flags_ & kRegularSeen)) return false;
+        if (trailer || (flags_ & kRegularSeen)) return bad;
         return on_pseudo(name, value);
     }
-    if (!all_of(name, kName)) return false;
+    if (!all_of(name, kName)) return bad;
     flags_ |= kRegularSeen;
     // By length first, as the fields that matter here are few (nghttp2's token lookup).
     switch (name.size()) {
         case 2:
-            if (name == "te") return iequals_ascii(value, "trailers");
+            if (name == "te") return iequals_ascii(value, "trailers") ? Field::regular : bad;
             break;
         case 4:
             if (name == "host")
-                return all_of(value, kAuthority) && first_not_empty(flags_, kHost, value);
+                return all_of(value, kAuthority) && first_not_empty(flags_, kHost, value)
+                           ? Field::host
+                           : bad;
             break;
         case 7:
-            if (name == "upgrade") return false;
+            if (name == "upgrade") return bad;
             break;
         case 10:
-            if (name == "connection" || name == "keep-alive") return false;
+            if (name == "connection" || name == "keep-alive") return bad;
             break;
         case 14:
             if (name == "content-length") {
-                if (content_length_ >= 0) return false;  // a second one
+                if (content_length_ >= 0) return bad;  // a second one
                 content_length_ = parse_length(value);
-                return content_length_ >= 0;
+                return content_length_ >= 0 ? Field::regular : bad;
             }
             break;
         case 16:
-            if (name == "proxy-connection") return false;
+            if (name == "proxy-connection") return bad;
             break;
         case 17:
-            if (name == "transfer-encoding") return false;
+            if (name == "transfer-encoding") return bad;
             break;
         default:
             break;
     }
-    return valid_value(value);
+    return valid_value(value) ? Field::regular : bad;
 }
 
 bool RequestChecks::on_head_end() {

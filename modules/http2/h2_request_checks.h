@@ -27,10 +27,14 @@
 
 namespace torii::h2 {
 
+// What a field is, as far as the checks tell (the caller need not compare names again).
+enum class Field : uint8_t { malformed, regular, host, method, scheme, authority, path, protocol };
+
 class RequestChecks {
 public:
-    // A field of the head (trailer = false) or of the trailer section: false if malformed.
-    bool on_field(std::string_view name, std::string_view value, bool trailer);
+    // A field of the head (trailer = false) or of the trailer section: malformed, or what
+    // it is.
+    Field on_field(std::string_view name, std::string_view value, bool trailer);
     // The head's last field was seen: false if malformed.
     bool on_head_end();
     // Body bytes arrived: false once they pass content-length.
@@ -46,7 +50,7 @@ public:
     int64_t content_length() const { return content_length_; }
 
 private:
-    bool on_pseudo(std::string_view name, std::string_view value);
+    Field on_pseudo(std::string_view name, std::string_view value);
 
     uint32_t flags_ = 0;
     int64_t content_length_ = -1;

@@ -41,10 +41,12 @@ Http2Stream::~Http2Stream() = default;
 int Http2Stream::on_header(std::string_view name, std::string_view value) {
     // Every field is checked, also those of a head already too large (nghttp2's HTTP
     // messaging pass is off: h2_request_checks.h).
-    if (!checks_.on_field(name, value, false)) return do_refuse_malformed();
+    h2::Field kind = checks_.on_field(name, value, false);
+    if (kind == h2::Field::malformed) return do_refuse_malformed();
     if (!req_ || head_too_large_) return 0;  // the rest of the block is decoded, then dropped
     header_bytes_ += name.size() + value.size() + 32;  // RFC 9113 6.5.2's accounting
-    if (name.empty() || name.front() != ':') ++header_fields_;
+    bool pseudo = kind != h2::Field::regular && kind != h2::Field::host;
+    if (!pseudo) ++header_fields_;
     bool too_many = header_fields_ > kMaxRequestHeaderFields;
     if (header_bytes_ > conn_.limits().client_max_header_size || too_many) {
         log_info("client %s: HTTP/2 header list over %s", conn_.remote_text(),
@@ -56,29 +58,35 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
     }
     RequestHead &in = req_->input;
     Arena &a = req_->arena;
-    if (!name.empty() && name.front() == ':') {  // checks_ allowed which and how often
-        if (name == ":method") {
+    switch (kind) {  // checks_ allowed which pseudo-headers, each once, host once
+        case h2::Field::method:
             in.method = a.copy(value);
-        } else if (name == ":path") {
+            return 0;
+        case h2::Field::path:
             in.target = a.copy(value);
-        } else if (name == ":authority") {
+            return 0;
+        case h2::Field::authority:
             // No userinfo in an http(s) authority (RFC 9113 8.3.1): "user@host" is read as
             // a different host by different parsers.
             if (value.find('@') != std::string_view::npos) return do_refuse_malformed();
             in.authority = a.copy(value);
-        } else if (name == ":protocol") {  // on CONNECT only (checks_.on_head_end)
+            return 0;
+        case h2::Field::protocol:  // on CONNECT only (checks_.on_head_end)
             protocol_ = a.copy(value);
-        }
-        return 0;
-    }
-    if (name == "host") {
-        // The server is chosen by :authority, an HTTP/1 upstream reads Host: they must name
-        // the same (RFC 9113 8.3.1 says SHOULD; a proxy that routes by one and forwards the
-        // other can be sent anywhere). Pseudo-headers came first, so :authority is known.
-        bool seen = false;
-        in.headers.get(HeaderId::host, &seen);
-        if (seen || (!in.authority.empty() && !iequals(value, in.authority)))
-            return do_refuse_malformed();
+            return 0;
+        case h2::Field::scheme:
+            return 0;
+        case h2::Field::host:
+            // The server is chosen by :authority, an HTTP/1 upstream reads Host: they must
+            // name the same (RFC 9113 8.3.1 says SHOULD; a proxy that routes by one and
+            // forwards the other can be sent anywhere). Pseudo-headers came first, so
+            // :authority is known.
+            if (!in.authority.empty() && !iequals(value, in.authority))
+                return do_refuse_malformed();
+            in.headers.add("host", a.copy(value), HeaderId::host);
+            return 0;
+        default:
+            break;
     }
     if (!conn_.limits().underscores_in_headers && name.find('_') != std::string_view::npos)
         return 0;  // as on HTTP/1.1: a backend may read X_User as X-User
@@ -101,7 +109,7 @@ void Http2Stream::do_reset_malformed() {
 }
 
 int Http2Stream::on_trailer(std::string_view name, std::string_view value) {
-    if (!checks_.on_field(name, value, true)) return do_refuse_malformed();
+    if (checks_.on_field(name, value, true) == h2::Field::malformed) return do_refuse_malformed();
     if (!req_) return 0;
     // The same limits as the head: HPACK lets one byte on the wire stand for a field of up
     // to 4 KiB from the dynamic table, so a trailer section of a few frames would otherwise

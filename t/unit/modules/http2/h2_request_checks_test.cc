@@ -6,13 +6,14 @@
 #include <utility>
 #include <vector>
 
+using torii::h2::Field;
 using torii::h2::RequestChecks;
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
 // Feeds a head; false as soon as a field or the head's end is refused.
 static bool head_ok(const Fields &fields, RequestChecks &c) {
     for (const auto &[n, v] : fields)
-        if (!c.on_field(n, v, false)) return false;
+        if (c.on_field(n, v, false) == Field::malformed) return false;
     return c.on_head_end();
 }
 
@@ -55,6 +56,15 @@ TEST_CASE("RequestChecks: field names and values, every byte value") {
 
 TEST_CASE("RequestChecks: the rules of a request head") {
     CHECK(head_ok(get()));
+    {
+        RequestChecks c;
+        CHECK(c.on_field(":method", "GET", false) == Field::method);
+        CHECK(c.on_field(":scheme", "http", false) == Field::scheme);
+        CHECK(c.on_field(":authority", "h", false) == Field::authority);
+        CHECK(c.on_field(":path", "/", false) == Field::path);
+        CHECK(c.on_field("host", "h", false) == Field::host);
+        CHECK(c.on_field("x", "y", false) == Field::regular);
+    }
     CHECK(head_ok(get({{"te", "Trailers"}, {"content-length", "0"}})));
     CHECK(head_ok(
         {{":method", "OPTIONS"}, {":scheme", "http"}, {":authority", "h"}, {":path", "*"}}));
@@ -125,9 +135,9 @@ TEST_CASE("RequestChecks: trailers and the body's length") {
     CHECK(c.on_end());
     CHECK_FALSE(c.on_data(1));  // 6 of 5
 
-    CHECK(c.on_field("x-t", "1", true));
-    CHECK_FALSE(c.on_field(":path", "/", true));  // no pseudo-header in trailers
-    CHECK_FALSE(c.on_field("x-t", "a\nb", true));
+    CHECK(c.on_field("x-t", "1", true) == Field::regular);
+    CHECK(c.on_field(":path", "/", true) == Field::malformed);  // no pseudo-header in trailers
+    CHECK(c.on_field("x-t", "a\nb", true) == Field::malformed);
 
     RequestChecks connect;
     REQUIRE(head_ok({{":method", "CONNECT"}, {":authority", "h:443"}, {"content-length", "1"}},
