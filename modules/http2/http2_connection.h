@@ -64,6 +64,10 @@ public:
     Http2Stream *stream(int32_t id) const;
     void stream_closed(Http2Stream *s);
     size_t open_streams() const { return open_streams_; }
+    // Open streams that are WebSocket handshakes or tunnels (RFC 8441).
+    size_t websocket_streams() const { return websocket_streams_; }
+    void websocket_opened() { ++websocket_streams_; }
+    void websocket_closed() { --websocket_streams_; }
     // RFC 9113 checks nghttp2 leaves out (http2_frame_checks.h), from its callbacks: 0, or
     // NGHTTP2_ERR_CALLBACK_FAILURE with the connection error to send recorded.
     int check_begin_frame(const nghttp2_frame_hd &hd);
@@ -99,10 +103,12 @@ private:
     std::vector<Http2Stream *> drained_;
     Http2Stream *opening_ = nullptr;  // opened last, still open: its head is being decoded
     size_t open_streams_ = 0;
+    size_t websocket_streams_ = 0;
     uint64_t last_stream_ms_ = 0;  // when a stream last opened or closed (draining: idle?)
     bool closed_ = false;
-    bool draining_ = false;       // the worker is stopping: GOAWAY once the client pauses
-    bool goaway_notice_ = false;  // shutdown notice sent, final GOAWAY pending
+    bool send_scheduled_ = false;  // send_ev_ is active: it runs in this loop turn
+    bool draining_ = false;        // the worker is stopping: GOAWAY once the client pauses
+    bool goaway_notice_ = false;   // shutdown notice sent, final GOAWAY pending
     bool goaway_sent_ = false;
     bool calm_down_ = false;  // the glitch budget is spent
     Http2FrameChecks checks_;

@@ -39,9 +39,14 @@ Http2Stream::Http2Stream(Http2Connection &conn, int32_t id)
 Http2Stream::~Http2Stream() = default;
 
 int Http2Stream::on_header(std::string_view name, std::string_view value) {
+    // Every field is checked, also those of a head already too large (nghttp2's HTTP
+    // messaging pass is off: h2_request_checks.h).
+    h2::Field kind = checks_.on_field(name, value, false);
+    if (kind == h2::Field::malformed) return do_refuse_malformed();
     if (!req_ || head_too_large_) return 0;  // the rest of the block is decoded, then dropped
     header_bytes_ += name.size() + value.size() + 32;  // RFC 9113 6.5.2's accounting
-    if (name.empty() || name.front() != ':') ++header_fields_;
+    bool pseudo = kind != h2::Field::regular && kind != h2::Field::host;
+    if (!pseudo) ++header_fields_;
     bool too_many = header_fields_ > kMaxRequestHeaderFields;
     if (header_bytes_ > conn_.limits().client_max_header_size || too_many) {
         log_info("client %s: HTTP/2 header list over %s", conn_.remote_text(),
@@ -53,29 +58,35 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
     }
     RequestHead &in = req_->input;
     Arena &a = req_->arena;
-    if (!name.empty() && name.front() == ':') {  // nghttp2 checked which and how often
-        if (name == ":method") {
+    switch (kind) {  // checks_ allowed which pseudo-headers, each once, host once
+        case h2::Field::method:
             in.method = a.copy(value);
-        } else if (name == ":path") {
+            return 0;
+        case h2::Field::path:
             in.target = a.copy(value);
-        } else if (name == ":authority") {
+            return 0;
+        case h2::Field::authority:
             // No userinfo in an http(s) authority (RFC 9113 8.3.1): "user@host" is read as
             // a different host by different parsers.
             if (value.find('@') != std::string_view::npos) return do_refuse_malformed();
             in.authority = a.copy(value);
-        } else if (name == ":protocol") {  // nghttp2 allows it on CONNECT only
+            return 0;
+        case h2::Field::protocol:  // on CONNECT only (checks_.on_head_end)
             protocol_ = a.copy(value);
-        }
-        return 0;
-    }
-    if (name == "host") {
-        // The server is chosen by :authority, an HTTP/1 upstream reads Host: they must name
-        // the same (RFC 9113 8.3.1 says SHOULD; a proxy that routes by one and forwards the
-        // other can be sent anywhere). Pseudo-headers came first, so :authority is known.
-        bool seen = false;
-        in.headers.get(HeaderId::host, &seen);
-        if (seen || (!in.authority.empty() && !iequals(value, in.authority)))
-            return do_refuse_malformed();
+            return 0;
+        case h2::Field::scheme:
+            return 0;
+        case h2::Field::host:
+            // The server is chosen by :authority, an HTTP/1 upstream reads Host: they must
+            // name the same (RFC 9113 8.3.1 says SHOULD; a proxy that routes by one and
+            // forwards the other can be sent anywhere). Pseudo-headers came first, so
+            // :authority is known.
+            if (!in.authority.empty() && !iequals(value, in.authority))
+                return do_refuse_malformed();
+            in.headers.add("host", a.copy(value), HeaderId::host);
+            return 0;
+        default:
+            break;
     }
     if (!conn_.limits().underscores_in_headers && name.find('_') != std::string_view::npos)
         return 0;  // as on HTTP/1.1: a backend may read X_User as X-User
@@ -84,13 +95,21 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
 }
 
 int Http2Stream::do_refuse_malformed() {
-    // A malformed request is a stream error of type PROTOCOL_ERROR (RFC 9113 8.1.1); nghttp2
-    // resets with INTERNAL_ERROR unless the code is submitted first.
-    nghttp2_submit_rst_stream(conn_.session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_PROTOCOL_ERROR);
+    // nghttp2 resets with INTERNAL_ERROR unless the code is submitted first.
+    do_reset_malformed();
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
+void Http2Stream::do_reset_malformed() {
+    // A malformed request is a stream error of type PROTOCOL_ERROR (RFC 9113 8.1.1); what
+    // else arrives on the stream until the reset goes out is dropped.
+    malformed_ = true;
+    nghttp2_submit_rst_stream(conn_.session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_PROTOCOL_ERROR);
+    conn_.schedule_send();
+}
+
 int Http2Stream::on_trailer(std::string_view name, std::string_view value) {
+    if (checks_.on_field(name, value, true) == h2::Field::malformed) return do_refuse_malformed();
     if (!req_) return 0;
     // The same limits as the head: HPACK lets one byte on the wire stand for a field of up
     // to 4 KiB from the dynamic table, so a trailer section of a few frames would otherwise
@@ -106,6 +125,11 @@ int Http2Stream::on_trailer(std::string_view name, std::string_view value) {
 }
 
 void Http2Stream::on_request_head(bool end_stream) {
+    if (malformed_) return;
+    if (!checks_.on_head_end() || (end_stream && !checks_.on_end())) {
+        do_reset_malformed();
+        return;
+    }
     if (!req_) return;
     Request &r = *req_;
     RequestHead &in = r.input;
@@ -114,14 +138,7 @@ void Http2Stream::on_request_head(bool end_stream) {
     r.ssl = conn_.ssl();
     r.client = conn_.socket();
     if (in.authority.empty()) in.authority = in.headers.get(HeaderId::host);
-    bool has_length = false;
-    std::string_view cl = in.headers.get(HeaderId::content_length, &has_length);
-    if (has_length) {
-        uint64_t v = 0;
-        for (char c : cl)
-            v = v * 10 + static_cast<uint64_t>(c - '0');  // digits: nghttp2 checked
-        in.content_length = static_cast<int64_t>(v);
-    }
+    in.content_length = checks_.content_length();       // digits, one field (or -1)
     in.chunked = !end_stream && in.content_length < 0;  // a body of unknown length follows
     if (end_stream) r.body_done = true;
     client_ended_ = end_stream;
@@ -135,6 +152,7 @@ void Http2Stream::on_request_head(bool end_stream) {
     if (connect && protocol_ == "websocket") {
         // From here on the HTTP/1.1 handshake it stands for; its DATA is the tunnel's.
         websocket_ = true;
+        conn_.websocket_opened();
         websocket_key_ = h2::websocket_handshake_from_connect(r);
         r.body_done = true;
         early_ = make_evbuffer();
@@ -171,6 +189,13 @@ void Http2Stream::on_request_head(bool end_stream) {
 
 void Http2Stream::on_data(const uint8_t *data, size_t len) {
     nghttp2_session *s = conn_.session();
+    if (malformed_ || !checks_.on_data(len)) {
+        // Nothing past content-length reaches a handler: a backend would read it as the
+        // start of another request.
+        nghttp2_session_consume(s, id_, len);
+        if (!malformed_) do_reset_malformed();
+        return;
+    }
     if (tunnel_ && tunnel_->open()) {
         body_buffered_ += len;  // until the tunnel wrote it upstream (tunnel_consumed)
         tunnel_->on_client_data(data, len);
@@ -206,7 +231,21 @@ void Http2Stream::on_data(const uint8_t *data, size_t len) {
     if (r.handler) r.handler->on_request_body(r);
 }
 
+void Http2Stream::on_trailers_end(bool end_stream) {
+    if (malformed_) return;
+    if (!end_stream) {  // a trailer section ends the stream (RFC 9113 8.1)
+        do_reset_malformed();
+        return;
+    }
+    on_request_end();
+}
+
 void Http2Stream::on_request_end() {
+    if (malformed_) return;
+    if (!checks_.on_end()) {  // fewer body bytes than content-length said
+        do_reset_malformed();
+        return;
+    }
     client_ended_ = true;
     if (tunnel_) tunnel_->on_client_end();
     if (!req_ || req_->body_done) return;
@@ -430,6 +469,7 @@ void Http2Stream::on_response_sent() {
 void Http2Stream::on_close(uint32_t error_code) {
     if (finished_) return;
     finished_ = true;
+    if (websocket_) conn_.websocket_closed();
     if (tunnel_) {
         // One log line for the whole tunnel, as for HTTP/1.1: its bytes each way.
         tunnel_->close(error_code != NGHTTP2_NO_ERROR);

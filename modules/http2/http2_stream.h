@@ -14,6 +14,7 @@
 #include "core/base/recycled.h"
 #include "core/http/request.h"
 #include "modules/http2/h2_common.h"
+#include "modules/http2/h2_request_checks.h"
 #include "modules/http2/http2_tunnel.h"
 
 namespace torii {
@@ -35,6 +36,8 @@ public:
     void on_request_head(bool end_stream);
     void on_data(const uint8_t *data, size_t len);
     void on_request_end();
+    // The trailer section's HEADERS frame ended (it must end the stream).
+    void on_trailers_end(bool end_stream);
     // Non-zero (an nghttp2 error code) when the trailer section is over the header limits.
     int on_trailer(std::string_view name, std::string_view value);
     ssize_t read_body(uint8_t *buf, size_t length, uint32_t *flags);
@@ -75,13 +78,15 @@ private:
     void do_websocket_answer(Request &req);
     // Resets the stream as malformed; the value to return from nghttp2's header callback.
     int do_refuse_malformed();
+    void do_reset_malformed();
     size_t output_high() const;
     void do_refuse(int status);
 
     Http2Connection &conn_;
     int32_t id_;
     Request *req_;
-    h2::OutBody out_;  // the response body, pulled by nghttp2
+    h2::OutBody out_;           // the response body, pulled by nghttp2
+    h2::RequestChecks checks_;  // RFC 9113 8.2-8.3, in nghttp2's place
     // WebSocket over HTTP/2 (RFC 8441): an extended CONNECT with :protocol = websocket.
     std::string_view protocol_;       // :protocol as received
     std::string_view websocket_key_;  // the Sec-WebSocket-Key torii sent upstream
@@ -90,6 +95,7 @@ private:
     bool websocket_ = false;        // this stream is such a handshake
     bool tunnel_accepted_ = false;  // the 101 was valid: the 200 went out
     bool client_ended_ = false;     // END_STREAM received (on a tunnel: its FIN)
+    bool malformed_ = false;        // reset as malformed: the rest of the stream is dropped
     uint64_t header_bytes_ = 0;
     size_t header_fields_ = 0;     // regular fields (not pseudo-headers) of the request head
     bool head_too_large_ = false;  // over client_max_header_size or the field count: 431

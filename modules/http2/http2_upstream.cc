@@ -238,11 +238,16 @@ void Http2UpstreamSession::do_recv() {
 }
 
 void Http2UpstreamSession::schedule_send() {
-    if (!failed_ && ready_) event_active(send_ev_.get(), 0, 0);
+    // Once per loop turn, however many streams submitted (as on the client side).
+    if (failed_ || !ready_ || send_scheduled_) return;
+    send_scheduled_ = true;
+    event_active(send_ev_.get(), 0, 0);
 }
 
 void Http2UpstreamSession::on_send_cb(evutil_socket_t, short, void *ctx) {
-    static_cast<Http2UpstreamSession *>(ctx)->do_send();
+    auto *s = static_cast<Http2UpstreamSession *>(ctx);
+    s->send_scheduled_ = false;
+    s->do_send();
 }
 
 void Http2UpstreamSession::do_send() {

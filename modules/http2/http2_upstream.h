@@ -118,6 +118,7 @@ private:
     std::unique_ptr<Socket> sock_;
     nghttp2_session *session_ = nullptr;
     EventPtr send_ev_;
+    bool send_scheduled_ = false;  // send_ev_ is active: it runs in this loop turn
     // Keep-alive: a target that went away without a FIN or RST (a dead host, a silent
     // middlebox) is found by a PING on a quiet session before a request is lost on it.
     EventPtr ping_timer_;

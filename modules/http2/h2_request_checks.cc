@@ -1,0 +1,236 @@
+#include "modules/http2/h2_request_checks.h"
+
+#include <array>
+#include <cstdint>
+
+namespace torii::h2 {
+
+namespace {
+
+// Character classes, one bit each in a 256-entry table: one load and test per byte.
+enum : uint8_t {
+    kName = 1,       // a field name: tchar without upper case (RFC 9110 5.6.2, RFC 9113 8.2.1)
+    kToken = 2,      // tchar (a method)
+    kValue = 4,      // field-value: VCHAR, SP, HTAB, obs-text (no other control, no DEL)
+    kPath = 8,       // a field-value's characters but SP and HTAB
+    kAuthority = 16  // RFC 3986 3.2: unreserved, sub-delims, ':', '@', '[', ']', '%'
+};
+
+constexpr std::array<uint8_t, 256> make_classes() {
+    std::array<uint8_t, 256> t{};
+    for (int c = 0; c < 256; ++c) {
+        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        bool digit = c >= '0' && c <= '9';
+        bool tchar = alpha || digit ||
+                     std::string_view("!#$%&'*+-.^_`|~").find(char(c)) != std::string_view::npos;
+        uint8_t v = 0;
+        if (tchar) v |= kToken;
+        if (tchar && !(c >= 'A' && c <= 'Z')) v |= kName;
+        if (c == '\t' || (c >= 0x20 && c <= 0x7e) || c >= 0x80) v |= kValue;
+        if ((c > 0x20 && c <= 0x7e) || c >= 0x80) v |= kPath;
+        if (alpha || digit ||
+            std::string_view("-._~!$&'()*+,;=:@[]%").find(char(c)) != std::string_view::npos)
+            v |= kAuthority;
+        t[static_cast<size_t>(c)] = v;
+    }
+    return t;
+}
+
+constexpr std::array<uint8_t, 256> kClasses = make_classes();
+
+// The classes every byte of `s` is in: their bits ANDed, without a branch per byte (these
+// loops run over every byte of every request field).
+uint8_t classes_of(std::string_view s) {
+    const auto *p = reinterpret_cast<const uint8_t *>(s.data());
+    size_t n = s.size(), i = 0;
+    uint8_t a = 0xff, b = 0xff, c = 0xff, d = 0xff;
+    for (; i + 4 <= n; i += 4) {
+        a &= kClasses[p[i]];
+        b &= kClasses[p[i + 1]];
+        c &= kClasses[p[i + 2]];
+        d &= kClasses[p[i + 3]];
+    }
+    for (; i < n; ++i)
+        a &= kClasses[p[i]];
+    return a & b & c & d;
+}
+
+bool all_of(std::string_view s, uint8_t cls) {
+    return (classes_of(s) & cls) != 0;
+}
+
+bool is_lws(char c) {
+    return c == ' ' || c == '\t';
+}
+
+// RFC 9113 8.2.1: no leading or trailing whitespace either.
+bool valid_value(std::string_view v) {
+    if (!v.empty() && (is_lws(v.front()) || is_lws(v.back()))) return false;
+    return all_of(v, kValue);
+}
+
+// RFC 3986 3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+bool valid_scheme(std::string_view v) {
+    if (v.empty()) return false;
+    char f = v.front();
+    if (!((f >= 'a' && f <= 'z') || (f >= 'A' && f <= 'Z'))) return false;
+    for (char c : v.substr(1))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '-' || c == '.'))
+            return false;
+    return true;
+}
+
+bool iequals_ascii(std::string_view a, std::string_view lower) {
+    if (a.size() != lower.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        char c = a[i];
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
+        if (c != lower[i]) return false;
+    }
+    return true;
+}
+
+// Digits only, and no overflow: -1 otherwise.
+int64_t parse_length(std::string_view v) {
+    if (v.empty()) return -1;
+    int64_t n = 0;
+    for (char c : v) {
+        if (c < '0' || c > '9') return -1;
+        int d = c - '0';
+        if (n > (INT64_MAX - d) / 10) return -1;
+        n = n * 10 + d;
+    }
+    return n;
+}
+
+enum : uint32_t {
+    kMethod = 1u << 0,
+    kScheme = 1u << 1,
+    kAuthorityField = 1u << 2,
+    kPathField = 1u << 3,
+    kProtocol = 1u << 4,
+    kHost = 1u << 5,
+    kRegularSeen = 1u << 6,  // a regular field came: no pseudo-header after it
+    kConnect = 1u << 7,
+    kOptions = 1u << 8,
+    kSchemeHttp = 1u << 9,  // http or https
+    kPathSlash = 1u << 10,
+    kPathAsterisk = 1u << 11,
+};
+
+}  // namespace
+
+// A pseudo-header's (or host's) value: not empty nor only whitespace (nghttp2's rule), and
+// seen once. Every caller has already refused values with SP or HTAB, or with either at
+// the start: not empty is enough.
+static bool first_not_empty(uint32_t &flags, uint32_t flag, std::string_view v) {
+    if ((flags & flag) || v.empty()) return false;
+    flags |= flag;
+    return true;
+}
+
+Field RequestChecks::on_pseudo(std::string_view name, std::string_view value) {
+    constexpr Field bad = Field::malformed;
+    switch (name.size()) {
+        case 5:  // :path
+            if (name != ":path" || !all_of(value, kPath)) return bad;
+            if (!first_not_empty(flags_, kPathField, value)) return bad;
+            if (value.front() == '/')
+                flags_ |= kPathSlash;
+            else if (value == "*")
+                flags_ |= kPathAsterisk;
+            return Field::path;
+        case 7:
+            if (name == ":method") {
+                if (!all_of(value, kToken) || !first_not_empty(flags_, kMethod, value)) return bad;
+                if (value == "CONNECT") flags_ |= kConnect;
+                if (value == "OPTIONS") flags_ |= kOptions;
+                return Field::method;
+            }
+            if (name == ":scheme") {
+                if (!valid_scheme(value) || !first_not_empty(flags_, kScheme, value)) return bad;
+                if (iequals_ascii(value, "http") || iequals_ascii(value, "https"))
+                    flags_ |= kSchemeHttp;
+                return Field::scheme;
+            }
+            return bad;
+        case 9:  // :protocol (SETTINGS_ENABLE_CONNECT_PROTOCOL is always on)
+            return name == ":protocol" && valid_value(value) &&
+                           first_not_empty(flags_, kProtocol, value)
+                       ? Field::protocol
+                       : bad;
+        case 10:  // :authority
+            return name == ":authority" && all_of(value, kAuthority) &&
+                           first_not_empty(flags_, kAuthorityField, value)
+                       ? Field::authority
+                       : bad;
+        default:  // :status, or a pseudo-header nobody defined
+            return bad;
+    }
+}
+
+Field RequestChecks::on_field(std::string_view name, std::string_view value, bool trailer) {
+    constexpr Field bad = Field::malformed;
+    if (name.empty()) return bad;
+    if (name.front() == ':') {
+        if (trailer || (flags_ & kRegularSeen)) return bad;
+        return on_pseudo(name, value);
+    }
+    if (!all_of(name, kName)) return bad;
+    flags_ |= kRegularSeen;
+    // By length first, as the fields that matter here are few (nghttp2's token lookup).
+    switch (name.size()) {
+        case 2:
+            if (name == "te") return iequals_ascii(value, "trailers") ? Field::regular : bad;
+            break;
+        case 4:
+            if (name == "host")
+                return all_of(value, kAuthority) && first_not_empty(flags_, kHost, value)
+                           ? Field::host
+                           : bad;
+            break;
+        case 7:
+            if (name == "upgrade") return bad;
+            break;
+        case 10:
+            if (name == "connection" || name == "keep-alive") return bad;
+            break;
+        case 14:
+            if (name == "content-length") {
+                if (content_length_ >= 0) return bad;  // a second one
+                content_length_ = parse_length(value);
+                return content_length_ >= 0 ? Field::regular : bad;
+            }
+            break;
+        case 16:
+            if (name == "proxy-connection") return bad;
+            break;
+        case 17:
+            if (name == "transfer-encoding") return bad;
+            break;
+        default:
+            break;
+    }
+    return valid_value(value) ? Field::regular : bad;
+}
+
+bool RequestChecks::on_head_end() {
+    if ((flags_ & kConnect) && !(flags_ & kProtocol)) {
+        // CONNECT (RFC 9113 8.5): :authority only, and a body of no declared length.
+        if ((flags_ & (kScheme | kPathField)) || !(flags_ & kAuthorityField)) return false;
+        content_length_ = -1;
+        return true;
+    }
+    constexpr uint32_t required = kMethod | kScheme | kPathField;
+    if ((flags_ & required) != required || !(flags_ & (kAuthorityField | kHost))) return false;
+    // An extended CONNECT (RFC 8441 4) names its :authority.
+    if ((flags_ & kProtocol) && (!(flags_ & kConnect) || !(flags_ & kAuthorityField))) return false;
+    // http(s) (RFC 9113 8.3.1): an origin-form path, or "*" for a server-wide OPTIONS.
+    if ((flags_ & kSchemeHttp) && !(flags_ & kPathSlash) &&
+        !((flags_ & kOptions) && (flags_ & kPathAsterisk)))
+        return false;
+    return true;
+}
+
+}  // namespace torii::h2
