@@ -250,6 +250,10 @@ int Http1Parser::on_headers_complete(llhttp_t *p) {
         // Trailers (after a chunked body) go to their own list.
         s->fields_ = &r->trailers;
         s->raw_fields_from_ = r->trailers.size();
+        // A request without a body (no length, or 0, not chunked, no upgrade) ends here: llhttp
+        // goes on to on_message_complete, which pauses, in this same call (head_pending_ is
+        // reported first), instead of a second call with nothing to read.
+        if (!chunked && r->content_length <= 0 && !r->upgrade) return 0;
         return HPE_PAUSED;
     }
     ResponseHead *r = s->resp_;
