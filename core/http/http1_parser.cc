@@ -32,7 +32,7 @@ void Http1Parser::reset() {
     llhttp_init(&parser_, kind_ == Kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
     parser_.data = this;
     state_ = State::idle;
-    head_pending_ = complete_pending_ = resumed_ = failed_here_ = false;
+    head_pending_ = complete_pending_ = error_pending_ = resumed_ = failed_here_ = false;
 }
 
 void Http1Parser::begin_request(RequestHead *req, Arena *arena, uint64_t max_head_size) {
@@ -50,6 +50,7 @@ void Http1Parser::begin_response(ResponseHead *resp, Arena *arena, bool request_
 }
 
 int Http1Parser::fail(int status, const char *reason) {
+    head_pending_ = false;  // a head refused in on_headers_complete is not reported
     error_status_ = status;
     error_reason_ = reason;
     failed_here_ = true;
@@ -278,6 +279,10 @@ int Http1Parser::on_headers_complete(llhttp_t *p) {
     // A response without a body still reports head_complete first, then message_complete:
     // returning 1 tells llhttp not to expect a body, and on_message_complete pauses next.
     if (r->no_body && r->status != 101) return 1;
+    // A body goes on in this same call when the owner gave it a place (reported after the
+    // head all the same), rather than a pause and a second llhttp_execute; a 101 pauses for
+    // the tunnel.
+    if (r->status != 101 && s->body_out_) return 0;
     return HPE_PAUSED;
 }
 
@@ -310,6 +315,10 @@ ParseEvent Http1Parser::feed(evbuffer *in, evbuffer *body_out, size_t body_limit
         if (head_pending_) {
             head_pending_ = false;
             return ParseEvent::head_complete;
+        }
+        if (error_pending_) {
+            error_pending_ = false;
+            return ParseEvent::error;
         }
         if (complete_pending_) {
             complete_pending_ = false;
@@ -356,6 +365,14 @@ ParseEvent Http1Parser::feed(evbuffer *in, evbuffer *body_out, size_t body_limit
             error_status_ = 400;
             error_reason_ = llhttp_get_error_reason(&parser_);
             if (!error_reason_) error_reason_ = llhttp_errno_name(err);
+        }
+        // A response's head is reported before an error in the body that followed it in the
+        // same call (the head was whole and valid): the owner sees what it would have seen
+        // had the bytes come in two reads, whatever the read sizes were.
+        if (head_pending_) {
+            head_pending_ = false;
+            error_pending_ = true;
+            return ParseEvent::head_complete;
         }
         return ParseEvent::error;
     }

@@ -93,6 +93,7 @@ private:
     State state_ = State::idle;
     bool head_pending_ = false;      // head_complete not yet returned
     bool complete_pending_ = false;  // message_complete not yet returned
+    bool error_pending_ = false;     // the body failed in the call that ended the head
     bool resumed_ = false;           // llhttp was resumed from a pause since the last execute
     bool failed_here_ = false;       // a callback called fail(): its status and reason stand
     RequestHead *req_ = nullptr;
