@@ -83,6 +83,8 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
             // :authority is known.
             if (!in.authority.empty() && !iequals(value, in.authority))
                 return do_refuse_malformed();
+            // Without :authority the host names the server: no userinfo in it either.
+            if (value.find('@') != std::string_view::npos) return do_refuse_malformed();
             in.headers.add("host", a.copy(value), HeaderId::host);
             return 0;
         default:
@@ -486,7 +488,10 @@ void Http2Stream::on_close(uint32_t error_code) {
         conn_.schedule_send();
     }
     if (req_) {
-        if (req_->state != RequestState::responded || error_code != NGHTTP2_NO_ERROR)
+        // A stream torii reset as malformed (its body ended short of content-length) may
+        // close as NO_ERROR once its response was sent: still not a request that completed.
+        if (req_->state != RequestState::responded || error_code != NGHTTP2_NO_ERROR ||
+            malformed_)
             if (dispatched_) exchange_abort(*req_);
         if (dispatched_) exchange_finish(*req_);
         exchange_release(conn_.worker(), req_);

@@ -237,6 +237,8 @@ BAD_REQUESTS = {
     "empty :authority": get(authority=""),
     "space in host": [(":method", "GET"), (":scheme", "http"), (":path", "/"),
                       ("host", "a b")],
+    "userinfo in host without :authority": [(":method", "GET"), (":scheme", "http"),
+                                            (":path", "/"), ("host", "u@h.example")],
     "* other than OPTIONS": get(path="*"),
     "bad :scheme": [(":method", "GET"), (":scheme", "ht tp"), (":path", "/"), (":authority", "h")],
     "CONNECT with a :path": [(":method", "CONNECT"), (":authority", "h:443"), (":path", "/")],
