@@ -79,14 +79,28 @@ bool has_token(std::string_view value, std::string_view token) {
 __attribute__((always_inline)) static inline bool equals_lowercase_literal(std::string_view a,
                                                                            std::string_view lit) {
     if (a.size() != lit.size()) return false;
-    size_t i = 0, n = a.size();
-    for (; i + 8 <= n; i += 8) {
+    size_t n = a.size();
+    auto word8 = [&](size_t i) {
         uint64_t x, y;
         std::memcpy(&x, a.data() + i, 8);
         std::memcpy(&y, lit.data() + i, 8);
-        if ((x | 0x2020202020202020ull) != y) return false;
+        return (x | 0x2020202020202020ull) == y;
+    };
+    if (n >= 8) {  // whole words, the tail as one more word overlapping the last
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            if (!word8(i)) return false;
+        return i == n || word8(n - 8);
     }
-    for (; i < n; ++i)
+    if (n >= 4) {  // "host", "date", "te"-less short names: two overlapping halves
+        uint32_t x0, y0, x1, y1;
+        std::memcpy(&x0, a.data(), 4);
+        std::memcpy(&y0, lit.data(), 4);
+        std::memcpy(&x1, a.data() + n - 4, 4);
+        std::memcpy(&y1, lit.data() + n - 4, 4);
+        return (x0 | 0x20202020u) == y0 && (x1 | 0x20202020u) == y1;
+    }
+    for (size_t i = 0; i < n; ++i)
         if ((a[i] | 0x20) != lit[i]) return false;
     return true;
 }

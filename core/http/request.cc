@@ -31,11 +31,11 @@ void Request::reset() {
     plugin_response.body = {};
     upstream_request_headers.clear();
     upstream_response.clear();
-    evbuffer_drain(upstream_body.get(), evbuffer_get_length(upstream_body.get()));
+    evbuffer_drain(upstream_body.get(), SIZE_MAX);  // all of it: one call, not two
     server = nullptr;
     location = nullptr;
     tcp_server = nullptr;
-    evbuffer_drain(body.get(), evbuffer_get_length(body.get()));
+    evbuffer_drain(body.get(), SIZE_MAX);  // all of it: one call, not two
     body_done = false;
     body_received = 0;
     state = RequestState::head;

@@ -1,6 +1,8 @@
 #include <doctest.h>
 
+#include <cctype>
 #include <string>
+#include <utility>
 
 #include "core/http/headers.h"
 
@@ -47,4 +49,41 @@ TEST_CASE("classify_header knows its fields in any case, and nothing else") {
     CHECK(classify_header("Hosts") == HeaderId::other);
     CHECK(classify_header("Hos\x14") == HeaderId::other);
     CHECK(classify_header("content_length") == HeaderId::other);
+}
+
+// classify_header compares words that overlap at the tail: a difference in any one byte of
+// any known name, at every position, must make it another field.
+TEST_CASE("classify_header: one byte changed anywhere in a known name is another field") {
+    const std::pair<const char *, HeaderId> known[] = {
+        {"te", HeaderId::te},
+        {"via", HeaderId::via},
+        {"host", HeaderId::host},
+        {"expect", HeaderId::expect},
+        {"upgrade", HeaderId::upgrade},
+        {"trailer", HeaderId::trailer},
+        {"x-real-ip", HeaderId::x_real_ip},
+        {"connection", HeaderId::connection},
+        {"keep-alive", HeaderId::keep_alive},
+        {"x-request-id", HeaderId::x_request_id},
+        {"content-length", HeaderId::content_length},
+        {"x-forwarded-for", HeaderId::x_forwarded_for},
+        {"proxy-connection", HeaderId::proxy_connection},
+        {"transfer-encoding", HeaderId::transfer_encoding},
+        {"x-forwarded-proto", HeaderId::x_forwarded_proto},
+        {"proxy-authenticate", HeaderId::proxy_authenticate},
+        {"proxy-authorization", HeaderId::proxy_authorization},
+    };
+    for (const auto &[name, id] : known) {
+        std::string n = name;
+        CHECK(classify_header(n) == id);
+        std::string upper = n;
+        for (char &c : upper)
+            c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        CHECK(classify_header(upper) == id);
+        for (size_t i = 0; i < n.size(); ++i) {
+            std::string changed = n;
+            changed[i] = changed[i] == 'z' ? 'y' : 'z';
+            CHECK(classify_header(changed) == HeaderId::other);
+        }
+    }
 }
