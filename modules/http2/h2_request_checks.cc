@@ -3,6 +3,9 @@
 #include <array>
 #include <cstdint>
 
+#include "core/http/field_chars.h"
+#include "core/http/headers.h"
+
 namespace torii::h2 {
 
 namespace {
@@ -16,18 +19,21 @@ enum : uint8_t {
     kAuthority = 16  // RFC 3986 3.2: unreserved, sub-delims, ':', '@', '[', ']', '%'
 };
 
+// tchar and field-value characters as everywhere in torii (field_chars.h), plus the classes
+// only HTTP/2's pseudo-headers need.
 constexpr std::array<uint8_t, 256> make_classes() {
+    using namespace field_chars_detail;
     std::array<uint8_t, 256> t{};
     for (int c = 0; c < 256; ++c) {
         bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
         bool digit = c >= '0' && c <= '9';
-        bool tchar = alpha || digit ||
-                     std::string_view("!#$%&'*+-.^_`|~").find(char(c)) != std::string_view::npos;
+        bool tchar = (kTable[static_cast<size_t>(c)] & kTchar) != 0;
+        bool value_char = (kTable[static_cast<size_t>(c)] & kValueChar) != 0;
         uint8_t v = 0;
         if (tchar) v |= kToken;
         if (tchar && !(c >= 'A' && c <= 'Z')) v |= kName;
-        if (c == '\t' || (c >= 0x20 && c <= 0x7e) || c >= 0x80) v |= kValue;
-        if ((c > 0x20 && c <= 0x7e) || c >= 0x80) v |= kPath;
+        if (value_char) v |= kValue;
+        if (value_char && c != ' ' && c != '\t') v |= kPath;
         if (alpha || digit ||
             std::string_view("-._~!$&'()*+,;=:@[]%").find(char(c)) != std::string_view::npos)
             v |= kAuthority;
@@ -78,16 +84,6 @@ bool valid_scheme(std::string_view v) {
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '+' || c == '-' || c == '.'))
             return false;
-    return true;
-}
-
-bool iequals_ascii(std::string_view a, std::string_view lower) {
-    if (a.size() != lower.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        char c = a[i];
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
-        if (c != lower[i]) return false;
-    }
     return true;
 }
 
@@ -150,8 +146,7 @@ Field RequestChecks::on_pseudo(std::string_view name, std::string_view value) {
             }
             if (name == ":scheme") {
                 if (!valid_scheme(value) || !first_not_empty(flags_, kScheme, value)) return bad;
-                if (iequals_ascii(value, "http") || iequals_ascii(value, "https"))
-                    flags_ |= kSchemeHttp;
+                if (iequals(value, "http") || iequals(value, "https")) flags_ |= kSchemeHttp;
                 return Field::scheme;
             }
             return bad;
@@ -182,7 +177,7 @@ Field RequestChecks::on_field(std::string_view name, std::string_view value, boo
     // By length first, as the fields that matter here are few (nghttp2's token lookup).
     switch (name.size()) {
         case 2:
-            if (name == "te") return iequals_ascii(value, "trailers") ? Field::regular : bad;
+            if (name == "te") return iequals(value, "trailers") ? Field::regular : bad;
             break;
         case 4:
             if (name == "host")

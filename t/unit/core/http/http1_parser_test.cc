@@ -355,38 +355,35 @@ TEST_CASE("responses: until_close marks a body framed by the connection's end on
     }
 }
 
-TEST_CASE("a response read in one piece: the head first, then its body, or then its body's error") {
+// One response parser given `wire` in one read.
+struct OneRead {
     Arena arena;
-    {
-        EvbufferPtr in = make_evbuffer(), body = make_evbuffer();
-        Http1Parser p(Http1Parser::Kind::response);
-        ResponseHead resp;
+    EvbufferPtr in = make_evbuffer(), body = make_evbuffer();
+    Http1Parser p{Http1Parser::Kind::response};
+    ResponseHead resp;
+    explicit OneRead(const std::string &wire) {
         p.begin_response(&resp, &arena, false);
-        std::string wire = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 2";
         evbuffer_add(in.get(), wire.data(), wire.size());
-        CHECK(p.feed(in.get(), body.get()) == ParseEvent::head_complete);
-        CHECK(resp.status == 200);
-        CHECK(p.feed(in.get(), body.get()) == ParseEvent::message_complete);
-        CHECK(evbuffer_get_length(body.get()) == 5);
-        CHECK(evbuffer_get_length(in.get()) == 10);  // the next response stays
+    }
+    ParseEvent feed() { return p.feed(in.get(), body.get()); }
+};
+
+TEST_CASE("a response read in one piece: the head first, then its body, or then its body's error") {
+    {
+        OneRead r("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 2");
+        CHECK(r.feed() == ParseEvent::head_complete);
+        CHECK(r.resp.status == 200);
+        CHECK(r.feed() == ParseEvent::message_complete);
+        CHECK(evbuffer_get_length(r.body.get()) == 5);
+        CHECK(evbuffer_get_length(r.in.get()) == 10);  // the next response stays
     }
     {
-        EvbufferPtr in = make_evbuffer(), body = make_evbuffer();
-        Http1Parser p(Http1Parser::Kind::response);
-        ResponseHead resp;
-        p.begin_response(&resp, &arena, false);
-        std::string wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
-        evbuffer_add(in.get(), wire.data(), wire.size());
-        CHECK(p.feed(in.get(), body.get()) == ParseEvent::head_complete);
-        CHECK(p.feed(in.get(), body.get()) == ParseEvent::error);
+        OneRead r("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+        CHECK(r.feed() == ParseEvent::head_complete);
+        CHECK(r.feed() == ParseEvent::error);
     }
     {  // a head refused is never reported as a head
-        EvbufferPtr in = make_evbuffer(), body = make_evbuffer();
-        Http1Parser p(Http1Parser::Kind::response);
-        ResponseHead resp;
-        p.begin_response(&resp, &arena, false);
-        std::string wire = "HTTP/1.1 600 Odd\r\nContent-Length: 1\r\n\r\nx";
-        evbuffer_add(in.get(), wire.data(), wire.size());
-        CHECK(p.feed(in.get(), body.get()) == ParseEvent::error);
+        OneRead r("HTTP/1.1 600 Odd\r\nContent-Length: 1\r\n\r\nx");
+        CHECK(r.feed() == ParseEvent::error);
     }
 }
