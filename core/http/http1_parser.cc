@@ -107,7 +107,7 @@ void Http1Parser::copy_raw_pieces() {
 
 void Http1Parser::consume_to(const char *pos) {
     if (pos > cursor_) {
-        evbuffer_drain(in_, static_cast<size_t>(pos - cursor_));
+        if (in_) evbuffer_drain(in_, static_cast<size_t>(pos - cursor_));
         cursor_ = pos;
     }
 }
@@ -290,7 +290,10 @@ int Http1Parser::on_body(llhttp_t *p, const char *at, size_t len) {
     Http1Parser *s = self(p);
     if (!s->body_out_) return s->fail(500, "body before the owner was ready");
     s->consume_to(at);  // framing before the data (chunk size line, CRLF)
-    evbuffer_remove_buffer(s->in_, s->body_out_, len);
+    if (s->in_)
+        evbuffer_remove_buffer(s->in_, s->body_out_, len);
+    else
+        evbuffer_add(s->body_out_, at, len);  // parsed in place: the one copy a read makes
     s->cursor_ = at + len;
     s->body_bytes_ += len;
     return 0;
@@ -309,8 +312,28 @@ int Http1Parser::on_message_complete(llhttp_t *p) {
     return HPE_PAUSED;
 }
 
-ParseEvent Http1Parser::feed(evbuffer *in, evbuffer *body_out, size_t body_limit) {
+ParseEvent Http1Parser::feed(evbuffer *in, evbuffer *body_out, size_t body_limit,
+                             std::string_view fresh) {
     body_out_ = body_out;
+    if (!fresh.empty()) {
+        // In place only when these bytes come next and nothing is to be reported first;
+        // otherwise they join the input behind what is there.
+        bool next =
+            !head_pending_ && !error_pending_ && !complete_pending_ && state_ != State::done &&
+            evbuffer_get_length(in) == 0 &&
+            !(state_ == State::body && body_out && evbuffer_get_length(body_out) >= body_limit);
+        if (!next) {
+            evbuffer_add(in, fresh.data(), fresh.size());
+        } else {
+            ParseEvent ev;
+            in_ = nullptr;
+            bool go_on = execute(fresh.data(), fresh.size(), &ev);
+            const char *end = fresh.data() + fresh.size();
+            if (cursor_ < end) evbuffer_add(in, cursor_, static_cast<size_t>(end - cursor_));
+            if (!go_on) return ev;
+        }
+    }
+    in_ = in;
     for (;;) {
         if (head_pending_) {
             head_pending_ = false;
@@ -338,44 +361,53 @@ ParseEvent Http1Parser::feed(evbuffer *in, evbuffer *body_out, size_t body_limit
                 return ParseEvent::body_full;
             if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) return ParseEvent::need_more;
         }
-        resumed_ = false;
-        const char *base = static_cast<const char *>(v.iov_base);
-        in_ = in;
-        cursor_ = base;
-        llhttp_errno_t err = llhttp_execute(&parser_, base, v.iov_len);
-        materialize();  // a head (or trailers) going on in the next chunk, or refused
-        const char *stop = err == HPE_OK ? base + v.iov_len : llhttp_get_error_pos(&parser_);
-        if (err == HPE_OK || err == HPE_PAUSED) {
-            consume_to(stop);
-            if (err == HPE_PAUSED) {
-                llhttp_resume(&parser_);
-                resumed_ = true;
-            }
-            continue;
-        }
-        if (err == HPE_PAUSED_UPGRADE) {
-            // Bytes after the head belong to the tunnel; the owner takes them from `in`.
-            consume_to(stop);
-            complete_pending_ = false;
-            return ParseEvent::upgrade;
-        }
-        // A callback's own verdict stands (llhttp reports one from on_headers_complete as
-        // HPE_CB_HEADERS_COMPLETE, not HPE_USER).
-        if (!failed_here_) {
-            error_status_ = 400;
-            error_reason_ = llhttp_get_error_reason(&parser_);
-            if (!error_reason_) error_reason_ = llhttp_errno_name(err);
-        }
-        // A response's head is reported before an error in the body that followed it in the
-        // same call (the head was whole and valid): the owner sees what it would have seen
-        // had the bytes come in two reads, whatever the read sizes were.
-        if (head_pending_) {
-            head_pending_ = false;
-            error_pending_ = true;
-            return ParseEvent::head_complete;
-        }
-        return ParseEvent::error;
+        ParseEvent ev;
+        if (!execute(static_cast<const char *>(v.iov_base), v.iov_len, &ev)) return ev;
     }
+}
+
+// One llhttp_execute over [base, base + len), consuming what it parsed (from in_, unless
+// parsing in place). True when feed() goes on (events pending, or more input); false with
+// *event set otherwise.
+bool Http1Parser::execute(const char *base, size_t len, ParseEvent *event) {
+    resumed_ = false;
+    cursor_ = base;
+    llhttp_errno_t err = llhttp_execute(&parser_, base, len);
+    materialize();  // a head (or trailers) going on in the next chunk, or refused
+    const char *stop = err == HPE_OK ? base + len : llhttp_get_error_pos(&parser_);
+    if (err == HPE_OK || err == HPE_PAUSED) {
+        consume_to(stop);
+        if (err == HPE_PAUSED) {
+            llhttp_resume(&parser_);
+            resumed_ = true;
+        }
+        return true;
+    }
+    if (err == HPE_PAUSED_UPGRADE) {
+        // Bytes after the head belong to the tunnel; the owner takes them from `in`.
+        consume_to(stop);
+        complete_pending_ = false;
+        *event = ParseEvent::upgrade;
+        return false;
+    }
+    // A callback's own verdict stands (llhttp reports one from on_headers_complete as
+    // HPE_CB_HEADERS_COMPLETE, not HPE_USER).
+    if (!failed_here_) {
+        error_status_ = 400;
+        error_reason_ = llhttp_get_error_reason(&parser_);
+        if (!error_reason_) error_reason_ = llhttp_errno_name(err);
+    }
+    // A response's head is reported before an error in the body that followed it in the
+    // same call (the head was whole and valid): the owner sees what it would have seen
+    // had the bytes come in two reads, whatever the read sizes were.
+    if (head_pending_) {
+        head_pending_ = false;
+        error_pending_ = true;
+        *event = ParseEvent::head_complete;
+        return false;
+    }
+    *event = ParseEvent::error;
+    return false;
 }
 
 ParseEvent Http1Parser::finish() {

@@ -1,7 +1,8 @@
 // llhttp glue for both directions of HTTP/1.x: requests from clients (server side) and
 // responses from upstreams (client side). It fills a RequestHead / ResponseHead with views
 // into an Arena, and moves body bytes from the socket's input evbuffer to a body evbuffer
-// without copying them (evbuffer_remove_buffer relinks whole chains). Framing bytes (chunk
+// without copying them (evbuffer_remove_buffer relinks whole chains); a small read can also
+// be parsed where the socket read it, with one copy of its body bytes. Framing bytes (chunk
 // sizes, CRLFs) are validated by llhttp and dropped: the writer re-frames for the other side.
 //
 // feed() stops at each event the owner must act on: the end of the head (so it can route
@@ -52,7 +53,13 @@ public:
     // Parses from `in` and moves body bytes to `body_out` (may be null until the owner has
     // seen head_complete, which always comes first). Body bytes stop moving once
     // `body_limit` bytes are buffered in body_out: the owner resumes when it drained them.
-    ParseEvent feed(evbuffer *in, evbuffer *body_out, size_t body_limit = SIZE_MAX);
+    //
+    // `fresh` are bytes that came after what `in` holds and are not in it (Socket::take_unread:
+    // a read left in the socket's buffer). They are parsed where they lie when nothing is
+    // ahead of them; what this call does not consume is added to `in` before it returns, so
+    // the caller may reuse their memory afterwards.
+    ParseEvent feed(evbuffer *in, evbuffer *body_out, size_t body_limit = SIZE_MAX,
+                    std::string_view fresh = {});
     // The peer closed: completes a read-until-close body, or returns error.
     ParseEvent finish();
 
@@ -87,6 +94,7 @@ private:
     int check_request_framing(RequestHead *r);
     int fail(int status, const char *reason);
     void consume_to(const char *pos);
+    bool execute(const char *base, size_t len, ParseEvent *event);
 
     llhttp_t parser_;
     Kind kind_;
@@ -119,7 +127,8 @@ private:
     int error_status_ = 400;
     const char *error_reason_ = "";
 
-    // Per feed() call: the evbuffer being parsed and how far its first chunk is consumed.
+    // Per feed() call: the evbuffer being parsed (null while parsing bytes in place) and how
+    // far its first chunk is consumed.
     evbuffer *in_ = nullptr;
     evbuffer *body_out_ = nullptr;
     const char *cursor_ = nullptr;

@@ -32,7 +32,6 @@ static int tls_failure(SSL *ssl, int rc) {
     return SSL_get_error(ssl, rc);
 }
 
-static constexpr size_t kMinReadSize = 16 * 1024;
 static constexpr size_t kMaxReadSize = 256 * 1024;
 
 static void set_nodelay(int fd) {
@@ -90,7 +89,17 @@ void Socket::give_buffers() {
         give_empty(output_);
 }
 
+char Socket::unread_[Socket::kMinReadSize];
+size_t Socket::unread_len_ = 0;
+Socket *Socket::unread_owner_ = nullptr;
+
+void Socket::spill_unread() {
+    unread_owner_ = nullptr;
+    evbuffer_add(input_.get(), unread_, unread_len_);
+}
+
 Socket::~Socket() {
+    if (unread_owner_ == this) unread_owner_ = nullptr;
     // Events go before the fd closes (read_ev_ is deleted with the members, after this body,
     // but before fd_: members go in reverse order).
     write_ev_.reset();
@@ -429,9 +438,16 @@ void Socket::do_read() {
         // Small exchanges: read into one per-process buffer and copy the few bytes into a
         // small (allocator fast-path) chain, rather than allocating and freeing a 16 KiB
         // chain for every request. Bulk transfers switch to reading in place below.
-        static char scratch[kMinReadSize];
-        got = ::read(fd_.get(), scratch, sizeof scratch);
-        if (got > 0) evbuffer_add(input(), scratch, static_cast<size_t>(got));
+        if (unread_owner_) unread_owner_->input();  // bytes nobody took: into their input
+        got = ::read(fd_.get(), unread_, sizeof unread_);
+        if (got > 0) {
+            if (read_in_place_ && !has_input()) {
+                unread_owner_ = this;
+                unread_len_ = static_cast<size_t>(got);
+            } else {
+                evbuffer_add(input(), unread_, static_cast<size_t>(got));
+            }
+        }
     } else {
         evbuffer_iovec vec[2];
         input_reserved_ = true;

@@ -59,6 +59,7 @@ void Http1UpstreamStream::start() {
         conn_->set_pool_key(std::string(proxy_header_));
     }
     s->set_write_timeout(upstream_.config().connect_timeout);  // bounds connect and TLS
+    s->set_read_in_place(true);  // responses parsed where a read left them (do_read)
 }
 
 void Http1UpstreamStream::on_socket_connected(Socket &) {
@@ -125,8 +126,10 @@ void Http1UpstreamStream::on_socket_read(Socket &) {
 
 void Http1UpstreamStream::do_read() {
     Socket &s = conn_->socket();
+    std::string_view fresh = s.take_unread();  // before input(), which would move it there
     for (;;) {
-        ParseEvent ev = parser_.feed(s.input(), body_);
+        ParseEvent ev = parser_.feed(s.input(), body_, SIZE_MAX, fresh);
+        fresh = {};
         switch (ev) {
             case ParseEvent::head_complete:
                 if (head_.status == 101) continue;  // the upgrade event follows

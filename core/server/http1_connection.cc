@@ -55,6 +55,7 @@ Http1Connection::Http1Connection(Worker &worker, std::unique_ptr<Socket> sock,
       sock_(std::move(sock)),
       timer_(worker.timer_queues(), on_timer, this) {
     sock_->set_handler(this);
+    sock_->set_read_in_place(true);  // requests parsed where a read left them
     may_park_ = !sock_->ssl();
     peer.format_host(remote_text_);
     peer_ = peer;
@@ -158,7 +159,7 @@ void Http1Connection::do_process_input() {
         if (state_ != State::idle && state_ != State::reading_head && state_ != State::active)
             return;
         if (!head_started_) {
-            if (evbuffer_get_length(sock_->input()) == 0 && !sock_->eof()) return;
+            if (!sock_->has_input() && !sock_->eof()) return;
             if (requests_ == 0) {
                 switch (do_sniff_h2c()) {
                     case Sniff::http1:
@@ -176,7 +177,8 @@ void Http1Connection::do_process_input() {
             head_started_ = true;
         }
         uint64_t body_before = req_->body_received;
-        ParseEvent ev = parser_.feed(sock_->input(), req_->body.get(), kBodyHigh);
+        std::string_view fresh = sock_->take_unread();  // before input() moves it there
+        ParseEvent ev = parser_.feed(sock_->input(), req_->body.get(), kBodyHigh, fresh);
         if (state_ == State::active) req_->body_received = parser_.body_bytes();
         switch (ev) {
             case ParseEvent::head_complete:

@@ -17,17 +17,25 @@ struct Fed {
 };
 
 // Feeds `wire` in pieces of `step` bytes and records every event until input runs out.
+// In place, each piece is handed to feed() as a socket's unread bytes would be, and its
+// memory overwritten once that call returns (the next read reuses it).
 Fed feed_request(Http1Parser &p, RequestHead &head, Arena &arena, const std::string &wire,
-                 size_t step = SIZE_MAX, uint64_t max_head = 32 * 1024) {
+                 size_t step = SIZE_MAX, uint64_t max_head = 32 * 1024, bool in_place = false) {
     Fed out;
     EvbufferPtr in = make_evbuffer();
     EvbufferPtr body = make_evbuffer();
     p.begin_request(&head, &arena, max_head);
     for (size_t off = 0; off < wire.size() || off == 0; off += step) {
         std::string piece = wire.substr(off, step);
-        evbuffer_add(in.get(), piece.data(), piece.size());
+        std::string_view fresh;
+        if (in_place)
+            fresh = piece;
+        else
+            evbuffer_add(in.get(), piece.data(), piece.size());
         for (int guard = 0; guard < 100; ++guard) {
-            ParseEvent ev = p.feed(in.get(), body.get());
+            ParseEvent ev = p.feed(in.get(), body.get(), SIZE_MAX, fresh);
+            fresh = {};
+            piece.assign(piece.size(), 'X');
             if (ev == ParseEvent::need_more) break;
             out.events.push_back(ev);
             if (ev == ParseEvent::error || ev == ParseEvent::message_complete) break;
@@ -46,10 +54,16 @@ Fed feed_request(Http1Parser &p, RequestHead &head, Arena &arena, const std::str
 }  // namespace
 
 TEST_CASE("a GET without body reports head_complete then message_complete") {
+    bool in_place = false;
+    SUBCASE("from the input") {}
+    SUBCASE("in place") {
+        in_place = true;
+    }
     Http1Parser p(Http1Parser::Kind::request);
     RequestHead head;
     Arena arena;
-    Fed f = feed_request(p, head, arena, "GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n");
+    Fed f = feed_request(p, head, arena, "GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n",
+                         SIZE_MAX, 32 * 1024, in_place);
     REQUIRE(f.events.size() == 2);
     CHECK(f.events[0] == ParseEvent::head_complete);
     CHECK(f.events[1] == ParseEvent::message_complete);
@@ -61,13 +75,18 @@ TEST_CASE("a GET without body reports head_complete then message_complete") {
 }
 
 TEST_CASE("a head split byte by byte parses the same") {
+    bool in_place = false;
+    SUBCASE("from the input") {}
+    SUBCASE("in place") {
+        in_place = true;
+    }
     Http1Parser p(Http1Parser::Kind::request);
     RequestHead head;
     Arena arena;
     Fed f = feed_request(p, head, arena,
                          "POST /up HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n"
                          "X-Long-Header-Name: a-rather-long-value\r\n\r\nhello",
-                         1);
+                         1, 32 * 1024, in_place);
     REQUIRE(f.events.size() == 2);
     CHECK(head.method == "POST");
     CHECK(head.content_length == 5);
@@ -117,12 +136,18 @@ TEST_CASE("a parsed head owns its bytes: split anywhere, the input's memory reus
 }
 
 TEST_CASE("chunked bodies arrive without framing, trailers on their own list") {
+    bool in_place = false;
+    SUBCASE("from the input") {}
+    SUBCASE("in place") {
+        in_place = true;
+    }
     Http1Parser p(Http1Parser::Kind::request);
     RequestHead head;
     Arena arena;
     Fed f = feed_request(p, head, arena,
                          "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                         "5\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n");
+                         "5\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n",
+                         SIZE_MAX, 32 * 1024, in_place);
     REQUIRE(f.events.size() == 2);
     CHECK(head.chunked);
     CHECK(f.body == "hello world");
@@ -155,14 +180,17 @@ TEST_CASE("malformed input is an error with status 400") {
         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
     };
     for (const char *wire : bad) {
-        CAPTURE(wire);
-        Http1Parser p(Http1Parser::Kind::request);
-        RequestHead head;
-        Arena arena;
-        Fed f = feed_request(p, head, arena, wire);
-        REQUIRE_FALSE(f.events.empty());
-        CHECK(f.events.back() == ParseEvent::error);
-        CHECK(p.error_status() == 400);
+        for (bool in_place : {false, true}) {
+            CAPTURE(wire);
+            CAPTURE(in_place);
+            Http1Parser p(Http1Parser::Kind::request);
+            RequestHead head;
+            Arena arena;
+            Fed f = feed_request(p, head, arena, wire, SIZE_MAX, 32 * 1024, in_place);
+            REQUIRE_FALSE(f.events.empty());
+            CHECK(f.events.back() == ParseEvent::error);
+            CHECK(p.error_status() == 400);
+        }
     }
 }
 
@@ -385,5 +413,113 @@ TEST_CASE("a response read in one piece: the head first, then its body, or then 
     {  // a head refused is never reported as a head
         OneRead r("HTTP/1.1 600 Odd\r\nContent-Length: 1\r\n\r\nx");
         CHECK(r.feed() == ParseEvent::error);
+    }
+}
+
+TEST_CASE(
+    "bytes parsed in place: a head split anywhere owns its bytes, the rest waits in the input") {
+    // As a socket's unread bytes: handed to feed() once, their memory reused after it.
+    const std::string wire =
+        "POST /some/path?q=1 HTTP/1.1\r\nHost: example.com\r\nX-Folded: a\r\n b\r\n"
+        "Transfer-Encoding: chunked\r\nX-Long-Header-Name: a-rather-long-value\r\n\r\n"
+        "5\r\nhello\r\n0\r\nX-Sum: 42\r\nX-Other: t\r\n\r\nGET /next HTTP/1.1\r\n";
+    for (size_t cut = 1; cut < wire.size(); ++cut) {
+        CAPTURE(cut);
+        Http1Parser p(Http1Parser::Kind::request);
+        RequestHead head;
+        Arena arena;
+        EvbufferPtr in = make_evbuffer();
+        EvbufferPtr body = make_evbuffer();
+        p.begin_request(&head, &arena, 32 * 1024);
+        std::vector<ParseEvent> events;
+        for (std::string piece : {wire.substr(0, cut), wire.substr(cut)}) {
+            std::string_view fresh = piece;
+            for (int guard = 0; guard < 10; ++guard) {
+                ParseEvent ev = p.feed(in.get(), body.get(), SIZE_MAX, fresh);
+                fresh = {};
+                piece.assign(piece.size(), 'X');
+                if (ev == ParseEvent::need_more) break;
+                events.push_back(ev);
+            }
+        }
+        REQUIRE(events.size() == 2);
+        CHECK(events[1] == ParseEvent::message_complete);
+        CHECK(head.target == "/some/path?q=1");
+        CHECK(head.headers.get("x-long-header-name") == "a-rather-long-value");
+        CHECK(head.headers.get("x-folded") == "a b");
+        CHECK(head.trailers.get("x-sum") == "42");
+        CHECK(evbuffer_get_length(body.get()) == 5);
+        // The pipelined request's start is kept, in order, for when the owner begins it.
+        const std::string next = "GET /next HTTP/1.1\r\n";
+        REQUIRE(evbuffer_get_length(in.get()) == next.size());
+        std::string kept(next.size(), '\0');
+        evbuffer_copyout(in.get(), kept.data(), kept.size());
+        CHECK(kept == next);
+    }
+}
+
+TEST_CASE("bytes parsed in place join the input when something must come before them") {
+    Arena arena;
+    EvbufferPtr in = make_evbuffer(), body = make_evbuffer();
+    SUBCASE("the owner has not begun the next message") {
+        Http1Parser p(Http1Parser::Kind::request);
+        RequestHead first, second;
+        p.begin_request(&first, &arena, 4096);
+        std::string a = "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b = "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
+        CHECK(p.feed(in.get(), body.get(), SIZE_MAX, a) == ParseEvent::head_complete);
+        CHECK(p.feed(in.get(), body.get()) == ParseEvent::message_complete);
+        CHECK(p.feed(in.get(), body.get(), SIZE_MAX, b) == ParseEvent::need_more);
+        b.assign(b.size(), 'X');
+        p.begin_request(&second, &arena, 4096);
+        CHECK(p.feed(in.get(), body.get()) == ParseEvent::head_complete);
+        CHECK(second.target == "/2");
+        CHECK(p.feed(in.get(), body.get()) == ParseEvent::message_complete);
+    }
+    SUBCASE("the input holds earlier bytes") {
+        Http1Parser p(Http1Parser::Kind::request);
+        RequestHead head;
+        p.begin_request(&head, &arena, 4096);
+        evbuffer_add(in.get(), "GET /a", 6);
+        std::string rest = "bc HTTP/1.1\r\nHost: x\r\n\r\n";
+        CHECK(p.feed(in.get(), body.get(), SIZE_MAX, rest) == ParseEvent::head_complete);
+        rest.assign(rest.size(), 'X');
+        CHECK(head.target == "/abc");
+        CHECK(p.feed(in.get(), body.get()) == ParseEvent::message_complete);
+    }
+    SUBCASE("the body buffer is full") {
+        Http1Parser p(Http1Parser::Kind::request);
+        RequestHead head;
+        p.begin_request(&head, &arena, 4096);
+        std::string a = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc";
+        CHECK(p.feed(in.get(), body.get(), 3, a) == ParseEvent::head_complete);
+        CHECK(p.feed(in.get(), body.get(), 3) == ParseEvent::need_more);
+        CHECK(evbuffer_get_length(body.get()) == 3);
+        std::string more = "def";
+        CHECK(p.feed(in.get(), body.get(), 3, more) == ParseEvent::body_full);
+        more.assign(3, 'X');
+        CHECK(evbuffer_get_length(in.get()) == 3);
+        evbuffer_drain(body.get(), 3);
+        CHECK(p.feed(in.get(), body.get(), 3) == ParseEvent::message_complete);
+        std::string got(3, '\0');
+        evbuffer_copyout(body.get(), got.data(), 3);
+        CHECK(got == "def");
+    }
+    SUBCASE("an upgrade: the tunnel's first bytes stay in the input") {
+        Http1Parser p(Http1Parser::Kind::request);
+        RequestHead head;
+        p.begin_request(&head, &arena, 4096);
+        std::string a =
+            "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+            "\x81\x05hello";
+        ParseEvent ev = p.feed(in.get(), body.get(), SIZE_MAX, a);
+        a.assign(a.size(), 'X');
+        if (ev == ParseEvent::head_complete) ev = p.feed(in.get(), body.get());
+        CHECK(ev == ParseEvent::upgrade);
+        CHECK(head.target == "/ws");
+        REQUIRE(evbuffer_get_length(in.get()) == 7);
+        char tunnel[7];
+        evbuffer_copyout(in.get(), tunnel, 7);
+        CHECK(std::string(tunnel, 7) == "\x81\x05hello");
     }
 }
