@@ -138,33 +138,50 @@ static void write_contiguous(evbuffer *out, size_t size, Fill fill) {
     evbuffer_commit_space(out, &v, 1);
 }
 
+size_t request_head_size(std::string_view method, std::string_view target,
+                         const HeaderList &headers) {
+    return method.size() + 1 + target.size() + 11 + fields_size(headers);
+}
+
+char *put_request_head(char *p, std::string_view method, std::string_view target,
+                       const HeaderList &headers) {
+    p = put(p, method);
+    *p++ = ' ';
+    p = put(p, target);
+    p = put(p, " HTTP/1.1\r\n");
+    return put_fields(p, headers);
+}
+
+size_t response_head_size(int status, std::string_view reason, const HeaderList &headers) {
+    if (reason.empty()) reason = status_reason(status);
+    return 13 + reason.size() + 2 + fields_size(headers);
+}
+
+char *put_response_head(char *p, HttpVersion version, int status, std::string_view reason,
+                        const HeaderList &headers) {
+    if (reason.empty()) reason = status_reason(status);
+    p = put(p, version == HttpVersion::http10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+    if (status < 100 || status > 999) status = 500;
+    *p++ = char('0' + status / 100);
+    *p++ = char('0' + status / 10 % 10);
+    *p++ = char('0' + status % 10);
+    *p++ = ' ';
+    p = put(p, reason);
+    *p++ = '\r';
+    *p++ = '\n';
+    return put_fields(p, headers);
+}
+
 void write_request_head(evbuffer *out, std::string_view method, std::string_view target,
                         const HeaderList &headers) {
-    size_t size = method.size() + 1 + target.size() + 11 + fields_size(headers);
-    write_contiguous(out, size, [&](char *p) {
-        p = put(p, method);
-        *p++ = ' ';
-        p = put(p, target);
-        p = put(p, " HTTP/1.1\r\n");
-        return put_fields(p, headers);
-    });
+    write_contiguous(out, request_head_size(method, target, headers),
+                     [&](char *p) { return put_request_head(p, method, target, headers); });
 }
 
 void write_response_head(evbuffer *out, HttpVersion version, int status, std::string_view reason,
                          const HeaderList &headers) {
-    if (reason.empty()) reason = status_reason(status);
-    size_t size = 13 + reason.size() + 2 + fields_size(headers);
-    write_contiguous(out, size, [&](char *p) {
-        p = put(p, version == HttpVersion::http10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-        if (status < 100 || status > 999) status = 500;
-        *p++ = char('0' + status / 100);
-        *p++ = char('0' + status / 10 % 10);
-        *p++ = char('0' + status % 10);
-        *p++ = ' ';
-        p = put(p, reason);
-        *p++ = '\r';
-        *p++ = '\n';
-        return put_fields(p, headers);
+    write_contiguous(out, response_head_size(status, reason, headers), [&](char *p) {
+        return put_response_head(p, version, status, reason, headers);
     });
 }
 

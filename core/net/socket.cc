@@ -98,8 +98,42 @@ void Socket::spill_unread() {
     evbuffer_add(input_.get(), unread_, unread_len_);
 }
 
+char Socket::unsent_[Socket::kMinReadSize];
+size_t Socket::unsent_len_ = 0;
+Socket *Socket::unsent_owner_ = nullptr;
+
+void Socket::spill_unsent() {
+    unsent_owner_ = nullptr;
+    evbuffer_add(output_.get(), unsent_, unsent_len_);
+}
+
+char *Socket::reserve_unsent(size_t size) {
+    if (ssl_ || connecting_ || failed_ || (output_ && evbuffer_get_length(output_.get()) != 0))
+        return nullptr;
+    size_t at = 0;
+    if (unsent_owner_ == this)
+        at = unsent_len_;
+    else if (unsent_owner_)
+        unsent_owner_->output();  // another socket's bytes go to its own output first
+    if (at + size > sizeof unsent_) return nullptr;  // output() will move ours first
+    unsent_owner_ = this;
+    unsent_len_ = at;
+    return unsent_ + at;
+}
+
+void Socket::append(evbuffer *data) {
+    size_t n = evbuffer_get_length(data);
+    if (unsent_owner_ == this && unsent_len_ + n <= sizeof unsent_) {
+        evbuffer_remove(data, unsent_ + unsent_len_, n);
+        unsent_len_ += n;
+        return;
+    }
+    evbuffer_add_buffer(output(), data);
+}
+
 Socket::~Socket() {
     if (unread_owner_ == this) unread_owner_ = nullptr;
+    if (unsent_owner_ == this) unsent_owner_ = nullptr;  // as an output never written
     // Events go before the fd closes (read_ev_ is deleted with the members, after this body,
     // but before fd_: members go in reverse order).
     write_ev_.reset();
@@ -493,28 +527,40 @@ void Socket::notify_later() {
 
 void Socket::do_write(bool from_event) {
     evbuffer *out = output_.get();
-    bool progressed = false;
-    // One writev per call: when it leaves data behind, the kernel buffer is full and a
+    // One write per call: when it leaves data behind, the kernel buffer is full and a
     // second call would only return EAGAIN, so the write event takes over.
     size_t left = out ? evbuffer_get_length(out) : 0;
-    if (left > 0) {
-        int rc = ssl_ ? write_tls() : evbuffer_write(out, fd_.get());
-        if (rc < 0 && (ssl_ || (errno != EAGAIN && errno != EINTR))) {
-            if (!ssl_) write_error_ = errno;
-            failed_ = true;
-            if (!from_event) {
-                notify_later();
-                return;
-            }
-            if (write_armed_) event_del(write_ev_.get());
-            write_armed_ = false;
-            handler_->on_socket_error(*this, write_error_);
-            return;
-        }
-        progressed = rc > 0;
+    ssize_t rc = 0;
+    bool failed = false;
+    if (unsent_owner_ == this) {
+        // Written directly (write_head): the output evbuffer is empty, or output() would
+        // have moved these bytes into it. What the kernel does not take goes there.
+        unsent_owner_ = nullptr;
+        rc = ::write(fd_.get(), unsent_, unsent_len_);
+        failed = rc < 0 && errno != EAGAIN && errno != EINTR;
+        if (failed) write_error_ = errno;
+        size_t done = rc > 0 ? static_cast<size_t>(rc) : 0;
+        left = unsent_len_ - done;
+        if (left > 0 && !failed) evbuffer_add(output(), unsent_ + done, left);
+    } else if (left > 0) {
+        rc = ssl_ ? write_tls() : evbuffer_write(out, fd_.get());
+        failed = rc < 0 && (ssl_ || (errno != EAGAIN && errno != EINTR));
+        if (failed && !ssl_) write_error_ = errno;
         // evbuffer_write drains what it wrote; write_tls loops, so ask the buffer.
         left = ssl_ ? evbuffer_get_length(out) : left - (rc > 0 ? static_cast<size_t>(rc) : 0);
     }
+    if (failed) {
+        failed_ = true;
+        if (!from_event) {
+            notify_later();
+            return;
+        }
+        if (write_armed_) event_del(write_ev_.get());
+        write_armed_ = false;
+        handler_->on_socket_error(*this, write_error_);
+        return;
+    }
+    bool progressed = rc > 0;
     if (left > 0 && (!write_armed_ || progressed)) {
         add_write_event();  // (re)starts the write timeout
     } else if (left == 0 && write_armed_) {
@@ -572,6 +618,7 @@ void Socket::detach() {
     write_armed_ = false;
     watching_drain_ = false;
     handler_ = &detached_handler;
+    if (unsent_owner_ == this) output();  // kept with the output, as a queued write is
 }
 
 SocketAddress Socket::local_address() const {

@@ -87,7 +87,8 @@ void Http1UpstreamStream::send_head(const UpstreamRequest &req) {
         h.add("Transfer-Encoding", "chunked", HeaderId::transfer_encoding);
         chunked_ = true;
     }
-    write_request_head(s.output(), req.method, req.target, h);
+    s.write_head(request_head_size(req.method, req.target, h),
+                 [&](char *p) { return put_request_head(p, req.method, req.target, h); });
     h.truncate(mark);  // the next attempt frames again
 }
 
@@ -95,7 +96,7 @@ void Http1UpstreamStream::send_body(evbuffer *data) {
     if (chunked_)
         write_chunk(conn_->socket().output(), data);
     else
-        evbuffer_add_buffer(conn_->socket().output(), data);
+        conn_->socket().append(data);
 }
 
 void Http1UpstreamStream::send_end(const HeaderList *trailers) {

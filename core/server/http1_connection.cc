@@ -364,7 +364,9 @@ void Http1Connection::send_head(Request &req) noexcept {
         h.add("Connection", "close");
     else if (req.input.version == HttpVersion::http10)
         h.add("Connection", "keep-alive");
-    write_response_head(sock_->output(), req.input.version, r.status, r.reason, h);
+    HttpVersion v = req.input.version;
+    sock_->write_head(response_head_size(r.status, r.reason, h),
+                      [&](char *p) { return put_response_head(p, v, r.status, r.reason, h); });
     req.head_sent = true;
 }
 
@@ -375,7 +377,7 @@ void Http1Connection::send_body(Request &req, evbuffer *data) noexcept {
     if (chunked_out_)
         write_chunk(sock_->output(), data);
     else
-        evbuffer_add_buffer(sock_->output(), data);
+        sock_->append(data);
     sock_->flush();
 }
 

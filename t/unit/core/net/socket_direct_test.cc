@@ -1,0 +1,191 @@
+// Socket's direct paths on real loopback TCP connections: a read left in the process's read
+// buffer (take_unread) and a head written into its write buffer (write_head, append). Both
+// buffers are shared by every socket of the process, so what one socket leaves there must
+// reach its own input or output, in order, whatever another socket does next.
+#include <doctest/doctest.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include "core/base/libevent_ptr.h"
+#include "core/net/socket.h"
+
+using namespace torii;
+
+namespace {
+
+// A connected loopback TCP pair: {the test's end (blocking), torii's end (non-blocking)}.
+struct Pair {
+    int app = -1;
+    int torii = -1;
+};
+
+Pair tcp_pair() {
+    int l = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(l, reinterpret_cast<sockaddr *>(&sin), sizeof sin) == 0);
+    REQUIRE(::listen(l, 1) == 0);
+    socklen_t len = sizeof sin;
+    ::getsockname(l, reinterpret_cast<sockaddr *>(&sin), &len);
+    Pair p;
+    p.app = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(::connect(p.app, reinterpret_cast<sockaddr *>(&sin), sizeof sin) == 0);
+    p.torii = ::accept4(l, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    REQUIRE(p.torii >= 0);
+    ::close(l);
+    return p;
+}
+
+// Records reads; takes the unread bytes in its callback only when asked to.
+struct Handler : SocketHandler {
+    bool take = false;
+    std::string taken;
+    int reads = 0;
+    void on_socket_read(Socket &s) override {
+        ++reads;
+        if (take) taken += std::string(s.take_unread());
+    }
+    void on_socket_drained(Socket &) override {}
+    void on_socket_error(Socket &, int) override {}
+    void on_socket_timeout(Socket &, bool) override {}
+};
+
+std::string input_of(Socket &s) {
+    evbuffer *in = s.input();
+    std::string out(evbuffer_get_length(in), '\0');
+    evbuffer_remove(in, out.data(), out.size());
+    return out;
+}
+
+// Reads exactly n bytes from a blocking fd.
+std::string read_exactly(int fd, size_t n) {
+    std::string out(n, '\0');
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = ::read(fd, out.data() + got, n - got);
+        REQUIRE(r > 0);
+        got += static_cast<size_t>(r);
+    }
+    return out;
+}
+
+void loop_once(event_base *base) {
+    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+struct Fixture {
+    event_base *base = event_base_new();
+    Pair a = tcp_pair(), b = tcp_pair();
+    Handler ha, hb;
+    Socket *sa = new Socket(base, a.torii, &ha);
+    Socket *sb = new Socket(base, b.torii, &hb);
+    ~Fixture() {
+        delete sa;
+        delete sb;
+        ::close(a.app);
+        ::close(b.app);
+        event_base_free(base);
+    }
+    // Until both sockets have read once (bounded).
+    void read_both() {
+        for (int i = 0; i < 100 && (ha.reads == 0 || hb.reads == 0); ++i) {
+            loop_once(base);
+            if (ha.reads == 0 || hb.reads == 0) usleep(1000);
+        }
+        REQUIRE(ha.reads > 0);
+        REQUIRE(hb.reads > 0);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("bytes read in place and not taken reach their own socket's input") {
+    Fixture f;
+    f.sa->set_read_in_place(true);
+    f.sb->set_read_in_place(true);
+    REQUIRE(::write(f.a.app, "first", 5) == 5);
+    REQUIRE(::write(f.b.app, "second", 6) == 6);
+    // Neither handler takes its bytes: the second read reuses the buffer, so the first
+    // socket's bytes must have moved to its input before.
+    f.read_both();
+    CHECK(f.sa->has_input());
+    CHECK(f.sb->has_input());
+    CHECK(input_of(*f.sa) == "first");
+    CHECK(input_of(*f.sb) == "second");
+    CHECK_FALSE(f.sa->has_input());
+}
+
+TEST_CASE("bytes read in place can be taken where they lie, once") {
+    Fixture f;
+    f.sa->set_read_in_place(true);
+    f.ha.take = true;
+    REQUIRE(::write(f.a.app, "hello", 5) == 5);
+    REQUIRE(::write(f.b.app, "x", 1) == 1);
+    f.read_both();
+    CHECK(f.ha.taken == "hello");
+    CHECK(input_of(*f.sa).empty());
+    CHECK(input_of(*f.sb) == "x");  // not reading in place: straight into its input
+}
+
+TEST_CASE("a head written directly goes out in order with what follows it") {
+    Fixture f;
+    auto head = [](Socket &s, const char *text) {
+        size_t n = std::strlen(text);
+        s.write_head(n, [&](char *p) {
+            std::memcpy(p, text, n);
+            return p + n;
+        });
+    };
+    EvbufferPtr body = make_evbuffer();
+    SUBCASE("head, appended body, flush: one write") {
+        head(*f.sa, "HEAD-A|");
+        evbuffer_add(body.get(), "body-a", 6);
+        f.sa->append(body.get());
+        CHECK(evbuffer_get_length(body.get()) == 0);
+        CHECK(f.sa->pending_output() == 13);
+        f.sa->flush();
+        CHECK(f.sa->pending_output() == 0);
+        CHECK(read_exactly(f.a.app, 13) == "HEAD-A|body-a");
+    }
+    SUBCASE("another socket's head moves the first one's bytes to its output") {
+        head(*f.sa, "HEAD-A|");
+        head(*f.sb, "HEAD-B|");
+        evbuffer_add(body.get(), "body-a", 6);
+        f.sa->append(body.get());
+        evbuffer_add(f.sb->output(), "more-b", 6);  // written to the evbuffer: after the head
+        CHECK(f.sa->pending_output() == 13);
+        CHECK(f.sb->pending_output() == 13);
+        f.sb->flush();
+        f.sa->flush();
+        CHECK(read_exactly(f.a.app, 13) == "HEAD-A|body-a");
+        CHECK(read_exactly(f.b.app, 13) == "HEAD-B|more-b");
+    }
+    SUBCASE("what the kernel does not take waits in the output and goes out later") {
+        // Fill the kernel's buffers first: the direct write then gets EAGAIN.
+        std::string filler(64 * 1024, 'f');
+        size_t filled = 0;
+        for (int i = 0; i < 1000; ++i) {
+            ssize_t w = ::write(f.a.torii, filler.data(), filler.size());
+            if (w <= 0) break;
+            filled += static_cast<size_t>(w);
+        }
+        REQUIRE(filled > 0);
+        head(*f.sa, "HEAD-A|");
+        f.sa->flush();
+        CHECK(f.sa->pending_output() == 7);
+        // The peer reads; the write event sends the rest (bounded).
+        std::string got = read_exactly(f.a.app, filled);
+        for (int i = 0; i < 200 && f.sa->pending_output() > 0; ++i) {
+            loop_once(f.base);
+            usleep(1000);
+        }
+        CHECK(f.sa->pending_output() == 0);
+        CHECK(read_exactly(f.a.app, 7) == "HEAD-A|");
+    }
+}
