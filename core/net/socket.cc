@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <vector>
 
 #include <openssl/err.h>
@@ -108,7 +109,8 @@ void Socket::spill_unsent() {
 }
 
 char *Socket::reserve_unsent(size_t size) {
-    if (ssl_ || connecting_ || failed_ || (output_ && evbuffer_get_length(output_.get()) != 0))
+    if (connecting_ || failed_ || handshaking_ ||
+        (output_ && evbuffer_get_length(output_.get()) != 0))
         return nullptr;
     size_t at = 0;
     if (unsent_owner_ == this)
@@ -119,6 +121,46 @@ char *Socket::reserve_unsent(size_t size) {
     unsent_owner_ = this;
     unsent_len_ = at;
     return unsent_ + at;
+}
+
+void Socket::write(const void *data, size_t n) {
+    if (char *p = reserve_unsent(n)) {
+        std::memcpy(p, data, n);
+        unsent_len_ += n;
+        return;
+    }
+    evbuffer_add(output(), data, n);
+}
+
+int Socket::write_unsent() {
+    // The output evbuffer is empty, or output() would have moved these bytes into it.
+    unsent_owner_ = nullptr;
+    size_t done = 0;
+    if (!ssl_) {
+        ssize_t rc = ::write(fd_.get(), unsent_, unsent_len_);
+        if (rc < 0 && errno != EAGAIN && errno != EINTR) {
+            write_error_ = errno;
+            return -1;
+        }
+        done = rc > 0 ? static_cast<size_t>(rc) : 0;
+    } else {
+        // The buffer holds at most one record. After WANT_WRITE OpenSSL needs the same bytes
+        // again: they go first in the output, and write_tls offers as many (moving allowed).
+        while (done < unsent_len_) {
+            size_t written = 0;
+            if (SSL_write_ex(ssl_, unsent_ + done, unsent_len_ - done, &written) == 1) {
+                done += written;
+                continue;
+            }
+            int e = tls_failure(ssl_, 0);
+            if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) break;
+            write_error_ = e == SSL_ERROR_SYSCALL && errno != 0 ? errno : EPROTO;
+            tls_error_ = "TLS write: " + openssl_errors("connection reset");
+            return -1;
+        }
+    }
+    if (done < unsent_len_) evbuffer_add(output(), unsent_ + done, unsent_len_ - done);
+    return done > 0 ? 1 : 0;
 }
 
 void Socket::append(evbuffer *data) {
@@ -533,15 +575,11 @@ void Socket::do_write(bool from_event) {
     ssize_t rc = 0;
     bool failed = false;
     if (unsent_owner_ == this) {
-        // Written directly (write_head): the output evbuffer is empty, or output() would
-        // have moved these bytes into it. What the kernel does not take goes there.
-        unsent_owner_ = nullptr;
-        rc = ::write(fd_.get(), unsent_, unsent_len_);
-        failed = rc < 0 && errno != EAGAIN && errno != EINTR;
-        if (failed) write_error_ = errno;
-        size_t done = rc > 0 ? static_cast<size_t>(rc) : 0;
-        left = unsent_len_ - done;
-        if (left > 0 && !failed) evbuffer_add(output(), unsent_ + done, left);
+        // Written directly (write_head, write): what the kernel does not take goes to the
+        // output evbuffer.
+        rc = write_unsent();
+        failed = rc < 0;
+        left = output_ ? evbuffer_get_length(output_.get()) : 0;
     } else if (left > 0) {
         rc = ssl_ ? write_tls() : evbuffer_write(out, fd_.get());
         failed = rc < 0 && (ssl_ || (errno != EAGAIN && errno != EINTR));

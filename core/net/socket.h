@@ -112,9 +112,10 @@ public:
     // Writing directly (HTTP/1 codecs): a head written while nothing is queued goes into the
     // process's write buffer, bytes appended after it too, and flush() sends them with one
     // write(2) instead of an evbuffer chain reserved, committed, written with writev and
-    // drained (about 500 instructions a message). output() first moves such bytes into the
-    // output evbuffer, so whatever is written there stays in order; so does a head or append
-    // on another socket, before it reuses the buffer. Plain TCP only.
+    // drained (about 500 instructions a message), or with TLS one SSL_write from contiguous
+    // bytes. output() first moves such bytes into the output evbuffer, so whatever is written
+    // there stays in order; so does a head or write on another socket, before it reuses the
+    // buffer.
     //
     // Writes `size` bytes with `fill(char *p)`, which returns the end of what it wrote.
     template <typename Fill>
@@ -131,6 +132,8 @@ public:
     }
     // Moves all of `data` to the end of the output.
     void append(evbuffer *data);
+    // Copies n bytes to the end of the output.
+    void write(const void *data, size_t n);
 
     int fd() const { return fd_.get(); }
     // The peer's address came in a PROXY protocol header (set by the accept stage).
@@ -204,6 +207,7 @@ private:
     void spill_unread();
     void spill_unsent();
     char *reserve_unsent(size_t size);
+    int write_unsent();
 
     // The small-read buffer (one per process: workers are single-threaded) and the socket
     // whose bytes it holds, not yet taken or moved to its input.

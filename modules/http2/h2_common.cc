@@ -107,7 +107,7 @@ int send_all(nghttp2_session *session, Socket &sock, size_t high, size_t low) {
         ssize_t n = nghttp2_session_mem_send(session, &data);
         if (n < 0) return static_cast<int>(n);
         if (n == 0) break;
-        evbuffer_add(sock.output(), data, static_cast<size_t>(n));
+        sock.write(data, static_cast<size_t>(n));
     }
     sock.flush();
     if (blocked) sock.watch_drain(low);

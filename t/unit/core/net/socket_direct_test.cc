@@ -4,7 +4,9 @@
 // reach its own input or output, in order, whatever another socket does next.
 #include <doctest/doctest.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 
 #include "core/base/libevent_ptr.h"
 #include "core/net/socket.h"
+#include "t/unit/support/test_certs.h"
 
 using namespace torii;
 
@@ -188,4 +191,71 @@ TEST_CASE("a head written directly goes out in order with what follows it") {
         CHECK(f.sa->pending_output() == 0);
         CHECK(read_exactly(f.a.app, 7) == "HEAD-A|");
     }
+}
+
+TEST_CASE(
+    "over TLS, a head written directly survives a full socket: OpenSSL gets its bytes again") {
+    Fixture f;
+    int small = 16 * 1024;  // kernel buffers that fill after a few heads
+    ::setsockopt(f.a.torii, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    ::setsockopt(f.a.app, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    test::TestCert cert = test::make_test_cert();
+    SSL_CTX *server_ctx = SSL_CTX_new(TLS_server_method());
+    REQUIRE(SSL_CTX_use_certificate_file(server_ctx, cert.cert.c_str(), SSL_FILETYPE_PEM) == 1);
+    REQUIRE(SSL_CTX_use_PrivateKey_file(server_ctx, cert.key.c_str(), SSL_FILETYPE_PEM) == 1);
+    SSL_CTX_set_mode(server_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);  // as tls_context.cc
+    SSL_CTX *client_ctx = SSL_CTX_new(TLS_client_method());
+    SSL *client = SSL_new(client_ctx);
+    ::fcntl(f.a.app, F_SETFL, O_NONBLOCK);
+    SSL_set_fd(client, f.a.app);
+    f.sa->start_tls(SSL_new(server_ctx), true);
+    // The handshake, both ends in this thread (bounded).
+    int rc = 0;
+    for (int i = 0; i < 2000 && (rc = SSL_connect(client)) != 1; ++i) {
+        loop_once(f.base);
+        usleep(200);
+    }
+    REQUIRE(rc == 1);
+    for (int i = 0; i < 50; ++i)
+        loop_once(f.base);  // the server's side of the handshake finishes
+    REQUIRE_FALSE(f.sa->handshaking());
+
+    // Heads of 8 KiB, each a different pattern, until one is left behind (the client reads
+    // nothing meanwhile), then one more: it queues behind the first.
+    std::string expected;
+    auto head = [&](char fill) {
+        std::string text(8 * 1024, fill);
+        f.sa->write_head(text.size(), [&](char *p) {
+            std::memcpy(p, text.data(), text.size());
+            return p + text.size();
+        });
+        expected += text;
+    };
+    char c = 'a';
+    for (int i = 0; i < 500 && f.sa->pending_output() == 0; ++i) {
+        head(c);
+        c = c == 'z' ? 'a' : static_cast<char>(c + 1);
+        f.sa->flush();
+    }
+    REQUIRE(f.sa->pending_output() > 0);
+    head('!');
+    f.sa->flush();
+
+    // The client reads everything; the write event sends what waited (bounded).
+    std::string got;
+    char buf[16384];
+    for (int i = 0; i < 20000 && got.size() < expected.size(); ++i) {
+        int n = SSL_read(client, buf, sizeof buf);
+        if (n > 0)
+            got.append(buf, static_cast<size_t>(n));
+        else
+            loop_once(f.base);
+    }
+    CHECK(got.size() == expected.size());
+    CHECK(got == expected);
+    CHECK(f.sa->pending_output() == 0);
+    SSL_free(client);
+    SSL_CTX_free(client_ctx);
+    SSL_CTX_free(server_ctx);
 }
