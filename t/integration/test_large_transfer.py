@@ -22,6 +22,12 @@ pytestmark = pytest.mark.skipif(os.environ.get("TORII_SKIP_HUGE") == "1",
 
 GIB = 1024 * 1024 * 1024
 RSS_LIMIT_KIB = 64 * 1024
+# Under ASan freed blocks stay resident in its quarantine (256 MiB by default): a worker's RSS
+# there grows with how much it allocated and freed over the GiB, which depends on how reads
+# and writes interleave (the machine's load), not with what it holds. As in test_floods.py,
+# the cap is checked in the release build; the sanitizer build checks the bytes (and memory
+# errors). With ASAN_OPTIONS=quarantine_size_mb=0 the ASan worker stays under the cap too.
+RSS_CAP = not harness.sanitizer_build()
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +95,8 @@ class RssSampler:
 
     def check(self, text):
         assert self.samples >= 2, "too few RSS samples: " + text
-        assert max(self.peak.values()) < RSS_LIMIT_KIB, "RSS not flat: " + text
+        if RSS_CAP:
+            assert max(self.peak.values()) < RSS_LIMIT_KIB, "RSS not flat: " + text
 
 
 def test_download_1gib(gw, gib_sha):
