@@ -3,6 +3,7 @@
 #include <event2/dns.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "core/base/libevent_ptr.h"
@@ -14,8 +15,8 @@ namespace torii {
 
 namespace {
 
-// Per query: wait this long, then ask once more (evdns gets the same through its options).
-constexpr Millis kQueryTimeout = 2'000;
+// Per query: wait query_timeout, then ask once more (evdns gets the same through its options).
+Millis query_timeout = 2'000;
 constexpr int kAttempts = 2;
 constexpr Millis kMinRefresh = 1'000;
 
@@ -123,7 +124,9 @@ DnsDiscovery::DnsDiscovery(event_base *base, const UpstreamConfig &upstream, Dis
         }
         via_ = " (resolver " + resolver + ")";
     }
-    evdns_base_set_option(dns_.get(), "timeout", std::to_string(kQueryTimeout / 1000).c_str());
+    char seconds[32];  // evdns takes fractions of a second
+    std::snprintf(seconds, sizeof seconds, "%.3f", static_cast<double>(query_timeout) / 1000);
+    evdns_base_set_option(dns_.get(), "timeout", seconds);
     evdns_base_set_option(dns_.get(), "attempts", std::to_string(kAttempts).c_str());
     for (int i = 0; i < evdns_base_count_nameservers(dns_.get()); ++i) {
         sockaddr_storage ss{};
@@ -166,7 +169,7 @@ void DnsDiscovery::begin_round() {
     } else {
         ++pending_;
         srv_query_ = std::make_unique<DnsUdpQuery>(
-            base_, servers_, name_, dns::kTypeSrv, kQueryTimeout, kAttempts,
+            base_, servers_, name_, dns::kTypeSrv, query_timeout, kAttempts,
             [this](DnsUdpQuery::Outcome outcome) { on_srv_answer(std::move(outcome)); });
         srv_query_->start();
     }
@@ -331,6 +334,14 @@ std::vector<dns::Record> usable_srv_records(const std::vector<dns::Record> &answ
         if (out.back().weight == 0) out.back().weight = 1;
     }
     return out;
+}
+
+Millis dns_query_timeout() {
+    return query_timeout;
+}
+
+void set_dns_query_timeout(Millis timeout) {
+    query_timeout = timeout;
 }
 
 Millis dns_refresh_delay(Millis interval, std::optional<uint32_t> min_ttl) {

@@ -41,4 +41,9 @@ std::vector<dns::Record> usable_srv_records(const std::vector<dns::Record> &answ
 // record had one): `interval`, or the TTL when it is shorter, but not below 1 s.
 Millis dns_refresh_delay(Millis interval, std::optional<uint32_t> min_ttl);
 
+// How long one query waits before it is asked once more (2 s): set lower by the unit tests,
+// whose lost and unanswered queries would otherwise wait as long.
+Millis dns_query_timeout();
+void set_dns_query_timeout(Millis timeout);
+
 }  // namespace torii
