@@ -426,23 +426,49 @@ void Socket::do_read_tls() {
     size_t total = 0;
     bool eof = false;
     int error = 0;
-    evbuffer *in = input();
-    input_reserved_ = true;
+    // A small exchange's record goes to the shared read buffer, as a plain small read does
+    // (do_read), when the handler parses in place and nothing waits before it.
+    bool in_place = read_in_place_ && read_size_ == kMinReadSize && !has_input();
+    if (in_place && unread_owner_) unread_owner_->input();  // bytes nobody took: theirs
+    evbuffer *in = nullptr;
     while (total < read_size_) {
         evbuffer_iovec v;
-        if (evbuffer_reserve_space(in, kTlsRecord, &v, 1) < 1) break;
+        if (in_place) {
+            v.iov_base = unread_;
+            v.iov_len = sizeof unread_;
+        } else {
+            if (!in) {
+                in = input();
+                input_reserved_ = true;
+            }
+            if (evbuffer_reserve_space(in, kTlsRecord, &v, 1) < 1) break;
+        }
         size_t got = 0;
         if (SSL_read_ex(ssl_, v.iov_base, v.iov_len, &got) == 1) {
             size_t room = v.iov_len;
-            v.iov_len = got;
-            evbuffer_commit_space(in, &v, 1);
             total += got;
             // A short read with nothing left inside OpenSSL: the socket is most likely
             // empty, and the persistent read event says so if not. Saves a failing call.
-            if (got < room && !SSL_has_pending(ssl_)) break;
+            bool last = got < room && !SSL_has_pending(ssl_);
+            if (in_place) {
+                in_place = false;
+                if (last) {
+                    unread_owner_ = this;
+                    unread_len_ = got;
+                    break;
+                }
+                evbuffer_add(input(), unread_, got);  // more follows: all of it in order
+                continue;
+            }
+            v.iov_len = got;
+            evbuffer_commit_space(in, &v, 1);
+            if (last) break;
             continue;
         }
-        evbuffer_commit_space(in, &v, 0);
+        if (in_place)
+            in_place = false;
+        else
+            evbuffer_commit_space(in, &v, 0);
         int e = tls_failure(ssl_, 0);
         if (e == SSL_ERROR_WANT_READ) break;
         if (e == SSL_ERROR_WANT_WRITE) {
