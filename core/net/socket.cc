@@ -190,6 +190,9 @@ Socket::~Socket() {
 void Socket::start_tls(ssl_st *ssl, bool server) {
     ssl_ = ssl;
     tls_server_ = server;
+    // A write OpenSSL asks to retry comes again from another place (the shared write buffer
+    // first, the output evbuffer after): allowed whatever the context said.
+    SSL_set_mode(ssl_, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
     SSL_set_fd(ssl_, fd_.get());
     handshaking_ = true;
     if (server) {
@@ -682,7 +685,10 @@ void Socket::detach() {
     write_armed_ = false;
     watching_drain_ = false;
     handler_ = &detached_handler;
-    if (unsent_owner_ == this) output();  // kept with the output, as a queued write is
+    // Bytes in the shared buffers stay this socket's: with its input and output (for
+    // release_fd's taker to find, or freed with the socket).
+    if (unread_owner_ == this) input();
+    if (unsent_owner_ == this) output();
 }
 
 SocketAddress Socket::local_address() const {

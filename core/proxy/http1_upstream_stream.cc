@@ -244,6 +244,7 @@ std::unique_ptr<Socket> Http1UpstreamStream::take_tunnel(InFlight *in_flight) {
     *in_flight = std::move(in_flight_);
     std::unique_ptr<Socket> sock = conn_->release_socket();
     conn_.reset();
+    sock->set_read_in_place(false);  // the tunnel reads through input()
     return sock;
 }
 

@@ -467,6 +467,7 @@ std::unique_ptr<Socket> Http1Connection::do_hand_over() {
     disarm_timer();
     do_cancel_resume();
     worker_.retire_connection(this);
+    sock_->set_read_in_place(false);  // the next owner reads through input() unless it says
     return std::move(sock_);
 }
 

@@ -523,3 +523,59 @@ TEST_CASE("bytes parsed in place join the input when something must come before 
         CHECK(std::string(tunnel, 7) == "\x81\x05hello");
     }
 }
+
+TEST_CASE("responses parsed in place: head and body, 1xx then the answer, 101 and its tunnel") {
+    Arena arena;
+    EvbufferPtr in = make_evbuffer(), body = make_evbuffer();
+    Http1Parser p{Http1Parser::Kind::response};
+    ResponseHead resp;
+    p.begin_response(&resp, &arena, false);
+    SUBCASE("head, body and the next response's start in one read") {
+        std::string wire = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhelloHTTP/1.1 2";
+        CHECK(p.feed(in.get(), body.get(), SIZE_MAX, wire) == ParseEvent::head_complete);
+        wire.assign(wire.size(), 'X');
+        CHECK(resp.status == 200);
+        CHECK(resp.headers.get("x-a") == "b");
+        CHECK(p.feed(in.get(), body.get()) == ParseEvent::message_complete);
+        std::string got(evbuffer_get_length(body.get()), '\0');
+        evbuffer_copyout(body.get(), got.data(), got.size());
+        CHECK(got == "hello");
+        CHECK(evbuffer_get_length(in.get()) == 10);
+    }
+    SUBCASE("a body error after the head: the head first") {
+        std::string wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        CHECK(p.feed(in.get(), body.get(), SIZE_MAX, wire) == ParseEvent::head_complete);
+        wire.assign(wire.size(), 'X');
+        CHECK(p.feed(in.get(), body.get()) == ParseEvent::error);
+    }
+    SUBCASE("103 then 200 in one read") {
+        std::string wire =
+            "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        CHECK(p.feed(in.get(), body.get(), SIZE_MAX, wire) == ParseEvent::head_complete);
+        wire.assign(wire.size(), 'X');
+        CHECK(resp.status == 103);
+        CHECK(resp.headers.get("link") == "</a>");
+        CHECK(p.feed(in.get(), body.get()) == ParseEvent::message_complete);
+        ResponseHead final_resp;
+        p.begin_response(&final_resp, &arena, false);
+        CHECK(p.feed(in.get(), body.get()) == ParseEvent::head_complete);
+        CHECK(final_resp.status == 200);
+        CHECK(p.feed(in.get(), body.get()) == ParseEvent::message_complete);
+        CHECK(evbuffer_get_length(body.get()) == 2);
+    }
+    SUBCASE("101: the tunnel's first bytes stay in the input") {
+        std::string wire =
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+            "Upgrade: websocket\r\n\r\n\x81\x02hi";
+        ParseEvent ev = p.feed(in.get(), body.get(), SIZE_MAX, wire);
+        wire.assign(wire.size(), 'X');
+        if (ev == ParseEvent::head_complete) ev = p.feed(in.get(), body.get());
+        CHECK(ev == ParseEvent::upgrade);
+        CHECK(resp.status == 101);
+        REQUIRE(evbuffer_get_length(in.get()) == 4);
+        char tunnel[4];
+        evbuffer_copyout(in.get(), tunnel, 4);
+        CHECK(std::string(tunnel, 4) == "\x81\x02hi");
+    }
+}

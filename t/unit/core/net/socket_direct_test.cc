@@ -124,6 +124,44 @@ TEST_CASE("bytes read in place and not taken reach their own socket's input") {
     CHECK_FALSE(f.sa->has_input());
 }
 
+TEST_CASE("a socket closed with bytes in the shared buffers leaves them to no one") {
+    // Sockets are recycled: the next one likely lives at the same address, and must not be
+    // given the bytes of the connection before it.
+    event_base *base = event_base_new();
+    Pair p = tcp_pair(), q = tcp_pair(), r = tcp_pair();
+    Handler h1, h2, h3;
+    auto *s1 = new Socket(base, p.torii, &h1);
+    s1->set_read_in_place(true);
+    REQUIRE(::write(p.app, "secret", 6) == 6);
+    for (int i = 0; i < 100 && h1.reads == 0; ++i) {
+        loop_once(base);
+        usleep(1000);
+    }
+    REQUIRE(h1.reads == 1);
+    s1->write_head(5, [](char *d) {
+        std::memcpy(d, "head!", 5);
+        return d + 5;
+    });
+    delete s1;  // neither the read nor the head was taken
+    auto *s2 = new Socket(base, q.torii, &h2);
+    s2->set_read_in_place(true);
+    auto *s3 = new Socket(base, r.torii, &h3);
+    REQUIRE(::write(r.app, "x", 1) == 1);
+    for (int i = 0; i < 100 && h3.reads == 0; ++i) {
+        loop_once(base);
+        usleep(1000);
+    }
+    CHECK_FALSE(s2->has_input());
+    CHECK(s2->pending_output() == 0);
+    CHECK(input_of(*s3) == "x");
+    delete s2;
+    delete s3;
+    ::close(p.app);
+    ::close(q.app);
+    ::close(r.app);
+    event_base_free(base);
+}
+
 TEST_CASE("bytes read in place can be taken where they lie, once") {
     Fixture f;
     f.sa->set_read_in_place(true);
