@@ -1,5 +1,6 @@
 #include "modules/http2/h2_common.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -147,8 +148,18 @@ void OutBody::resume(nghttp2_session *session, int32_t id) {
     nghttp2_session_resume_data(session, id);
 }
 
-void OutBody::add(nghttp2_session *session, int32_t id, evbuffer *data) {
-    evbuffer_add_buffer(buf.get(), data);
+void OutBody::add(nghttp2_session *session, int32_t id, evbuffer *data, Arena *arena) {
+    size_t n = evbuffer_get_length(data);
+    // Into the arena only while nothing else is waiting (the order of the bytes stays).
+    if (arena && !buf && held.empty() && n <= kArenaBody - arena_bytes) {
+        char *p = arena->alloc(n);
+        evbuffer_remove(data, p, n);
+        held = {p, n};
+        arena_bytes += n;
+    } else {
+        if (!buf) buf = make_evbuffer();
+        evbuffer_add_buffer(buf.get(), data);
+    }
     resume(session, id);
 }
 
@@ -166,7 +177,12 @@ ssize_t OutBody::read(nghttp2_session *session, int32_t id, Arena &arena, uint8_
         return NGHTTP2_ERR_DEFERRED;
     }
     size_t n = have < len ? have : len;
-    if (n) evbuffer_remove(buf.get(), dst, n);
+    size_t from_arena = std::min(n, held.size());
+    if (from_arena) {
+        std::memcpy(dst, held.data(), from_arena);
+        held.remove_prefix(from_arena);
+    }
+    if (n > from_arena) evbuffer_remove(buf.get(), dst + from_arena, n - from_arena);
     if (end_queued && pending() == 0) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         end_sent = true;

@@ -344,7 +344,7 @@ void Http2Stream::send_body(Request &req, evbuffer *data) noexcept {
     size_t n = evbuffer_get_length(data);
     if (n == 0) return;
     req.bytes_sent += n;
-    out_.add(conn_.session(), id_, data);
+    out_.add(conn_.session(), id_, data, &req.arena);
     conn_.schedule_send();
 }
 
@@ -382,7 +382,7 @@ void Http2Stream::notify_drained() {
 }
 
 void Http2Stream::tunnel_to_client(evbuffer *data) {
-    out_.add(conn_.session(), id_, data);
+    out_.add(conn_.session(), id_, data, nullptr);  // a tunnel's bytes: no end in sight
     conn_.schedule_send();
 }
 
@@ -490,8 +490,7 @@ void Http2Stream::on_close(uint32_t error_code) {
     if (req_) {
         // A stream torii reset as malformed (its body ended short of content-length) may
         // close as NO_ERROR once its response was sent: still not a request that completed.
-        if (req_->state != RequestState::responded || error_code != NGHTTP2_NO_ERROR ||
-            malformed_)
+        if (req_->state != RequestState::responded || error_code != NGHTTP2_NO_ERROR || malformed_)
             if (dispatched_) exchange_abort(*req_);
         if (dispatched_) exchange_finish(*req_);
         exchange_release(conn_.worker(), req_);
