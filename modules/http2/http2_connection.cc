@@ -234,23 +234,30 @@ Http2Stream *Http2Connection::stream(int32_t id) const {
     return stream_of(session_, id);
 }
 
+void Http2Connection::add_stream(Http2Stream *s) {
+    s->set_slot(streams_.size());
+    streams_.push_back(s);
+}
+
 void Http2Connection::stream_opened(Http2Stream *s) {
     opening_ = s;
-    streams_.push_back(s);
+    add_stream(s);
     ++open_streams_;
-    last_stream_ms_ = Worker::now_ms();
+    // Only a draining connection asks how long it has been quiet (on_timer_cb); before
+    // that, shutdown_gracefully starts the count.
+    if (draining_) last_stream_ms_ = Worker::now_ms();
 }
 
 void Http2Connection::stream_closed(Http2Stream *s) {
-    for (auto it = streams_.begin(); it != streams_.end(); ++it) {
-        if (*it == s) {
-            streams_.erase(it);
-            break;
-        }
-    }
+    // The last one takes its place: no search among up to 128 open streams (their order
+    // means nothing).
+    Http2Stream *last = streams_.back();
+    streams_[s->slot()] = last;
+    last->set_slot(s->slot());
+    streams_.pop_back();
     if (opening_ == s) opening_ = nullptr;
     --open_streams_;
-    last_stream_ms_ = Worker::now_ms();
+    if (draining_) last_stream_ms_ = Worker::now_ms();
     for (Http2Stream *&d : drained_)
         if (d == s) d = nullptr;
     worker_.defer_delete(std::unique_ptr<Deletable>(s));
@@ -403,6 +410,7 @@ void Http2Connection::on_timer_cb(evutil_socket_t, short, void *ctx) {
 void Http2Connection::shutdown_gracefully() {
     if (draining_ || closed_) return;
     draining_ = true;
+    last_stream_ms_ = Worker::now_ms();  // quiet from now on at the earliest
     // Serve on until the client pauses (on_timer_cb, re-armed by do_idle_check whenever the
     // last stream closes), but wrap up in time for the streams under way to finish before
     // shutdown_timeout.
@@ -455,7 +463,7 @@ void Http2Connection::do_close(const char *why) {
     std::vector<Http2Stream *> open;
     open.swap(streams_);
     for (Http2Stream *s : open) {
-        streams_.push_back(s);  // stream_closed() looks for it
+        add_stream(s);  // stream_closed() takes it out again
         s->on_close(NGHTTP2_CANCEL);
     }
     worker_.retire_connection(this);

@@ -83,6 +83,7 @@ private:
     static void on_send_cb(evutil_socket_t, short, void *ctx);
     static void on_timer_cb(evutil_socket_t, short, void *ctx);
     static void on_wrap_up_cb(evutil_socket_t, short, void *ctx);
+    void add_stream(Http2Stream *s);
     void do_recv();
     void do_goaway_notice();
     void do_send();
@@ -104,7 +105,7 @@ private:
     Http2Stream *opening_ = nullptr;  // opened last, still open: its head is being decoded
     size_t open_streams_ = 0;
     size_t websocket_streams_ = 0;
-    uint64_t last_stream_ms_ = 0;  // when a stream last opened or closed (draining: idle?)
+    uint64_t last_stream_ms_ = 0;  // draining: when it began or a stream last opened or closed
     bool closed_ = false;
     bool send_scheduled_ = false;  // send_ev_ is active: it runs in this loop turn
     bool draining_ = false;        // the worker is stopping: GOAWAY once the client pauses

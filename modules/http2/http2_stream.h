@@ -30,6 +30,9 @@ public:
 
     int32_t id() const { return id_; }
     Request *request() const { return req_; }
+    // Its place in the connection's list of open streams: removed without a search.
+    size_t slot() const { return slot_; }
+    void set_slot(size_t i) { slot_ = i; }
 
     // nghttp2 callbacks, forwarded by the connection.
     int on_header(std::string_view name, std::string_view value);
@@ -84,6 +87,7 @@ private:
 
     Http2Connection &conn_;
     int32_t id_;
+    size_t slot_ = 0;
     Request *req_;
     h2::OutBody out_;           // the response body, pulled by nghttp2
     h2::RequestChecks checks_;  // RFC 9113 8.2-8.3, in nghttp2's place
