@@ -51,16 +51,10 @@ const Module http2_module = {
 
 namespace {
 
-Http2Stream *stream_of(nghttp2_session *s, int32_t id) {
-    return static_cast<Http2Stream *>(nghttp2_session_get_stream_user_data(s, id));
-}
-
-int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+int on_begin_headers(nghttp2_session *, const nghttp2_frame *frame, void *user) {
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     auto *conn = static_cast<Http2Connection *>(user);
-    auto *s = new Http2Stream(*conn, frame->hd.stream_id);
-    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
-    conn->stream_opened(s);
+    conn->stream_opened(new Http2Stream(*conn, frame->hd.stream_id));
     return 0;
 }
 
@@ -125,8 +119,8 @@ int on_frame_recv(nghttp2_session *, const nghttp2_frame *frame, void *user) {
 }
 
 int on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, const uint8_t *data, size_t len,
-                  void *) {
-    if (Http2Stream *s = stream_of(session, id))
+                  void *user) {
+    if (Http2Stream *s = static_cast<Http2Connection *>(user)->stream(id))
         s->on_data(data, len);
     else
         nghttp2_session_consume(session, id, len);
@@ -135,7 +129,7 @@ int on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, const uint8_t *
 
 // Resets torii sends because of what the client did ("MadeYouReset", CVE-2025-8671) cost
 // like the client's own: they come out of the same budget.
-int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+int on_frame_send(nghttp2_session *, const nghttp2_frame *frame, void *user) {
     if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code != NGHTTP2_NO_ERROR &&
         frame->rst_stream.error_code != NGHTTP2_CANCEL &&
         frame->rst_stream.error_code != NGHTTP2_INTERNAL_ERROR)
@@ -145,12 +139,13 @@ int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *us
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
         static_cast<Http2Connection *>(user)->websocket_streams() > 0)
-        if (Http2Stream *s = stream_of(session, frame->hd.stream_id)) s->on_response_sent();
+        if (Http2Stream *s = static_cast<Http2Connection *>(user)->stream(frame->hd.stream_id))
+            s->on_response_sent();
     return 0;
 }
 
-int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *) {
-    if (Http2Stream *s = stream_of(session, id)) s->on_close(error_code);
+int on_stream_close(nghttp2_session *, int32_t id, uint32_t error_code, void *user) {
+    if (Http2Stream *s = static_cast<Http2Connection *>(user)->stream(id)) s->on_close(error_code);
     return 0;
 }
 
@@ -166,7 +161,7 @@ Http2Connection::Http2Connection(Worker &worker, std::unique_ptr<Socket> sock,
       glitch_tokens_(kGlitchBurst) {
     sock_->set_handler(this);
     glitch_refill_ms_ = Worker::now_ms();
-    peer.format_host(remote_text_);
+    remote_len_ = peer.format_host(remote_text_);
     send_ev_.reset(event_new(worker.base(), -1, 0, on_send_cb, this));
     timer_.reset(evtimer_new(worker.base(), on_timer_cb, this));
     wrap_up_.reset(evtimer_new(worker.base(), on_wrap_up_cb, this));
@@ -230,8 +225,9 @@ void Http2Connection::start() {
 }
 
 Http2Stream *Http2Connection::stream(int32_t id) const {
-    if (opening_ && opening_->id() == id) return opening_;
-    return stream_of(session_, id);
+    Http2Stream *s = by_id_[slot_of(id)];
+    if (s && s->id() == id) return s;
+    return static_cast<Http2Stream *>(nghttp2_session_get_stream_user_data(session_, id));
 }
 
 void Http2Connection::add_stream(Http2Stream *s) {
@@ -240,7 +236,11 @@ void Http2Connection::add_stream(Http2Stream *s) {
 }
 
 void Http2Connection::stream_opened(Http2Stream *s) {
-    opening_ = s;
+    Http2Stream *&slot = by_id_[slot_of(s->id())];
+    if (!slot)
+        slot = s;
+    else  // a stream kStreamTable ids older is still open: nghttp2 keeps this one
+        nghttp2_session_set_stream_user_data(session_, s->id(), s);
     add_stream(s);
     ++open_streams_;
     // Only a draining connection asks how long it has been quiet (on_timer_cb); before
@@ -255,7 +255,8 @@ void Http2Connection::stream_closed(Http2Stream *s) {
     streams_[s->slot()] = last;
     last->set_slot(s->slot());
     streams_.pop_back();
-    if (opening_ == s) opening_ = nullptr;
+    Http2Stream *&slot = by_id_[slot_of(s->id())];
+    if (slot == s) slot = nullptr;
     --open_streams_;
     if (draining_) last_stream_ms_ = Worker::now_ms();
     for (Http2Stream *&d : drained_)

@@ -34,7 +34,7 @@ size_t Http2Stream::output_high() const {
 Http2Stream::Http2Stream(Http2Connection &conn, int32_t id)
     : conn_(conn),
       id_(id),
-      req_(exchange_acquire(conn.worker(), this, conn.peer(), conn.remote_text())) {}
+      req_(exchange_acquire(conn.worker(), this, conn.peer(), conn.remote_view())) {}
 
 Http2Stream::~Http2Stream() = default;
 
