@@ -56,7 +56,7 @@ constexpr std::array<uint8_t, 256> kClasses = make_classes();
 // The classes every byte of `s` is in: their bits ANDed, without a branch per byte (these
 // loops run over every byte of every request field). ANDing a byte twice changes nothing,
 // so the last block overlaps the one before it instead of a byte loop for the tail.
-uint8_t classes_of(std::string_view s) {
+[[gnu::always_inline]] inline uint8_t classes_of(std::string_view s) {
     const auto *p = reinterpret_cast<const uint8_t *>(s.data());
     size_t n = s.size();
     const auto &t = kClasses;
@@ -77,7 +77,7 @@ uint8_t classes_of(std::string_view s) {
     return a & b & c & d;
 }
 
-bool all_of(std::string_view s, uint8_t cls) {
+[[gnu::always_inline]] inline bool all_of(std::string_view s, uint8_t cls) {
     return (classes_of(s) & cls) != 0;
 }
 

@@ -58,19 +58,6 @@ int on_begin_headers(nghttp2_session *, const nghttp2_frame *frame, void *user) 
     return 0;
 }
 
-int on_header(nghttp2_session *, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
-              const uint8_t *value, size_t valuelen, uint8_t, void *user) {
-    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-    Http2Stream *s = static_cast<Http2Connection *>(user)->stream(frame->hd.stream_id);
-    if (!s) return 0;
-    std::string_view n(reinterpret_cast<const char *>(name), namelen);
-    std::string_view v(reinterpret_cast<const char *>(value), valuelen);
-    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {  // trailers
-        return s->on_trailer(n, v);
-    }
-    return s->on_header(n, v);
-}
-
 int on_begin_frame(nghttp2_session *, const nghttp2_frame_hd *hd, void *user) {
     return static_cast<Http2Connection *>(user)->check_begin_frame(*hd);
 }
@@ -168,7 +155,7 @@ Http2Connection::Http2Connection(Worker &worker, std::unique_ptr<Socket> sock,
     nghttp2_session_callbacks *cbs;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, Http2Stream::header_cb);
     nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
@@ -222,12 +209,6 @@ void Http2Connection::start() {
     // connections it already held got.
     if (worker_.stopping()) shutdown_gracefully();
     do_recv();  // the preface (and more) may already be in the input (h2c sniffing)
-}
-
-Http2Stream *Http2Connection::stream(int32_t id) const {
-    Http2Stream *s = by_id_[slot_of(id)];
-    if (s && s->id() == id) return s;
-    return static_cast<Http2Stream *>(nghttp2_session_get_stream_user_data(session_, id));
 }
 
 void Http2Connection::add_stream(Http2Stream *s) {

@@ -24,11 +24,11 @@
 #include "core/net/socket.h"
 #include "core/server/client_connection.h"
 #include "modules/http2/http2_frame_checks.h"
+#include "modules/http2/http2_stream.h"
 
 namespace torii {
 
 class Worker;
-class Http2Stream;
 struct ServerGroup;
 struct ServerConfig;
 
@@ -62,8 +62,13 @@ public:
     // A stream's handler wants to hear when its output drained (after this send round).
     void queue_drained(Http2Stream *s) { drained_.push_back(s); }
     void stream_opened(Http2Stream *s);
-    // The open stream of `id`, or nullptr.
-    Http2Stream *stream(int32_t id) const;
+    // The open stream of `id`, or nullptr (inline: every header field asks).
+    Http2Stream *stream(int32_t id) const {
+        Http2Stream *s = by_id_[slot_of(id)];
+        if (s && s->id() == id) [[likely]]
+            return s;
+        return static_cast<Http2Stream *>(nghttp2_session_get_stream_user_data(session_, id));
+    }
     void stream_closed(Http2Stream *s);
     size_t open_streams() const { return open_streams_; }
     // Open streams that are WebSocket handshakes or tunnels (RFC 8441).

@@ -66,7 +66,8 @@ static inline std::string_view put(char *p, std::string_view s) {
     return {p, n};
 }
 
-int Http2Stream::on_header(std::string_view name, std::string_view value) {
+[[gnu::always_inline]] inline int Http2Stream::on_header(std::string_view name,
+                                                         std::string_view value) {
     // Every field is checked, also those of a head already too large (nghttp2's HTTP
     // messaging pass is off: h2_request_checks.h).
     HeaderId id;
@@ -123,6 +124,18 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
     char *p = a.alloc(name.size() + value.size());
     in.headers.add(put(p, name), put(p + name.size(), value), id);
     return 0;
+}
+
+int Http2Stream::header_cb(nghttp2_session *, const nghttp2_frame *frame, const uint8_t *name,
+                           size_t namelen, const uint8_t *value, size_t valuelen, uint8_t,
+                           void *user) {
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    Http2Stream *s = static_cast<Http2Connection *>(user)->stream(frame->hd.stream_id);
+    if (!s) return 0;
+    std::string_view n(reinterpret_cast<const char *>(name), namelen);
+    std::string_view v(reinterpret_cast<const char *>(value), valuelen);
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) return s->on_trailer(n, v);  // trailers
+    return s->on_header(n, v);
 }
 
 int Http2Stream::do_refuse_malformed() {

@@ -34,8 +34,14 @@ public:
     size_t slot() const { return slot_; }
     void set_slot(size_t i) { slot_ = i; }
 
+    // nghttp2's header callback on a client session (user data: the Http2Connection): the
+    // field goes to its stream's head or trailer section. Here rather than with the other
+    // callbacks in http2_connection.cc so that on_header is inlined into it: a call level
+    // less for every field.
+    static int header_cb(nghttp2_session *, const nghttp2_frame *frame, const uint8_t *name,
+                         size_t namelen, const uint8_t *value, size_t valuelen, uint8_t,
+                         void *user);
     // nghttp2 callbacks, forwarded by the connection.
-    int on_header(std::string_view name, std::string_view value);
     void on_request_head(bool end_stream);
     void on_data(const uint8_t *data, size_t len);
     void on_request_end();
@@ -74,6 +80,7 @@ public:
     void tunnel_reset(uint32_t code) { do_reset(code); }
 
 private:
+    int on_header(std::string_view name, std::string_view value);
     void do_reset(uint32_t code);
     // What an answer to an extended CONNECT becomes (RFC 8441): the upstream's 101 a 200
     // that opens the tunnel, a 2xx without the switch a 502 (a 2xx would tell the client
