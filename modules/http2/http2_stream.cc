@@ -1,6 +1,7 @@
 #include "modules/http2/http2_stream.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "core/base/format.h"
@@ -307,11 +308,28 @@ void Http2Stream::resume_body(Request &req) noexcept {
     conn_.schedule_send();
 }
 
-static int64_t status_digits(char *out, int status) {
+// The three digits of every status from 100 to 599, in static storage: a response's
+// :status points into it (borrowed by nghttp2) instead of being formatted into the arena.
+static constexpr int kStatusFirst = 100, kStatusLast = 599;
+static constexpr auto kStatusDigits = [] {
+    std::array<char, 3 * (kStatusLast - kStatusFirst + 1)> t{};
+    for (int s = kStatusFirst; s <= kStatusLast; ++s) {
+        size_t i = 3 * static_cast<size_t>(s - kStatusFirst);
+        t[i] = char('0' + s / 100);
+        t[i + 1] = char('0' + s / 10 % 10);
+        t[i + 2] = char('0' + s % 10);
+    }
+    return t;
+}();
+
+static std::string_view status_digits(Arena &a, int status) {
+    if (status >= kStatusFirst && status <= kStatusLast)
+        return {kStatusDigits.data() + 3 * (status - kStatusFirst), 3};
+    char *out = a.alloc(3);  // not a status HTTP defines: its last three digits
     out[0] = char('0' + status / 100 % 10);
     out[1] = char('0' + status / 10 % 10);
     out[2] = char('0' + status % 10);
-    return 3;
+    return {out, 3};
 }
 
 static ssize_t read_body_cb(nghttp2_session *, int32_t, uint8_t *buf, size_t length,
@@ -353,9 +371,7 @@ void Http2Stream::send_head(Request &req) noexcept {
     Arena &a = req.arena;
     h2::NvList nv(a, r.headers.size() + 2);
     nv.borrow();  // names and values live in the arena, config or static storage
-    char *status = a.alloc(3);
-    status_digits(status, r.status);
-    nv.add(":status", {status, 3});
+    nv.add(":status", status_digits(a, r.status));
     bool bodiless = r.no_body || req.input.method == "HEAD" || r.status == 204 || r.status == 304 ||
                     r.status < 200 || r.content_length == 0;
     if (r.content_length >= 0 && r.status != 204 && r.status != 304 && r.status >= 200) {
@@ -464,9 +480,7 @@ void Http2Stream::send_continue(Request &) noexcept {}  // HTTP/2 clients do not
 void Http2Stream::send_interim(Request &req, int status, const HeaderList &fields) noexcept {
     if (req.head_sent) return;
     h2::NvList nv(req.arena, fields.size() + 1);
-    char *digits = req.arena.alloc(3);
-    status_digits(digits, status);
-    nv.add(":status", {digits, 3});
+    nv.add(":status", status_digits(req.arena, status));
     for (const Header &h : fields)
         nv.add_field(h);
     nghttp2_submit_headers(conn_.session(), NGHTTP2_FLAG_NONE, id_, nullptr, nv.data(), nv.size(),
