@@ -62,26 +62,12 @@ int recv_all(nghttp2_session *session, evbuffer *in) {
     return 0;
 }
 
-// Frames gathered before they go to the socket's output (see send_all).
-static constexpr size_t kSendBatch = 4096;
-
 int send_all(nghttp2_session *session, Socket &sock, size_t high, size_t low) {
-    // nghttp2 hands out one frame per call, in its own buffer until the next call. Small
-    // frames (a response's HEADERS, a short DATA) are gathered here and appended to the
-    // socket's output in one evbuffer_add per batch: one evbuffer_add per frame cost about
-    // 85 instructions, two frames a request. Larger frames go straight to the output.
-    uint8_t batch[kSendBatch];
-    size_t used = 0;
-    auto put = [&] {
-        if (used) evbuffer_add(sock.output(), batch, used);
-        used = 0;
-    };
     bool blocked = false;
     for (;;) {
         // At the watermark, write first; stop only if the kernel takes no more, and then
         // with the socket still above it, so that its drain notice is sure to come.
-        if (sock.pending_output() + used >= high) {
-            put();
+        if (sock.pending_output() >= high) {
             sock.flush();
             if (sock.pending_output() >= high) {
                 blocked = true;
@@ -89,24 +75,11 @@ int send_all(nghttp2_session *session, Socket &sock, size_t high, size_t low) {
             }
         }
         const uint8_t *data;
-        ssize_t rv = nghttp2_session_mem_send(session, &data);
-        if (rv < 0) {
-            put();  // what was packed before the error goes out, as it did frame by frame
-            return static_cast<int>(rv);
-        }
-        if (rv == 0) break;
-        auto n = static_cast<size_t>(rv);
-        if (n > kSendBatch - used) {
-            put();
-            if (n > kSendBatch) {
-                evbuffer_add(sock.output(), data, n);
-                continue;
-            }
-        }
-        std::memcpy(batch + used, data, n);
-        used += n;
+        ssize_t n = nghttp2_session_mem_send(session, &data);
+        if (n < 0) return static_cast<int>(n);
+        if (n == 0) break;
+        evbuffer_add(sock.output(), data, static_cast<size_t>(n));
     }
-    put();
     sock.flush();
     if (blocked) sock.watch_drain(low);
     return 0;
