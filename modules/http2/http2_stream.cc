@@ -122,6 +122,8 @@ static inline std::string_view put(char *p, std::string_view s) {
         default:
             break;
     }
+    // Counted here (names are lower case) rather than in another pass over the fields.
+    if (name.size() == 6 && name == "cookie") ++cookies_;
     char *p = a.alloc(name.size() + value.size());
     in.headers.add(put(p, name), put(p + name.size(), value), id);
     return 0;
@@ -204,10 +206,7 @@ void Http2Stream::on_request_head(bool end_stream) {
         connect = false;
     }
     // Several cookie fields are one Cookie line for HTTP/1.1 upstreams (RFC 9113 8.2.3).
-    size_t cookies = 0;
-    for (const Header &h : in.headers)
-        cookies += iequals(h.name, "cookie");
-    if (cookies > 1) {
+    if (cookies_ > 1) {
         std::string joined;
         for (const Header &h : in.headers)
             if (iequals(h.name, "cookie"))

@@ -109,6 +109,7 @@ private:
     bool malformed_ = false;        // reset as malformed: the rest of the stream is dropped
     uint64_t header_bytes_ = 0;
     size_t header_fields_ = 0;     // regular fields (not pseudo-headers) of the request head
+    size_t cookies_ = 0;           // cookie fields among them (joined into one when several)
     bool head_too_large_ = false;  // over client_max_header_size or the field count: 431
     uint64_t trailer_bytes_ = 0;   // the trailer section, against the same limits
     size_t trailer_fields_ = 0;
