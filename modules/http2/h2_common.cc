@@ -1,5 +1,6 @@
 #include "modules/http2/h2_common.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -8,30 +9,9 @@
 
 namespace torii::h2 {
 
-bool connection_specific(HeaderId id) {
-    switch (id) {
-        case HeaderId::connection:
-        case HeaderId::keep_alive:
-        case HeaderId::proxy_connection:
-        case HeaderId::transfer_encoding:
-        case HeaderId::upgrade:
-        case HeaderId::content_length:
-            return true;
-        default:
-            return false;
-    }
-}
-
 NvList::NvList(Arena &arena, size_t capacity) : arena_(arena), capacity_(capacity) {
     // The arena hands out 8-byte aligned memory, enough for nghttp2_nv.
     v_ = reinterpret_cast<nghttp2_nv *>(arena.alloc(capacity * sizeof(nghttp2_nv)));
-}
-
-void NvList::add(std::string_view name, std::string_view value) {
-    if (n_ == capacity_) return;  // callers size the list for what they add
-    v_[n_++] = {reinterpret_cast<uint8_t *>(const_cast<char *>(name.data())),
-                reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())), name.size(),
-                value.size(), flags_};
 }
 
 // ASCII lower case, a word at a time: bit 7 of each byte of (b & 0x7f) + 0x3f is set from 'A'
@@ -53,11 +33,10 @@ static inline void fold_at(char *dst, const char *src) {
     std::memcpy(dst, &w, sizeof w);
 }
 
-// Copies `n` bytes of a field name to `dst` in ASCII lower case. The last word overlaps the
-// one before it instead of a byte loop for the tail (folding reads only `src`, so a byte
-// written twice gets the same value). A byte loop calling std::tolower cost 540
-// instructions for an upstream's response fields, a byte loop without it 300.
-static void copy_lower(char *dst, const char *src, size_t n) {
+// The last word overlaps the one before it instead of a byte loop for the tail (folding reads
+// only `src`, so a byte written twice gets the same value). A byte loop calling std::tolower
+// cost 540 instructions for an upstream's response fields, a byte loop without it 300.
+void copy_lower(char *dst, const char *src, size_t n) {
     if (n >= 8) {
         for (size_t i = 0; i + 8 < n; i += 8)
             fold_at<uint64_t>(dst + i, src + i);
@@ -69,14 +48,6 @@ static void copy_lower(char *dst, const char *src, size_t n) {
         for (size_t i = 0; i < n; ++i)
             dst[i] = src[i] >= 'A' && src[i] <= 'Z' ? static_cast<char>(src[i] | 0x20) : src[i];
     }
-}
-
-void NvList::add_field(const Header &h) {
-    if (connection_specific(h.id)) return;
-    // HTTP/2 field names are lower case (RFC 9113 8.2.2); HTTP/1 peers write them any way.
-    char *p = arena_.alloc(h.name.size());
-    copy_lower(p, h.name.data(), h.name.size());
-    add({p, h.name.size()}, h.value);
 }
 
 int recv_all(nghttp2_session *session, evbuffer *in) {
@@ -120,8 +91,18 @@ void OutBody::resume(nghttp2_session *session, int32_t id) {
     nghttp2_session_resume_data(session, id);
 }
 
-void OutBody::add(nghttp2_session *session, int32_t id, evbuffer *data) {
-    evbuffer_add_buffer(buf.get(), data);
+void OutBody::add(nghttp2_session *session, int32_t id, evbuffer *data, Arena *arena) {
+    size_t n = evbuffer_get_length(data);
+    // Into the arena only while nothing else is waiting (the order of the bytes stays).
+    if (arena && !buf && held.empty() && n <= kArenaBody - arena_bytes) {
+        char *p = arena->alloc(n);
+        evbuffer_remove(data, p, n);
+        held = {p, n};
+        arena_bytes += n;
+    } else {
+        if (!buf) buf = make_evbuffer();
+        evbuffer_add_buffer(buf.get(), data);
+    }
     resume(session, id);
 }
 
@@ -139,7 +120,12 @@ ssize_t OutBody::read(nghttp2_session *session, int32_t id, Arena &arena, uint8_
         return NGHTTP2_ERR_DEFERRED;
     }
     size_t n = have < len ? have : len;
-    if (n) evbuffer_remove(buf.get(), dst, n);
+    size_t from_arena = std::min(n, held.size());
+    if (from_arena) {
+        std::memcpy(dst, held.data(), from_arena);
+        held.remove_prefix(from_arena);
+    }
+    if (n > from_arena) evbuffer_remove(buf.get(), dst + from_arena, n - from_arena);
     if (end_queued && pending() == 0) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         end_sent = true;

@@ -8,8 +8,9 @@
 //     :scheme, :authority, :path, :protocol), each once, not empty, before every regular
 //     field, never in trailers;
 //   - field values: no control character but HTAB, no leading or trailing SP/HTAB; :method a
-//     token, :path visible characters, :authority and host authority characters, :scheme
-//     a scheme;
+//     token, :path visible characters, :authority and host authority characters but '@'
+//     (userinfo, which torii refuses: RFC 9113 8.3.1, and "user@host" is read as another
+//     host by another parser), :scheme a scheme;
 //   - connection-specific fields (connection, keep-alive, proxy-connection,
 //     transfer-encoding, upgrade) and te other than "trailers" refused; one host, one
 //     content-length of digits;
@@ -25,16 +26,34 @@
 #include <cstdint>
 #include <string_view>
 
+#include "core/http/headers.h"
+
 namespace torii::h2 {
 
-// What a field is, as far as the checks tell (the caller need not compare names again).
-enum class Field : uint8_t { malformed, regular, host, method, scheme, authority, path, protocol };
+// What a field is, as far as the checks tell (the caller need not compare names again):
+// the pseudo-headers first, then host, then the other regular fields, with or without an
+// underscore in the name (HTTP/1.1 drops those unless underscores_in_headers).
+enum class Field : uint8_t {
+    malformed,
+    method,
+    scheme,
+    authority,
+    path,
+    protocol,
+    host,
+    regular,
+    underscored
+};
 
 class RequestChecks {
 public:
     // A field of the head (trailer = false) or of the trailer section: malformed, or what
-    // it is.
-    Field on_field(std::string_view name, std::string_view value, bool trailer);
+    // it is. `id` is a regular field's HeaderId (classify_header's, found once here).
+    Field on_field(std::string_view name, std::string_view value, bool trailer, HeaderId &id);
+    Field on_field(std::string_view name, std::string_view value, bool trailer) {
+        HeaderId id;
+        return on_field(name, value, trailer, id);
+    }
     // The head's last field was seen: false if malformed.
     bool on_head_end();
     // Body bytes arrived: false once they pass content-length.

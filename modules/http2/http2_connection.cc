@@ -51,30 +51,11 @@ const Module http2_module = {
 
 namespace {
 
-Http2Stream *stream_of(nghttp2_session *s, int32_t id) {
-    return static_cast<Http2Stream *>(nghttp2_session_get_stream_user_data(s, id));
-}
-
-int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+int on_begin_headers(nghttp2_session *, const nghttp2_frame *frame, void *user) {
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     auto *conn = static_cast<Http2Connection *>(user);
-    auto *s = new Http2Stream(*conn, frame->hd.stream_id);
-    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
-    conn->stream_opened(s);
+    conn->stream_opened(new Http2Stream(*conn, frame->hd.stream_id));
     return 0;
-}
-
-int on_header(nghttp2_session *, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
-              const uint8_t *value, size_t valuelen, uint8_t, void *user) {
-    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-    Http2Stream *s = static_cast<Http2Connection *>(user)->stream(frame->hd.stream_id);
-    if (!s) return 0;
-    std::string_view n(reinterpret_cast<const char *>(name), namelen);
-    std::string_view v(reinterpret_cast<const char *>(value), valuelen);
-    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {  // trailers
-        return s->on_trailer(n, v);
-    }
-    return s->on_header(n, v);
 }
 
 int on_begin_frame(nghttp2_session *, const nghttp2_frame_hd *hd, void *user) {
@@ -125,8 +106,8 @@ int on_frame_recv(nghttp2_session *, const nghttp2_frame *frame, void *user) {
 }
 
 int on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, const uint8_t *data, size_t len,
-                  void *) {
-    if (Http2Stream *s = stream_of(session, id))
+                  void *user) {
+    if (Http2Stream *s = static_cast<Http2Connection *>(user)->stream(id))
         s->on_data(data, len);
     else
         nghttp2_session_consume(session, id, len);
@@ -135,7 +116,7 @@ int on_data_chunk(nghttp2_session *session, uint8_t, int32_t id, const uint8_t *
 
 // Resets torii sends because of what the client did ("MadeYouReset", CVE-2025-8671) cost
 // like the client's own: they come out of the same budget.
-int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+int on_frame_send(nghttp2_session *, const nghttp2_frame *frame, void *user) {
     if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code != NGHTTP2_NO_ERROR &&
         frame->rst_stream.error_code != NGHTTP2_CANCEL &&
         frame->rst_stream.error_code != NGHTTP2_INTERNAL_ERROR)
@@ -145,12 +126,13 @@ int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *us
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
         static_cast<Http2Connection *>(user)->websocket_streams() > 0)
-        if (Http2Stream *s = stream_of(session, frame->hd.stream_id)) s->on_response_sent();
+        if (Http2Stream *s = static_cast<Http2Connection *>(user)->stream(frame->hd.stream_id))
+            s->on_response_sent();
     return 0;
 }
 
-int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *) {
-    if (Http2Stream *s = stream_of(session, id)) s->on_close(error_code);
+int on_stream_close(nghttp2_session *, int32_t id, uint32_t error_code, void *user) {
+    if (Http2Stream *s = static_cast<Http2Connection *>(user)->stream(id)) s->on_close(error_code);
     return 0;
 }
 
@@ -166,14 +148,14 @@ Http2Connection::Http2Connection(Worker &worker, std::unique_ptr<Socket> sock,
       glitch_tokens_(kGlitchBurst) {
     sock_->set_handler(this);
     glitch_refill_ms_ = Worker::now_ms();
-    peer.format_host(remote_text_);
+    remote_len_ = peer.format_host(remote_text_);
     send_ev_.reset(event_new(worker.base(), -1, 0, on_send_cb, this));
     timer_.reset(evtimer_new(worker.base(), on_timer_cb, this));
     wrap_up_.reset(evtimer_new(worker.base(), on_wrap_up_cb, this));
     nghttp2_session_callbacks *cbs;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, Http2Stream::header_cb);
     nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
@@ -229,28 +211,35 @@ void Http2Connection::start() {
     do_recv();  // the preface (and more) may already be in the input (h2c sniffing)
 }
 
-Http2Stream *Http2Connection::stream(int32_t id) const {
-    if (opening_ && opening_->id() == id) return opening_;
-    return stream_of(session_, id);
+void Http2Connection::add_stream(Http2Stream *s) {
+    s->set_slot(streams_.size());
+    streams_.push_back(s);
 }
 
 void Http2Connection::stream_opened(Http2Stream *s) {
-    opening_ = s;
-    streams_.push_back(s);
+    Http2Stream *&slot = by_id_[slot_of(s->id())];
+    if (!slot)
+        slot = s;
+    else  // a stream kStreamTable ids older is still open: nghttp2 keeps this one
+        nghttp2_session_set_stream_user_data(session_, s->id(), s);
+    add_stream(s);
     ++open_streams_;
-    last_stream_ms_ = Worker::now_ms();
+    // Only a draining connection asks how long it has been quiet (on_timer_cb); before
+    // that, shutdown_gracefully starts the count.
+    if (draining_) last_stream_ms_ = Worker::now_ms();
 }
 
 void Http2Connection::stream_closed(Http2Stream *s) {
-    for (auto it = streams_.begin(); it != streams_.end(); ++it) {
-        if (*it == s) {
-            streams_.erase(it);
-            break;
-        }
-    }
-    if (opening_ == s) opening_ = nullptr;
+    // The last one takes its place: no search among up to 128 open streams (their order
+    // means nothing).
+    Http2Stream *last = streams_.back();
+    streams_[s->slot()] = last;
+    last->set_slot(s->slot());
+    streams_.pop_back();
+    Http2Stream *&slot = by_id_[slot_of(s->id())];
+    if (slot == s) slot = nullptr;
     --open_streams_;
-    last_stream_ms_ = Worker::now_ms();
+    if (draining_) last_stream_ms_ = Worker::now_ms();
     for (Http2Stream *&d : drained_)
         if (d == s) d = nullptr;
     worker_.defer_delete(std::unique_ptr<Deletable>(s));
@@ -403,6 +392,7 @@ void Http2Connection::on_timer_cb(evutil_socket_t, short, void *ctx) {
 void Http2Connection::shutdown_gracefully() {
     if (draining_ || closed_) return;
     draining_ = true;
+    last_stream_ms_ = Worker::now_ms();  // quiet from now on at the earliest
     // Serve on until the client pauses (on_timer_cb, re-armed by do_idle_check whenever the
     // last stream closes), but wrap up in time for the streams under way to finish before
     // shutdown_timeout.
@@ -455,7 +445,7 @@ void Http2Connection::do_close(const char *why) {
     std::vector<Http2Stream *> open;
     open.swap(streams_);
     for (Http2Stream *s : open) {
-        streams_.push_back(s);  // stream_closed() looks for it
+        add_stream(s);  // stream_closed() takes it out again
         s->on_close(NGHTTP2_CANCEL);
     }
     worker_.retire_connection(this);

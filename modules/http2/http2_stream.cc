@@ -1,6 +1,7 @@
 #include "modules/http2/http2_stream.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "core/base/format.h"
@@ -34,19 +35,48 @@ size_t Http2Stream::output_high() const {
 Http2Stream::Http2Stream(Http2Connection &conn, int32_t id)
     : conn_(conn),
       id_(id),
-      req_(exchange_acquire(conn.worker(), this, conn.peer(), conn.remote_text())) {}
+      req_(exchange_acquire(conn.worker(), this, conn.peer(), conn.remote_view())) {}
 
 Http2Stream::~Http2Stream() = default;
 
-int Http2Stream::on_header(std::string_view name, std::string_view value) {
+// Copies a field into the request arena, name and value in one allocation; pieces of up to
+// 16 bytes (most) with two overlapping moves instead of a call into libc's memcpy.
+template <typename Word>
+static inline void copy_two_words(char *p, const char *from, size_t n) {
+    Word a, b;
+    std::memcpy(&a, from, sizeof a);
+    std::memcpy(&b, from + n - sizeof b, sizeof b);
+    std::memcpy(p, &a, sizeof a);
+    std::memcpy(p + n - sizeof b, &b, sizeof b);
+}
+
+static inline std::string_view put(char *p, std::string_view s) {
+    size_t n = s.size();
+    const char *from = s.data();
+    if (n > 16)
+        std::memcpy(p, from, n);
+    else if (n >= 8)
+        copy_two_words<uint64_t>(p, from, n);
+    else if (n >= 4)
+        copy_two_words<uint32_t>(p, from, n);
+    else if (n > 0) {
+        p[0] = from[0];
+        p[n / 2] = from[n / 2];
+        p[n - 1] = from[n - 1];
+    }
+    return {p, n};
+}
+
+[[gnu::always_inline]] inline int Http2Stream::on_header(std::string_view name,
+                                                         std::string_view value) {
     // Every field is checked, also those of a head already too large (nghttp2's HTTP
     // messaging pass is off: h2_request_checks.h).
-    h2::Field kind = checks_.on_field(name, value, false);
+    HeaderId id;
+    h2::Field kind = checks_.on_field(name, value, false, id);
     if (kind == h2::Field::malformed) return do_refuse_malformed();
     if (!req_ || head_too_large_) return 0;  // the rest of the block is decoded, then dropped
     header_bytes_ += name.size() + value.size() + 32;  // RFC 9113 6.5.2's accounting
-    bool pseudo = kind != h2::Field::regular && kind != h2::Field::host;
-    if (!pseudo) ++header_fields_;
+    if (kind >= h2::Field::host) ++header_fields_;     // not a pseudo-header
     bool too_many = header_fields_ > kMaxRequestHeaderFields;
     if (header_bytes_ > conn_.limits().client_max_header_size || too_many) {
         log_info("client %s: HTTP/2 header list over %s", conn_.remote_text(),
@@ -58,18 +88,18 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
     }
     RequestHead &in = req_->input;
     Arena &a = req_->arena;
-    switch (kind) {  // checks_ allowed which pseudo-headers, each once, host once
+    // checks_ allowed which pseudo-headers, each once, host once; no userinfo ('@') in
+    // :authority or host (RFC 9113 8.3.1: "user@host" is read as a different host by
+    // different parsers).
+    switch (kind) {
         case h2::Field::method:
-            in.method = a.copy(value);
+            in.method = put(a.alloc(value.size()), value);
             return 0;
         case h2::Field::path:
-            in.target = a.copy(value);
+            in.target = put(a.alloc(value.size()), value);
             return 0;
         case h2::Field::authority:
-            // No userinfo in an http(s) authority (RFC 9113 8.3.1): "user@host" is read as
-            // a different host by different parsers.
-            if (value.find('@') != std::string_view::npos) return do_refuse_malformed();
-            in.authority = a.copy(value);
+            in.authority = put(a.alloc(value.size()), value);
             return 0;
         case h2::Field::protocol:  // on CONNECT only (checks_.on_head_end)
             protocol_ = a.copy(value);
@@ -83,17 +113,32 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
             // :authority is known.
             if (!in.authority.empty() && !iequals(value, in.authority))
                 return do_refuse_malformed();
-            // Without :authority the host names the server: no userinfo in it either.
-            if (value.find('@') != std::string_view::npos) return do_refuse_malformed();
             in.headers.add("host", a.copy(value), HeaderId::host);
             return 0;
+        case h2::Field::underscored:
+            // As on HTTP/1.1: a backend may read X_User as X-User.
+            if (!conn_.limits().underscores_in_headers) return 0;
+            break;
         default:
             break;
     }
-    if (!conn_.limits().underscores_in_headers && name.find('_') != std::string_view::npos)
-        return 0;  // as on HTTP/1.1: a backend may read X_User as X-User
-    in.headers.add(a.copy(name), a.copy(value));
+    // Counted here (names are lower case) rather than in another pass over the fields.
+    if (name.size() == 6 && name == "cookie") ++cookies_;
+    char *p = a.alloc(name.size() + value.size());
+    in.headers.add(put(p, name), put(p + name.size(), value), id);
     return 0;
+}
+
+int Http2Stream::header_cb(nghttp2_session *, const nghttp2_frame *frame, const uint8_t *name,
+                           size_t namelen, const uint8_t *value, size_t valuelen, uint8_t,
+                           void *user) {
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    Http2Stream *s = static_cast<Http2Connection *>(user)->stream(frame->hd.stream_id);
+    if (!s) return 0;
+    std::string_view n(reinterpret_cast<const char *>(name), namelen);
+    std::string_view v(reinterpret_cast<const char *>(value), valuelen);
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) return s->on_trailer(n, v);  // trailers
+    return s->on_header(n, v);
 }
 
 int Http2Stream::do_refuse_malformed() {
@@ -161,10 +206,7 @@ void Http2Stream::on_request_head(bool end_stream) {
         connect = false;
     }
     // Several cookie fields are one Cookie line for HTTP/1.1 upstreams (RFC 9113 8.2.3).
-    size_t cookies = 0;
-    for (const Header &h : in.headers)
-        cookies += iequals(h.name, "cookie");
-    if (cookies > 1) {
+    if (cookies_ > 1) {
         std::string joined;
         for (const Header &h : in.headers)
             if (iequals(h.name, "cookie"))
@@ -265,11 +307,28 @@ void Http2Stream::resume_body(Request &req) noexcept {
     conn_.schedule_send();
 }
 
-static int64_t status_digits(char *out, int status) {
+// The three digits of every status from 100 to 599, in static storage: a response's
+// :status points into it (borrowed by nghttp2) instead of being formatted into the arena.
+static constexpr int kStatusFirst = 100, kStatusLast = 599;
+static constexpr auto kStatusDigits = [] {
+    std::array<char, 3 * (kStatusLast - kStatusFirst + 1)> t{};
+    for (int s = kStatusFirst; s <= kStatusLast; ++s) {
+        size_t i = 3 * static_cast<size_t>(s - kStatusFirst);
+        t[i] = char('0' + s / 100);
+        t[i + 1] = char('0' + s / 10 % 10);
+        t[i + 2] = char('0' + s % 10);
+    }
+    return t;
+}();
+
+static std::string_view status_digits(Arena &a, int status) {
+    if (status >= kStatusFirst && status <= kStatusLast)
+        return {kStatusDigits.data() + 3 * (status - kStatusFirst), 3};
+    char *out = a.alloc(3);  // not a status HTTP defines: its last three digits
     out[0] = char('0' + status / 100 % 10);
     out[1] = char('0' + status / 10 % 10);
     out[2] = char('0' + status % 10);
-    return 3;
+    return {out, 3};
 }
 
 static ssize_t read_body_cb(nghttp2_session *, int32_t, uint8_t *buf, size_t length,
@@ -311,9 +370,7 @@ void Http2Stream::send_head(Request &req) noexcept {
     Arena &a = req.arena;
     h2::NvList nv(a, r.headers.size() + 2);
     nv.borrow();  // names and values live in the arena, config or static storage
-    char *status = a.alloc(3);
-    status_digits(status, r.status);
-    nv.add(":status", {status, 3});
+    nv.add(":status", status_digits(a, r.status));
     bool bodiless = r.no_body || req.input.method == "HEAD" || r.status == 204 || r.status == 304 ||
                     r.status < 200 || r.content_length == 0;
     if (r.content_length >= 0 && r.status != 204 && r.status != 304 && r.status >= 200) {
@@ -344,7 +401,7 @@ void Http2Stream::send_body(Request &req, evbuffer *data) noexcept {
     size_t n = evbuffer_get_length(data);
     if (n == 0) return;
     req.bytes_sent += n;
-    out_.add(conn_.session(), id_, data);
+    out_.add(conn_.session(), id_, data, &req.arena);
     conn_.schedule_send();
 }
 
@@ -382,7 +439,7 @@ void Http2Stream::notify_drained() {
 }
 
 void Http2Stream::tunnel_to_client(evbuffer *data) {
-    out_.add(conn_.session(), id_, data);
+    out_.add(conn_.session(), id_, data, nullptr);  // a tunnel's bytes: no end in sight
     conn_.schedule_send();
 }
 
@@ -422,9 +479,7 @@ void Http2Stream::send_continue(Request &) noexcept {}  // HTTP/2 clients do not
 void Http2Stream::send_interim(Request &req, int status, const HeaderList &fields) noexcept {
     if (req.head_sent) return;
     h2::NvList nv(req.arena, fields.size() + 1);
-    char *digits = req.arena.alloc(3);
-    status_digits(digits, status);
-    nv.add(":status", {digits, 3});
+    nv.add(":status", status_digits(req.arena, status));
     for (const Header &h : fields)
         nv.add_field(h);
     nghttp2_submit_headers(conn_.session(), NGHTTP2_FLAG_NONE, id_, nullptr, nv.data(), nv.size(),
@@ -490,8 +545,7 @@ void Http2Stream::on_close(uint32_t error_code) {
     if (req_) {
         // A stream torii reset as malformed (its body ended short of content-length) may
         // close as NO_ERROR once its response was sent: still not a request that completed.
-        if (req_->state != RequestState::responded || error_code != NGHTTP2_NO_ERROR ||
-            malformed_)
+        if (req_->state != RequestState::responded || error_code != NGHTTP2_NO_ERROR || malformed_)
             if (dispatched_) exchange_abort(*req_);
         if (dispatched_) exchange_finish(*req_);
         exchange_release(conn_.worker(), req_);

@@ -30,9 +30,18 @@ public:
 
     int32_t id() const { return id_; }
     Request *request() const { return req_; }
+    // Its place in the connection's list of open streams: removed without a search.
+    size_t slot() const { return slot_; }
+    void set_slot(size_t i) { slot_ = i; }
 
+    // nghttp2's header callback on a client session (user data: the Http2Connection): the
+    // field goes to its stream's head or trailer section. Here rather than with the other
+    // callbacks in http2_connection.cc so that on_header is inlined into it: a call level
+    // less for every field.
+    static int header_cb(nghttp2_session *, const nghttp2_frame *frame, const uint8_t *name,
+                         size_t namelen, const uint8_t *value, size_t valuelen, uint8_t,
+                         void *user);
     // nghttp2 callbacks, forwarded by the connection.
-    int on_header(std::string_view name, std::string_view value);
     void on_request_head(bool end_stream);
     void on_data(const uint8_t *data, size_t len);
     void on_request_end();
@@ -71,6 +80,7 @@ public:
     void tunnel_reset(uint32_t code) { do_reset(code); }
 
 private:
+    int on_header(std::string_view name, std::string_view value);
     void do_reset(uint32_t code);
     // What an answer to an extended CONNECT becomes (RFC 8441): the upstream's 101 a 200
     // that opens the tunnel, a 2xx without the switch a 502 (a 2xx would tell the client
@@ -84,6 +94,7 @@ private:
 
     Http2Connection &conn_;
     int32_t id_;
+    size_t slot_ = 0;
     Request *req_;
     h2::OutBody out_;           // the response body, pulled by nghttp2
     h2::RequestChecks checks_;  // RFC 9113 8.2-8.3, in nghttp2's place
@@ -98,6 +109,7 @@ private:
     bool malformed_ = false;        // reset as malformed: the rest of the stream is dropped
     uint64_t header_bytes_ = 0;
     size_t header_fields_ = 0;     // regular fields (not pseudo-headers) of the request head
+    size_t cookies_ = 0;           // cookie fields among them (joined into one when several)
     bool head_too_large_ = false;  // over client_max_header_size or the field count: 431
     uint64_t trailer_bytes_ = 0;   // the trailer section, against the same limits
     size_t trailer_fields_ = 0;

@@ -407,7 +407,7 @@ void Http2UpstreamStream::send_head(const UpstreamRequest &req) {
 }
 
 void Http2UpstreamStream::send_body(evbuffer *data) {
-    out_.add(session_ ? session_->session() : nullptr, id_, data);
+    out_.add(session_ ? session_->session() : nullptr, id_, data, &arena_);
 }
 
 void Http2UpstreamStream::send_end(const HeaderList *trailers) {

@@ -7,6 +7,7 @@ the right code and the connection goes on serving (a second request is answered)
 The last tests check what reaches an HTTP/1.1 upstream (a recording backend): a request an
 HTTP/1 parser could read differently from torii is refused, never forwarded."""
 
+import json
 import time
 import types
 
@@ -100,6 +101,24 @@ def test_stream_id_not_increasing_is_a_connection_error(c):
     c.send(c.headers(5, get(SLOW)))
     c.send(c.headers(3, get()))
     c.expect_connection_error(PROTOCOL_ERROR)
+
+
+def test_streams_256_ids_apart_each_get_their_own_frames(c):
+    # Stream 1 stays open (its body unfinished) while 256 more come and go, then stream 513
+    # opens: its id is as far from 1 as torii's table of streams by id is long
+    # (http2_connection.h). Each must still get its own DATA and its own answer.
+    c.send(c.headers(1, get("/api/echo", method="POST"), end_stream=False), c.data(1, b"a" * 10))
+    for first in range(3, 513, 128):
+        sids = range(first, min(first + 128, 513), 2)
+        c.send(*[c.headers(sid, get()) for sid in sids])
+        assert all(c.response(sid)[0] == 200 for sid in sids), c.frames[-5:]
+    c.send(c.headers(513, get("/api/echo", method="POST"), end_stream=False),
+           c.data(513, b"b" * 20, end_stream=True))
+    status, _, body = c.response(513)
+    assert status == 200 and json.loads(body)["body_len"] == 20
+    c.send(c.data(1, b"a" * 5, end_stream=True))
+    status, _, body = c.response(1)
+    assert status == 200 and json.loads(body)["body_len"] == 15
 
 
 def test_even_stream_id_from_client_is_a_connection_error(c):

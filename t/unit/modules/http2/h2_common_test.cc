@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "core/base/arena.h"
@@ -40,4 +41,60 @@ TEST_CASE("NvList::add_field leaves connection-specific fields out") {
     nv.add_field({"Content-Type", "text/plain", HeaderId::other});
     REQUIRE(nv.size() == 1);
     CHECK(nv_name(nv.data()[0]) == "content-type");
+}
+
+// Reads everything `body` holds in slices of `slice` bytes; `eof` tells whether the end came.
+static std::string read_all(h2::OutBody &body, Arena &arena, size_t slice, bool *eof) {
+    std::string out;
+    *eof = false;
+    while (!*eof) {
+        uint8_t buf[64];
+        uint32_t flags = 0;
+        ssize_t n = body.read(nullptr, 1, arena, buf, std::min(slice, sizeof buf), &flags);
+        if (n == NGHTTP2_ERR_DEFERRED) break;
+        out.append(reinterpret_cast<const char *>(buf), static_cast<size_t>(n));
+        *eof = (flags & NGHTTP2_DATA_FLAG_EOF) != 0;
+    }
+    return out;
+}
+
+static void add_text(h2::OutBody &body, Arena *arena, const std::string &s) {
+    EvbufferPtr data = make_evbuffer();
+    evbuffer_add(data.get(), s.data(), s.size());
+    body.add(nullptr, 1, data.get(), arena);
+    REQUIRE(evbuffer_get_length(data.get()) == 0);  // taken, all of it
+}
+
+TEST_CASE("OutBody: bytes in the arena and in the evbuffer come out in order, then the end") {
+    Arena arena;
+    h2::OutBody body;
+    std::string big(h2::OutBody::kArenaBody, 'b');
+    add_text(body, &arena, "first ");   // into the arena
+    add_text(body, &arena, "second ");  // the arena's bytes are unread: the evbuffer
+    CHECK(body.pending() == 13);
+    bool eof;
+    CHECK(read_all(body, arena, 5, &eof) == "first second ");
+    CHECK_FALSE(eof);                 // deferred: no end queued yet
+    add_text(body, &arena, "third");  // nothing unread, but the evbuffer exists now
+    add_text(body, &arena, big);
+    body.end(nullptr, 1, nullptr);
+    CHECK(read_all(body, arena, 64, &eof) == "third" + big);
+    CHECK(eof);
+    CHECK(body.pending() == 0);
+}
+
+TEST_CASE("OutBody: a message keeps at most kArenaBody bytes in its arena") {
+    Arena arena;
+    h2::OutBody body;
+    std::string piece(h2::OutBody::kArenaBody / 2, 'p');
+    bool eof;
+    for (int i = 0; i < 4; ++i) {  // each read before the next piece: arena, arena, evbuffer...
+        add_text(body, &arena, piece);
+        CHECK(read_all(body, arena, 64, &eof) == piece);
+        CHECK((body.buf != nullptr) == (i >= 2));
+    }
+    CHECK(body.arena_bytes == h2::OutBody::kArenaBody);
+    h2::OutBody tunnel;
+    add_text(tunnel, nullptr, "x");  // no arena: the evbuffer at once
+    CHECK(tunnel.buf != nullptr);
 }

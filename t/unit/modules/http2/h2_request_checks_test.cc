@@ -44,13 +44,28 @@ TEST_CASE("RequestChecks: field names and values, every byte value") {
                        {":scheme", "https"},
                        {":authority", "h"},
                        {":path", std::string("/a") + c}}) == path_ok);
+        // Not '@': userinfo is refused (RFC 9113 8.3.1), in host as in :authority.
         bool authority_ok = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
                             (b >= '0' && b <= '9') ||
-                            std::string("-._~!$&'()*+,;=:@[]%").find(c) != std::string::npos;
+                            std::string("-._~!$&'()*+,;=:[]%").find(c) != std::string::npos;
         CHECK(head_ok({{":method", "GET"},
                        {":scheme", "https"},
                        {":authority", std::string("h") + c},
                        {":path", "/"}}) == authority_ok);
+        CHECK(head_ok({{":method", "GET"},
+                       {":scheme", "https"},
+                       {":path", "/"},
+                       {"host", std::string("h") + c}}) == authority_ok);
+        bool scheme_ok = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
+                         (b >= '0' && b <= '9') || c == '+' || c == '-' || c == '.';
+        CHECK(head_ok({{":method", "GET"},
+                       {":scheme", std::string("s") + c},
+                       {":authority", "h"},
+                       {":path", "/"}}) == scheme_ok);
+        std::string name = std::string("x") + c + "y";
+        if (lower_tchar)
+            CHECK(RequestChecks().on_field(name, "v", false) ==
+                  (c == '_' ? Field::underscored : Field::regular));
     }
 }
 
@@ -64,7 +79,19 @@ TEST_CASE("RequestChecks: the rules of a request head") {
         CHECK(c.on_field(":path", "/", false) == Field::path);
         CHECK(c.on_field("host", "h", false) == Field::host);
         CHECK(c.on_field("x", "y", false) == Field::regular);
+        torii::HeaderId id;
+        CHECK(c.on_field("x-forwarded-for", "1.2.3.4", false, id) == Field::regular);
+        CHECK(id == torii::HeaderId::x_forwarded_for);
+        CHECK(c.on_field("x_user", "u", false, id) == Field::underscored);
+        CHECK(id == torii::HeaderId::other);
     }
+    // "http" or "https" in any case asks for an origin-form path; another scheme does not.
+    for (const char *scheme : {"http", "HTTPS", "hTtP", "https"})
+        CHECK_FALSE(head_ok(
+            {{":method", "GET"}, {":scheme", scheme}, {":authority", "h"}, {":path", "p"}}));
+    for (const char *scheme : {"httpx", "htt", "http+", "https1", "hxtp"})
+        CHECK(head_ok(
+            {{":method", "GET"}, {":scheme", scheme}, {":authority", "h"}, {":path", "p"}}));
     CHECK(head_ok(get({{"te", "Trailers"}, {"content-length", "0"}})));
     CHECK(head_ok(
         {{":method", "OPTIONS"}, {":scheme", "http"}, {":authority", "h"}, {":path", "*"}}));
@@ -78,6 +105,17 @@ TEST_CASE("RequestChecks: the rules of a request head") {
 
     CHECK_FALSE(head_ok(get({{"x", " leading"}})));
     CHECK_FALSE(head_ok(get({{"x", "trailing\t"}})));
+    CHECK_FALSE(head_ok(get({{"x", " "}})));
+    CHECK(head_ok(get({{"x", ""}})));
+    CHECK(head_ok(get({{"x", "a"}, {"y", "a b"}, {"z", "abcdefghijklmnopq\x80"}})));
+    // Every length up to 40, a control byte at every place: classes_of's blocks and tail.
+    for (size_t len = 1; len <= 40; ++len)
+        for (size_t at = 0; at < len; ++at) {
+            std::string v(len, 'v');
+            CHECK(head_ok(get({{"x", v}})));
+            v[at] = '\x01';
+            CHECK_FALSE(head_ok(get({{"x", v}})));
+        }
     CHECK_FALSE(head_ok(get({{"", "v"}})));
     CHECK_FALSE(head_ok(get({{"X-Upper", "v"}})));
     for (const char *n :
