@@ -109,18 +109,18 @@ void Socket::spill_unsent() {
 }
 
 char *Socket::reserve_unsent(size_t size) {
+    if (unsent_owner_ == this) {  // the output is empty while the buffer is ours
+        if (unsent_len_ + size > sizeof unsent_) return nullptr;
+        return unsent_ + unsent_len_;
+    }
     if (connecting_ || failed_ || handshaking_ ||
         (output_ && evbuffer_get_length(output_.get()) != 0))
         return nullptr;
-    size_t at = 0;
-    if (unsent_owner_ == this)
-        at = unsent_len_;
-    else if (unsent_owner_)
-        unsent_owner_->output();  // another socket's bytes go to its own output first
-    if (at + size > sizeof unsent_) return nullptr;  // output() will move ours first
+    if (size > sizeof unsent_) return nullptr;
+    if (unsent_owner_) unsent_owner_->output();  // another socket's bytes go to its own output
     unsent_owner_ = this;
-    unsent_len_ = at;
-    return unsent_ + at;
+    unsent_len_ = 0;
+    return unsent_;
 }
 
 void Socket::write(const void *data, size_t n) {

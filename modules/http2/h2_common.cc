@@ -50,7 +50,18 @@ void copy_lower(char *dst, const char *src, size_t n) {
     }
 }
 
-int recv_all(nghttp2_session *session, evbuffer *in) {
+int recv_all(nghttp2_session *session, evbuffer *in, std::string_view fresh) {
+    if (!fresh.empty()) {
+        if (evbuffer_get_length(in) != 0) {
+            evbuffer_add(in, fresh.data(), fresh.size());
+        } else {
+            const auto *p = reinterpret_cast<const uint8_t *>(fresh.data());
+            ssize_t rv = nghttp2_session_mem_recv(session, p, fresh.size());
+            if (rv < 0) return static_cast<int>(rv);
+            if (static_cast<size_t>(rv) < fresh.size())  // not without a pause, but kept if so
+                evbuffer_add(in, p + rv, fresh.size() - static_cast<size_t>(rv));
+        }
+    }
     while (evbuffer_get_length(in) > 0) {
         evbuffer_iovec v;
         if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) break;

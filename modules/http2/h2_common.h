@@ -73,8 +73,10 @@ private:
     uint8_t flags_ = NGHTTP2_NV_FLAG_NONE;
 };
 
-// Hands every byte of `in` to the session; returns 0, or nghttp2's error (< 0).
-int recv_all(nghttp2_session *session, evbuffer *in);
+// Hands every byte of `in` to the session, then `fresh` (bytes that came after, left in the
+// socket's read buffer: Socket::take_unread), parsed where they lie when `in` is empty;
+// returns 0, or nghttp2's error (< 0). nghttp2 keeps no pointer into what it was given.
+int recv_all(nghttp2_session *session, evbuffer *in, std::string_view fresh = {});
 
 // Pulls frames into the socket until nghttp2 has no more, or the socket still holds `high`
 // bytes after a flush (then a drain watch at `low` brings the caller back). Returns 0, or

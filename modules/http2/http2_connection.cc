@@ -147,6 +147,7 @@ Http2Connection::Http2Connection(Worker &worker, std::unique_ptr<Socket> sock,
       peer_(peer),
       glitch_tokens_(kGlitchBurst) {
     sock_->set_handler(this);
+    sock_->set_read_in_place(true);  // frames decoded where a small read left them (do_recv)
     glitch_refill_ms_ = Worker::now_ms();
     remote_len_ = peer.format_host(remote_text_);
     send_ev_.reset(event_new(worker.base(), -1, 0, on_send_cb, this));
@@ -277,8 +278,9 @@ void Http2Connection::on_socket_read(Socket &) {
 }
 
 void Http2Connection::do_recv() {
+    std::string_view fresh = sock_->take_unread();  // before input(), which would move it
     evbuffer *in = sock_->input();
-    int rv = h2::recv_all(session_, in);
+    int rv = h2::recv_all(session_, in, fresh);
     if (rv < 0) {
         // nghttp2 queued a GOAWAY for protocol errors and its own limits: let it go out,
         // then close. Our budget's verdict gets its GOAWAY here.
