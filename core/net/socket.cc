@@ -90,43 +90,34 @@ void Socket::give_buffers() {
         give_empty(output_);
 }
 
-char Socket::unread_[Socket::kMinReadSize];
-size_t Socket::unread_len_ = 0;
-Socket *Socket::unread_owner_ = nullptr;
+Socket::SharedBuffer Socket::unread_;
 
-void Socket::spill_unread() {
-    unread_owner_ = nullptr;
-    evbuffer_add(input_.get(), unread_, unread_len_);
+void Socket::spill(SharedBuffer &b, evbuffer *to) {
+    b.owner = nullptr;
+    evbuffer_add(to, b.bytes, b.len);
 }
 
-char Socket::unsent_[Socket::kMinReadSize];
-size_t Socket::unsent_len_ = 0;
-Socket *Socket::unsent_owner_ = nullptr;
-
-void Socket::spill_unsent() {
-    unsent_owner_ = nullptr;
-    evbuffer_add(output_.get(), unsent_, unsent_len_);
-}
+Socket::SharedBuffer Socket::unsent_;
 
 char *Socket::reserve_unsent(size_t size) {
-    if (unsent_owner_ == this) {  // the output is empty while the buffer is ours
-        if (unsent_len_ + size > sizeof unsent_) return nullptr;
-        return unsent_ + unsent_len_;
+    if (unsent_.owner == this) {  // the output is empty while the buffer is ours
+        if (unsent_.len + size > sizeof unsent_.bytes) return nullptr;
+        return unsent_.bytes + unsent_.len;
     }
     if (connecting_ || failed_ || handshaking_ ||
         (output_ && evbuffer_get_length(output_.get()) != 0))
         return nullptr;
-    if (size > sizeof unsent_) return nullptr;
-    if (unsent_owner_) unsent_owner_->output();  // another socket's bytes go to its own output
-    unsent_owner_ = this;
-    unsent_len_ = 0;
-    return unsent_;
+    if (size > sizeof unsent_.bytes) return nullptr;
+    if (unsent_.owner) unsent_.owner->output();  // another socket's bytes go to its own output
+    unsent_.owner = this;
+    unsent_.len = 0;
+    return unsent_.bytes;
 }
 
 void Socket::write(const void *data, size_t n) {
     if (char *p = reserve_unsent(n)) {
         std::memcpy(p, data, n);
-        unsent_len_ += n;
+        unsent_.len += n;
         return;
     }
     evbuffer_add(output(), data, n);
@@ -134,10 +125,10 @@ void Socket::write(const void *data, size_t n) {
 
 int Socket::write_unsent() {
     // The output evbuffer is empty, or output() would have moved these bytes into it.
-    unsent_owner_ = nullptr;
+    unsent_.owner = nullptr;
     size_t done = 0;
     if (!ssl_) {
-        ssize_t rc = ::write(fd_.get(), unsent_, unsent_len_);
+        ssize_t rc = ::write(fd_.get(), unsent_.bytes, unsent_.len);
         if (rc < 0 && errno != EAGAIN && errno != EINTR) {
             write_error_ = errno;
             return -1;
@@ -146,9 +137,9 @@ int Socket::write_unsent() {
     } else {
         // The buffer holds at most one record. After WANT_WRITE OpenSSL needs the same bytes
         // again: they go first in the output, and write_tls offers as many (moving allowed).
-        while (done < unsent_len_) {
+        while (done < unsent_.len) {
             size_t written = 0;
-            if (SSL_write_ex(ssl_, unsent_ + done, unsent_len_ - done, &written) == 1) {
+            if (SSL_write_ex(ssl_, unsent_.bytes + done, unsent_.len - done, &written) == 1) {
                 done += written;
                 continue;
             }
@@ -159,23 +150,23 @@ int Socket::write_unsent() {
             return -1;
         }
     }
-    if (done < unsent_len_) evbuffer_add(output(), unsent_ + done, unsent_len_ - done);
+    if (done < unsent_.len) evbuffer_add(output(), unsent_.bytes + done, unsent_.len - done);
     return done > 0 ? 1 : 0;
 }
 
 void Socket::append(evbuffer *data) {
     size_t n = evbuffer_get_length(data);
-    if (unsent_owner_ == this && unsent_len_ + n <= sizeof unsent_) {
-        evbuffer_remove(data, unsent_ + unsent_len_, n);
-        unsent_len_ += n;
+    if (unsent_.owner == this && unsent_.len + n <= sizeof unsent_.bytes) {
+        evbuffer_remove(data, unsent_.bytes + unsent_.len, n);
+        unsent_.len += n;
         return;
     }
     evbuffer_add_buffer(output(), data);
 }
 
 Socket::~Socket() {
-    if (unread_owner_ == this) unread_owner_ = nullptr;
-    if (unsent_owner_ == this) unsent_owner_ = nullptr;  // as an output never written
+    if (unread_.owner == this) unread_.owner = nullptr;
+    if (unsent_.owner == this) unsent_.owner = nullptr;  // as an output never written
     // Events go before the fd closes (read_ev_ is deleted with the members, after this body,
     // but before fd_: members go in reverse order).
     write_ev_.reset();
@@ -432,13 +423,13 @@ void Socket::do_read_tls() {
     // A small exchange's record goes to the shared read buffer, as a plain small read does
     // (do_read), when the handler parses in place and nothing waits before it.
     bool in_place = read_in_place_ && read_size_ == kMinReadSize && !has_input();
-    if (in_place && unread_owner_) unread_owner_->input();  // bytes nobody took: theirs
+    if (in_place && unread_.owner) unread_.owner->input();  // bytes nobody took: theirs
     evbuffer *in = nullptr;
     while (total < read_size_) {
         evbuffer_iovec v;
         if (in_place) {
-            v.iov_base = unread_;
-            v.iov_len = sizeof unread_;
+            v.iov_base = unread_.bytes;
+            v.iov_len = sizeof unread_.bytes;
         } else {
             if (!in) {
                 in = input();
@@ -456,11 +447,11 @@ void Socket::do_read_tls() {
             if (in_place) {
                 in_place = false;
                 if (last) {
-                    unread_owner_ = this;
-                    unread_len_ = got;
+                    unread_.owner = this;
+                    unread_.len = got;
                     break;
                 }
-                evbuffer_add(input(), unread_, got);  // more follows: all of it in order
+                evbuffer_add(input(), unread_.bytes, got);  // more follows: all of it in order
                 continue;
             }
             v.iov_len = got;
@@ -540,17 +531,19 @@ void Socket::do_read() {
     }
     ssize_t got;
     if (read_size_ == kMinReadSize) {
-        // Small exchanges: read into one per-process buffer and copy the few bytes into a
-        // small (allocator fast-path) chain, rather than allocating and freeing a 16 KiB
-        // chain for every request. Bulk transfers switch to reading in place below.
-        if (unread_owner_) unread_owner_->input();  // bytes nobody took: into their input
-        got = ::read(fd_.get(), unread_, sizeof unread_);
+        // Small exchanges: read into the shared read buffer, rather than allocating and
+        // freeing a 16 KiB chain for every request. The bytes stay there for a handler that
+        // parses in place (take_unread) when nothing waits before them; otherwise they are
+        // copied into a small (allocator fast-path) chain of the input. Bulk transfers
+        // switch to reading into the input's chains below.
+        if (unread_.owner) unread_.owner->input();  // bytes nobody took: into their input
+        got = ::read(fd_.get(), unread_.bytes, sizeof unread_.bytes);
         if (got > 0) {
             if (read_in_place_ && !has_input()) {
-                unread_owner_ = this;
-                unread_len_ = static_cast<size_t>(got);
+                unread_.owner = this;
+                unread_.len = static_cast<size_t>(got);
             } else {
-                evbuffer_add(input(), unread_, static_cast<size_t>(got));
+                evbuffer_add(input(), unread_.bytes, static_cast<size_t>(got));
             }
         }
     } else {
@@ -603,7 +596,7 @@ void Socket::do_write(bool from_event) {
     size_t left = out ? evbuffer_get_length(out) : 0;
     ssize_t rc = 0;
     bool failed = false;
-    if (unsent_owner_ == this) {
+    if (unsent_.owner == this) {
         // Written directly (write_head, write): what the kernel does not take goes to the
         // output evbuffer.
         rc = write_unsent();
@@ -687,8 +680,8 @@ void Socket::detach() {
     handler_ = &detached_handler;
     // Bytes in the shared buffers stay this socket's: with its input and output (for
     // release_fd's taker to find, or freed with the socket).
-    if (unread_owner_ == this) input();
-    if (unsent_owner_ == this) output();
+    if (unread_.owner == this) input();
+    if (unsent_.owner == this) output();
 }
 
 SocketAddress Socket::local_address() const {

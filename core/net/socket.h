@@ -85,7 +85,7 @@ public:
     // with the socket: a new connection costs no evbuffer_new.
     evbuffer *input() {
         if (!input_) input_ = take_buffer();
-        if (unread_owner_ == this) spill_unread();
+        if (unread_.owner == this) spill(unread_, input_.get());
         return input_.get();
     }
     // Reading in place (HTTP/1 codecs): a small read that finds input() empty leaves its bytes
@@ -96,17 +96,17 @@ public:
     // first, as does the next read of any socket before it reuses the buffer.
     void set_read_in_place(bool on) { read_in_place_ = on; }
     std::string_view take_unread() {
-        if (unread_owner_ != this) return {};
-        unread_owner_ = nullptr;
-        return {unread_, unread_len_};
+        if (unread_.owner != this) return {};
+        unread_.owner = nullptr;
+        return {unread_.bytes, unread_.len};
     }
     // Input waiting: in input() or not yet taken from the read buffer.
     bool has_input() const {
-        return unread_owner_ == this || (input_ && evbuffer_get_length(input_.get()) != 0);
+        return unread_.owner == this || (input_ && evbuffer_get_length(input_.get()) != 0);
     }
     evbuffer *output() {
         if (!output_) output_ = take_buffer();
-        if (unsent_owner_ == this) spill_unsent();
+        if (unsent_.owner == this) spill(unsent_, output_.get());
         return output_.get();
     }
     // Writing directly (HTTP/1 codecs): a head written while nothing is queued goes into the
@@ -121,7 +121,7 @@ public:
     template <typename Fill>
     void write_head(size_t size, Fill fill) {
         if (char *p = reserve_unsent(size)) {
-            unsent_len_ = static_cast<size_t>(fill(p) - unsent_);
+            unsent_.len = static_cast<size_t>(fill(p) - unsent_.bytes);
             return;
         }
         evbuffer_iovec v;
@@ -154,7 +154,7 @@ public:
     void flush();
     size_t pending_output() const {
         return (output_ ? evbuffer_get_length(output_.get()) : 0) +
-               (unsent_owner_ == this ? unsent_len_ : 0);
+               (unsent_.owner == this ? unsent_.len : 0);
     }
     // Ask for on_socket_drained once the output has shrunk to `low` bytes.
     void watch_drain(size_t low);
@@ -204,21 +204,21 @@ private:
     event *write_event();
     static EvbufferPtr take_buffer();
     void give_buffers();
-    void spill_unread();
-    void spill_unsent();
+    struct SharedBuffer;
+    static void spill(SharedBuffer &b, evbuffer *to);
     char *reserve_unsent(size_t size);
     int write_unsent();
 
-    // The small-read buffer (one per process: workers are single-threaded) and the socket
-    // whose bytes it holds, not yet taken or moved to its input.
+    // A buffer the worker's sockets share (one per process: workers are single-threaded):
+    // `len` bytes of `owner`'s, not yet taken or moved to its own evbuffer.
     static constexpr size_t kMinReadSize = 16 * 1024;
-    static char unread_[kMinReadSize];
-    static size_t unread_len_;
-    static Socket *unread_owner_;
-    // The direct-write buffer and the socket whose bytes it holds, not yet written.
-    static char unsent_[kMinReadSize];
-    static size_t unsent_len_;
-    static Socket *unsent_owner_;
+    struct SharedBuffer {
+        char bytes[kMinReadSize];
+        size_t len = 0;
+        Socket *owner = nullptr;
+    };
+    static SharedBuffer unread_;  // a small read, for the handler to parse in place
+    static SharedBuffer unsent_;  // heads and what follows them, written directly
 
     UniqueFd fd_;
     SocketHandler *handler_;

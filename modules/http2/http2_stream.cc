@@ -6,6 +6,7 @@
 
 #include "core/base/format.h"
 #include "core/base/log.h"
+#include "core/base/small_copy.h"
 #include "core/config/config.h"
 #include "core/exchange/exchange.h"
 #include "core/http/headers.h"
@@ -39,32 +40,9 @@ Http2Stream::Http2Stream(Http2Connection &conn, int32_t id)
 
 Http2Stream::~Http2Stream() = default;
 
-// Copies a field into the request arena, name and value in one allocation; pieces of up to
-// 16 bytes (most) with two overlapping moves instead of a call into libc's memcpy.
-template <typename Word>
-static inline void copy_two_words(char *p, const char *from, size_t n) {
-    Word a, b;
-    std::memcpy(&a, from, sizeof a);
-    std::memcpy(&b, from + n - sizeof b, sizeof b);
-    std::memcpy(p, &a, sizeof a);
-    std::memcpy(p + n - sizeof b, &b, sizeof b);
-}
-
+// A field goes into the request arena, name and value in one allocation (copy_small).
 static inline std::string_view put(char *p, std::string_view s) {
-    size_t n = s.size();
-    const char *from = s.data();
-    if (n > 16)
-        std::memcpy(p, from, n);
-    else if (n >= 8)
-        copy_two_words<uint64_t>(p, from, n);
-    else if (n >= 4)
-        copy_two_words<uint32_t>(p, from, n);
-    else if (n > 0) {
-        p[0] = from[0];
-        p[n / 2] = from[n / 2];
-        p[n - 1] = from[n - 1];
-    }
-    return {p, n};
+    return {p, static_cast<size_t>(copy_small(p, s) - p)};
 }
 
 [[gnu::always_inline]] inline int Http2Stream::on_header(std::string_view name,

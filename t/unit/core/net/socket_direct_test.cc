@@ -15,35 +15,15 @@
 
 #include "core/base/libevent_ptr.h"
 #include "core/net/socket.h"
+#include "t/unit/support/tcp_pair.h"
 #include "t/unit/support/test_certs.h"
 
 using namespace torii;
 
 namespace {
 
-// A connected loopback TCP pair: {the test's end (blocking), torii's end (non-blocking)}.
-struct Pair {
-    int app = -1;
-    int torii = -1;
-};
-
-Pair tcp_pair() {
-    int l = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(l, reinterpret_cast<sockaddr *>(&sin), sizeof sin) == 0);
-    REQUIRE(::listen(l, 1) == 0);
-    socklen_t len = sizeof sin;
-    ::getsockname(l, reinterpret_cast<sockaddr *>(&sin), &len);
-    Pair p;
-    p.app = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(::connect(p.app, reinterpret_cast<sockaddr *>(&sin), sizeof sin) == 0);
-    p.torii = ::accept4(l, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    REQUIRE(p.torii >= 0);
-    ::close(l);
-    return p;
-}
+using test::tcp_pair;
+using Pair = test::TcpPair;
 
 // Records reads; takes the unread bytes in its callback only when asked to.
 struct Handler : SocketHandler {

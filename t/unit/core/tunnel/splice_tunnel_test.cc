@@ -15,34 +15,14 @@
 #include "core/plugin/plugin_set.h"
 #include "core/tunnel/splice_tunnel.h"
 #include "core/worker/worker.h"
+#include "t/unit/support/tcp_pair.h"
 
 using namespace torii;
 
 namespace {
 
-// A connected loopback TCP pair: {the test's end (blocking), torii's end (non-blocking)}.
-struct Pair {
-    int app = -1;
-    int torii = -1;
-};
-
-Pair tcp_pair() {
-    int l = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(l, reinterpret_cast<sockaddr *>(&sin), sizeof sin) == 0);
-    REQUIRE(::listen(l, 1) == 0);
-    socklen_t len = sizeof sin;
-    ::getsockname(l, reinterpret_cast<sockaddr *>(&sin), &len);
-    Pair p;
-    p.app = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(::connect(p.app, reinterpret_cast<sockaddr *>(&sin), sizeof sin) == 0);
-    p.torii = ::accept4(l, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    REQUIRE(p.torii >= 0);
-    ::close(l);
-    return p;
-}
+using test::tcp_pair;
+using Pair = test::TcpPair;
 
 struct Fixture {
     std::shared_ptr<const Config> config;
@@ -68,7 +48,8 @@ struct Fixture {
         req->remote_addr = "127.0.0.1";
         req->response.status = 200;
         auto *t = new SpliceTunnel(*worker, UniqueFd(client.torii), UniqueFd(upstream.torii),
-                                   std::move(up), std::move(down), req, InFlight(&in_flight, &shared_in_flight), idle);
+                                   std::move(up), std::move(down), req,
+                                   InFlight(&in_flight, &shared_in_flight), idle);
         worker->add_connection(t);
         t->start();
     }
