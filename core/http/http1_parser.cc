@@ -50,7 +50,6 @@ void Http1Parser::begin_response(ResponseHead *resp, Arena *arena, bool request_
 }
 
 int Http1Parser::fail(int status, const char *reason) {
-    head_pending_ = false;  // a head refused in on_headers_complete is not reported
     error_status_ = status;
     error_reason_ = reason;
     failed_here_ = true;
@@ -230,7 +229,6 @@ int Http1Parser::on_headers_complete(llhttp_t *p) {
     Http1Parser *s = self(p);
     s->materialize();  // the owner reads the head after this chunk is drained
     s->state_ = State::body;
-    s->head_pending_ = true;
     bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
     bool chunked = (p->flags & F_CHUNKED) != 0;
     if (s->kind_ == Kind::request) {
@@ -248,6 +246,7 @@ int Http1Parser::on_headers_complete(llhttp_t *p) {
         if (r->version == HttpVersion::http11 && !r->headers.contains(HeaderId::host))
             return s->fail(400, "missing Host header");
         if (int rc = s->check_request_framing(r)) return rc;
+        s->head_pending_ = true;  // only a head that passed is reported
         // Trailers (after a chunked body) go to their own list.
         s->fields_ = &r->trailers;
         s->raw_fields_from_ = r->trailers.size();
@@ -268,6 +267,9 @@ int Http1Parser::on_headers_complete(llhttp_t *p) {
     // owner waits for the tunnel a 101 starts and would pass that body on as raw bytes,
     // a response of the upstream's making (found by t/fuzz/http1_response_fuzz.cc).
     if (r->status == 101 && !p->upgrade) return s->fail(502, "101 response without Upgrade");
+    // Reported even when the body or trailers parsed on in this same call fail afterwards
+    // (execute() reports the head first): bytes cut after the head would show it too.
+    s->head_pending_ = true;
     r->content_length = has_length ? static_cast<int64_t>(p->content_length) : -1;
     r->chunked = chunked;
     r->no_body = s->request_was_head_ || r->status < 200 || r->status == 204 || r->status == 304;

@@ -135,8 +135,8 @@ int torii_fuzz_http1_request(const uint8_t *data, size_t size) {
     whole.step = wire.size() ? wire.size() : 1;
     std::string one = run(wire, whole);
     if (split != one) {
-        std::fprintf(stderr, "whole:\n%s\nsplit every %zu bytes:\n%s\n", one.c_str(), o.step,
-                     split.c_str());
+        std::fprintf(stderr, "whole:\n%s\nsplit every %zu bytes:\n%s\n",
+                     fuzz::printable(one).c_str(), o.step, fuzz::printable(split).c_str());
     }
     FUZZ_CHECK(split == one);
     return 0;

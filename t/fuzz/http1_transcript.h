@@ -43,4 +43,21 @@ inline void append_head(std::string &out, const ResponseHead &h) {
     append_fields(out, "  ", h.headers);
 }
 
+// The transcript with control and non-ASCII bytes as \xNN, for printing a mismatch (a NUL
+// would end it early, an escape sequence would garble the terminal).
+inline std::string printable(std::string_view text) {
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : text) {
+        if (c == '\n' || (c >= 0x20 && c < 0x7f)) {
+            out += static_cast<char>(c);
+        } else {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
 }  // namespace torii::fuzz
