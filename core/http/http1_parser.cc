@@ -1,6 +1,9 @@
 #include "core/http/http1_parser.h"
 
+#include <algorithm>
 #include <cstring>
+
+#include "core/http/http1_usual_response.h"
 
 namespace torii {
 
@@ -33,6 +36,8 @@ void Http1Parser::reset() {
     parser_.data = this;
     state_ = State::idle;
     head_pending_ = complete_pending_ = error_pending_ = resumed_ = failed_here_ = false;
+    usual_ = llhttp_started_ = false;
+    usual_left_ = 0;
 }
 
 void Http1Parser::begin_request(RequestHead *req, Arena *arena, uint64_t max_head_size) {
@@ -115,6 +120,8 @@ int Http1Parser::on_message_begin(llhttp_t *p) {
     Http1Parser *s = self(p);
     if (s->kind_ == Kind::request ? !s->req_ : !s->resp_) return s->fail(500, "no message");
     s->state_ = State::head;
+    s->usual_ = false;
+    s->llhttp_started_ = true;
     s->failed_here_ = false;
     s->hosts_ = 0;
     s->te_seen_ = false;
@@ -314,6 +321,48 @@ int Http1Parser::on_message_complete(llhttp_t *p) {
     return HPE_PAUSED;
 }
 
+// A usual response may start here: a response is awaited, not after a HEAD request (its
+// head announces a body that does not come), and not after a message llhttp read as the
+// connection's last (llhttp refuses what follows one; so must this).
+bool Http1Parser::may_take_usual() const {
+    return kind_ == Kind::response && state_ == State::idle && usual_on_ && resp_ &&
+           !request_was_head_ && (!llhttp_started_ || llhttp_should_keep_alive(&parser_));
+}
+
+// The head of a usual response at base, if it is one (0 otherwise); then its body bytes
+// that follow in the same bytes, when the owner gave them a place (as llhttp's path does).
+size_t Http1Parser::take_usual_head(const char *base, size_t len) {
+    size_t n = parse_usual_response_head(base, len, resp_, arena_);
+    if (n == 0) return 0;
+    usual_ = true;
+    usual_left_ = static_cast<uint64_t>(resp_->content_length);
+    body_bytes_ = 0;
+    state_ = State::body;
+    head_pending_ = true;
+    if (usual_left_ == 0) {
+        usual_body_done();
+        return n;
+    }
+    return body_out_ ? n + take_usual_body(base + n, len - n) : n;
+}
+
+// Up to the rest of a usual response's body from [base, base + len) into body_out_ (one
+// copy: these bytes are a read in place).
+size_t Http1Parser::take_usual_body(const char *base, size_t len) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(len, usual_left_));
+    evbuffer_add(body_out_, base, n);
+    body_bytes_ += n;
+    usual_left_ -= n;
+    if (usual_left_ == 0) usual_body_done();
+    return n;
+}
+
+void Http1Parser::usual_body_done() {
+    state_ = State::done;
+    complete_pending_ = true;
+    resp_ = nullptr;  // as on_message_complete: the next message waits for begin_response
+}
+
 ParseEvent Http1Parser::feed(evbuffer *in, evbuffer *body_out, size_t body_limit,
                              std::string_view fresh) {
     body_out_ = body_out;
@@ -324,7 +373,14 @@ ParseEvent Http1Parser::feed(evbuffer *in, evbuffer *body_out, size_t body_limit
             !head_pending_ && !error_pending_ && !complete_pending_ && state_ != State::done &&
             evbuffer_get_length(in) == 0 &&
             !(state_ == State::body && body_out && evbuffer_get_length(body_out) >= body_limit);
-        if (!next) {
+        size_t usual = 0;
+        if (next && may_take_usual())
+            usual = take_usual_head(fresh.data(), fresh.size());
+        else if (next && usual_ && state_ == State::body && body_out)
+            usual = take_usual_body(fresh.data(), fresh.size());
+        if (usual) {
+            evbuffer_add(in, fresh.data() + usual, fresh.size() - usual);
+        } else if (!next || (usual_ && state_ == State::body)) {
             evbuffer_add(in, fresh.data(), fresh.size());
         } else {
             ParseEvent ev;
@@ -347,10 +403,25 @@ ParseEvent Http1Parser::feed(evbuffer *in, evbuffer *body_out, size_t body_limit
         }
         if (complete_pending_) {
             complete_pending_ = false;
-            return parser_.upgrade ? ParseEvent::upgrade : ParseEvent::message_complete;
+            return !usual_ && parser_.upgrade ? ParseEvent::upgrade : ParseEvent::message_complete;
         }
         if (state_ == State::done) return ParseEvent::need_more;  // owner must begin_*()
         size_t avail = evbuffer_get_length(in);
+        if (usual_ && state_ == State::body) {  // a usual response's body: only counted
+            if (avail == 0) return ParseEvent::need_more;
+            if (!body_out) {
+                error_status_ = 500;
+                error_reason_ = "body before the owner was ready";
+                return ParseEvent::error;
+            }
+            if (evbuffer_get_length(body_out) >= body_limit) return ParseEvent::body_full;
+            size_t n = static_cast<size_t>(std::min<uint64_t>(avail, usual_left_));
+            evbuffer_remove_buffer(in, body_out, n);
+            body_bytes_ += n;
+            usual_left_ -= n;
+            if (usual_left_ == 0) usual_body_done();
+            continue;
+        }
         evbuffer_iovec v;
         if (avail == 0) {
             // After a pause, llhttp may still have steps that consume no input (a message
@@ -362,6 +433,15 @@ ParseEvent Http1Parser::feed(evbuffer *in, evbuffer *body_out, size_t body_limit
             if (state_ == State::body && body_out && evbuffer_get_length(body_out) >= body_limit)
                 return ParseEvent::body_full;
             if (evbuffer_peek(in, -1, nullptr, &v, 1) < 1) return ParseEvent::need_more;
+            if (may_take_usual()) {
+                body_out_ = nullptr;  // its body moves from `in` in the loop, not copied
+                size_t n = take_usual_head(static_cast<const char *>(v.iov_base), v.iov_len);
+                body_out_ = body_out;
+                if (n) {
+                    evbuffer_drain(in, n);
+                    continue;
+                }
+            }
         }
         ParseEvent ev;
         if (!execute(static_cast<const char *>(v.iov_base), v.iov_len, &ev)) return ev;
@@ -419,7 +499,7 @@ ParseEvent Http1Parser::finish() {
         error_reason_ = "connection closed in the middle of a message head";
         return ParseEvent::error;
     }
-    llhttp_errno_t err = llhttp_finish(&parser_);
+    llhttp_errno_t err = usual_ ? HPE_INVALID_EOF_STATE : llhttp_finish(&parser_);
     if ((err == HPE_OK || err == HPE_PAUSED) && complete_pending_) {
         complete_pending_ = false;
         return ParseEvent::message_complete;

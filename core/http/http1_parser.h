@@ -63,8 +63,13 @@ public:
     // The peer closed: completes a read-until-close body, or returns error.
     ParseEvent finish();
 
-    bool keep_alive() const { return llhttp_should_keep_alive(&parser_) != 0; }
-    bool message_needs_eof() const { return llhttp_message_needs_eof(&parser_) != 0; }
+    // Responses in the usual form (http1_usual_response.h) skip llhttp unless this is off:
+    // the unit tests and the fuzz target compare both ways.
+    void set_usual_responses(bool on) { usual_on_ = on; }
+
+    // A usual response is HTTP/1.1 with a length and no Connection: close.
+    bool keep_alive() const { return usual_ || llhttp_should_keep_alive(&parser_) != 0; }
+    bool message_needs_eof() const { return !usual_ && llhttp_message_needs_eof(&parser_) != 0; }
     bool in_head() const { return state_ == State::head; }
     bool in_body() const { return state_ == State::body; }
     uint64_t body_bytes() const { return body_bytes_; }
@@ -95,6 +100,10 @@ private:
     int fail(int status, const char *reason);
     void consume_to(const char *pos);
     bool execute(const char *base, size_t len, ParseEvent *event);
+    bool may_take_usual() const;
+    size_t take_usual_head(const char *base, size_t len);
+    size_t take_usual_body(const char *base, size_t len);
+    void usual_body_done();
 
     llhttp_t parser_;
     Kind kind_;
@@ -124,6 +133,13 @@ private:
     uint64_t head_bytes_ = 0;
     uint64_t max_head_size_ = UINT64_MAX;
     uint64_t body_bytes_ = 0;
+    // The message in hand is a usual response, parsed without llhttp: its body is the next
+    // usual_left_ bytes. llhttp_started_: llhttp has begun a message since the last reset,
+    // so its keep-alive verdict on that message stands before a usual one may follow.
+    bool usual_on_ = true;
+    bool usual_ = false;
+    bool llhttp_started_ = false;
+    uint64_t usual_left_ = 0;
     int error_status_ = 400;
     const char *error_reason_ = "";
 

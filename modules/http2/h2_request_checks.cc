@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/base/byte_classes.h"
 #include "core/http/field_chars.h"
 #include "core/http/headers.h"
 
@@ -51,30 +52,10 @@ constexpr std::array<uint8_t, 256> make_classes() {
     return t;
 }
 
-constexpr std::array<uint8_t, 256> kClasses = make_classes();
+constexpr ByteClassTable kClasses = make_classes();
 
-// The classes every byte of `s` is in: their bits ANDed, without a branch per byte (these
-// loops run over every byte of every request field). ANDing a byte twice changes nothing,
-// so the last block overlaps the one before it instead of a byte loop for the tail.
 [[gnu::always_inline]] inline uint8_t classes_of(std::string_view s) {
-    const auto *p = reinterpret_cast<const uint8_t *>(s.data());
-    size_t n = s.size();
-    const auto &t = kClasses;
-    if (n < 4) {  // 0 to 3 bytes; an empty string is in every class
-        return n ? t[p[0]] & t[p[n / 2]] & t[p[n - 1]] : 0xff;
-    }
-    if (n < 8)
-        return t[p[0]] & t[p[1]] & t[p[2]] & t[p[3]] & t[p[n - 4]] & t[p[n - 3]] & t[p[n - 2]] &
-               t[p[n - 1]];
-    uint8_t a = t[p[n - 8]] & t[p[n - 4]], b = t[p[n - 7]] & t[p[n - 3]],
-            c = t[p[n - 6]] & t[p[n - 2]], d = t[p[n - 5]] & t[p[n - 1]];
-    for (size_t i = 0; i + 8 < n; i += 8) {
-        a &= t[p[i]] & t[p[i + 4]];
-        b &= t[p[i + 1]] & t[p[i + 5]];
-        c &= t[p[i + 2]] & t[p[i + 6]];
-        d &= t[p[i + 3]] & t[p[i + 7]];
-    }
-    return a & b & c & d;
+    return torii::classes_of(kClasses, s);
 }
 
 [[gnu::always_inline]] inline bool all_of(std::string_view s, uint8_t cls) {
