@@ -50,6 +50,7 @@ void Http1Parser::begin_request(RequestHead *req, Arena *arena, uint64_t max_hea
 void Http1Parser::begin_response(ResponseHead *resp, Arena *arena, bool request_was_head) {
     resp_ = resp;
     arena_ = arena;
+    max_head_size_ = kMaxResponseHeadSize;
     request_was_head_ = request_was_head;
     state_ = State::idle;
 }
@@ -63,7 +64,9 @@ int Http1Parser::fail(int status, const char *reason) {
 
 int Http1Parser::count_head_bytes(size_t len) {
     head_bytes_ += len;
-    if (head_bytes_ > max_head_size_) return fail(431, "request header section too large");
+    if (head_bytes_ > max_head_size_)
+        return kind_ == Kind::request ? fail(431, "request header section too large")
+                                      : fail(502, "response head over 64 KiB");
     return 0;
 }
 
@@ -332,7 +335,9 @@ bool Http1Parser::may_take_usual() const {
 // The head of a usual response at base, if it is one (0 otherwise); then its body bytes
 // that follow in the same bytes, when the owner gave them a place (as llhttp's path does).
 size_t Http1Parser::take_usual_head(const char *base, size_t len) {
-    size_t n = parse_usual_response_head(base, len, resp_, arena_);
+    // A head longer than the limit is not whole in this window: llhttp refuses it.
+    size_t n = parse_usual_response_head(
+        base, static_cast<size_t>(std::min<uint64_t>(len, max_head_size_)), resp_, arena_);
     if (n == 0) return 0;
     usual_ = true;
     usual_left_ = static_cast<uint64_t>(resp_->content_length);

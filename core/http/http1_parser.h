@@ -30,6 +30,11 @@ enum class ParseEvent {
     error,             // malformed: error_status() and error_reason() say why
 };
 
+// An upstream's response head (status line and fields, as counted for requests) past this
+// is refused (502): without a bound an upstream could grow a request's memory until the read
+// timeout. Envoy's default is 60 KiB, nginx's proxy_buffer_size 4-8 KiB.
+inline constexpr uint64_t kMaxResponseHeadSize = 64 * 1024;
+
 class Http1Parser {
 public:
     enum class Kind { request, response };

@@ -8,9 +8,6 @@
 
 namespace torii {
 
-// A response head larger than this is not from a JSON API.
-static constexpr size_t kMaxHead = 64 * 1024;
-
 // TCP keepalive: the first probe after 10 s without traffic, then every 5 s; 3 unanswered
 // probes and the kernel resets the connection (~25 s for a peer that vanished).
 static constexpr int kKeepIdle = 10, kKeepInterval = 5, kKeepCount = 3;
@@ -102,10 +99,6 @@ void HttpPost::on_socket_read(Socket &s) {
             case ParseEvent::need_more:
             case ParseEvent::body_full:
                 break;
-        }
-        if (!head_seen_ && arena_.bytes_allocated() > kMaxHead) {
-            fail("response head over " + std::to_string(kMaxHead) + " bytes");
-            return;
         }
         if (evbuffer_get_length(body_.get()) > 0) {
             handler_.on_post_body(body_.get());

@@ -70,6 +70,9 @@ RESPONSES = {
     "status_204_with_cl": b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\nsmuggle",
     "status_304_with_body": b"HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\nsmuggle",
     "head_with_body": b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsmuggle",
+    # 72 KiB of fields: over the 64 KiB bound on an upstream's response head
+    "head_too_large": b"HTTP/1.1 200 OK\r\n" + (b"X-Big: " + b"a" * 8000 + b"\r\n") * 9
+                      + b"Content-Length: 2\r\n\r\nok",
     "storm_100": b"HTTP/1.1 100 Continue\r\n\r\n" * 500 + OK_KEEPALIVE,
     "storm_103": b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" * 500
                  + OK_KEEPALIVE,
@@ -636,6 +639,7 @@ RESPONSE_CASES = {
     "head_with_body": (200, b""),
     "storm_100": "502",
     "storm_103": "502",
+    "head_too_large": "502",
 }
 
 

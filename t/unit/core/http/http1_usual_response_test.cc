@@ -200,3 +200,24 @@ TEST_CASE("the response to a HEAD request is llhttp's: its length announces no b
     CHECK(head.no_body);
     CHECK(p.feed(in.get(), body.get()) == ParseEvent::message_complete);
 }
+
+TEST_CASE("an upstream's response head over 64 KiB is refused, whichever way it is read") {
+    std::string fields;
+    while (fields.size() <= kMaxResponseHeadSize)
+        fields += "X-Big: " + std::string(1000, 'a') + "\r\n";
+    std::string wire = "HTTP/1.1 200 OK\r\n" + fields + "Content-Length: 2\r\n\r\nok";
+    for (bool usual : {false, true}) {
+        for (bool in_place : {false, true}) {
+            CAPTURE(usual);
+            CAPTURE(in_place);
+            Read r = read_responses(wire, usual, 16384, in_place);
+            REQUIRE(!r.events.empty());
+            CHECK(r.events.back() == ParseEvent::error);
+            CHECK(r.heads.empty());
+        }
+    }
+    // Just under the bound it is a response like any other.
+    std::string small = "HTTP/1.1 200 OK\r\n" + fields.substr(0, 59 * 1009) + "X-Last: 1\r\n" +
+                        "Content-Length: 2\r\n\r\nok";
+    same_as_llhttp(small);
+}
