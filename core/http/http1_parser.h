@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 #include <llhttp.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -128,6 +129,7 @@ private:
     // when the head completes, or the chunk ends first, [raw_lo_, raw_hi_) is copied into
     // the arena in one piece and those views are moved onto the copy (one copy per head
     // instead of one per piece). Fields of *fields_ from raw_fields_from_ on may be raw.
+    static constexpr ptrdiff_t kMaxRawGap = 16;  // bytes between pieces copied with them
     const char *raw_lo_ = nullptr;
     const char *raw_hi_ = nullptr;
     size_t raw_fields_from_ = 0;
@@ -144,6 +146,7 @@ private:
     bool usual_on_ = true;
     bool usual_ = false;
     bool llhttp_started_ = false;
+    bool llhttp_kept_alive_ = false;  // llhttp's verdict on its last message, when it ended
     uint64_t usual_left_ = 0;
     int error_status_ = 400;
     const char *error_reason_ = "";

@@ -56,7 +56,8 @@ int64_t parse_length(std::string_view v) {
 
 }  // namespace
 
-size_t parse_usual_response_head(const char *buf, size_t len, ResponseHead *resp, Arena *arena) {
+size_t parse_usual_response_head(const char *buf, size_t len, uint64_t max_counted,
+                                 ResponseHead *resp, Arena *arena) {
     // "HTTP/1.1 NNN " and at least the CRLF of the status line and of the blank line.
     constexpr size_t kShortest = 17;
     if (len < kShortest || std::memcmp(buf, "HTTP/1.1 ", 9) != 0 || buf[12] != ' ') return 0;
@@ -73,6 +74,7 @@ size_t parse_usual_response_head(const char *buf, size_t len, ResponseHead *resp
     if (!eol) return 0;
     std::string_view reason(p, static_cast<size_t>(eol - p));
     if (!all_in(reason, kValue)) return 0;
+    uint64_t counted = reason.size();
     p = eol + 2;
 
     HeaderList &fields = resp->headers;
@@ -95,14 +97,18 @@ size_t parse_usual_response_head(const char *buf, size_t len, ResponseHead *resp
             static_cast<const char *>(std::memchr(p, ':', static_cast<size_t>(eol - p)));
         if (!colon || colon == p) return decline();
         std::string_view name(p, static_cast<size_t>(colon - p));
+        // At most one SP or HTAB before the value, as every server writes it: the head is
+        // copied whole, and white space is not counted toward the limit.
         const char *v = colon + 1;
-        while (v < eol && (*v == ' ' || *v == '\t'))
-            ++v;
+        if (v < eol && (*v == ' ' || *v == '\t')) ++v;
+        if (v < eol && (*v == ' ' || *v == '\t')) return decline();
         std::string_view value(v, static_cast<size_t>(eol - v));
         if (!all_in(name, kName) || !all_in(value, kValue) ||
             (!value.empty() && !(kTable[static_cast<uint8_t>(value.back())] & kEdge)) ||
             fields.size() - first >= kMaxRequestHeaderFields)
             return decline();
+        counted += name.size() + value.size() + 4;
+        if (counted > max_counted) return decline();
         HeaderId id = classify_header(name);
         switch (id) {
             case HeaderId::content_length:

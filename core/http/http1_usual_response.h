@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "core/base/arena.h"
 #include "core/http/message.h"
@@ -24,6 +25,9 @@ namespace torii {
 // Parses the head at the start of [buf, buf + len) into `resp` (its reason and headers
 // copied into `arena`, one copy for the whole head; content_length set). Returns the
 // head's length through the blank line, or 0 when declined; `resp` is then as it was.
-size_t parse_usual_response_head(const char *buf, size_t len, ResponseHead *resp, Arena *arena);
+// A head whose size as Http1Parser counts it (reason, names and values, 4 bytes a field)
+// is over `max_counted` is declined: llhttp's path refuses it.
+size_t parse_usual_response_head(const char *buf, size_t len, uint64_t max_counted,
+                                 ResponseHead *resp, Arena *arena);
 
 }  // namespace torii

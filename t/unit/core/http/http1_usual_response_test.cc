@@ -87,7 +87,7 @@ void same_as_llhttp(const std::string &wire) {
 size_t usual_head_len(const std::string &head) {
     Arena arena;
     ResponseHead resp;
-    return parse_usual_response_head(head.data(), head.size(), &resp, &arena);
+    return parse_usual_response_head(head.data(), head.size(), UINT64_MAX, &resp, &arena);
 }
 
 }  // namespace
@@ -100,7 +100,8 @@ TEST_CASE("a usual response head is read in one pass, as llhttp reads it") {
     std::string wire = head + "hello from the backend\n";
     Arena arena;
     ResponseHead resp;
-    REQUIRE(parse_usual_response_head(wire.data(), wire.size(), &resp, &arena) == head.size());
+    REQUIRE(parse_usual_response_head(wire.data(), wire.size(), UINT64_MAX, &resp, &arena) ==
+            head.size());
     wire.assign(wire.size(), 'X');  // nothing may point into the read
     CHECK(resp.status == 200);
     CHECK(resp.reason == "OK");
@@ -142,7 +143,7 @@ TEST_CASE("anything but the usual form is left to llhttp, the head untouched") {
         Arena arena;
         ResponseHead resp;
         resp.headers.add("x-before", "1");
-        CHECK(parse_usual_response_head(w.data(), w.size(), &resp, &arena) == 0);
+        CHECK(parse_usual_response_head(w.data(), w.size(), UINT64_MAX, &resp, &arena) == 0);
         CHECK(resp.headers.size() == 1);
         CHECK(resp.status == 0);
         same_as_llhttp(w);  // llhttp reads it (or refuses it) as before, however it arrives
@@ -220,4 +221,91 @@ TEST_CASE("an upstream's response head over 64 KiB is refused, whichever way it 
     std::string small = "HTTP/1.1 200 OK\r\n" + fields.substr(0, 59 * 1009) + "X-Last: 1\r\n" +
                         "Content-Length: 2\r\n\r\nok";
     same_as_llhttp(small);
+}
+
+// Found in review of the usual path.
+TEST_CASE("a 1xx that says close ends the connection for the usual path too, however it is cut") {
+    std::string interim = "HTTP/1.1 100 Continue\r\nConnection: close\r\nX-Pad: aaaaaaaaa\r\n\r\n";
+    std::string wire = interim + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+    Read ref = read_responses(wire, false);
+    REQUIRE(!ref.events.empty());
+    CHECK(ref.events.back() == ParseEvent::error);  // llhttp: data after Connection: close
+    for (size_t step : {interim.size(), size_t{7}, SIZE_MAX}) {
+        for (bool in_place : {false, true}) {
+            CAPTURE(step);
+            CAPTURE(in_place);
+            Read got = read_responses(wire, true, step, in_place);
+            CHECK(got.events == ref.events);
+            CHECK(got.heads == ref.heads);
+        }
+    }
+}
+
+TEST_CASE("the 64 KiB bound counts a usual head as llhttp's path does, whole in one read") {
+    // Fields without a space after the colon: the raw head is smaller than what is counted
+    // (4 bytes a field), so the raw size alone would let it through.
+    std::string fields;
+    while (fields.size() < kMaxResponseHeadSize - 300)
+        fields += "X:" + std::string(250, 'v') + "\r\n";
+    std::string wire = "HTTP/1.1 200 OK\r\nContent-Length:0\r\n" + fields + "\r\n";
+    REQUIRE(wire.size() <= kMaxResponseHeadSize);
+    Read ref = read_responses(wire, false);
+    REQUIRE(!ref.events.empty());
+    CHECK(ref.events.back() == ParseEvent::error);
+    same_as_llhttp(wire);
+}
+
+TEST_CASE("white space before values is never copied: a head's memory follows its count") {
+    // 200 fields of "A:", 20,000 spaces and "b": each counts 6 bytes, and must cost about
+    // that much arena, not 20 KB, whether the head is a request or a response, in one read.
+    std::string fields;
+    for (int i = 0; i < 200; ++i)
+        fields += "A" + std::to_string(i) + ":" + std::string(20000, ' ') + "b\r\n";
+    std::string request = "GET / HTTP/1.1\r\nHost: h\r\n" + fields + "\r\n";
+    std::string response = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + fields + "\r\n";
+    for (bool in_place : {false, true}) {
+        CAPTURE(in_place);
+        EvbufferPtr in = make_evbuffer(), body = make_evbuffer();
+        {
+            Http1Parser p(Http1Parser::Kind::request);
+            Arena arena;
+            RequestHead head;
+            p.begin_request(&head, &arena, 32 * 1024);
+            if (!in_place) evbuffer_add(in.get(), request.data(), request.size());
+            ParseEvent ev = p.feed(in.get(), body.get(), SIZE_MAX,
+                                   in_place ? std::string_view(request) : std::string_view());
+            CHECK(ev == ParseEvent::head_complete);
+            CHECK(head.headers.size() == 201);
+            CHECK(head.headers.get("a199") == "b");
+            CHECK(arena.bytes_allocated() < 64 * 1024);
+            evbuffer_drain(in.get(), evbuffer_get_length(in.get()));
+        }
+        {
+            Http1Parser p(Http1Parser::Kind::response);
+            Arena arena;
+            ResponseHead head;
+            p.begin_response(&head, &arena, false);
+            if (!in_place) evbuffer_add(in.get(), response.data(), response.size());
+            ParseEvent ev = p.feed(in.get(), body.get(), SIZE_MAX,
+                                   in_place ? std::string_view(response) : std::string_view());
+            CHECK(ev == ParseEvent::head_complete);
+            CHECK(head.headers.get("a199") == "b");
+            CHECK(arena.bytes_allocated() < 64 * 1024);
+            evbuffer_drain(in.get(), evbuffer_get_length(in.get()));
+        }
+    }
+}
+
+TEST_CASE("a response's trailers have a bound of their own") {
+    std::string head_fields, trailer_fields;
+    while (head_fields.size() < 40000)
+        head_fields += "X-H: " + std::string(200, 'h') + "\r\n";
+    while (trailer_fields.size() < 30000)
+        trailer_fields += "X-T: " + std::string(200, 't') + "\r\n";
+    std::string wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n" + head_fields +
+                       "\r\n2\r\nok\r\n0\r\n" + trailer_fields + "\r\n";
+    Read r = read_responses(wire, true, 4096);
+    REQUIRE(!r.events.empty());
+    CHECK(r.events.back() == ParseEvent::message_complete);
+    CHECK(r.body == "ok");
 }
