@@ -144,6 +144,7 @@ void ProxySession::do_send_body() {
     if (state_ != State::streaming || !ready_ || request_sent_) return;
     evbuffer *body = req_.body.get();
     if (evbuffer_get_length(body) > 0 && !stream_->output_full()) {
+        keep_for_replay(body);
         stream_->send_body(body);
         body_forwarded_ = true;
         req_.downstream->resume_body(req_);
@@ -155,6 +156,29 @@ void ProxySession::do_send_body() {
         return;
     }
     stream_->flush();
+}
+
+void ProxySession::keep_for_replay(evbuffer *body) {
+    if (!replay_whole_) return;
+    UpstreamProtocol proto = upstream_.config().protocol;
+    size_t kept = replay_ ? evbuffer_get_length(replay_.get()) : 0;
+    size_t n = evbuffer_get_length(body);
+    if ((proto != UpstreamProtocol::h2 && proto != UpstreamProtocol::h2c) ||
+        attempts_ > upstream_.config().retries || kept + n > kReplayBodyMax) {
+        replay_whole_ = false;
+        replay_.reset();
+        return;
+    }
+    if (!replay_) replay_ = make_evbuffer();
+    evbuffer_iovec v[8];
+    int chunks = evbuffer_peek(body, -1, nullptr, v, 8);
+    if (chunks > 8) {  // more pieces than are worth it: no retry with this body
+        replay_whole_ = false;
+        replay_.reset();
+        return;
+    }
+    for (int i = 0; i < chunks; ++i)
+        evbuffer_add(replay_.get(), v[i].iov_base, v[i].iov_len);
 }
 
 void ProxySession::on_request_body(Request &) noexcept {
@@ -322,7 +346,10 @@ void ProxySession::do_attempt_failed(int status, bool connecting, const char *wh
         upstream_.report_failure(req_, target_, outcome);
         do_report(outcome, 0);
     }
-    bool body_safe = !body_forwarded_ && !head_received_;
+    // A body already forwarded goes again only to replace an attempt that was not processed
+    // (connecting: a refused stream or a failed connect), from its whole copy.
+    bool replay = body_forwarded_ && connecting && replay_whole_ && replay_;
+    bool body_safe = (!body_forwarded_ || replay) && !head_received_;
     // A pooled connection the upstream had already closed is not the target's fault: try
     // once more on a fresh connection to the same target.
     if (stale && body_safe && idempotent() && !stale_retry_used_) {
@@ -335,6 +362,10 @@ void ProxySession::do_attempt_failed(int status, bool connecting, const char *wh
     bool may_retry =
         body_safe && (connecting || idempotent()) && attempts_ <= upstream_.config().retries;
     if (may_retry) {
+        if (replay) {  // the copy goes back in front of what the client has not sent yet
+            evbuffer_prepend_buffer(req_.body.get(), replay_.get());
+            body_forwarded_ = false;
+        }
         do_attempt();
         return;
     }

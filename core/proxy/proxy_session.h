@@ -17,6 +17,7 @@
 
 #include <torii/plugin.h>
 
+#include "core/base/libevent_ptr.h"
 #include "core/base/recycled.h"
 #include "core/http/request.h"
 #include "core/proxy/tried_targets.h"
@@ -86,7 +87,15 @@ private:
     bool vetoed_ = false;          // a plugin kept some target out (peer_admit)
     bool ready_ = false;           // the stream of this attempt may send
     bool body_forwarded_ = false;  // some request body reached the upstream
-    bool request_sent_ = false;    // head and whole body went to the stream
+    // A stream an HTTP/2 target declines (REFUSED_STREAM, above its GOAWAY's last id, or a
+    // connection that failed first) was not processed and may go to another target, a POST
+    // too (RFC 9113 8.7); the body it took is sent again from this copy. Kept while every
+    // forwarded byte fits in kReplayBodyMax and a retry is left; null otherwise.
+    static constexpr size_t kReplayBodyMax = 64 * 1024;
+    EvbufferPtr replay_;
+    bool replay_whole_ = true;  // every forwarded byte of this attempt is in replay_
+    void keep_for_replay(evbuffer *body);
+    bool request_sent_ = false;  // head and whole body went to the stream
     bool head_received_ = false;
 };
 
