@@ -323,7 +323,7 @@ int Http1Parser::on_message_complete(llhttp_t *p) {
     // Taken now: once llhttp has run its end-of-message step, its flags are cleared and
     // llhttp_should_keep_alive() no longer tells a message that said close (found in review:
     // a 100 Continue with Connection: close, then a usual 200 in the next read).
-    s->llhttp_kept_alive_ = llhttp_should_keep_alive(p) != 0;
+    if (s->kind_ == Kind::response) s->llhttp_kept_alive_ = llhttp_should_keep_alive(p) != 0;
     s->materialize();  // trailers
     s->state_ = State::done;
     s->complete_pending_ = true;

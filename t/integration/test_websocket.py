@@ -155,7 +155,9 @@ def test_idle_tunnel_is_closed_after_tunnel_idle_timeout(gw):
 
 def test_tunnel_outlives_a_reload(gw):
     async def go():
-        async with websockets.connect(url(gw, "/ws/long"), ping_interval=None) as ws:
+        # Pings every 0.5 s keep the tunnel from idling out (tunnel_idle_timeout is 2s here)
+        # while a reload of a sanitizer build under load takes seconds.
+        async with websockets.connect(url(gw, "/ws/long"), ping_interval=0.5) as ws:
             for i in range(3):
                 workers = set(gw.torii.pids()) - {gw.torii.pid}
                 os.kill(gw.torii.pid, signal.SIGHUP)
