@@ -6,14 +6,13 @@
 #pragma once
 
 #include <cstdio>
-#include <cstring>
-#include <memory>
 #include <string>
 #include <string_view>
 
 #include "core/http/http1_parser.h"
 #include "core/http/message.h"
 #include "t/fuzz/fuzz_input.h"
+#include "t/unit/support/read_piece.h"
 
 namespace torii::fuzz {
 
@@ -75,33 +74,6 @@ inline void check_same_transcript(const std::string &whole, const char *how,
     FUZZ_CHECK(other == whole);
 }
 
-// One read's bytes on their way to the parser. From the input: added to `in` at once, each
-// piece its own chain as reads from a socket are. In place: handed to the first feed() as
-// `fresh` from a heap copy that is freed when that call returns, as the worker's read buffer
-// is reused by the next read, so a view left pointing into it is a use after free (ASan).
-class Piece {
-public:
-    Piece(std::string_view bytes, evbuffer *in, bool in_place) : in_(in) {
-        if (!in_place) {
-            evbuffer_add(in, bytes.data(), bytes.size());
-            return;
-        }
-        copy_.reset(new char[bytes.size()]);
-        std::memcpy(copy_.get(), bytes.data(), bytes.size());
-        size_ = bytes.size();
-    }
-
-    ParseEvent feed(Http1Parser &p, evbuffer *body, size_t body_limit) {
-        if (!copy_) return p.feed(in_, body, body_limit);
-        ParseEvent ev = p.feed(in_, body, body_limit, {copy_.get(), size_});
-        copy_.reset();
-        return ev;
-    }
-
-private:
-    evbuffer *in_;
-    std::unique_ptr<char[]> copy_;
-    size_t size_ = 0;
-};
+using Piece = test::ReadPiece;  // t/unit/support/read_piece.h
 
 }  // namespace torii::fuzz

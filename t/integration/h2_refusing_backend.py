@@ -14,34 +14,20 @@ Modes:
 Every mode prints "stream METHOD PATH" on stdout for each request stream it saw.
 """
 
-import argparse
-import socket
-import sys
 import threading
 
-import h2.config
-import h2.connection
 import h2.errors
 import h2.events
+
+import h2_origin
 
 lock = threading.Lock()
 
 
 def serve(c, name, mode):
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
-    conn.initiate_connection()
-    c.sendall(conn.data_to_send())
     bodies, methods, paths = {}, {}, {}
-    c.settimeout(60)
     try:
-        while True:
-            data = c.recv(65536)
-            if not data:
-                return
-            try:
-                events = conn.receive_data(data)
-            except Exception:
-                return
+        for conn, events in h2_origin.h2_reads(c, 60):
             for e in events:
                 if isinstance(e, h2.events.RequestReceived):
                     fields = {k.decode() if isinstance(k, bytes) else k:
@@ -91,23 +77,7 @@ def respond(conn, sid, name, methods, paths, bodies):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--name", default="h2")
-    ap.add_argument("--mode", default="normal")
-    args = ap.parse_args()
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", args.port))
-    except OSError as e:
-        print("bind: %s" % e, file=sys.stderr)
-        sys.exit(3)
-    s.listen(64)
-    print("ready", flush=True)
-    while True:
-        c, _ = s.accept()
-        threading.Thread(target=serve, args=(c, args.name, args.mode), daemon=True).start()
+    h2_origin.serve_forever(lambda c, number, args: serve(c, args.name, args.mode))
 
 
 if __name__ == "__main__":

@@ -10,34 +10,20 @@ writes again (no PING ACK, no response): a peer that died without closing its co
 Mode "normal": a healthy server (PINGs acknowledged, every request answered).
 """
 
-import argparse
-import socket
-import sys
 import threading
 
-import h2.config
-import h2.connection
 import h2.events
+
+import h2_origin
 
 lock = threading.Lock()
 state = {"conns": 0, "silent_pings": 0}
 
 
 def serve(c, number, silent):
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
-    conn.initiate_connection()
-    c.sendall(conn.data_to_send())
     mute = False
-    c.settimeout(120)
     try:
-        while True:
-            data = c.recv(65536)
-            if not data:
-                return
-            try:
-                events = conn.receive_data(data)
-            except Exception:
-                return
+        for conn, events in h2_origin.h2_reads(c, 120):
             for e in events:
                 if isinstance(e, h2.events.PingReceived) and mute:
                     with lock:
@@ -61,26 +47,12 @@ def serve(c, number, silent):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--name", default="h2")
-    ap.add_argument("--mode", default="silent")
-    args = ap.parse_args()
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", args.port))
-    except OSError as e:
-        print("bind: %s" % e, file=sys.stderr)
-        sys.exit(3)
-    s.listen(64)
-    print("ready", flush=True)
-    while True:
-        c, _ = s.accept()
+    def handle(c, number, args):
         with lock:
             state["conns"] += 1
-            n = state["conns"]
-        threading.Thread(target=serve, args=(c, n, args.mode == "silent"), daemon=True).start()
+        serve(c, number, args.mode == "silent")
+
+    h2_origin.serve_forever(handle, default_mode="silent")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 
 #include "core/base/libevent_ptr.h"
 #include "core/http/http1_parser.h"
+#include "t/unit/support/read_piece.h"
 
 using namespace torii;
 
@@ -18,7 +19,7 @@ struct Fed {
 
 // Feeds `wire` in pieces of `step` bytes and records every event until input runs out.
 // In place, each piece is handed to feed() as a socket's unread bytes would be, and its
-// memory overwritten once that call returns (the next read reuses it).
+// memory freed once that call returns (the next read reuses it; test::ReadPiece).
 Fed feed_request(Http1Parser &p, RequestHead &head, Arena &arena, const std::string &wire,
                  size_t step = SIZE_MAX, uint64_t max_head = 32 * 1024, bool in_place = false) {
     Fed out;
@@ -26,16 +27,9 @@ Fed feed_request(Http1Parser &p, RequestHead &head, Arena &arena, const std::str
     EvbufferPtr body = make_evbuffer();
     p.begin_request(&head, &arena, max_head);
     for (size_t off = 0; off < wire.size() || off == 0; off += step) {
-        std::string piece = wire.substr(off, step);
-        std::string_view fresh;
-        if (in_place)
-            fresh = piece;
-        else
-            evbuffer_add(in.get(), piece.data(), piece.size());
+        test::ReadPiece piece(std::string_view(wire).substr(off, step), in.get(), in_place);
         for (int guard = 0; guard < 100; ++guard) {
-            ParseEvent ev = p.feed(in.get(), body.get(), SIZE_MAX, fresh);
-            fresh = {};
-            piece.assign(piece.size(), 'X');
+            ParseEvent ev = piece.feed(p, body.get(), SIZE_MAX);
             if (ev == ParseEvent::need_more) break;
             out.events.push_back(ev);
             if (ev == ParseEvent::error || ev == ParseEvent::message_complete) break;
