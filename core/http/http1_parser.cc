@@ -36,7 +36,8 @@ void Http1Parser::reset() {
     parser_.data = this;
     state_ = State::idle;
     head_pending_ = complete_pending_ = error_pending_ = resumed_ = failed_here_ = false;
-    usual_ = llhttp_started_ = llhttp_kept_alive_ = false;
+    usual_ = false;
+    llhttp_kept_alive_ = true;
     usual_left_ = 0;
 }
 
@@ -129,8 +130,7 @@ int Http1Parser::on_message_begin(llhttp_t *p) {
     if (s->kind_ == Kind::request ? !s->req_ : !s->resp_) return s->fail(500, "no message");
     s->state_ = State::head;
     s->usual_ = false;
-    s->llhttp_started_ = true;
-    s->llhttp_kept_alive_ = false;
+    s->llhttp_kept_alive_ = false;  // until this message ends and says otherwise
     s->failed_here_ = false;
     s->hosts_ = 0;
     s->te_seen_ = false;
@@ -340,7 +340,7 @@ int Http1Parser::on_message_complete(llhttp_t *p) {
 // connection's last (llhttp refuses what follows one; so must this).
 bool Http1Parser::may_take_usual() const {
     return kind_ == Kind::response && state_ == State::idle && usual_on_ && resp_ &&
-           !request_was_head_ && (!llhttp_started_ || llhttp_kept_alive_);
+           !request_was_head_ && llhttp_kept_alive_;
 }
 
 // The head of a usual response at base, if it is one (0 otherwise); then its body bytes
@@ -365,10 +365,15 @@ size_t Http1Parser::take_usual_head(const char *base, size_t len) {
 size_t Http1Parser::take_usual_body(const char *base, size_t len) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(len, usual_left_));
     evbuffer_add(body_out_, base, n);
+    usual_body_took(n);
+    return n;
+}
+
+// n more bytes of a usual response's body went to the owner; the last ends the message.
+void Http1Parser::usual_body_took(size_t n) {
     body_bytes_ += n;
     usual_left_ -= n;
     if (usual_left_ == 0) usual_body_done();
-    return n;
 }
 
 void Http1Parser::usual_body_done() {
@@ -431,9 +436,7 @@ ParseEvent Http1Parser::feed(evbuffer *in, evbuffer *body_out, size_t body_limit
             if (evbuffer_get_length(body_out) >= body_limit) return ParseEvent::body_full;
             size_t n = static_cast<size_t>(std::min<uint64_t>(avail, usual_left_));
             evbuffer_remove_buffer(in, body_out, n);
-            body_bytes_ += n;
-            usual_left_ -= n;
-            if (usual_left_ == 0) usual_body_done();
+            usual_body_took(n);
             continue;
         }
         evbuffer_iovec v;

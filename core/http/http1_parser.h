@@ -109,6 +109,7 @@ private:
     bool may_take_usual() const;
     size_t take_usual_head(const char *base, size_t len);
     size_t take_usual_body(const char *base, size_t len);
+    void usual_body_took(size_t n);
     void usual_body_done();
 
     llhttp_t parser_;
@@ -141,12 +142,11 @@ private:
     uint64_t max_head_size_ = UINT64_MAX;
     uint64_t body_bytes_ = 0;
     // The message in hand is a usual response, parsed without llhttp: its body is the next
-    // usual_left_ bytes. llhttp_started_: llhttp has begun a message since the last reset,
-    // so its keep-alive verdict on that message stands before a usual one may follow.
+    // usual_left_ bytes. llhttp_kept_alive_: llhttp's keep-alive verdict on the last message
+    // it read, taken when it ended (true before any): a usual response may follow only that.
     bool usual_on_ = true;
     bool usual_ = false;
-    bool llhttp_started_ = false;
-    bool llhttp_kept_alive_ = false;  // llhttp's verdict on its last message, when it ended
+    bool llhttp_kept_alive_ = true;
     uint64_t usual_left_ = 0;
     int error_status_ = 400;
     const char *error_reason_ = "";

@@ -160,25 +160,22 @@ void ProxySession::do_send_body() {
 
 void ProxySession::keep_for_replay(evbuffer *body) {
     if (!replay_whole_) return;
+    auto give_up = [this] {  // no retry with this body: what it would need is not kept
+        replay_whole_ = false;
+        replay_.reset();
+    };
     UpstreamProtocol proto = upstream_.config().protocol;
     size_t kept = replay_ ? evbuffer_get_length(replay_.get()) : 0;
     size_t n = evbuffer_get_length(body);
     if ((proto != UpstreamProtocol::h2 && proto != UpstreamProtocol::h2c) ||
-        attempts_ > upstream_.config().retries || kept + n > kReplayBodyMax) {
-        replay_whole_ = false;
-        replay_.reset();
-        return;
-    }
+        attempts_ > upstream_.config().retries || kept + n > kReplayBodyMax)
+        return give_up();
     if (!replay_) replay_ = make_evbuffer();
-    evbuffer_iovec v[8];
-    int chunks = evbuffer_peek(body, -1, nullptr, v, 8);
-    if (chunks > 8) {  // more pieces than are worth it: no retry with this body
-        replay_whole_ = false;
-        replay_.reset();
-        return;
-    }
-    for (int i = 0; i < chunks; ++i)
-        evbuffer_add(replay_.get(), v[i].iov_base, v[i].iov_len);
+    evbuffer_iovec v;  // one copy, into one piece of the copy's buffer
+    if (evbuffer_reserve_space(replay_.get(), static_cast<ev_ssize_t>(n), &v, 1) != 1)
+        return give_up();
+    v.iov_len = static_cast<size_t>(evbuffer_copyout(body, v.iov_base, n));
+    evbuffer_commit_space(replay_.get(), &v, 1);
 }
 
 void ProxySession::on_request_body(Request &) noexcept {

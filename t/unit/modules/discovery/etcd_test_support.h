@@ -22,6 +22,7 @@
 #include "core/base/libevent_ptr.h"
 #include "modules/discovery/discovery_source.h"
 #include "t/unit/modules/discovery/discovery_test_support.h"
+#include "t/unit/support/tcp_pair.h"
 
 namespace torii::etcd_test {
 
@@ -65,15 +66,8 @@ public:
     };
 
     explicit ScriptedServer(std::vector<Reply> script) : script_(std::move(script)) {
-        lfd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        REQUIRE(lfd_ >= 0);
-        sockaddr_in sin{};
-        sin.sin_family = AF_INET;
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(lfd_, reinterpret_cast<sockaddr *>(&sin), sizeof sin) == 0);
-        REQUIRE(::listen(lfd_, 16) == 0);
-        socklen_t len = sizeof sin;
-        getsockname(lfd_, reinterpret_cast<sockaddr *>(&sin), &len);
+        sockaddr_in sin;
+        lfd_ = test::listen_loopback(16, &sin);
         port = ntohs(sin.sin_port);
         thread_ = std::thread([this] { serve(); });
     }
