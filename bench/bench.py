@@ -27,7 +27,8 @@ instructions per MiB, which hides what a relay makes the kernel do: read CPU wit
 Latency row (latency_row.py, --rows latency-p99): p50/p99/p99.9 at 80% of nginx's bare
 maximum req/s, sent open loop by build/torii_loadgen (bench/loadgen/: a fixed schedule, each
 latency from its request's due time, so a stall shows in the tail instead of slowing the
-client down) to nginx, torii, torii with the gateway chain and HAProxy.
+client down) to nginx, torii, torii with the gateway chain and HAProxy, all four running at
+once and served in turn, a tenth of a second each, so the machine's slow spells fall on all.
 
 --rows picks rows (see ROWS), e.g. --rows instructions,tls-keepalive,tls-handshake,tcp.
 
@@ -1426,7 +1427,7 @@ def main():
                     help="MiB relayed for the TCP callgrind/strace rows")
     ap.add_argument("--connections", type=int, default=2000,
                     help="new connections for the connection-instructions row")
-    ap.add_argument("--latency-seconds", type=int, default=4,
+    ap.add_argument("--latency-seconds", type=int, default=6,
                     help="measured seconds per proxy and round of the latency-p99 row "
                     "(open loop, torii_loadgen)")
     ap.add_argument("--no-plugin-costs", dest="plugin_costs", action="store_false",

@@ -4,17 +4,25 @@
    load core (as the keep-alive row), 1 s of warm-up then LATENCY_MAX_SECONDS; measured
    again at the start of each round.
 2. The load: LOAD_FRACTION (80%) of that rate, sent open loop by torii_loadgen
-   (bench/loadgen/, built with torii): the same 50 connections, request i due at
-   t0 + i / rate, each timed from its due time, so a stall shows in the tail instead of
-   slowing the client down (wrk's coordinated omission). LATENCY_WARMUP seconds of the same
-   load unmeasured, then --latency-seconds measured.
+   (bench/loadgen/): request i due at t0 + i / rate, each timed from its due time, so a
+   stall shows in the tail instead of slowing the client down (wrk's coordinated omission).
 3. That load against nginx bare, torii bare, torii with the gateway chain (connection_rows:
-   auth key + ratelimit local + stats + header_rewrite 2 sets + round_robin) and HAProxy bare,
-   LATENCY_ROUNDS rounds in rotated order; every request carries the chain's API key.
+   auth key + ratelimit local + stats + header_rewrite 2 sets + round_robin) and HAProxy
+   bare, all four running at once on the proxy core and served in turn: the schedule is cut
+   into SLICE_SECONDS slices dealt to them round robin (the order rotated each round), each
+   over 50 connections of its own. LATENCY_WARMUP seconds each unmeasured, then
+   --latency-seconds each measured. Every request carries the chain's API key.
 
-Reported per proxy: medians over the rounds (of two: their mean) of the achieved rate, p50,
+Why slices: this machine's virtual CPUs change speed by the second (a fixed loop of work
+takes from 1x to 2.7x its fastest time on the proxy core, idle or not: other tenants of the
+host). Run one after the other, each proxy met its own minute and the verdicts followed the
+minute more than the proxy; interleaved a tenth of a second at a time, a slow spell falls on
+all four alike.
+
+Reported per proxy: medians over the rounds of the achieved rate, p50,
 p99, p99.9 and max, the median of p99 over nginx's bare p99 in the same round, and each
-round's p99. The medians leave out runs that fell short of the load. Item 5 holds in a round when the chain's p99 is no more than nginx's bare p99.
+round's p99. The medians leave out runs that fell short of the load. Item 5 holds in a round
+when the chain's p99 is no more than nginx's bare p99.
 A run that fell short of the rate (achieved < 97%) or had errors is named in the notes: its
 percentiles describe an overload, not the load asked for, and its round judges nothing.
 """
@@ -31,7 +39,8 @@ CONNECTIONS = 50
 LOAD_FRACTION = 0.8
 LATENCY_MAX_SECONDS = 3
 LATENCY_WARMUP = 1.0
-LATENCY_ROUNDS = 2
+LATENCY_ROUNDS = 3
+SLICE_SECONDS = 0.1
 HEADERS = ["X-API-Key: bench-key"]  # the chain's auth key; the bare proxies ignore it
 
 
@@ -39,25 +48,26 @@ def loadgen_bin():
     return os.path.join(B.BUILD, "torii_loadgen")
 
 
-def run_loadgen(proxy, rate, seconds):
-    """One open-loop run against the proxy (started), pinned to the load core; its JSON."""
-    log_path = os.path.join(proxy.dir, "loadgen-%d.log" % time.monotonic_ns())
+def run_loadgen(proxies, rate, seconds):
+    """One open-loop run against the proxies (started), in slices, pinned to the load core;
+    the loadgen's JSON for each proxy, in order."""
+    log_path = os.path.join(proxies[0].dir, "loadgen-%d.log" % time.monotonic_ns())
     cmd = [loadgen_bin(), "-r", "%.1f" % rate, "-d", str(seconds), "-w", str(LATENCY_WARMUP),
-           "-c", str(CONNECTIONS), "--drain", "10"]
+           "-c", str(CONNECTIONS), "--slice", str(SLICE_SECONDS), "--drain", "10"]
     for h in HEADERS:
         cmd += ["-H", h]
-    cmd += ["%s:%d" % (B.HOST, proxy.port), "/small"]
+    cmd += [",".join("%s:%d" % (B.HOST, p.port) for p in proxies), "/small"]
     p = B.start(cmd, B.LOAD_CPU, log_path=log_path)
     try:
-        p.wait(timeout=LATENCY_WARMUP + seconds + 30)
+        p.wait(timeout=len(proxies) * (LATENCY_WARMUP + seconds) + 30)
     finally:
         B.stop(p)
     with open(log_path) as f:
         text = f.read()
     lines = [line for line in text.splitlines() if line.startswith("{")]
-    if p.returncode != 0 or not lines:
+    if p.returncode != 0 or len(lines) != len(proxies):
         raise RuntimeError("torii_loadgen failed (rc %s): %s" % (p.returncode, text[-500:]))
-    return json.loads(lines[-1])
+    return [json.loads(line) for line in lines]
 
 
 def run(args, work, backend, rows_wanted):
@@ -100,15 +110,17 @@ def run(args, work, backend, rows_wanted):
         B.log("round %d  latency-p99: nginx bare max %.0f req/s (wrk, %d connections); "
               "load %.0f req/s" % (rnd + 1, top["rps"], CONNECTIONS, rate))
         order = proxies[rnd % len(proxies):] + proxies[:rnd % len(proxies)]
-        for label, p in order:
-            p.start()
-            try:
-                r = run_loadgen(p, rate, args.latency_seconds)
-            except Exception as e:
-                B.log("latency-p99 %s failed: %s" % (label, e))
-                r = None
-            finally:
+        try:
+            for _, p in order:
+                p.start()
+            runs = run_loadgen([p for _, p in order], rate, args.latency_seconds)
+        except Exception as e:
+            B.log("latency-p99 round %d failed: %s" % (rnd + 1, e))
+            runs = [None] * len(order)
+        finally:
+            for _, p in order:
                 p.stop()
+        for (label, _), r in zip(order, runs):
             results[label].append(r)
             if r is None:
                 continue
@@ -129,11 +141,11 @@ def run(args, work, backend, rows_wanted):
                 r["vs_nginx"] = (r["p99_us"] / base["p99_us"]
                                  if base and not base["short"] and base["p99_us"] else None)
     notes.insert(0, "nginx's bare maximum per round (wrk -c%d, %d s, closed loop) and the "
-                 "open-loop load (%d%% of it): %s; %d connections, %.0f s warm-up + %d s "
-                 "measured per proxy" % (
+                 "open-loop load (%d%% of it): %s; the four proxies served in turn, %g s "
+                 "slices, %d connections each, %.0f s warm-up + %d s measured per proxy" % (
                      CONNECTIONS, LATENCY_MAX_SECONDS, round(LOAD_FRACTION * 100),
                      ", ".join("%s -> %s req/s" % (B.fmt(m), B.fmt(r)) for m, r in rates),
-                     CONNECTIONS, LATENCY_WARMUP, args.latency_seconds))
+                     SLICE_SECONDS, CONNECTIONS, LATENCY_WARMUP, args.latency_seconds))
 
     def median(label, key):
         """Over the runs that served the load: an overloaded run measured something else."""

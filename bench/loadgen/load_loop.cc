@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <ctime>
 #include <memory>
 #include <netinet/in.h>
@@ -50,20 +51,38 @@ enum class ConnState { kDown, kConnecting, kIdle, kBusy };
 struct Conn {
     Fd fd;
     ConnState state = ConnState::kDown;
+    unsigned target = 0;  // index into Options::targets
     ResponseFramer framer;
     uint64_t request = 0;     // index of the request in flight
     std::string_view unsent;  // what is left to write of it
     int64_t retry_at = 0;     // kDown: when to connect again
 };
 
+// What the loop keeps per target: its address, its requests ready to write, its free
+// connections and the due requests waiting for one (FIFO).
+struct TargetState {
+    sockaddr_in addr{};
+    std::vector<std::string> requests;  // one per path
+    std::vector<Conn *> idle;
+    std::deque<uint64_t> waiting;
+    Report *report = nullptr;
+    int64_t last_measured_end = 0;
+};
+
 class LoadLoop {
 public:
-    LoadLoop(const Options &o, Report *r) : o_(o), r_(r) {}
+    LoadLoop(const Options &o, std::vector<Report> *r) : o_(o), reports_(r) {}
     bool run(std::string *error);
 
 private:
     int64_t due_at(uint64_t i) const {
         return t0_ + static_cast<int64_t>(std::llround(static_cast<double>(i) * period_ns_));
+    }
+    // Slices go round the targets: the one whose slice holds request i's due time.
+    unsigned target_of(uint64_t i) const {
+        if (targets_.size() == 1) return 0;
+        const auto slice = static_cast<uint64_t>(static_cast<double>(i) * period_ns_ / slice_ns_);
+        return static_cast<unsigned>(slice % targets_.size());
     }
     bool measured(uint64_t i) const { return i >= warm_count_; }
     void connect(Conn &c, int64_t now);
@@ -76,21 +95,19 @@ private:
     bool wait(int64_t deadline);
 
     const Options &o_;
-    Report *r_;
+    std::vector<Report> *reports_;
     Fd epoll_;
-    sockaddr_in addr_{};
-    std::vector<std::string> requests_;  // one per path, ready to write
+    std::vector<TargetState> targets_;
     std::unique_ptr<Conn[]> conns_;
-    std::vector<Conn *> idle_;
-    unsigned down_ = 0;  // connections in kDown: the loop looks for them only when there are
+    unsigned conn_count_ = 0;  // connections per target times targets
+    unsigned down_ = 0;        // connections in kDown: the loop looks for them only when there are
     int64_t t0_ = 0;
     double period_ns_ = 0;
+    double slice_ns_ = 0;
     uint64_t warm_count_ = 0;  // requests due in the warm-up
     uint64_t total_ = 0;       // requests in the whole schedule
     uint64_t issued_ = 0;      // requests whose due time has come
-    uint64_t dispatched_ = 0;  // of which handed to a connection (FIFO: the rest wait)
     uint64_t finished_ = 0;    // of which answered or failed
-    int64_t last_measured_end_ = 0;
     char buf_[64 * 1024];
 };
 
@@ -105,7 +122,8 @@ void LoadLoop::connect(Conn &c, int64_t now) {
     }
     const int one = 1;
     setsockopt(c.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (::connect(c.fd.get(), reinterpret_cast<const sockaddr *>(&addr_), sizeof addr_) < 0 &&
+    const sockaddr_in &addr = targets_[c.target].addr;
+    if (::connect(c.fd.get(), reinterpret_cast<const sockaddr *>(&addr), sizeof addr) < 0 &&
         errno != EINPROGRESS) {
         c.fd.reset();
         c.state = ConnState::kDown;
@@ -122,40 +140,46 @@ void LoadLoop::connect(Conn &c, int64_t now) {
 }
 
 void LoadLoop::close_conn(Conn &c, int64_t retry_at) {
-    if (c.state == ConnState::kIdle) std::erase(idle_, &c);
+    if (c.state == ConnState::kIdle) std::erase(targets_[c.target].idle, &c);
     c.fd.reset();
     c.state = ConnState::kDown;
     c.retry_at = retry_at;
     ++down_;
-    ++r_->reconnects;
+    ++targets_[c.target].report->reconnects;
 }
 
 // Drops the connection: the request in flight, if any, ends as an error. It is made again at
 // once after a close between requests, kRetryNs after a failure.
 void LoadLoop::fail(Conn &c, int64_t now, bool failed) {
+    Report &r = *targets_[c.target].report;
     if (c.state == ConnState::kBusy) {
         ++finished_;
-        if (measured(c.request)) ++r_->errors;
+        if (measured(c.request)) ++r.errors;
     } else if (failed) {
-        ++r_->connection_errors;
+        ++r.connection_errors;
     }
     close_conn(c, failed ? now + kRetryNs : now);
 }
 
 void LoadLoop::dispatch(int64_t now) {
-    while (issued_ < total_ && due_at(issued_) <= now)
-        ++issued_;
-    const uint64_t waiting = issued_ - dispatched_;
-    if (waiting > r_->max_queue && measured(issued_ - 1)) r_->max_queue = waiting;
-    while (dispatched_ < issued_ && !idle_.empty()) {
-        Conn &c = *idle_.back();
-        idle_.pop_back();
-        c.state = ConnState::kBusy;
-        c.request = dispatched_++;
-        c.unsent = requests_[c.request % requests_.size()];
-        c.framer.reset();
-        if (measured(c.request)) ++r_->sent;
-        send_some(c, now);
+    for (; issued_ < total_ && due_at(issued_) <= now; ++issued_) {
+        TargetState &t = targets_[target_of(issued_)];
+        t.waiting.push_back(issued_);
+        if (t.waiting.size() > t.report->max_queue && measured(issued_))
+            t.report->max_queue = t.waiting.size();
+    }
+    for (TargetState &t : targets_) {
+        while (!t.waiting.empty() && !t.idle.empty()) {
+            Conn &c = *t.idle.back();
+            t.idle.pop_back();
+            c.state = ConnState::kBusy;
+            c.request = t.waiting.front();
+            t.waiting.pop_front();
+            c.unsent = t.requests[c.request % t.requests.size()];
+            c.framer.reset();
+            if (measured(c.request)) ++t.report->sent;
+            send_some(c, now);
+        }
     }
 }
 
@@ -173,17 +197,19 @@ void LoadLoop::send_some(Conn &c, int64_t now) {
 
 void LoadLoop::on_response(Conn &c, int64_t now) {
     ++finished_;
+    TargetState &t = targets_[c.target];
     if (measured(c.request)) {
-        ++r_->completed;
+        Report &r = *t.report;
+        ++r.completed;
         const int status = c.framer.status();
-        if (status < 200 || status > 299) ++r_->non_2xx;
+        if (status < 200 || status > 299) ++r.non_2xx;
         const int64_t latency = now - due_at(c.request);
-        r_->latency_us.record(latency > 0 ? static_cast<uint64_t>(latency) / 1000 : 0);
-        last_measured_end_ = now;
+        r.latency_us.record(latency > 0 ? static_cast<uint64_t>(latency) / 1000 : 0);
+        t.last_measured_end = now;
     }
     if (c.framer.keep_alive()) {
         c.state = ConnState::kIdle;
-        idle_.push_back(&c);
+        t.idle.push_back(&c);
     } else {
         close_conn(c, now);  // answered, then closed as the response said: no error
     }
@@ -201,7 +227,7 @@ void LoadLoop::on_event(Conn &c, uint32_t events, int64_t now) {
         }
         if (!(events & (EPOLLOUT | EPOLLIN))) return;
         c.state = ConnState::kIdle;
-        idle_.push_back(&c);
+        targets_[c.target].idle.push_back(&c);
     }
     if (c.state == ConnState::kBusy && (events & EPOLLOUT)) send_some(c, now);
     if (c.state == ConnState::kDown) return;
@@ -253,40 +279,56 @@ bool LoadLoop::wait(int64_t deadline) {
 }
 
 bool LoadLoop::run(std::string *error) {
-    addr_.sin_family = AF_INET;
-    addr_.sin_port = htons(o_.port);
-    if (inet_pton(AF_INET, o_.host.c_str(), &addr_.sin_addr) != 1) {
-        *error = "not an IPv4 address: " + o_.host;
-        return false;
+    const unsigned ntargets = static_cast<unsigned>(o_.targets.size());
+    reports_->assign(ntargets, Report{});
+    targets_.resize(ntargets);
+    for (unsigned k = 0; k < ntargets; ++k) {
+        const Target &tg = o_.targets[k];
+        TargetState &t = targets_[k];
+        t.report = &(*reports_)[k];
+        t.addr.sin_family = AF_INET;
+        t.addr.sin_port = htons(tg.port);
+        if (inet_pton(AF_INET, tg.host.c_str(), &t.addr.sin_addr) != 1) {
+            *error = "not an IPv4 address: " + tg.host;
+            return false;
+        }
+        std::string common = "Host: " + tg.host + ":" + std::to_string(tg.port) + "\r\n";
+        for (const auto &h : o_.headers) {
+            if (strncasecmp(h.c_str(), "host:", 5) == 0) common.clear();
+        }
+        for (const auto &h : o_.headers)
+            common += h + "\r\n";
+        for (const auto &p : o_.paths)
+            t.requests.push_back("GET " + p + " HTTP/1.1\r\n" + common + "\r\n");
+        t.idle.reserve(o_.connections);
     }
-    std::string common = "Host: " + o_.host + ":" + std::to_string(o_.port) + "\r\n";
-    for (const auto &h : o_.headers) {
-        if (strncasecmp(h.c_str(), "host:", 5) == 0) common.clear();
-    }
-    for (const auto &h : o_.headers)
-        common += h + "\r\n";
-    for (const auto &p : o_.paths)
-        requests_.push_back("GET " + p + " HTTP/1.1\r\n" + common + "\r\n");
 
     epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
     if (epoll_.get() < 0) {
         *error = std::string("epoll_create1: ") + strerror(errno);
         return false;
     }
-    conns_ = std::make_unique<Conn[]>(o_.connections);
-    idle_.reserve(o_.connections);
+    conn_count_ = o_.connections * ntargets;
+    conns_ = std::make_unique<Conn[]>(conn_count_);
 
     // Every connection is up before the schedule starts: their handshakes are no latency.
     int64_t now = now_ns();
     const int64_t connect_deadline = now + static_cast<int64_t>(o_.connect_s * kNs);
-    down_ = o_.connections;
-    for (unsigned i = 0; i < o_.connections; ++i)
+    down_ = conn_count_;
+    for (unsigned i = 0; i < conn_count_; ++i) {
+        conns_[i].target = i / o_.connections;
         connect(conns_[i], now);
-    while (idle_.size() < o_.connections) {
+    }
+    for (;;) {
+        size_t up = 0;
+        for (const TargetState &t : targets_)
+            up += t.idle.size();
+        if (up == conn_count_) break;
         now = now_ns();
-        for (unsigned i = 0; down_ > 0 && i < o_.connections; ++i) {
+        for (unsigned i = 0; down_ > 0 && i < conn_count_; ++i) {
             if (conns_[i].state == ConnState::kDown) {
-                *error = "cannot connect to " + o_.host + ":" + std::to_string(o_.port);
+                const Target &tg = o_.targets[conns_[i].target];
+                *error = "cannot connect to " + tg.host + ":" + std::to_string(tg.port);
                 return false;
             }
         }
@@ -299,21 +341,28 @@ bool LoadLoop::run(std::string *error) {
             return false;
         }
     }
-    r_->connection_errors = 0;
-    r_->reconnects = 0;
+    for (Report &r : *reports_) {
+        r.connection_errors = 0;
+        r.reconnects = 0;
+    }
 
+    // Every target takes warmup_s + duration_s of the schedule, in slices when there are
+    // several: the whole schedule is that many times longer.
     period_ns_ = static_cast<double>(kNs) / o_.rate;
-    warm_count_ = static_cast<uint64_t>(std::ceil(o_.warmup_s * o_.rate));
-    total_ = warm_count_ + static_cast<uint64_t>(std::llround(o_.duration_s * o_.rate));
-    r_->due = total_ - warm_count_;
+    slice_ns_ = o_.slice_s * kNs;
+    warm_count_ = static_cast<uint64_t>(std::ceil(o_.warmup_s * ntargets * o_.rate));
+    total_ = warm_count_ + static_cast<uint64_t>(std::llround(o_.duration_s * ntargets * o_.rate));
+    for (uint64_t i = warm_count_; i < total_; ++i)
+        ++(*reports_)[target_of(i)].due;
     t0_ = now_ns();
     const int64_t measure_start = due_at(warm_count_);
-    const int64_t drain_end = due_at(total_) + static_cast<int64_t>(o_.drain_s * kNs);
+    const int64_t measure_end = due_at(total_);
+    const int64_t drain_end = measure_end + static_cast<int64_t>(o_.drain_s * kNs);
     while (finished_ < total_) {
         now = now_ns();
         if (now >= drain_end) break;
         int64_t deadline = drain_end;
-        for (unsigned i = 0; down_ > 0 && i < o_.connections; ++i) {
+        for (unsigned i = 0; down_ > 0 && i < conn_count_; ++i) {
             Conn &c = conns_[i];
             if (c.state == ConnState::kDown && c.retry_at <= now) connect(c, now);
             if (c.state == ConnState::kDown) deadline = std::min(deadline, c.retry_at);
@@ -322,27 +371,36 @@ bool LoadLoop::run(std::string *error) {
         // The next due time matters only with a connection free to take it: while requests
         // wait, the next to free up takes them (their latency runs from their due times
         // anyway), and waking for each due time would take the CPU the server needs.
-        if (issued_ < total_ && dispatched_ == issued_)
+        if (issued_ < total_ && !targets_[target_of(issued_)].idle.empty())
             deadline = std::min(deadline, due_at(issued_));
         if (!wait(deadline)) {
             *error = std::string("epoll: ") + strerror(errno);
             return false;
         }
     }
-    // What the drain did not see answered counts as an error, and on its own.
-    const uint64_t measured_finished = r_->completed + r_->errors;
-    r_->unfinished = r_->due > measured_finished ? r_->due - measured_finished : 0;
-    r_->errors += r_->unfinished;
-    const double seconds =
-        std::max(o_.duration_s, static_cast<double>(last_measured_end_ - measure_start) / kNs);
-    r_->achieved_rate = seconds > 0 ? static_cast<double>(r_->completed) / seconds : 0;
+    // What the drain did not see answered counts as an error, and on its own. A target's
+    // rate is over its share of the measured schedule, stretched as the whole was when the
+    // last answers came late (one target: completed over the time they took).
+    const double span = static_cast<double>(measure_end - measure_start);
+    for (TargetState &t : targets_) {
+        Report &r = *t.report;
+        const uint64_t measured_finished = r.completed + r.errors;
+        r.unfinished = r.due > measured_finished ? r.due - measured_finished : 0;
+        r.errors += r.unfinished;
+        const double stretch =
+            span > 0
+                ? std::max(1.0, static_cast<double>(t.last_measured_end - measure_start) / span)
+                : 1.0;
+        const double seconds = o_.duration_s * stretch;
+        r.achieved_rate = seconds > 0 ? static_cast<double>(r.completed) / seconds : 0;
+    }
     return true;
 }
 
 }  // namespace
 
-bool run_load(const Options &options, Report *report, std::string *error) {
-    LoadLoop loop(options, report);
+bool run_load(const Options &options, std::vector<Report> *reports, std::string *error) {
+    LoadLoop loop(options, reports);
     return loop.run(error);
 }
 

@@ -7,6 +7,11 @@
 // so a stall of the server shows as the tail it causes instead of slowing the client down
 // (a closed-loop client's coordinated omission). Requests due in the warm-up are sent and
 // answered but not counted.
+//
+// With several targets the schedule is cut into slices (Options::slice_s) dealt to the
+// targets in turn, each with connections of its own and its own queue and report: servers
+// compared this way take the same load in the same seconds, so a machine whose speed drifts
+// (a shared virtual CPU) slows all of them alike instead of whichever ran in a slow minute.
 #pragma once
 
 #include <cstdint>
@@ -17,17 +22,22 @@
 
 namespace torii::loadgen {
 
-struct Options {
+struct Target {
     std::string host = "127.0.0.1";
     uint16_t port = 0;
+};
+
+struct Options {
+    std::vector<Target> targets;       // one at least; slices of the schedule go round them
     std::vector<std::string> paths;    // request i asks for paths[i % paths.size()]
     std::vector<std::string> headers;  // "Name: value", sent with every request
-    unsigned connections = 10;
-    double rate = 0;        // requests per second, all connections together
-    double duration_s = 0;  // the measured schedule, after the warm-up
-    double warmup_s = 0;    // schedule whose requests are not counted
-    double drain_s = 10;    // after the last due time, how long answers are awaited
-    double connect_s = 5;   // for the first connections
+    unsigned connections = 10;         // per target
+    double rate = 0;                   // requests per second, all connections together
+    double duration_s = 0;             // the measured schedule per target, after the warm-up
+    double warmup_s = 0;               // schedule per target whose requests are not counted
+    double slice_s = 0.1;  // with several targets: seconds of schedule each takes in turn
+    double drain_s = 10;   // after the last due time, how long answers are awaited
+    double connect_s = 5;  // for the first connections
 };
 
 struct Report {
@@ -44,7 +54,8 @@ struct Report {
     Histogram latency_us;            // completed measured requests, due time to response end
 };
 
-// Runs the load; false (with `*error`) if the first connections could not be made.
-bool run_load(const Options &options, Report *report, std::string *error);
+// Runs the load, one report per target (in `options.targets` order); false (with `*error`)
+// if the first connections could not be made.
+bool run_load(const Options &options, std::vector<Report> *reports, std::string *error);
 
 }  // namespace torii::loadgen

@@ -1,6 +1,7 @@
 """torii_loadgen (bench/loadgen/), the open-loop load generator of make bench's latency-p99
 row, against torii and a real backend: counts, status classes, headers, a slow backend path
-in the tail, and latency timed from each request's due time (no coordinated omission)."""
+in the tail, latency timed from each request's due time (no coordinated omission), and
+several targets served in turn, each with its own report."""
 
 import json
 import os
@@ -16,15 +17,22 @@ def loadgen_bin():
     return os.path.join(harness.build_dir(), "torii_loadgen")
 
 
-def loadgen(port, paths, rate, seconds, connections, *extra):
+def loadgen_targets(ports, paths, rate, seconds, connections, *extra):
+    """One run against one or more targets: each target's JSON, in order."""
     cmd = [loadgen_bin(), "-r", str(rate), "-d", str(seconds), "-c", str(connections),
-           "--drain", "5"] + list(extra) + ["127.0.0.1:%d" % port] + list(paths)
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+           "--drain", "5"] + list(extra) + [",".join("127.0.0.1:%d" % p for p in ports)]
+    r = subprocess.run(cmd + list(paths), capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
-    assert out["sent"] <= out["due"]
-    assert out["completed"] + out["errors"] == out["due"], out
-    return out
+    outs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [o["target"] for o in outs] == ["127.0.0.1:%d" % p for p in ports]
+    for out in outs:
+        assert out["sent"] <= out["due"]
+        assert out["completed"] + out["errors"] == out["due"], out
+    return outs
+
+
+def loadgen(port, paths, rate, seconds, connections, *extra):
+    return loadgen_targets([port], paths, rate, seconds, connections, *extra)[0]
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +53,25 @@ def gw(module_procs):
     )
     module_procs.torii(text)
     return port
+
+
+@pytest.fixture(scope="module")
+def open_and_guarded(module_procs):
+    """Two servers on one backend: every request passes the first; the second wants a key."""
+    b = module_procs.backend("lg2")
+    open_port, guarded_port = harness.free_port(), harness.free_port()
+    text = config(
+        main_block(),
+        plugin_block("auth"),
+        upstream_block("b", [b.port], keepalive=16),
+        server_block([open_port], [{"path": "/", "upstream": "b"}]),
+        server_block([guarded_port], [
+            {"path": "/", "upstream": "b",
+             "plugins": {"auth": {"type": "key", "keys": [{"key": "k1", "consumer": "c"}]}}},
+        ]),
+    )
+    module_procs.torii(text)
+    return open_port, guarded_port
 
 
 def test_counts_statuses_and_headers(gw):
@@ -85,9 +112,33 @@ def test_latency_runs_from_the_due_time(gw):
     assert out["achieved_rate"] <= 25, out
 
 
-def test_unreachable_target_is_an_error():
+def test_targets_take_the_schedule_in_turn(open_and_guarded):
+    # 400 req/s for 1 s per target in 50 ms slices: each target gets its own 400 requests
+    # (the schedule runs 2 s), its own connections and its own report. Only the guarded
+    # server refuses (no key is sent), so a report holding the other's answers would show.
+    open_port, guarded_port = open_and_guarded
+    outs = loadgen_targets([open_port, guarded_port], ["/echo"], 400, 1, 4, "--slice", "0.05")
+    for out in outs:
+        assert out["due"] == 400 and out["completed"] == 400 and out["errors"] == 0, out
+        assert out["connections"] == 4 and out["slice_s"] == 0.05, out
+        # Each took its share over the whole run, not all of it at once: 400 in 1 s each.
+        assert 300 <= out["achieved_rate"] <= 410, out
+    assert outs[0]["non_2xx"] == 0, outs[0]
+    assert outs[1]["non_2xx"] == 400, outs[1]
+    # The other way round: the order of the targets is the order of the reports.
+    outs = loadgen_targets([guarded_port, open_port], ["/echo"], 200, 0.5, 2)
+    assert [o["non_2xx"] for o in outs] == [100, 0], outs
+
+
+def test_unreachable_target_is_an_error(open_and_guarded):
     port = harness.free_port()  # nothing listens there
     r = subprocess.run([loadgen_bin(), "-r", "10", "-d", "1", "127.0.0.1:%d" % port, "/"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert "cannot connect" in r.stderr
+    # One target of several that cannot be reached fails the run as well, and is named.
+    r = subprocess.run([loadgen_bin(), "-r", "10", "-d", "1",
+                        "127.0.0.1:%d,127.0.0.1:%d" % (open_and_guarded[0], port), "/"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "cannot connect to 127.0.0.1:%d" % port in r.stderr
