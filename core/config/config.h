@@ -124,8 +124,10 @@ struct DiscoveryConfig {
 
 struct HealthConfig {
     bool enabled = false;       // true when [upstream.X.health] is present
-    std::string type = "http";  // http | tcp
+    std::string type = "http";  // http | tcp | grpc
     std::string path = "/health";
+    // grpc: the service asked about in grpc.health.v1.Health/Check ("": the whole server).
+    std::string service;
     // http: the Host sent (default: the target's address), the statuses that count as
     // healthy (default: any 2xx or 3xx) and a substring the body must contain (default: none).
     std::string host;

@@ -452,11 +452,15 @@ void Loader::read_health(const Section &up_section, UpstreamConfig &up) const {
     }
     Section s(ctx_, *node->as_table(), "[upstream." + up.name + ".health]");
     s.allow_only({"enabled", "type", "path", "interval", "timeout", "healthy", "unhealthy",
-                  "max_fails", "fail_timeout", "host", "statuses", "body_contains"});
+                  "max_fails", "fail_timeout", "host", "statuses", "body_contains", "service"});
     HealthConfig &health = up.health;
     health.enabled = true;  // writing the table switches probes on; `enabled = false` parks it
     s.read("enabled", health.enabled);
-    s.read_choice("type", health.type, {"http", "tcp"});
+    s.read_choice("type", health.type, {"http", "tcp", "grpc"});
+    if (health.type == "grpc" && up.protocol != UpstreamProtocol::h2 &&
+        up.protocol != UpstreamProtocol::h2c)
+        s.fail("type", "\"grpc\" needs protocol = \"h2\" or \"h2c\" in [upstream." + up.name +
+                           "] (gRPC is HTTP/2)");
     if (s.read("path", health.path) && (health.path.empty() || health.path[0] != '/')) {
         s.fail("path", "must start with \"/\"");
     }
@@ -480,9 +484,15 @@ void Loader::read_health(const Section &up_section, UpstreamConfig &up) const {
             health.statuses.push_back(static_cast<int>(*v));
         }
     }
+    s.read("service", health.service);
     if (health.type == "tcp")
         for (std::string_view key : {"path", "host", "statuses", "body_contains"})
             if (s.has(key)) s.fail(key, "applies to type = \"http\" only");
+    if (health.type == "grpc")  // the path is the Check call's; the judge is its answer
+        for (std::string_view key : {"path", "statuses", "body_contains"})
+            if (s.has(key)) s.fail(key, "applies to type = \"http\" only");
+    if (health.type != "grpc" && s.has("service"))
+        s.fail("service", "applies to type = \"grpc\" only");
 }
 
 // ---- [[server]] -----------------------------------------------------------------------------

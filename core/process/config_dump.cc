@@ -355,6 +355,15 @@ void Dumper::health_section(const UpstreamConfig &up) {
         else
             kv("body_contains", quoted(h.body_contains));
     }
+    if (h.type == "grpc") {
+        if (h.host.empty())
+            none("host", "the target's address");
+        else
+            kv("host", quoted(h.host));
+        kv("service", quoted(h.service),
+           h.service.empty() ? "grpc.health.v1.Health/Check about the whole server"
+                             : "grpc.health.v1.Health/Check about this service");
+    }
     kv("interval", duration(h.interval));
     kv("timeout", duration(h.timeout));
     kv("healthy", std::to_string(h.healthy), "successes to mark a target up");

@@ -13,6 +13,7 @@
 #include "core/fleet/target_table.h"
 #include "core/http/request.h"
 #include "core/worker/worker.h"
+#include "modules/health/grpc_health.h"
 
 namespace torii {
 
@@ -141,10 +142,15 @@ json_t *upstream_json(TargetTable &table, int index, const UpstreamConfig &u) {
         json_object_set_new(
             j, "health_check",
             json_pack("{s:s,s:s,s:I,s:I,s:i,s:i}", "type", u.health.type.c_str(), "path",
-                      u.health.type == "http" ? u.health.path.c_str() : "", "interval_ms",
-                      static_cast<json_int_t>(u.health.interval), "timeout_ms",
+                      u.health.type == "http"   ? u.health.path.c_str()
+                      : u.health.type == "grpc" ? kGrpcHealthCheckPath.data()
+                                                : "",
+                      "interval_ms", static_cast<json_int_t>(u.health.interval), "timeout_ms",
                       static_cast<json_int_t>(u.health.timeout), "healthy", u.health.healthy,
                       "unhealthy", u.health.unhealthy));
+        if (u.health.type == "grpc")
+            json_object_set_new(json_object_get(j, "health_check"), "service",
+                                json_string(u.health.service.c_str()));
     } else {
         json_object_set_new(j, "health_check", json_null());
     }

@@ -5,6 +5,9 @@
 // type "tcp" checks the TCP connect only, TLS upstream or not: it answers "does the target
 // accept connections", cheaply; a handshake is checked by type "http".
 //
+// type "grpc" (h2 and h2c upstreams) calls grpc.health.v1.Health/Check for `service` and
+// passes on SERVING only: HTTP 200, grpc-status 0 and a HealthCheckResponse saying so.
+//
 // The verdict is delivered from a libevent callback of the probe's own (the timer, made
 // active), never from inside a Socket callback or from start_health_probe: `done` may well
 // destroy the probe, and with it the socket whose callback would still be running.
@@ -20,6 +23,7 @@
 
 #include "core/base/libevent_ptr.h"
 #include "core/net/socket.h"
+#include "modules/health/grpc_health.h"
 #include "modules/health/probe_exchange.h"
 #include "modules/tls/openssl_handles.h"
 
@@ -56,6 +60,7 @@ public:
           std::function<void(ProbeResult)> done)
         : done_(std::move(done)),
           tcp_(upstream.health.type == "tcp"),
+          grpc_(upstream.health.type == "grpc"),
           statuses_(upstream.health.statuses),
           needle_(upstream.health.body_contains),
           protocol_(upstream.protocol),
@@ -63,9 +68,11 @@ public:
           tls_ctx_(upstream.tls.ctx),
           sni_(upstream.tls.sni),
           verify_(upstream.tls.verify) {
-        request_.path = upstream.health.path;
+        request_.path = grpc_ ? std::string(kGrpcHealthCheckPath) : upstream.health.path;
         request_.authority = upstream.health.host.empty() ? address_text : upstream.health.host;
         request_.tls = tls_;
+        request_.grpc = grpc_;
+        if (grpc_) request_.body = grpc_health_request(upstream.health.service);
         // SNI and the name the certificate must carry: `sni`, else the target's host.
         if (sni_.empty()) {
             sni_ = address_text.substr(0, address_text.rfind(':'));
@@ -123,7 +130,7 @@ private:
     }
 
     bool speaks_http2() const {
-        return protocol_ == UpstreamProtocol::h2 || protocol_ == UpstreamProtocol::h2c;
+        return grpc_ || protocol_ == UpstreamProtocol::h2 || protocol_ == UpstreamProtocol::h2c;
     }
 
     // The verdict; delivered from the loop by on_timer_cb.
@@ -194,6 +201,11 @@ private:
 
     bool on_probe_head(int status) override {
         status_ = status;
+        if (grpc_) {  // judged at the end, by the trailers and the message; a gRPC server
+            if (status == 200) return true;  // answers every call with HTTP 200
+            finish(false, status_text());
+            return false;
+        }
         if (!accepted(status)) {
             finish(false, status_text());
             return false;
@@ -206,6 +218,14 @@ private:
     }
 
     bool on_probe_body(const char *data, size_t len) override {
+        if (grpc_) {  // the response message, up to kProbeMaxBody (one is a few bytes)
+            if (len > kProbeMaxBody - window_.size()) {
+                finish(false, "gRPC: response over 64 KiB");
+                return false;
+            }
+            window_.append(data, len);
+            return true;
+        }
         // Searched in a window: the bytes kept from before (fewer than the needle, so a
         // match across two pieces is found) and the new ones, up to kProbeMaxBody in all.
         if (len > kProbeMaxBody - body_bytes_) len = kProbeMaxBody - body_bytes_;
@@ -223,12 +243,45 @@ private:
         return true;
     }
 
-    void on_probe_end() override { finish(false, "body lacks \"" + needle_ + "\""); }
+    void on_probe_end() override {
+        if (grpc_) {
+            judge_grpc();
+            return;
+        }
+        finish(false, "body lacks \"" + needle_ + "\"");
+    }
+
+    void on_probe_field(std::string_view name, std::string_view value) override {
+        if (name == "grpc-status") grpc_status_.assign(value);
+        if (name == "grpc-message") grpc_message_.assign(value.substr(0, 200));
+    }
+
+    // "gRPC SERVING" passes; "gRPC NOT_SERVING", "gRPC status 12 (unimplemented)" (a server
+    // without the health service), "gRPC: no grpc-status" and the like fail.
+    void judge_grpc() {
+        if (grpc_status_.empty()) {
+            finish(false, "gRPC: no grpc-status");
+            return;
+        }
+        if (grpc_status_ != "0") {
+            std::string why = "gRPC status " + grpc_status_;
+            if (!grpc_message_.empty()) why += " (" + grpc_message_ + ")";
+            finish(false, std::move(why));
+            return;
+        }
+        const int64_t status = grpc_health_status(window_);
+        if (status < 0) {
+            finish(false, "gRPC: not a HealthCheckResponse");
+            return;
+        }
+        finish(status == 1, "gRPC " + grpc_health_status_name(status));
+    }
 
     void on_probe_failed(std::string why) override { finish(false, std::move(why)); }
 
     std::function<void(ProbeResult)> done_;
     bool tcp_;
+    bool grpc_;
     std::vector<int> statuses_;
     std::string needle_;
     UpstreamProtocol protocol_;
@@ -244,7 +297,9 @@ private:
     ProbeResult result_;
     int status_ = 0;
     size_t body_bytes_ = 0;
-    std::string window_;
+    std::string window_;  // http: the body_contains window; grpc: the response message
+    std::string grpc_status_;
+    std::string grpc_message_;
     bool finished_ = false;
 };
 

@@ -1,8 +1,10 @@
 // One active health check of one target ([upstream.X.health]): type = "tcp" connects;
 // type = "http" sends `GET path` (Host: `host` or the target's address; over TLS with the
 // upstream's TLS settings when the upstream uses TLS) and checks the status against
-// `statuses` (default 2xx/3xx) and the body against `body_contains`. Everything is bounded by
-// `timeout`. Probes run in the fleet process (core/fleet) on its event loop, never blocking.
+// `statuses` (default 2xx/3xx) and the body against `body_contains`; type = "grpc" (h2 and
+// h2c upstreams) asks grpc.health.v1.Health/Check about `service` and passes on SERVING.
+// Everything is bounded by `timeout`. Probes run in the fleet process (core/fleet) on its event
+// loop, never blocking.
 //
 // The scheduler (interval with jitter, healthy/unhealthy thresholds, transitions) is the
 // fleet's HealthChecker; a probe only answers "did this one check pass, and why not".

@@ -3,12 +3,15 @@
 // ones, so a probe takes the same path to the target as proxied requests and an h2-only
 // target (a gRPC server) is not refused for speaking the wrong protocol.
 //
-// An exchange parses; the probe judges. Heads and bodies over the limits below fail.
+// An exchange parses; the probe judges. Heads and bodies over the limits below fail. A gRPC
+// health check (type "grpc") is an HTTP/2 exchange too: a POST of one gRPC message, judged
+// by its trailers and response message (grpc_health.h).
 #pragma once
 
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace torii {
 
@@ -28,6 +31,12 @@ public:
     virtual bool on_probe_body(const char *data, size_t len) = 0;
     virtual void on_probe_end() = 0;
     virtual void on_probe_failed(std::string why) = 0;
+    // A field of the final response head or of its trailers (HTTP/2 exchanges only; the
+    // gRPC judge reads grpc-status and grpc-message there).
+    virtual void on_probe_field(std::string_view name, std::string_view value) {
+        (void)name;
+        (void)value;
+    }
 
 protected:
     ~ProbeResponseSink() = default;
@@ -37,6 +46,10 @@ struct ProbeRequest {
     std::string path;       // "/health"
     std::string authority;  // Host / :authority
     bool tls = false;       // :scheme https
+    // A gRPC call (HTTP/2 only): POST `body` with content-type application/grpc and
+    // te: trailers, instead of a GET.
+    bool grpc = false;
+    std::string body;
 };
 
 class ProbeExchange {

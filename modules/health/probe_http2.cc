@@ -1,9 +1,12 @@
-// HTTP/2 probe exchange (h2 and h2c upstreams): a client session with one GET stream. The
-// session is thrown away with the connection, so nothing here is tuned: nghttp2's default
-// windows (64 KiB, as much as a probe reads) and automatic WINDOW_UPDATEs.
+// HTTP/2 probe exchange (h2 and h2c upstreams): a client session with one stream, a GET or,
+// for a gRPC health check, a POST of one gRPC message. The session is thrown away with the
+// connection, so nothing here is tuned: nghttp2's default windows (64 KiB, as much as a
+// probe reads) and automatic WINDOW_UPDATEs.
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <string_view>
 
 #include "core/net/socket.h"
@@ -48,13 +51,18 @@ public:
                               name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
         };
         const nghttp2_nv head[] = {
-            nv(":method", "GET"),
+            nv(":method", req_.grpc ? "POST" : "GET"),
             nv(":scheme", req_.tls ? "https" : "http"),
             nv(":authority", req_.authority),
             nv(":path", req_.path),
             nv("user-agent", "torii-health"),
+            nv("content-type", "application/grpc"),
+            nv("te", "trailers"),
         };
-        id_ = nghttp2_submit_request(session, nullptr, head, std::size(head), nullptr, nullptr);
+        nghttp2_data_provider body{};
+        body.read_callback = read_body;
+        id_ = nghttp2_submit_request(session, nullptr, head, req_.grpc ? 7 : 5,
+                                     req_.grpc ? &body : nullptr, nullptr);
         if (id_ < 0) {
             fail(std::string("HTTP/2: ") + nghttp2_strerror(id_));
             return;
@@ -98,18 +106,35 @@ private:
         sink_.on_probe_failed(std::move(why));
     }
 
+    // The request body (a gRPC health check's message), handed over whole: it is a few bytes.
+    static ssize_t read_body(nghttp2_session *, int32_t, uint8_t *buf, size_t length,
+                             uint32_t *data_flags, nghttp2_data_source *, void *user) {
+        Http2Exchange *x = self(user);
+        const size_t n = std::min(length, x->req_.body.size() - x->body_sent_);
+        std::memcpy(buf, x->req_.body.data() + x->body_sent_, n);
+        x->body_sent_ += n;
+        if (x->body_sent_ == x->req_.body.size()) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        return static_cast<ssize_t>(n);
+    }
+
     static int on_header(nghttp2_session *, const nghttp2_frame *frame, const uint8_t *name,
                          size_t namelen, const uint8_t *value, size_t valuelen, uint8_t,
                          void *user) {
         Http2Exchange *x = self(user);
-        if (x->done_ || frame->hd.stream_id != x->id_ || x->head_seen_) return 0;
-        // RFC 7541's size of a field (32 bytes of overhead each), as SETTINGS count it.
+        if (x->done_ || frame->hd.stream_id != x->id_) return 0;
+        // RFC 7541's size of a field (32 bytes of overhead each), as SETTINGS count it; the
+        // trailers count with the head.
         x->head_bytes_ += namelen + valuelen + 32;
         if (x->head_bytes_ > kProbeMaxHead) {
             x->fail("response head over 16 KiB");
             return 0;
         }
         std::string_view n(reinterpret_cast<const char *>(name), namelen);
+        if (x->head_seen_ || (x->status_ >= 200 && !n.empty() && n[0] != ':')) {  // head, trailer
+            x->sink_.on_probe_field(
+                n, std::string_view(reinterpret_cast<const char *>(value), valuelen));
+            return 0;
+        }
         if (n == ":status") {
             const char *v = reinterpret_cast<const char *>(value);
             int status = 0;
@@ -165,6 +190,7 @@ private:
     ProbeResponseSink &sink_;
     std::unique_ptr<nghttp2_session, SessionDeleter> session_;
     int32_t id_ = -1;
+    size_t body_sent_ = 0;
     int status_ = 0;
     size_t head_bytes_ = 0;
     std::string error_;

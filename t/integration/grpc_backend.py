@@ -15,6 +15,13 @@ Methods of service "test.Echo":
   Wait           holds the call until the client cancels it (at most 10 s)
   Cancels        how many Wait calls this server saw cancelled
   Metadata       the call's request metadata as a JSON object (what torii sent upstream)
+  SetHealth      request b"SERVICE=STATUS" (STATUS: SERVING, NOT_SERVING, ...): what the
+                 health service answers about SERVICE from now on
+
+and grpc.health.v1.Health/Check (the gRPC health checking protocol, its two one-field
+messages encoded here by hand), which answers from --health "SERVICE=STATUS,..." (default
+"=SERVING": the server as a whole is serving) and NOT_FOUND for a service it does not know,
+as grpc's own health servicer does; --health none leaves the service out (UNIMPLEMENTED).
 """
 
 import argparse
@@ -73,6 +80,34 @@ def metadata(request, context):
     return json.dumps(dict(context.invocation_metadata())).encode()
 
 
+STATUSES = {"UNKNOWN": 0, "SERVING": 1, "NOT_SERVING": 2, "SERVICE_UNKNOWN": 3}
+health = {}
+
+
+def parse_health(text):
+    for item in filter(None, text.split(",")):
+        service, status = item.rsplit("=", 1)
+        health[service] = STATUSES[status]
+
+
+def health_check(request, context):
+    # HealthCheckRequest: field 1 (service) as a length-delimited string, or nothing.
+    service = ""
+    if request:
+        if request[0] != 0x0A or request[1] != len(request) - 2:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a HealthCheckRequest")
+        service = request[2:].decode()
+    if service not in health:
+        context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
+    status = health[service]
+    return bytes([0x08, status]) if status else b""  # proto3 leaves UNKNOWN (0) out
+
+
+def set_health(request, context):
+    parse_health(request.decode())
+    return b"ok"
+
+
 def slow(request, context):
     time.sleep(2)
     return request
@@ -83,6 +118,7 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--name", default="grpc")
     ap.add_argument("--mode", default="normal")
+    ap.add_argument("--health", default="=SERVING")
     args = ap.parse_args()
     ident = dict(request_deserializer=None, response_serializer=None)
     handlers = {
@@ -95,9 +131,16 @@ def main():
         "Wait": grpc.unary_unary_rpc_method_handler(wait, **ident),
         "Cancels": grpc.unary_unary_rpc_method_handler(cancels, **ident),
         "Metadata": grpc.unary_unary_rpc_method_handler(metadata, **ident),
+        "SetHealth": grpc.unary_unary_rpc_method_handler(set_health, **ident),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", handlers),))
+    generic = [grpc.method_handlers_generic_handler("test.Echo", handlers)]
+    if args.health != "none":
+        parse_health(args.health)
+        generic.append(grpc.method_handlers_generic_handler(
+            "grpc.health.v1.Health",
+            {"Check": grpc.unary_unary_rpc_method_handler(health_check, **ident)}))
+    server.add_generic_rpc_handlers(tuple(generic))
     if server.add_insecure_port("127.0.0.1:%d" % args.port) == 0:
         print("bind failed", file=sys.stderr)
         sys.exit(3)

@@ -276,3 +276,78 @@ def test_http_check_speaks_http2_to_h2c_targets(procs):
     wait_health(t, "api", a.address, "down", 5)
     msg = target(t, "api", a.address)["check"]["message"]
     assert msg.startswith("HTTP/2: "), msg  # nghttp2's reason: no SETTINGS frame came
+
+
+def set_grpc_health(b, service, status):
+    """Tells a grpc_backend.py what its health service answers about `service` from now on."""
+    import grpc
+    with grpc.insecure_channel("127.0.0.1:%d" % b.port) as channel:
+        assert channel.unary_unary("/test.Echo/SetHealth")(
+            ("%s=%s" % (service, status)).encode(), timeout=5) == b"ok"
+
+
+def test_grpc_check_asks_the_health_service(procs):
+    # type = "grpc" calls grpc.health.v1.Health/Check and passes on SERVING only. One server
+    # serves, one says NOT_SERVING, one has no health service (UNIMPLEMENTED): an HTTP GET
+    # would pass all three (a gRPC server answers any call with HTTP 200).
+    serving = procs.backend("g-serving", script="grpc_backend.py")
+    not_serving = procs.backend("g-not", script="grpc_backend.py",
+                                extra_args=["--health", "=NOT_SERVING"])
+    no_health = procs.backend("g-none", script="grpc_backend.py",
+                              extra_args=["--health", "none"])
+    grpc_health = {"type": "grpc", "interval": "300ms", "timeout": "1s", "healthy": 1,
+                   "unhealthy": 1}
+    t = gateway(procs, {"api": [serving.port, not_serving.port, no_health.port],
+                        "svc": [serving.port]},
+                {}, api={"protocol": "h2c", "health": grpc_health},
+                svc={"protocol": "h2c", "health": dict(grpc_health, service="test.Echo")})
+    assert wait_checked(t, "api", serving.address, "passed")["message"] == "gRPC SERVING"
+    assert wait_checked(t, "api", not_serving.address, "failed")["message"] == \
+        "gRPC NOT_SERVING"
+    msg = wait_checked(t, "api", no_health.address, "failed")["message"]
+    assert msg.startswith("gRPC status 12"), msg  # UNIMPLEMENTED
+    wait_health(t, "api", not_serving.address, "down", 5)
+    wait_health(t, "api", no_health.address, "down", 5)
+    assert target(t, "api", serving.address)["health"] == "up"
+    state = upstream_state(t, "svc")
+    assert state["health_check"]["type"] == "grpc", state
+    assert state["health_check"]["path"] == "/grpc.health.v1.Health/Check", state
+    assert state["health_check"]["service"] == "test.Echo", state
+
+    # The answer is what counts, as it changes: the server that stopped serving goes down,
+    # the one that started comes back.
+    set_grpc_health(not_serving, "", "SERVING")
+    set_grpc_health(serving, "", "NOT_SERVING")
+    wait_health(t, "api", not_serving.address, "up", 5)
+    wait_health(t, "api", serving.address, "down", 5)
+
+    # `service` names what is asked about: the server knows nothing of "test.Echo" yet
+    # (NOT_FOUND), then says it serves it, whatever it says of itself as a whole.
+    msg = wait_checked(t, "svc", serving.address, "failed")["message"]
+    assert msg.startswith("gRPC status 5"), msg
+    set_grpc_health(serving, "test.Echo", "SERVING")
+    assert wait_checked(t, "svc", serving.address, "passed")["message"] == "gRPC SERVING"
+    assert target(t, "api", serving.address)["health"] == "down"
+
+
+def test_grpc_check_config_errors(tmp_path):
+    # `torii -t` names the line and what is wrong: gRPC needs HTTP/2 to the targets, a gRPC
+    # check has no path of its own to set, and `service` belongs to gRPC checks.
+    cases = [({}, {"type": "grpc"}, 'type = "grpc"',
+              '"grpc" needs protocol = "h2" or "h2c" in [upstream.api] (gRPC is HTTP/2)'),
+             ({"protocol": "h2c"}, {"type": "grpc", "path": "/health"}, 'path = "/health"',
+              'applies to type = "http" only'),
+             ({"protocol": "h2c"}, {"type": "http", "service": "x"}, 'service = "x"',
+              'applies to type = "grpc" only')]
+    path = os.path.join(str(tmp_path), "torii.toml")
+    for upstream_opts, health, needle, message in cases:
+        port = harness.free_port()
+        text = config(main_block(), upstream_block("api", [port], health=health, **upstream_opts),
+                      server_block([port], [{"path": "/", "upstream": "api"}]))
+        with open(path, "w") as f:
+            f.write(text)
+        cp = harness.run_torii(["-t", "-c", path])
+        assert cp.returncode == 1, (cp.stdout, cp.stderr)
+        line = [i for i, l in enumerate(text.splitlines(), 1) if needle in l][0]
+        assert "%s:%d:" % (path, line) in cp.stderr, (needle, cp.stderr)
+        assert message in cp.stderr, cp.stderr
