@@ -79,11 +79,14 @@ private:
         return t0_ + static_cast<int64_t>(std::llround(static_cast<double>(i) * period_ns_));
     }
     // Slices go round the targets: the one whose slice holds request i's due time.
+    uint64_t slice_of(uint64_t i) const {
+        return static_cast<uint64_t>(static_cast<double>(i) * period_ns_ / slice_ns_);
+    }
     unsigned target_of(uint64_t i) const {
         if (targets_.size() == 1) return 0;
-        const auto slice = static_cast<uint64_t>(static_cast<double>(i) * period_ns_ / slice_ns_);
-        return static_cast<unsigned>(slice % targets_.size());
+        return static_cast<unsigned>(slice_of(i) % targets_.size());
     }
+    int64_t next_wake(int64_t deadline) const;
     bool measured(uint64_t i) const { return i >= warm_count_; }
     void connect(Conn &c, int64_t now);
     void close_conn(Conn &c, int64_t retry_at);
@@ -278,6 +281,32 @@ bool LoadLoop::wait(int64_t deadline) {
     return true;
 }
 
+// When to wake for the schedule: the due time of the next request whose target has a
+// connection free to take it. While a target's requests wait, the next of its connections to
+// free up takes them (their latency runs from their due times anyway), and waking for each
+// due time would take the CPU the server needs; but another target's slice coming up must
+// wake the loop even when every connection of this one is stuck.
+int64_t LoadLoop::next_wake(int64_t deadline) const {
+    if (issued_ >= total_) return deadline;
+    const size_t n = targets_.size();
+    uint64_t i = issued_;
+    for (size_t k = 0; k < n && i < total_; ++k) {
+        if (!targets_[target_of(i)].idle.empty()) return std::min(deadline, due_at(i));
+        if (n == 1) break;
+        // The first request of the next slice (slices hold at least one: --slice is at
+        // least one period, or the slices with none are skipped alike).
+        const uint64_t next_slice = slice_of(i) + 1;
+        uint64_t j = static_cast<uint64_t>(
+            std::ceil(static_cast<double>(next_slice) * slice_ns_ / period_ns_));
+        while (j > i + 1 && slice_of(j - 1) >= next_slice)
+            --j;
+        while (j < total_ && slice_of(j) < next_slice)
+            ++j;
+        i = std::max(j, i + 1);
+    }
+    return deadline;
+}
+
 bool LoadLoop::run(std::string *error) {
     const unsigned ntargets = static_cast<unsigned>(o_.targets.size());
     reports_->assign(ntargets, Report{});
@@ -368,19 +397,16 @@ bool LoadLoop::run(std::string *error) {
             if (c.state == ConnState::kDown) deadline = std::min(deadline, c.retry_at);
         }
         dispatch(now);
-        // The next due time matters only with a connection free to take it: while requests
-        // wait, the next to free up takes them (their latency runs from their due times
-        // anyway), and waking for each due time would take the CPU the server needs.
-        if (issued_ < total_ && !targets_[target_of(issued_)].idle.empty())
-            deadline = std::min(deadline, due_at(issued_));
+        deadline = next_wake(deadline);
         if (!wait(deadline)) {
             *error = std::string("epoll: ") + strerror(errno);
             return false;
         }
     }
     // What the drain did not see answered counts as an error, and on its own. A target's
-    // rate is over its share of the measured schedule, stretched as the whole was when the
-    // last answers came late (one target: completed over the time they took).
+    // rate is over its share of the measured schedule (its due requests at the rate),
+    // stretched as the whole was when the last answers came late (one target: completed over
+    // the time they took).
     const double span = static_cast<double>(measure_end - measure_start);
     for (TargetState &t : targets_) {
         Report &r = *t.report;
@@ -391,7 +417,7 @@ bool LoadLoop::run(std::string *error) {
             span > 0
                 ? std::max(1.0, static_cast<double>(t.last_measured_end - measure_start) / span)
                 : 1.0;
-        const double seconds = o_.duration_s * stretch;
+        const double seconds = static_cast<double>(r.due) / o_.rate * stretch;
         r.achieved_rate = seconds > 0 ? static_cast<double>(r.completed) / seconds : 0;
     }
     return true;

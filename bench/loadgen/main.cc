@@ -12,6 +12,7 @@
 #include <getopt.h>
 
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -43,7 +44,7 @@ constexpr const char *kUsage =
     "  -w, --warmup S        seconds of the same load first, per target, not measured\n"
     "                        (default 0)\n"
     "      --slice S         with several targets: seconds of schedule each takes in turn\n"
-    "                        (default 0.1)\n"
+    "                        (default 0.1, at least 0.001; -d and -w whole multiples of it)\n"
     "  -H, --header 'N: V'   a header sent with every request (repeatable)\n"
     "      --drain S         seconds to await answers after the last due time (default 10);\n"
     "                        requests still unanswered then count as errors (unfinished)\n";
@@ -119,7 +120,7 @@ int main(int argc, char **argv) {
                 ok = parse_double(optarg, &o.drain_s);
                 break;
             case 'S':
-                ok = parse_double(optarg, &o.slice_s) && o.slice_s > 0;
+                ok = parse_double(optarg, &o.slice_s) && o.slice_s >= 0.001;
                 break;
             case 'h':
                 std::fputs(kUsage, stdout);
@@ -133,6 +134,13 @@ int main(int argc, char **argv) {
     if (o.rate <= 0 || o.duration_s <= 0) return usage_error("-r and -d are required");
     if (argc - optind < 2 || !parse_targets(argv[optind], &o))
         return usage_error("HOST:PORT and a PATH are required");
+    // Each target takes whole slices: -d and -w then give each the same time.
+    auto whole_slices = [&](double s) {
+        const double n = s / o.slice_s;
+        return std::fabs(n - std::round(n)) < 1e-6;
+    };
+    if (o.targets.size() > 1 && (!whole_slices(o.duration_s) || !whole_slices(o.warmup_s)))
+        return usage_error("with several targets, -d and -w are whole multiples of --slice");
     for (int i = optind + 1; i < argc; ++i) {
         if (argv[i][0] != '/') return usage_error("a PATH starts with /");
         o.paths.emplace_back(argv[i]);

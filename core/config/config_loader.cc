@@ -473,6 +473,12 @@ void Loader::read_health(const Section &up_section, UpstreamConfig &up) const {
     if (health.interval <= 0) s.fail("interval", "must be more than 0");
     if (health.timeout <= 0) s.fail("timeout", "must be more than 0");
     s.read("host", health.host);
+    // Refused here rather than at every check (the probe would not send them either).
+    for (auto [key, text] :
+         {std::pair<const char *, const std::string &>{"path", health.path}, {"host", health.host}})
+        for (char c : text)
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+                s.fail(key, "must not contain control characters");
     s.read("body_contains", health.body_contains);
     if (toml::node *statuses = s.get("statuses")) {
         const char *expected = "expected an array of HTTP statuses, e.g. [200, 204]";

@@ -51,30 +51,31 @@ int64_t grpc_health_status(std::string_view body) {
     int64_t status = 0;  // absent: proto3's default, UNKNOWN
     while (p < end) {
         uint64_t key = 0, v = 0;
-        if (!get_varint(p, end, &key)) return -1;
+        if (!get_varint(p, end, &key) || key >> 3 == 0) return -1;  // field 0 does not exist
         switch (key & 7) {  // fields other than 1 are skipped, as a newer server may add them
             case 0:
                 if (!get_varint(p, end, &v)) return -1;
-                if (key >> 3 == 1) status = static_cast<int64_t>(v & 0x7fffffff);
+                // An enum is an int32: protobuf keeps the low 32 bits, as a signed number.
+                if (key >> 3 == 1) status = static_cast<int32_t>(static_cast<uint32_t>(v));
                 break;
             case 1:
-                if (end - p < 8) return -1;
+                if (key >> 3 == 1 || end - p < 8) return -1;  // field 1 is an enum (varint)
                 p += 8;
                 break;
             case 2:
-                if (!get_varint(p, end, &v) || v > static_cast<uint64_t>(end - p)) return -1;
-                if (key >> 3 == 1) return -1;  // field 1 is an enum, never bytes
+                if (key >> 3 == 1 || !get_varint(p, end, &v) || v > static_cast<uint64_t>(end - p))
+                    return -1;
                 p += v;
                 break;
             case 5:
-                if (end - p < 4) return -1;
+                if (key >> 3 == 1 || end - p < 4) return -1;
                 p += 4;
                 break;
             default:
                 return -1;  // groups (3, 4) and wire types 6, 7 are no HealthCheckResponse
         }
     }
-    return status;
+    return status < 0 ? -1 : status;  // a negative enum value is no status torii knows
 }
 
 std::string grpc_health_status_name(int64_t status) {

@@ -22,8 +22,8 @@ inline constexpr std::string_view kGrpcHealthCheckPath = "/grpc.health.v1.Health
 // The request body asking about `service` ("" asks about the server as a whole).
 std::string grpc_health_request(std::string_view service);
 
-// What a Check response body says: the serving status (0-3, or any other number a newer
-// server sends), or -1 when the body is not one uncompressed HealthCheckResponse.
+// What a Check response body says: the serving status (0-3, or any other non-negative number
+// a newer server sends), or -1 when the body is not one uncompressed HealthCheckResponse.
 int64_t grpc_health_status(std::string_view body);
 
 // "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN", "UNKNOWN", or "status N" for other numbers.

@@ -48,6 +48,36 @@ std::string tls_text(std::string_view socket_error) {
     return "TLS: " + std::string(socket_error);
 }
 
+// Bytes from the target, fit for a log line and GET /upstreams' JSON: printable ASCII, the
+// rest as '?', at most 80 of them.
+std::string printable(std::string_view s) {
+    std::string out;
+    for (char c : s.substr(0, 80))
+        out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+    return out;
+}
+
+// A grpc-message: percent-encoded UTF-8 on the wire (gRPC's HTTP/2 mapping), decoded then
+// made printable.
+std::string grpc_message_text(std::string_view v) {
+    auto hex = [](char c) {
+        return c >= '0' && c <= '9'   ? c - '0'
+               : c >= 'a' && c <= 'f' ? c - 'a' + 10
+               : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                      : -1;
+    };
+    std::string decoded;
+    for (size_t i = 0; i < v.size() && decoded.size() < 80; ++i) {
+        if (v[i] == '%' && i + 2 < v.size() && hex(v[i + 1]) >= 0 && hex(v[i + 2]) >= 0) {
+            decoded.push_back(static_cast<char>(hex(v[i + 1]) * 16 + hex(v[i + 2])));
+            i += 2;
+        } else {
+            decoded.push_back(v[i]);
+        }
+    }
+    return printable(decoded);
+}
+
 bool has_control_chars(std::string_view s) {
     for (char c : s)
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
@@ -251,14 +281,28 @@ private:
         finish(false, "body lacks \"" + needle_ + "\"");
     }
 
-    void on_probe_field(std::string_view name, std::string_view value) override {
-        if (name == "grpc-status") grpc_status_.assign(value);
-        if (name == "grpc-message") grpc_message_.assign(value.substr(0, 200));
+    // grpc-status and grpc-message count only where gRPC puts them (trailers, or a
+    // trailers-only head), as gRPC clients read them: a head's grpc-status followed by no
+    // trailers is no answer.
+    void on_probe_field(std::string_view name, std::string_view value, bool trailer) override {
+        if (name == "content-type" && grpc_content_type_.empty())  // the head's
+            grpc_content_type_.assign(value.substr(0, 64));
+        if (!trailer) return;
+        if (name == "grpc-status") grpc_status_.assign(value.substr(0, 16));
+        if (name == "grpc-message") grpc_message_ = grpc_message_text(value);
     }
 
     // "gRPC SERVING" passes; "gRPC NOT_SERVING", "gRPC status 12 (unimplemented)" (a server
     // without the health service), "gRPC: no grpc-status" and the like fail.
     void judge_grpc() {
+        // A gRPC response says so (application/grpc, or application/grpc+proto and the
+        // like): anything else is some other server's answer.
+        std::string_view type = grpc_content_type_;
+        if (type.substr(0, 16) != "application/grpc" ||
+            (type.size() > 16 && type[16] != '+' && type[16] != ';')) {
+            finish(false, "gRPC: content-type \"" + printable(grpc_content_type_) + "\"");
+            return;
+        }
         if (grpc_status_.empty()) {
             finish(false, "gRPC: no grpc-status");
             return;
@@ -298,6 +342,7 @@ private:
     int status_ = 0;
     size_t body_bytes_ = 0;
     std::string window_;  // http: the body_contains window; grpc: the response message
+    std::string grpc_content_type_;
     std::string grpc_status_;
     std::string grpc_message_;
     bool finished_ = false;

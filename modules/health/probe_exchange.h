@@ -31,11 +31,13 @@ public:
     virtual bool on_probe_body(const char *data, size_t len) = 0;
     virtual void on_probe_end() = 0;
     virtual void on_probe_failed(std::string why) = 0;
-    // A field of the final response head or of its trailers (HTTP/2 exchanges only; the
-    // gRPC judge reads grpc-status and grpc-message there).
-    virtual void on_probe_field(std::string_view name, std::string_view value) {
+    // A field of the final response head or of its trailers (HTTP/2 exchanges only, for
+    // the gRPC judge). `trailer`: from the trailers, or from a head that ends the stream (a
+    // gRPC trailers-only response), where grpc-status belongs.
+    virtual void on_probe_field(std::string_view name, std::string_view value, bool trailer) {
         (void)name;
         (void)value;
+        (void)trailer;
     }
 
 protected:

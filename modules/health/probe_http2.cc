@@ -50,6 +50,7 @@ public:
                               reinterpret_cast<uint8_t *>(const_cast<char *>(value.data())),
                               name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
         };
+        // A GET, or for a gRPC health check a POST of its message, with gRPC's fields.
         const nghttp2_nv head[] = {
             nv(":method", req_.grpc ? "POST" : "GET"),
             nv(":scheme", req_.tls ? "https" : "http"),
@@ -59,10 +60,12 @@ public:
             nv("content-type", "application/grpc"),
             nv("te", "trailers"),
         };
+        constexpr size_t kGetFields = 5;  // the GET stops before content-type
         nghttp2_data_provider body{};
         body.read_callback = read_body;
-        id_ = nghttp2_submit_request(session, nullptr, head, req_.grpc ? 7 : 5,
-                                     req_.grpc ? &body : nullptr, nullptr);
+        id_ =
+            nghttp2_submit_request(session, nullptr, head, req_.grpc ? std::size(head) : kGetFields,
+                                   req_.grpc ? &body : nullptr, nullptr);
         if (id_ < 0) {
             fail(std::string("HTTP/2: ") + nghttp2_strerror(id_));
             return;
@@ -131,8 +134,9 @@ private:
         }
         std::string_view n(reinterpret_cast<const char *>(name), namelen);
         if (x->head_seen_ || (x->status_ >= 200 && !n.empty() && n[0] != ':')) {  // head, trailer
+            const bool trailer = x->head_seen_ || (frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
             x->sink_.on_probe_field(
-                n, std::string_view(reinterpret_cast<const char *>(value), valuelen));
+                n, std::string_view(reinterpret_cast<const char *>(value), valuelen), trailer);
             return 0;
         }
         if (n == ":status") {

@@ -94,9 +94,16 @@ def health_check(request, context):
     # HealthCheckRequest: field 1 (service) as a length-delimited string, or nothing.
     service = ""
     if request:
-        if request[0] != 0x0A or request[1] != len(request) - 2:
+        length, shift, i = 0, 0, 1
+        while i < len(request) and request[i] & 0x80:
+            length |= (request[i] & 0x7F) << shift
+            shift, i = shift + 7, i + 1
+        if request[0] != 0x0A or i >= len(request):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a HealthCheckRequest")
-        service = request[2:].decode()
+        length |= request[i] << shift
+        if length != len(request) - i - 1:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a HealthCheckRequest")
+        service = request[i + 1:].decode()
     if service not in health:
         context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
     status = health[service]

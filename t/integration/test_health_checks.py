@@ -330,6 +330,16 @@ def test_grpc_check_asks_the_health_service(procs):
     assert target(t, "api", serving.address)["health"] == "down"
 
 
+def test_grpc_check_of_a_long_service_name(procs):
+    # A name of 200 bytes: its length takes two bytes in the request (a varint).
+    g = procs.backend("g-long", script="grpc_backend.py",
+                      extra_args=["--health", "%s=SERVING" % ("s" * 200)])
+    t = gateway(procs, {"api": [g.port]}, {},
+                api={"protocol": "h2c", "health": {"type": "grpc", "service": "s" * 200,
+                                                   "interval": "300ms", "timeout": "1s"}})
+    assert wait_checked(t, "api", g.address, "passed")["message"] == "gRPC SERVING"
+
+
 def test_grpc_check_config_errors(tmp_path):
     # `torii -t` names the line and what is wrong: gRPC needs HTTP/2 to the targets, a gRPC
     # check has no path of its own to set, and `service` belongs to gRPC checks.
@@ -338,7 +348,9 @@ def test_grpc_check_config_errors(tmp_path):
              ({"protocol": "h2c"}, {"type": "grpc", "path": "/health"}, 'path = "/health"',
               'applies to type = "http" only'),
              ({"protocol": "h2c"}, {"type": "http", "service": "x"}, 'service = "x"',
-              'applies to type = "grpc" only')]
+              'applies to type = "grpc" only'),
+             ({}, {"type": "http", "host": "a\rb"}, 'host = "a',
+              "must not contain control characters")]
     path = os.path.join(str(tmp_path), "torii.toml")
     for upstream_opts, health, needle, message in cases:
         port = harness.free_port()

@@ -5,6 +5,7 @@ several targets served in turn, each with its own report."""
 
 import json
 import os
+import socket
 import subprocess
 
 import pytest
@@ -121,13 +122,41 @@ def test_targets_take_the_schedule_in_turn(open_and_guarded):
     for out in outs:
         assert out["due"] == 400 and out["completed"] == 400 and out["errors"] == 0, out
         assert out["connections"] == 4 and out["slice_s"] == 0.05, out
-        # Each took its share over the whole run, not all of it at once: 400 in 1 s each.
+        # Its rate is over its own share of the schedule: 400 requests in 1 s each.
         assert 300 <= out["achieved_rate"] <= 410, out
     assert outs[0]["non_2xx"] == 0, outs[0]
     assert outs[1]["non_2xx"] == 400, outs[1]
     # The other way round: the order of the targets is the order of the reports.
     outs = loadgen_targets([guarded_port, open_port], ["/echo"], 200, 0.5, 2)
     assert [o["non_2xx"] for o in outs] == [100, 0], outs
+
+
+def test_a_stuck_target_does_not_hold_up_the_others(open_and_guarded):
+    # The first target takes connections and never answers (a listener nobody accepts
+    # from): its requests queue behind its two busy connections. The second target's slices
+    # still go out on time, on its own connections, and are answered at once.
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(16)
+    try:
+        outs = loadgen_targets([stuck.getsockname()[1], open_and_guarded[0]], ["/echo"], 100, 1,
+                               2, "--drain", "1")
+    finally:
+        stuck.close()
+    assert outs[0]["completed"] == 0 and outs[0]["unfinished"] == 100, outs[0]
+    assert outs[0]["max_queue"] >= 90, outs[0]  # its due requests waited, counted as such
+    assert outs[1]["due"] == 100 and outs[1]["completed"] == 100, outs[1]
+    assert outs[1]["errors"] == 0 and outs[1]["non_2xx"] == 0, outs[1]
+    # Sent when due, not when the stuck target's slice ended (100 ms later at the most).
+    assert outs[1]["p90_us"] < 50_000, outs[1]
+
+
+def test_several_targets_take_whole_slices():
+    # -d and -w would give the targets different shares if they were not whole slices.
+    r = subprocess.run([loadgen_bin(), "-r", "1000", "-d", "0.25", "--slice", "0.1",
+                        "127.0.0.1:1,127.0.0.1:2", "/"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "whole multiples of --slice" in r.stderr, r.stderr
 
 
 def test_unreachable_target_is_an_error(open_and_guarded):

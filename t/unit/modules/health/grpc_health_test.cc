@@ -63,4 +63,12 @@ TEST_CASE("grpc health: what is no HealthCheckResponse") {
     CHECK(grpc_health_status(framed("\x1b")) == -1);                   // a group
     CHECK(grpc_health_status(framed(std::string(11, '\xff'))) == -1);  // varint over 10
     CHECK(grpc_health_status(framed(framed("\x08\x01") + framed("\x08\x01")).substr(5)) == -1);
+    CHECK(grpc_health_status(framed(std::string("\x00\x01", 2))) == -1);  // field number 0
+    // Field 1 is a varint-encoded enum: as fixed32 or fixed64 it is something else.
+    CHECK(grpc_health_status(framed(std::string("\x0d\x01\x00\x00\x00", 5))) == -1);
+    CHECK(grpc_health_status(framed(std::string("\x09", 1) + std::string(8, '\0'))) == -1);
+    // An enum is an int32: 0x80000001 is negative, not SERVING (1) with the top bit lost.
+    CHECK(grpc_health_status(framed("\x08\x81\x80\x80\x80\x08")) == -1);
+    // A 64-bit varint keeps its low 32 bits, as protobuf's int32 does: 2^32 + 1 is 1.
+    CHECK(grpc_health_status(framed("\x08\x81\x80\x80\x80\x10")) == 1);
 }

@@ -580,3 +580,75 @@ TEST_CASE("http probe to h2c and h2 upstreams speaks HTTP/2") {
     CHECK_FALSE(r.ok);
     CHECK(r.message == "TLS: the target did not agree to HTTP/2 (ALPN)");
 }
+
+namespace {
+
+// An HPACK literal field without indexing, new name, no Huffman (short names and values).
+std::string hpack_field(const std::string &name, const std::string &value) {
+    return std::string(1, '\0') + static_cast<char>(name.size()) + name +
+           static_cast<char>(value.size()) + value;
+}
+
+// A gRPC answer on stream 1: the head (:status 200 and `content_type`), the message, the
+// trailers; `trailers_in_head`: the head carries `trailers` and ends the stream (gRPC's
+// trailers-only response) and no message goes.
+std::string grpc_reply(const std::string &message, const std::string &trailers,
+                       bool trailers_in_head = false,
+                       const std::string &content_type = "application/grpc") {
+    std::string head = std::string(1, static_cast<char>(0x80 | 8)) +  // :status 200
+                       hpack_field("content-type", content_type);
+    std::string out = h2_frame(4, 0, 0, "");  // SETTINGS
+    if (trailers_in_head) return out + h2_frame(1, 0x5, 1, head + trailers);
+    out += h2_frame(1, 0x4, 1, head);
+    if (!message.empty()) out += h2_frame(0, trailers.empty() ? 0x1 : 0x0, 1, message);
+    if (!trailers.empty()) out += h2_frame(1, 0x5, 1, trailers);
+    return out;
+}
+
+std::string health_message(char status) {
+    return std::string("\0\0\0\0\x02\x08", 6) + status;
+}
+
+}  // namespace
+
+TEST_CASE("grpc probe: SERVING passes, grpc-status only where gRPC puts it") {
+    Bench b;
+    b.up.protocol = UpstreamProtocol::h2c;
+    b.up.health.type = "grpc";
+    const std::string ok = hpack_field("grpc-status", "0");
+    Server srv(b.base.get(), grpc_reply(health_message(1), ok));
+    srv.close_after = false;
+    ProbeResult r = b.run(srv.port);
+    CHECK_MESSAGE(r.ok, r.message);
+    CHECK(r.message == "gRPC SERVING");
+    srv.reply = grpc_reply(health_message(2), ok);
+    CHECK(b.run(srv.port).message == "gRPC NOT_SERVING");
+    CHECK_FALSE(b.run(srv.port).ok);
+    srv.reply = grpc_reply(std::string("\0\0\0\0\0", 5), ok);  // UNKNOWN, left out
+    CHECK(b.run(srv.port).message == "gRPC UNKNOWN");
+    srv.reply = grpc_reply("garbage", ok);
+    CHECK(b.run(srv.port).message == "gRPC: not a HealthCheckResponse");
+    // A trailers-only answer: the status (percent-encoded message decoded) in the head.
+    srv.reply = grpc_reply(
+        "",
+        hpack_field("grpc-status", "12") + hpack_field("grpc-message", "Method%20not%20found%0A"),
+        true);
+    CHECK(b.run(srv.port).message == "gRPC status 12 (Method not found?)");
+    // grpc-status in a head that does not end the stream is no answer: the trailers must
+    // say it, and here none come.
+    srv.reply = h2_frame(4, 0, 0, "") +
+                h2_frame(1, 0x4, 1,
+                         std::string(1, static_cast<char>(0x88)) +
+                             hpack_field("content-type", "application/grpc") + ok) +
+                h2_frame(0, 0x1, 1, health_message(1));
+    CHECK(b.run(srv.port).message == "gRPC: no grpc-status");
+    // Not a gRPC answer at all, whatever it carries.
+    srv.reply = grpc_reply(health_message(1), ok, false, "text/html");
+    CHECK(b.run(srv.port).message == "gRPC: content-type \"text/html\"");
+    srv.reply = grpc_reply(health_message(1), ok, false, "application/grpc+proto");
+    CHECK(b.run(srv.port).ok);
+    srv.reply = grpc_reply(health_message(1), ok, false, "application/grpcx");
+    CHECK_FALSE(b.run(srv.port).ok);
+    srv.reply = h2_reply(14, "");  // HTTP 500 before anything gRPC
+    CHECK(b.run(srv.port).message == "HTTP 500");
+}
