@@ -9,7 +9,8 @@
 3. That load against nginx bare, torii bare, torii with the gateway chain (connection_rows:
    auth key + ratelimit local + stats + header_rewrite 2 sets + round_robin) and HAProxy
    bare, all four running at once on the proxy core and served in turn: the schedule is cut
-   into SLICE_SECONDS slices dealt to them round robin (the order rotated each round), each
+   into SLICE_SECONDS slices dealt to them round robin (the order rotated each round, and
+   backwards every other round: a backlog left at a slice's end falls on the next), each
    over 50 connections of its own. LATENCY_WARMUP seconds each unmeasured, then
    --latency-seconds each measured. Every request carries the chain's API key.
 
@@ -109,7 +110,11 @@ def run(args, work, backend, rows_wanted):
         rates.append((top["rps"], rate))
         B.log("round %d  latency-p99: nginx bare max %.0f req/s (wrk, %d connections); "
               "load %.0f req/s" % (rnd + 1, top["rps"], CONNECTIONS, rate))
+        # A proxy's backlog at the end of its slice spills into the next one's: every other
+        # round runs the order backwards, so each proxy follows a different one.
         order = proxies[rnd % len(proxies):] + proxies[:rnd % len(proxies)]
+        if rnd % 2:
+            order.reverse()
         try:
             for _, p in order:
                 p.start()
