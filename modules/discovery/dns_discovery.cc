@@ -9,7 +9,7 @@
 #include "core/base/libevent_ptr.h"
 #include "core/base/log.h"
 #include "modules/discovery/discovery_report.h"
-#include "modules/discovery/dns_udp_query.h"
+#include "modules/discovery/dns_query.h"
 
 namespace torii {
 
@@ -60,7 +60,7 @@ private:
     void resolve(size_t host);
     void on_address_answer(const Call &call, int result, char type, int count, int ttl,
                            const void *addresses);
-    void on_srv_answer(DnsUdpQuery::Outcome outcome);
+    void on_srv_answer(DnsQuery::Outcome outcome);
     void fail(std::string why);
     void note_ttl(int64_t ttl);
     void operation_done();
@@ -87,7 +87,7 @@ private:
     // The round in progress.
     std::vector<Host> hosts_;
     std::vector<Call *> calls_;
-    std::unique_ptr<DnsUdpQuery> srv_query_;
+    std::unique_ptr<DnsQuery> srv_query_;
     int pending_ = 0;
     std::string round_error_;
     std::optional<uint32_t> min_ttl_;
@@ -168,9 +168,9 @@ void DnsDiscovery::begin_round() {
         resolve(0);
     } else {
         ++pending_;
-        srv_query_ = std::make_unique<DnsUdpQuery>(
+        srv_query_ = std::make_unique<DnsQuery>(
             base_, servers_, name_, dns::kTypeSrv, query_timeout, kAttempts,
-            [this](DnsUdpQuery::Outcome outcome) { on_srv_answer(std::move(outcome)); });
+            [this](DnsQuery::Outcome outcome) { on_srv_answer(std::move(outcome)); });
         srv_query_->start();
     }
     if (pending_ == 0) event_active(done_.get(), 0, 0);
@@ -236,14 +236,11 @@ void DnsDiscovery::on_address_answer(const Call &call, int result, char type, in
     operation_done();
 }
 
-void DnsDiscovery::on_srv_answer(DnsUdpQuery::Outcome outcome) {
+void DnsDiscovery::on_srv_answer(DnsQuery::Outcome outcome) {
     const dns::Message &m = outcome.message;
     std::string what = "dns: " + name_ + " SRV: ";
     if (!outcome.error.empty()) {
         fail(what + outcome.error);
-    } else if (m.truncated) {
-        fail(what + "answer truncated (more records than fit in " +
-             std::to_string(dns::kMaxUdpPayload) + " bytes)" + via_);
     } else if (m.rcode == dns::kNxDomain) {
         fail(what + "name does not exist" + via_);
     } else if (m.rcode != dns::kNoError) {

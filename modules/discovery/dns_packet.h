@@ -1,6 +1,6 @@
 // DNS messages on the wire (RFC 1035 section 4, SRV from RFC 2782, EDNS0 from RFC 6891):
 // just enough to ask one question and read the answer. evdns cannot ask for SRV records, so
-// the DNS discovery source sends those queries itself (dns_udp_query.h) and reads the
+// the DNS discovery source sends those queries itself (dns_query.h) and reads the
 // answers here.
 //
 // The parser is a pure function over a datagram that anybody on the path may have forged:
