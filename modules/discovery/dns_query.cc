@@ -171,9 +171,11 @@ void DnsQuery::on_tcp_event(short what) {
         return;  // more to come (the event is persistent and level-triggered)
     const uint8_t *msg = tcp_in_.data() + 2;
     const size_t len = tcp_in_.size() - 2;
-    if (len < 2 || (msg[0] << 8 | msg[1]) != id_) return tcp_failed("the answer has another id");
+    if (len < 2) return tcp_failed("an answer of " + std::to_string(len) + " bytes");
+    if ((msg[0] << 8 | msg[1]) != id_) return tcp_failed("the answer has another id");
     std::optional<dns::Message> message = accept_answer(msg, len, tcp_server_);
-    if (!message) return tcp_failed(why_);
+    // accept_answer's "bad answer from SERVER: why": tcp_failed names the server itself.
+    if (!message) return tcp_failed(why_.substr(why_.find(": ") + 2));
     if (message->truncated) return tcp_failed("truncated again");
     finish(Outcome{"", std::move(*message)});
 }

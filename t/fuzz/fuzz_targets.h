@@ -16,6 +16,7 @@ int torii_fuzz_template(const uint8_t *data, size_t size);
 int torii_fuzz_rewrite(const uint8_t *data, size_t size);
 int torii_fuzz_jwt(const uint8_t *data, size_t size);
 int torii_fuzz_http2_frames(const uint8_t *data, size_t size);
+int torii_fuzz_dns_response(const uint8_t *data, size_t size);
 
 namespace torii::fuzz {
 
@@ -33,6 +34,7 @@ inline constexpr Target kTargets[] = {
     {"rewrite", torii_fuzz_rewrite},
     {"jwt", torii_fuzz_jwt},
     {"http2_frames", torii_fuzz_http2_frames},
+    {"dns_response", torii_fuzz_dns_response},
 };
 
 }  // namespace torii::fuzz

@@ -149,20 +149,51 @@ public:
     };
     using Respond = std::function<std::vector<std::vector<uint8_t>>(const Query &)>;
 
-    ScriptedDns(event_base *base, Respond respond) : respond_(std::move(respond)) {
-        fd_.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-        sockaddr_in sin{};
-        sin.sin_family = AF_INET;
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd_.get(), reinterpret_cast<sockaddr *>(&sin), sizeof sin) == 0);
-        socklen_t len = sizeof sin;
-        ::getsockname(fd_.get(), reinterpret_cast<sockaddr *>(&sin), &len);
-        port_ = ntohs(sin.sin_port);
+    // What the TCP side sends for a query that came over TCP (length prefix included), and
+    // whether it closes the connection then; nothing and no close: a server that stalls.
+    struct TcpReply {
+        std::vector<uint8_t> bytes;
+        bool close = true;
+    };
+    using RespondTcp = std::function<TcpReply(const Query &)>;
+
+    // UDP on a free port, and a TCP socket bound to the same port: refusing connections
+    // until serve_tcp() (nobody else can be listening there).
+    ScriptedDns(event_base *base, Respond respond) : base_(base), respond_(std::move(respond)) {
+        for (int tries = 0; tries < 20 && tcp_fd_.get() < 0; ++tries) {
+            fd_.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+            sockaddr_in sin{};
+            sin.sin_family = AF_INET;
+            sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            REQUIRE(::bind(fd_.get(), reinterpret_cast<sockaddr *>(&sin), sizeof sin) == 0);
+            socklen_t len = sizeof sin;
+            ::getsockname(fd_.get(), reinterpret_cast<sockaddr *>(&sin), &len);
+            port_ = ntohs(sin.sin_port);
+            tcp_fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+            if (::bind(tcp_fd_.get(), reinterpret_cast<sockaddr *>(&sin), sizeof sin) != 0)
+                tcp_fd_.reset();
+        }
+        REQUIRE(tcp_fd_.get() >= 0);
         ev_.reset(event_new(base, fd_.get(), EV_READ | EV_PERSIST, on_read, this));
         event_add(ev_.get(), nullptr);
     }
     std::string resolver() const { return "127.0.0.1:" + std::to_string(port_); }
     std::vector<Query> seen;
+    int tcp_queries = 0;
+
+    void serve_tcp(RespondTcp respond) {
+        respond_tcp_ = std::move(respond);
+        REQUIRE(::listen(tcp_fd_.get(), 8) == 0);
+        accept_ev_.reset(event_new(base_, tcp_fd_.get(), EV_READ | EV_PERSIST, on_accept, this));
+        event_add(accept_ev_.get(), nullptr);
+    }
+
+    // A TCP message: the 2-byte length, then `message`.
+    static std::vector<uint8_t> framed(const std::vector<uint8_t> &message) {
+        std::vector<uint8_t> out = {uint8_t(message.size() >> 8), uint8_t(message.size())};
+        out.insert(out.end(), message.begin(), message.end());
+        return out;
+    }
 
     // A response to `q`: its question, then `records` (an answers, ar additional).
     static std::vector<uint8_t> reply(const Query &q, unsigned flags, unsigned an, unsigned ar,
@@ -173,13 +204,9 @@ public:
     }
 
 private:
-    static void on_read(evutil_socket_t fd, short, void *arg) {
-        auto *self = static_cast<ScriptedDns *>(arg);
-        uint8_t buf[1500];
-        sockaddr_storage from{};
-        socklen_t len = sizeof from;
-        ssize_t n = ::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr *>(&from), &len);
-        if (n < 12) return;
+    // The query in `buf` (a DNS message of n bytes); false when it is not one.
+    static bool parse_query(const uint8_t *buf, ssize_t n, Query *out) {
+        if (n < 12) return false;
         Query q{uint16_t(buf[0] << 8 | buf[1]), "", 0, {}};
         size_t at = 12;
         while (at < size_t(n) && buf[at] != 0) {
@@ -188,17 +215,57 @@ private:
                 q.name += char(std::tolower(buf[at + i]));
             at += 1 + buf[at];
         }
-        if (at + 5 > size_t(n)) return;
+        if (at + 5 > size_t(n)) return false;
         q.type = uint16_t(buf[at + 1] << 8 | buf[at + 2]);
         q.question.assign(buf + 12, buf + at + 5);
+        *out = std::move(q);
+        return true;
+    }
+
+    static void on_accept(evutil_socket_t fd, short, void *arg) {
+        auto *self = static_cast<ScriptedDns *>(arg);
+        int conn = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (conn < 0) return;
+        self->conns_.emplace_back(conn);
+        // One read takes the whole query (a few dozen bytes on loopback).
+        event_base_once(self->base_, conn, EV_READ, on_tcp_query, self, nullptr);
+    }
+
+    static void on_tcp_query(evutil_socket_t fd, short, void *arg) {
+        auto *self = static_cast<ScriptedDns *>(arg);
+        uint8_t buf[600];
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        Query q;
+        if (n < 2 || !parse_query(buf + 2, n - 2, &q)) return;
+        ++self->tcp_queries;
+        TcpReply reply = self->respond_tcp_(q);
+        if (!reply.bytes.empty()) ::send(fd, reply.bytes.data(), reply.bytes.size(), MSG_NOSIGNAL);
+        if (reply.close)
+            for (UniqueFd &c : self->conns_)
+                if (c.get() == fd) c.reset();
+    }
+
+    static void on_read(evutil_socket_t fd, short, void *arg) {
+        auto *self = static_cast<ScriptedDns *>(arg);
+        uint8_t buf[1500];
+        sockaddr_storage from{};
+        socklen_t len = sizeof from;
+        ssize_t n = ::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr *>(&from), &len);
+        Query q;
+        if (!parse_query(buf, n, &q)) return;
         self->seen.push_back(q);
         for (const std::vector<uint8_t> &d : self->respond_(q))
             ::sendto(fd, d.data(), d.size(), 0, reinterpret_cast<sockaddr *>(&from), len);
     }
 
+    event_base *base_;
     Respond respond_;
+    RespondTcp respond_tcp_;
     UniqueFd fd_;
+    UniqueFd tcp_fd_;
     EventPtr ev_;
+    EventPtr accept_ev_;
+    std::vector<UniqueFd> conns_;
     int port_ = 0;
 };
 
@@ -491,6 +558,60 @@ TEST_CASE("dns discovery: SRV answers a good server never gives") {
         records.srv(12, 30, 0, 0, 0, "");  // target ".": not offered here
         count = 1;
         CHECK(first_event() == "list: ");
+    }
+    SUBCASE("truncated over UDP, then over TCP: whole, or failing each way") {
+        Packet one;
+        one.srv(12, 30, 1, 4, 7001, "t1.test");
+        srv = [&](const ScriptedDns::Query &q) {  // over UDP: more than fits, says the server
+            return std::vector<std::vector<uint8_t>>{
+                ScriptedDns::reply(q, kTruncated, 0, 0, Packet{})};
+        };
+        std::function<ScriptedDns::TcpReply(const ScriptedDns::Query &)> tcp;
+        server.serve_tcp([&](const ScriptedDns::Query &q) { return tcp(q); });
+        auto first_event = [&] {
+            sink.events.clear();
+            DnsSource source(base.get(), up, sink);
+            source->start();
+            REQUIRE(run_until(base.get(), heard(1), 5000));
+            return sink.events[0];
+        };
+        const std::string tcp_failed = what + "answer truncated over UDP, and over TCP: ";
+        tcp = [&](const ScriptedDns::Query &q) {
+            return ScriptedDns::TcpReply{
+                ScriptedDns::framed(ScriptedDns::reply(q, kNoError, 1, 0, one))};
+        };
+        CHECK(first_event() == "list: 127.0.0.7:7001*4");
+        CHECK(server.tcp_queries == 1);
+        tcp = [&](const ScriptedDns::Query &q) {
+            ScriptedDns::Query other = q;
+            other.id ^= 1;
+            return ScriptedDns::TcpReply{
+                ScriptedDns::framed(ScriptedDns::reply(other, kNoError, 1, 0, one))};
+        };
+        CHECK(first_event() == tcp_failed + "the answer has another id (" + from + ")");
+        tcp = [&](const ScriptedDns::Query &q) {
+            return ScriptedDns::TcpReply{
+                ScriptedDns::framed(ScriptedDns::reply(q, kTruncated, 0, 0, Packet{}))};
+        };
+        CHECK(first_event() == tcp_failed + "truncated again (" + from + ")");
+        tcp = [&](const ScriptedDns::Query &q) {  // half of the answer, then the close
+            std::vector<uint8_t> b =
+                ScriptedDns::framed(ScriptedDns::reply(q, kNoError, 1, 0, one));
+            b.resize(b.size() / 2);
+            return ScriptedDns::TcpReply{b};
+        };
+        CHECK(first_event() == tcp_failed + "connection closed before the answer (" + from + ")");
+        tcp = [&](const ScriptedDns::Query &) { return ScriptedDns::TcpReply{{0, 1, 0}}; };
+        CHECK(first_event() == tcp_failed + "an answer of 1 bytes (" + from + ")");
+        tcp = [&](const ScriptedDns::Query &q) {
+            std::vector<uint8_t> b =
+                ScriptedDns::framed(ScriptedDns::reply(q, kNoError, 1, 0, one));
+            b[4] = 0x01;  // the QR bit gone: a query, not a response
+            return ScriptedDns::TcpReply{b};
+        };
+        CHECK(first_event() == tcp_failed + "not a response (" + from + ")");
+        tcp = [&](const ScriptedDns::Query &) { return ScriptedDns::TcpReply{{}, false}; };
+        CHECK(first_event() == tcp_failed + "timeout (" + from + ")");  // the query timeout
     }
     SUBCASE("nobody listening") {
         int port = free_port();
