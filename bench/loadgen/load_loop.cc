@@ -78,10 +78,9 @@ private:
     int64_t due_at(uint64_t i) const {
         return t0_ + static_cast<int64_t>(std::llround(static_cast<double>(i) * period_ns_));
     }
-    // Slices go round the targets: the one whose slice holds request i's due time.
-    uint64_t slice_of(uint64_t i) const {
-        return static_cast<uint64_t>(static_cast<double>(i) * period_ns_ / slice_ns_);
-    }
+    // Slices go round the targets, a whole number of requests each: the one whose slice
+    // holds request i.
+    uint64_t slice_of(uint64_t i) const { return i / per_slice_; }
     unsigned target_of(uint64_t i) const {
         if (targets_.size() == 1) return 0;
         return static_cast<unsigned>(slice_of(i) % targets_.size());
@@ -106,7 +105,7 @@ private:
     unsigned down_ = 0;        // connections in kDown: the loop looks for them only when there are
     int64_t t0_ = 0;
     double period_ns_ = 0;
-    double slice_ns_ = 0;
+    uint64_t per_slice_ = 1;   // requests in a slice: --slice at the rate, at least one
     uint64_t warm_count_ = 0;  // requests due in the warm-up
     uint64_t total_ = 0;       // requests in the whole schedule
     uint64_t issued_ = 0;      // requests whose due time has come
@@ -293,16 +292,7 @@ int64_t LoadLoop::next_wake(int64_t deadline) const {
     for (size_t k = 0; k < n && i < total_; ++k) {
         if (!targets_[target_of(i)].idle.empty()) return std::min(deadline, due_at(i));
         if (n == 1) break;
-        // The first request of the next slice (slices hold at least one: --slice is at
-        // least one period, or the slices with none are skipped alike).
-        const uint64_t next_slice = slice_of(i) + 1;
-        uint64_t j = static_cast<uint64_t>(
-            std::ceil(static_cast<double>(next_slice) * slice_ns_ / period_ns_));
-        while (j > i + 1 && slice_of(j - 1) >= next_slice)
-            --j;
-        while (j < total_ && slice_of(j) < next_slice)
-            ++j;
-        i = std::max(j, i + 1);
+        i = (slice_of(i) + 1) * per_slice_;  // the first request of the next slice
     }
     return deadline;
 }
@@ -375,12 +365,19 @@ bool LoadLoop::run(std::string *error) {
         r.reconnects = 0;
     }
 
-    // Every target takes warmup_s + duration_s of the schedule, in slices when there are
-    // several: the whole schedule is that many times longer.
+    // Every target takes warmup_s + duration_s of the schedule, in whole slices when there
+    // are several (main checks they are whole): the whole schedule is that many times longer.
     period_ns_ = static_cast<double>(kNs) / o_.rate;
-    slice_ns_ = o_.slice_s * kNs;
-    warm_count_ = static_cast<uint64_t>(std::ceil(o_.warmup_s * ntargets * o_.rate));
-    total_ = warm_count_ + static_cast<uint64_t>(std::llround(o_.duration_s * ntargets * o_.rate));
+    if (ntargets == 1) {
+        warm_count_ = static_cast<uint64_t>(std::ceil(o_.warmup_s * o_.rate));
+        total_ = warm_count_ + static_cast<uint64_t>(std::llround(o_.duration_s * o_.rate));
+    } else {
+        per_slice_ = std::max<int64_t>(1, std::llround(o_.slice_s * o_.rate));
+        const uint64_t round = per_slice_ * ntargets;  // one slice each
+        warm_count_ = static_cast<uint64_t>(std::llround(o_.warmup_s / o_.slice_s)) * round;
+        total_ =
+            warm_count_ + static_cast<uint64_t>(std::llround(o_.duration_s / o_.slice_s)) * round;
+    }
     for (uint64_t i = warm_count_; i < total_; ++i)
         ++(*reports_)[target_of(i)].due;
     t0_ = now_ns();

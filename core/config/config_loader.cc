@@ -20,6 +20,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "core/base/text_checks.h"
 #include "core/config/config.h"
 #include "core/config/config_reader.h"
 #include "core/config/target_id.h"
@@ -474,11 +475,8 @@ void Loader::read_health(const Section &up_section, UpstreamConfig &up) const {
     if (health.timeout <= 0) s.fail("timeout", "must be more than 0");
     s.read("host", health.host);
     // Refused here rather than at every check (the probe would not send them either).
-    for (auto [key, text] :
-         {std::pair<const char *, const std::string &>{"path", health.path}, {"host", health.host}})
-        for (char c : text)
-            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-                s.fail(key, "must not contain control characters");
+    if (has_control_chars(health.path)) s.fail("path", "must not contain control characters");
+    if (has_control_chars(health.host)) s.fail("host", "must not contain control characters");
     s.read("body_contains", health.body_contains);
     if (toml::node *statuses = s.get("statuses")) {
         const char *expected = "expected an array of HTTP statuses, e.g. [200, 204]";
@@ -491,12 +489,12 @@ void Loader::read_health(const Section &up_section, UpstreamConfig &up) const {
         }
     }
     s.read("service", health.service);
-    if (health.type == "tcp")
-        for (std::string_view key : {"path", "host", "statuses", "body_contains"})
-            if (s.has(key)) s.fail(key, "applies to type = \"http\" only");
-    if (health.type == "grpc")  // the path is the Check call's; the judge is its answer
-        for (std::string_view key : {"path", "statuses", "body_contains"})
-            if (s.has(key)) s.fail(key, "applies to type = \"http\" only");
+    // A tcp check only connects; a grpc one sends the Check call (its own path) and judges
+    // its answer, with `host` as :authority.
+    for (std::string_view key : {"path", "host", "statuses", "body_contains"}) {
+        const bool applies = health.type == "http" || (health.type == "grpc" && key == "host");
+        if (!applies && s.has(key)) s.fail(key, "applies to type = \"http\" only");
+    }
     if (health.type != "grpc" && s.has("service"))
         s.fail("service", "applies to type = \"grpc\" only");
 }

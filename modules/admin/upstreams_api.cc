@@ -139,18 +139,17 @@ json_t *upstream_json(TargetTable &table, int index, const UpstreamConfig &u) {
                                                                  : "http1";
     json_t *j = json_pack("{s:s,s:s}", "balancer", u.balancer.c_str(), "protocol", protocol);
     if (u.health.enabled) {
-        json_object_set_new(
-            j, "health_check",
-            json_pack("{s:s,s:s,s:I,s:I,s:i,s:i}", "type", u.health.type.c_str(), "path",
-                      u.health.type == "http"   ? u.health.path.c_str()
-                      : u.health.type == "grpc" ? kGrpcHealthCheckPath.data()
-                                                : "",
-                      "interval_ms", static_cast<json_int_t>(u.health.interval), "timeout_ms",
-                      static_cast<json_int_t>(u.health.timeout), "healthy", u.health.healthy,
-                      "unhealthy", u.health.unhealthy));
-        if (u.health.type == "grpc")
-            json_object_set_new(json_object_get(j, "health_check"), "service",
-                                json_string(u.health.service.c_str()));
+        const std::string &type = u.health.type;
+        json_t *check = json_pack("{s:s,s:s,s:I,s:I,s:i,s:i}", "type", type.c_str(), "path",
+                                  type == "http"   ? u.health.path.c_str()
+                                  : type == "grpc" ? kGrpcHealthCheckPath.data()
+                                                   : "",
+                                  "interval_ms", static_cast<json_int_t>(u.health.interval),
+                                  "timeout_ms", static_cast<json_int_t>(u.health.timeout),
+                                  "healthy", u.health.healthy, "unhealthy", u.health.unhealthy);
+        if (type == "grpc")
+            json_object_set_new(check, "service", json_string(u.health.service.c_str()));
+        json_object_set_new(j, "health_check", check);
     } else {
         json_object_set_new(j, "health_check", json_null());
     }

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/base/text_checks.h"
+
 namespace torii {
 
 DnsQuery::DnsQuery(event_base *base, std::vector<SocketAddress> servers, std::string name,
@@ -66,15 +68,14 @@ void DnsQuery::on_timeout() {
 }
 
 std::optional<dns::Message> DnsQuery::accept_answer(const uint8_t *data, size_t len,
-                                                    const SocketAddress &server) {
-    std::string bad = "bad answer from " + server.to_string() + ": ";
+                                                    std::string *why) const {
     Result<dns::Message> message = dns::parse_response(data, len);
     if (!message) {
-        why_ = bad + message.error();
+        *why = message.error();
         return std::nullopt;
     }
     if (message->question != wanted_ || message->question_type != type_) {
-        why_ = bad + "it answers another question";
+        *why = "it answers another question";
         return std::nullopt;
     }
     return std::move(*message);
@@ -101,8 +102,12 @@ void DnsQuery::on_readable() {
                    std::to_string(dns::kMaxUdpPayload) + " bytes asked";
             continue;
         }
-        std::optional<dns::Message> message = accept_answer(buf, size_t(n), server);
-        if (!message) continue;
+        std::string why;
+        std::optional<dns::Message> message = accept_answer(buf, size_t(n), &why);
+        if (!message) {
+            why_ = "bad answer from " + server.to_string() + ": " + why;
+            continue;
+        }
         if (message->truncated) return ask_over_tcp(server);
         return finish(Outcome{"", std::move(*message)});
     }
@@ -119,18 +124,16 @@ void DnsQuery::ask_over_tcp(const SocketAddress &server) {
     const uint16_t len = static_cast<uint16_t>(query_.size());
     query_.insert(query_.begin(), {static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len)});
     fd_.reset(::socket(server.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (fd_.get() < 0) return tcp_failed(std::string("socket: ") + std::strerror(errno));
+    if (fd_.get() < 0) return tcp_failed("socket: " + errno_text(errno));
     if (::connect(fd_.get(), server.sa(), server.length) != 0 && errno != EINPROGRESS)
-        return tcp_failed(std::strerror(errno));
+        return tcp_failed(errno_text(errno));
     read_ev_.reset(event_new(base_, fd_.get(), EV_WRITE | EV_READ | EV_PERSIST, tcp_cb, this));
     timeval tv = to_timeval(timeout_);
     if (!read_ev_ || event_add(read_ev_.get(), nullptr) != 0 || evtimer_add(timer_.get(), &tv) != 0)
         return tcp_failed("cannot wait for the answer");
 }
 
-void DnsQuery::tcp_failed(std::string why) {
-    // "Connection refused" -> "connection refused", as the other messages read.
-    if (!why.empty() && why[0] >= 'A' && why[0] <= 'Z') why[0] = char(why[0] - 'A' + 'a');
+void DnsQuery::tcp_failed(const std::string &why) {
     // No other attempt: the server has the records, it only failed to hand them over.
     attempt_failed(
         "answer truncated over UDP, and over TCP: " + why + " (" + tcp_server_.to_string() + ")",
@@ -142,10 +145,10 @@ void DnsQuery::on_tcp_event(short what) {
         int err = 0;
         socklen_t errlen = sizeof err;
         getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &errlen);
-        if (err != 0) return tcp_failed(std::strerror(err));
+        if (err != 0) return tcp_failed(errno_text(err));
         ssize_t n =
             ::send(fd_.get(), query_.data() + tcp_sent_, query_.size() - tcp_sent_, MSG_NOSIGNAL);
-        if (n < 0 && errno != EAGAIN && errno != EINTR) return tcp_failed(std::strerror(errno));
+        if (n < 0 && errno != EAGAIN && errno != EINTR) return tcp_failed(errno_text(errno));
         if (n > 0) tcp_sent_ += size_t(n);
         if (tcp_sent_ == query_.size()) {  // all out: from now on, reading only
             read_ev_.reset(event_new(base_, fd_.get(), EV_READ | EV_PERSIST, tcp_cb, this));
@@ -155,27 +158,28 @@ void DnsQuery::on_tcp_event(short what) {
         return;
     }
     if (!(what & EV_READ)) return;
-    // A message is at most 65,535 bytes after its length: never more is read.
-    const size_t want = tcp_in_.size() < 2 ? 2 : 2 + (size_t(tcp_in_[0]) << 8 | tcp_in_[1]);
+    // The length first, then the message it announces (at most 65,535 bytes): never more.
+    auto want = [this] {
+        return tcp_in_.size() < 2 ? size_t{2} : 2 + (size_t(tcp_in_[0]) << 8 | tcp_in_[1]);
+    };
     const size_t had = tcp_in_.size();
-    tcp_in_.resize(want);
-    ssize_t n = ::recv(fd_.get(), tcp_in_.data() + had, want - had, 0);
+    tcp_in_.resize(want());
+    ssize_t n = ::recv(fd_.get(), tcp_in_.data() + had, tcp_in_.size() - had, 0);
     if (n < 0) {
         tcp_in_.resize(had);
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-        return tcp_failed(std::strerror(errno));
+        return tcp_failed(errno_text(errno));
     }
     tcp_in_.resize(had + size_t(n));
     if (n == 0) return tcp_failed("connection closed before the answer");
-    if (tcp_in_.size() < 2 || tcp_in_.size() < 2 + (size_t(tcp_in_[0]) << 8 | tcp_in_[1]))
-        return;  // more to come (the event is persistent and level-triggered)
+    if (tcp_in_.size() < want()) return;  // more to come (the event is level-triggered)
     const uint8_t *msg = tcp_in_.data() + 2;
     const size_t len = tcp_in_.size() - 2;
     if (len < 2) return tcp_failed("an answer of " + std::to_string(len) + " bytes");
     if ((msg[0] << 8 | msg[1]) != id_) return tcp_failed("the answer has another id");
-    std::optional<dns::Message> message = accept_answer(msg, len, tcp_server_);
-    // accept_answer's "bad answer from SERVER: why": tcp_failed names the server itself.
-    if (!message) return tcp_failed(why_.substr(why_.find(": ") + 2));
+    std::string why;
+    std::optional<dns::Message> message = accept_answer(msg, len, &why);
+    if (!message) return tcp_failed(why);
     if (message->truncated) return tcp_failed("truncated again");
     finish(Outcome{"", std::move(*message)});
 }

@@ -46,10 +46,10 @@ private:
     // The same question over TCP to `server` (the 2-byte length, then the message).
     void ask_over_tcp(const SocketAddress &server);
     void on_tcp_event(short what);
-    void tcp_failed(std::string why);
-    // The answer's checks, UDP or TCP: `why_` says what was wrong when it returns nothing.
+    void tcp_failed(const std::string &why);
+    // The answer's checks, UDP or TCP: *why says what was wrong when it returns nothing.
     std::optional<dns::Message> accept_answer(const uint8_t *data, size_t len,
-                                              const SocketAddress &server);
+                                              std::string *why) const;
     static void readable_cb(evutil_socket_t, short, void *arg);
     static void tcp_cb(evutil_socket_t, short, void *arg);
     static void timer_cb(evutil_socket_t, short, void *arg);

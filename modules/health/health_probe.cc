@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "core/base/libevent_ptr.h"
+#include "core/base/text_checks.h"
+#include "core/http/query_args.h"
 #include "core/net/socket.h"
 #include "modules/health/grpc_health.h"
 #include "modules/health/probe_exchange.h"
@@ -29,13 +31,6 @@
 
 namespace torii {
 namespace {
-
-// "Connection refused" -> "connection refused", as the messages of GET /upstreams read.
-std::string errno_text(int err) {
-    std::string s = std::strerror(err);
-    if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
-    return s;
-}
 
 // The Socket's "TLS handshake: certificate verify failed (self-signed certificate)" as
 // "TLS: certificate verify failed (self-signed certificate)".
@@ -60,28 +55,18 @@ std::string printable(std::string_view s) {
 // A grpc-message: percent-encoded UTF-8 on the wire (gRPC's HTTP/2 mapping), decoded then
 // made printable.
 std::string grpc_message_text(std::string_view v) {
-    auto hex = [](char c) {
-        return c >= '0' && c <= '9'   ? c - '0'
-               : c >= 'a' && c <= 'f' ? c - 'a' + 10
-               : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                      : -1;
-    };
     std::string decoded;
     for (size_t i = 0; i < v.size() && decoded.size() < 80; ++i) {
-        if (v[i] == '%' && i + 2 < v.size() && hex(v[i + 1]) >= 0 && hex(v[i + 2]) >= 0) {
-            decoded.push_back(static_cast<char>(hex(v[i + 1]) * 16 + hex(v[i + 2])));
+        int hi, lo;  // '+' stays itself: gRPC's encoding is not a form's
+        if (v[i] == '%' && i + 2 < v.size() && (hi = hex_digit(v[i + 1])) >= 0 &&
+            (lo = hex_digit(v[i + 2])) >= 0) {
+            decoded.push_back(static_cast<char>(hi * 16 + lo));
             i += 2;
         } else {
             decoded.push_back(v[i]);
         }
     }
     return printable(decoded);
-}
-
-bool has_control_chars(std::string_view s) {
-    for (char c : s)
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
-    return false;
 }
 
 class Probe final : public HealthProbe, private SocketHandler, private ProbeResponseSink {
